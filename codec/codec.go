@@ -1,0 +1,64 @@
+// Package codec turns typed values into bytes and back at the edges of a
+// job: sources decode, sinks and state encode. Everything inside the engine
+// and the state store speaks []byte; codecs are where types meet the wire.
+//
+// A Decode error on a source record makes that record a poison record: the
+// engine handles it by the job's policy and never panics on it.
+package codec
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Codec encodes and decodes values of type T. Implementations must be safe
+// for concurrent use: one codec serves every task of a job.
+//
+// Decode must not retain b after it returns: the engine may reuse it.
+// Encode's result is owned by the caller.
+type Codec[T any] interface {
+	Encode(v T) ([]byte, error)
+	Decode(b []byte) (T, error)
+}
+
+// JSON returns a codec that encodes T with encoding/json. Decoding rejects
+// empty input and trailing data, so a truncated or concatenated record is a
+// decode error rather than a silently half-read value.
+func JSON[T any]() Codec[T] { return jsonCodec[T]{} }
+
+type jsonCodec[T any] struct{}
+
+func (jsonCodec[T]) Encode(v T) ([]byte, error) { return json.Marshal(v) }
+
+func (jsonCodec[T]) Decode(b []byte) (T, error) {
+	var v T
+	if len(b) == 0 {
+		return v, fmt.Errorf("json: empty value")
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("json: %w", err)
+	}
+	return v, nil
+}
+
+// Bytes returns the identity codec: values are the record bytes. Decode
+// copies, so the value outlives the fetch buffer it came from.
+func Bytes() Codec[[]byte] { return bytesCodec{} }
+
+type bytesCodec struct{}
+
+func (bytesCodec) Encode(v []byte) ([]byte, error) { return v, nil }
+func (bytesCodec) Decode(b []byte) ([]byte, error) {
+	if b == nil {
+		return nil, nil
+	}
+	return append([]byte(nil), b...), nil
+}
+
+// String returns a codec for UTF-8 text values, stored as their bytes.
+func String() Codec[string] { return stringCodec{} }
+
+type stringCodec struct{}
+
+func (stringCodec) Encode(v string) ([]byte, error) { return []byte(v), nil }
+func (stringCodec) Decode(b []byte) (string, error) { return string(b), nil }

@@ -1,0 +1,50 @@
+// Package observe declares the hooks through which the engine reports what
+// it does. The engine calls only these interfaces; exporters (Prometheus in
+// package metrics, test recorders) implement them. It must never import an
+// exporter.
+//
+// Hooks are called from task goroutines and the runtime's own goroutines,
+// often concurrently, so implementations must be safe for concurrent use
+// and cheap: the engine batches per-record counts before calling them.
+package observe
+
+import "time"
+
+// Observer receives the engine's measurements.
+type Observer interface {
+	// RecordsIn counts records an operator received (for a source: read
+	// from Kafka).
+	RecordsIn(operator string, n int)
+	// RecordsOut counts records an operator emitted (for a sink: handed to
+	// the producer).
+	RecordsOut(operator string, n int)
+	// RecordsFailed counts records an operator could not process.
+	RecordsFailed(operator string, n int)
+	// ConsumerLag reports how many records of a partition are in Kafka but
+	// not yet processed, measured at the last fetch.
+	ConsumerLag(topic string, partition int32, lag int64)
+	// PartitionRevoked says the replica no longer owns the partition; its
+	// per-partition series should go.
+	PartitionRevoked(topic string, partition int32)
+	// Checkpoint reports one checkpoint: how long it took from barrier to
+	// committed offsets, and its error if it failed.
+	Checkpoint(took time.Duration, err error)
+	// TasksAssigned reports how many tasks the replica runs now.
+	TasksAssigned(n int)
+	// Ready reports the readiness the replica serves on /readyz.
+	Ready(ready bool)
+}
+
+// Nop is an Observer that discards everything.
+type Nop struct{}
+
+var _ Observer = Nop{}
+
+func (Nop) RecordsIn(string, int)            {}
+func (Nop) RecordsOut(string, int)           {}
+func (Nop) RecordsFailed(string, int)        {}
+func (Nop) ConsumerLag(string, int32, int64) {}
+func (Nop) PartitionRevoked(string, int32)   {}
+func (Nop) Checkpoint(time.Duration, error)  {}
+func (Nop) TasksAssigned(int)                {}
+func (Nop) Ready(bool)                       {}
