@@ -1,0 +1,100 @@
+// Package connectors moves records between Kafka and a job's streams. It
+// owns decoding at the source and encoding at the sink; what happens in
+// between belongs to operators.
+//
+// Sinks never write behind the engine's back: every output goes through the
+// task that produced it, so the engine commits an input offset only after
+// the outputs it caused are acknowledged.
+package connectors
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/engine"
+)
+
+// KafkaSource reads topic, decoding each record's value with c. Each
+// record keeps its Kafka key and its timestamp as event time. A value that
+// does not decode is a poison record: the task stops at it with an
+// *engine.RecordError naming its topic, partition and offset.
+//
+// Every source topic of a job must have the same number of partitions:
+// partition n of each belongs to task n.
+func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T]) engine.Stream[T] {
+	s := engine.NewStream[T](job, "source:"+topic)
+	job.AddSource(topic, s.Name(), func(t *engine.Task) (engine.SourceFunc, error) {
+		name := s.Name()
+		stats := t.Stats(name)
+		down, err := s.Build(t)
+		if err != nil {
+			return nil, err
+		}
+		return func(r *kgo.Record) error {
+			stats.In++
+			v, err := c.Decode(r.Value)
+			if err != nil {
+				return &engine.OperatorError{Operator: name, Err: fmt.Errorf("decoding value: %w", err)}
+			}
+			stats.Out++
+			return down(engine.Record[T]{Key: r.Key, Value: v, Timestamp: r.Timestamp})
+		}, nil
+	})
+	return s
+}
+
+// SinkOpt configures a Kafka sink.
+type SinkOpt[T any] func(*sinkConfig[T])
+
+type sinkConfig[T any] struct {
+	key     func(T) []byte
+	headers func(T) []kgo.RecordHeader
+}
+
+// WithKey sets each output's key from its value, instead of the key the
+// record carries from its input. The key chooses the output partition.
+func WithKey[T any](key func(T) []byte) SinkOpt[T] {
+	return func(c *sinkConfig[T]) { c.key = key }
+}
+
+// WithHeaders adds headers to each output record.
+func WithHeaders[T any](headers func(T) []kgo.RecordHeader) SinkOpt[T] {
+	return func(c *sinkConfig[T]) { c.headers = headers }
+}
+
+// KafkaSink writes the stream to topic, encoding values with c. The
+// partition is chosen from the record key by murmur2, as the Java client's
+// default partitioner does, so outputs co-partition with any Java
+// producer's; records without a key are spread with sticky batching. The
+// topic must exist when the job starts.
+func KafkaSink[T any](in engine.Stream[T], topic string, c codec.Codec[T], opts ...SinkOpt[T]) {
+	var cfg sinkConfig[T]
+	for _, o := range opts {
+		o(&cfg)
+	}
+	job := in.Job()
+	job.AddSinkTopic(topic)
+	name := job.UniqueName("sink:" + topic)
+	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
+		stats := t.Stats(name)
+		return func(r engine.Record[T]) error {
+			stats.In++
+			b, err := c.Encode(r.Value)
+			if err != nil {
+				return &engine.OperatorError{Operator: name, Err: fmt.Errorf("encoding value: %w", err)}
+			}
+			out := &kgo.Record{Topic: topic, Key: r.Key, Value: b, Timestamp: r.Timestamp}
+			if cfg.key != nil {
+				out.Key = cfg.key(r.Value)
+			}
+			if cfg.headers != nil {
+				out.Headers = cfg.headers(r.Value)
+			}
+			t.Produce(out)
+			stats.Out++
+			return nil
+		}, nil
+	})
+}

@@ -1,0 +1,256 @@
+package engine
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/weirstream/weir/observe"
+)
+
+// Config is a job's runtime configuration. Options set it in code; FromEnv
+// and the flags Main parses override it, in that order (code, environment,
+// flags), so a binary built with sensible defaults is tuned per deployment.
+type Config struct {
+	// Brokers are the Kafka seed brokers. Default: localhost:9092.
+	// Environment WEIR_BROKERS (comma separated), flag --brokers.
+	Brokers []string
+	// Group is the consumer group the job's replicas share. Default: the
+	// job's name. Environment WEIR_GROUP, flag --group.
+	Group string
+	// StateDir is where the replica keeps its local state store.
+	// Default: ./weir-state/<job>. Environment WEIR_STATE_DIR, flag --state-dir.
+	StateDir string
+	// MetricsAddr is where /metrics, /healthz and /readyz are served; empty
+	// disables the server. Default: :9464. Environment WEIR_METRICS_ADDR,
+	// flag --metrics-addr.
+	MetricsAddr string
+	// CheckpointInterval is how often offsets are committed, after the
+	// outputs they produced are acknowledged. It bounds how much is
+	// reprocessed after a crash. Default: 500ms. Environment
+	// WEIR_CHECKPOINT_INTERVAL, flag --checkpoint-interval.
+	CheckpointInterval time.Duration
+	// StartOffset is where a partition with no committed offset starts:
+	// "earliest" or "latest". Default: earliest. Environment
+	// WEIR_START_OFFSET, flag --start-offset.
+	StartOffset string
+	// TaskQueueRecords is the backpressure threshold: when this many
+	// fetched records wait for a task, fetching its partitions pauses until
+	// the task drains half of them. Default: 20000. Environment
+	// WEIR_TASK_QUEUE_RECORDS, flag --task-queue-records.
+	TaskQueueRecords int
+	// ShutdownTimeout bounds the final checkpoint on shutdown. Default: 30s.
+	// Environment WEIR_SHUTDOWN_TIMEOUT, flag --shutdown-timeout.
+	ShutdownTimeout time.Duration
+	// LogLevel is the zap level: debug, info, warn, error. Default: info.
+	// Environment WEIR_LOG_LEVEL, flag --log-level.
+	LogLevel string
+
+	logger    *zap.Logger
+	observer  observe.Observer
+	kgoOpts   []kgo.Opt
+	envErrors []error
+}
+
+func defaultConfig(job string) Config {
+	return Config{
+		Brokers:            []string{"localhost:9092"},
+		Group:              job,
+		StateDir:           "weir-state/" + job,
+		MetricsAddr:        ":9464",
+		CheckpointInterval: 500 * time.Millisecond,
+		StartOffset:        "earliest",
+		TaskQueueRecords:   20000,
+		ShutdownTimeout:    30 * time.Second,
+		LogLevel:           "info",
+	}
+}
+
+// Opt configures a Job.
+type Opt interface{ apply(*Config) }
+
+type optFunc func(*Config)
+
+func (f optFunc) apply(c *Config) { f(c) }
+
+// WithBrokers sets the Kafka seed brokers.
+func WithBrokers(brokers ...string) Opt { return optFunc(func(c *Config) { c.Brokers = brokers }) }
+
+// WithGroup sets the consumer group.
+func WithGroup(group string) Opt { return optFunc(func(c *Config) { c.Group = group }) }
+
+// WithStateDir sets the local state directory.
+func WithStateDir(dir string) Opt { return optFunc(func(c *Config) { c.StateDir = dir }) }
+
+// WithMetricsAddr sets the address of the metrics and health server; "" disables it.
+func WithMetricsAddr(addr string) Opt { return optFunc(func(c *Config) { c.MetricsAddr = addr }) }
+
+// WithCheckpointInterval sets how often offsets are committed.
+func WithCheckpointInterval(d time.Duration) Opt {
+	return optFunc(func(c *Config) { c.CheckpointInterval = d })
+}
+
+// WithStartOffset sets where partitions without a committed offset start: "earliest" or "latest".
+func WithStartOffset(where string) Opt { return optFunc(func(c *Config) { c.StartOffset = where }) }
+
+// WithTaskQueueRecords sets the per-task backpressure threshold.
+func WithTaskQueueRecords(n int) Opt { return optFunc(func(c *Config) { c.TaskQueueRecords = n }) }
+
+// WithShutdownTimeout bounds the final checkpoint on shutdown.
+func WithShutdownTimeout(d time.Duration) Opt {
+	return optFunc(func(c *Config) { c.ShutdownTimeout = d })
+}
+
+// WithLogLevel sets the log level of the logger the job builds for itself.
+func WithLogLevel(level string) Opt { return optFunc(func(c *Config) { c.LogLevel = level }) }
+
+// WithLogger makes the job log to l instead of a logger of its own.
+func WithLogger(l *zap.Logger) Opt { return optFunc(func(c *Config) { c.logger = l }) }
+
+// WithObserver makes the job report to o instead of its own Prometheus registry.
+func WithObserver(o observe.Observer) Opt { return optFunc(func(c *Config) { c.observer = o }) }
+
+// WithKafkaOpts appends franz-go client options (TLS, SASL, timeouts) to
+// those Weir sets. Weir's own consumer-group and commit options win where
+// they conflict, since the engine's guarantees depend on them.
+func WithKafkaOpts(opts ...kgo.Opt) Opt {
+	return optFunc(func(c *Config) { c.kgoOpts = append(c.kgoOpts, opts...) })
+}
+
+// FromEnv overrides the configuration from WEIR_* environment variables
+// (see Config). A malformed value is reported when the job starts.
+func FromEnv() Opt {
+	return optFunc(func(c *Config) {
+		for _, v := range configVars(c) {
+			if s, ok := os.LookupEnv(v.env); ok {
+				if err := v.set(s); err != nil {
+					c.envErrors = append(c.envErrors, fmt.Errorf("%s=%q: %w", v.env, s, err))
+				}
+			}
+		}
+	})
+}
+
+// configVar ties one setting to its environment variable and flag, so the
+// two can never drift apart.
+type configVar struct {
+	env, flag, usage string
+	get              func() string
+	set              func(string) error
+}
+
+func configVars(c *Config) []configVar {
+	str := func(p *string) (func() string, func(string) error) {
+		return func() string { return *p }, func(s string) error { *p = s; return nil }
+	}
+	dur := func(p *time.Duration) (func() string, func(string) error) {
+		return func() string { return p.String() }, func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return err
+			}
+			*p = d
+			return nil
+		}
+	}
+	integer := func(p *int) (func() string, func(string) error) {
+		return func() string { return strconv.Itoa(*p) }, func(s string) error {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return err
+			}
+			*p = n
+			return nil
+		}
+	}
+	v := func(env, flag, usage string, get func() string, set func(string) error) configVar {
+		return configVar{env, flag, usage, get, set}
+	}
+	bget := func() string { return strings.Join(c.Brokers, ",") }
+	bset := func(s string) error {
+		var bs []string
+		for b := range strings.SplitSeq(s, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				bs = append(bs, b)
+			}
+		}
+		c.Brokers = bs
+		return nil
+	}
+	g, gs := str(&c.Group)
+	sd, sds := str(&c.StateDir)
+	ma, mas := str(&c.MetricsAddr)
+	so, sos := str(&c.StartOffset)
+	ll, lls := str(&c.LogLevel)
+	ci, cis := dur(&c.CheckpointInterval)
+	st, sts := dur(&c.ShutdownTimeout)
+	tq, tqs := integer(&c.TaskQueueRecords)
+	return []configVar{
+		v("WEIR_BROKERS", "brokers", "Kafka seed brokers, comma separated", bget, bset),
+		v("WEIR_GROUP", "group", "consumer group shared by the job's replicas", g, gs),
+		v("WEIR_STATE_DIR", "state-dir", "local state directory", sd, sds),
+		v("WEIR_METRICS_ADDR", "metrics-addr", "address serving /metrics, /healthz, /readyz (empty disables)", ma, mas),
+		v("WEIR_CHECKPOINT_INTERVAL", "checkpoint-interval", "how often offsets are committed", ci, cis),
+		v("WEIR_START_OFFSET", "start-offset", "where partitions without a committed offset start: earliest or latest", so, sos),
+		v("WEIR_TASK_QUEUE_RECORDS", "task-queue-records", "fetched records a task may queue before its partitions pause", tq, tqs),
+		v("WEIR_SHUTDOWN_TIMEOUT", "shutdown-timeout", "bound on the final checkpoint at shutdown", st, sts),
+		v("WEIR_LOG_LEVEL", "log-level", "log level: debug, info, warn, error", ll, lls),
+	}
+}
+
+// flagValue adapts a configVar to flag.Value.
+type flagValue struct{ v configVar }
+
+func (f flagValue) String() string {
+	if f.v.get == nil {
+		return ""
+	}
+	return f.v.get()
+}
+func (f flagValue) Set(s string) error { return f.v.set(s) }
+
+// registerFlags adds one flag per setting to fs, defaulting to the current value.
+func (c *Config) registerFlags(fs *flag.FlagSet) {
+	for _, v := range configVars(c) {
+		fs.Var(flagValue{v}, v.flag, v.usage+" (env "+v.env+")")
+	}
+}
+
+// validate checks the whole configuration in one place.
+func (c *Config) validate() error {
+	errs := append([]error(nil), c.envErrors...)
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("no brokers: set WEIR_BROKERS or --brokers"))
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("empty consumer group"))
+	}
+	if c.CheckpointInterval <= 0 {
+		errs = append(errs, fmt.Errorf("checkpoint interval %v: must be positive", c.CheckpointInterval))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout %v: must be positive", c.ShutdownTimeout))
+	}
+	if c.TaskQueueRecords < 1 {
+		errs = append(errs, fmt.Errorf("task queue records %d: must be at least 1", c.TaskQueueRecords))
+	}
+	switch c.StartOffset {
+	case "earliest", "latest":
+	default:
+		errs = append(errs, fmt.Errorf("start offset %q: want earliest or latest", c.StartOffset))
+	}
+	if _, err := zap.ParseAtomicLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("log level %q: %w", c.LogLevel, err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}

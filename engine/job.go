@@ -1,0 +1,201 @@
+// Package engine runs Weir jobs: it owns the topology a job builds, the
+// tasks that execute it (one goroutine per input partition number), and
+// the protocol that commits their progress to Kafka.
+//
+// Kafka is the source of truth: the engine commits an input offset only
+// after every output produced from the records before it is acknowledged,
+// and never lets local state run ahead of what Kafka has committed.
+//
+// The engine reports through observe.Observer and logs with zap; it never
+// panics on bad input: a record that cannot be processed stops its task
+// with a RecordError naming it.
+package engine
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/weirstream/weir/metrics"
+	"github.com/weirstream/weir/observe"
+)
+
+// Job is a stream-processing program: a topology of sources, operators and
+// sinks, built in code and then run with Run or Main. Building is not safe
+// for concurrent use; a Job runs once.
+type Job struct {
+	name string
+	cfg  Config
+
+	sources []*source
+	sinks   map[string]bool
+	names   map[string]int
+
+	mu struct {
+		sync.Mutex
+		running bool
+	}
+}
+
+type source struct {
+	topic, name string
+	build       func(*Task) (SourceFunc, error)
+}
+
+// NewJob returns an empty job. name identifies the job: the default
+// consumer group, the state directory, metric labels.
+func NewJob(name string, opts ...Opt) *Job {
+	j := &Job{name: name, cfg: defaultConfig(name), sinks: map[string]bool{}, names: map[string]int{}}
+	for _, o := range opts {
+		o.apply(&j.cfg)
+	}
+	return j
+}
+
+// Name is the job's name.
+func (j *Job) Name() string { return j.name }
+
+// Config returns a copy of the job's configuration as it stands.
+func (j *Job) Config() Config { return j.cfg }
+
+// AddSource registers a source topic, for connector packages: build runs
+// once per task and returns the function feeding that task's records of
+// the topic into its operators.
+func (j *Job) AddSource(topic, name string, build func(*Task) (SourceFunc, error)) {
+	j.sources = append(j.sources, &source{topic: topic, name: name, build: build})
+}
+
+// AddSinkTopic declares a topic the job writes, so Run can check that it
+// exists before consuming anything.
+func (j *Job) AddSinkTopic(topic string) { j.sinks[topic] = true }
+
+// UniqueName returns base, or base with a numeric suffix if an operator of
+// the job already has that name.
+func (j *Job) UniqueName(base string) string {
+	n := j.names[base]
+	j.names[base] = n + 1
+	if n == 0 {
+		return base
+	}
+	return base + "-" + strconv.Itoa(n+1)
+}
+
+// validateTopology checks what can be checked without a broker.
+func (j *Job) validateTopology() error {
+	if len(j.sources) == 0 {
+		return fmt.Errorf("%w: job %q has no source", ErrTopology, j.name)
+	}
+	seen := map[string]bool{}
+	for _, s := range j.sources {
+		if s.topic == "" {
+			return fmt.Errorf("%w: source with an empty topic name", ErrTopology)
+		}
+		if seen[s.topic] {
+			return fmt.Errorf("%w: topic %q is read by two sources; subscribe twice to one source instead", ErrTopology, s.topic)
+		}
+		seen[s.topic] = true
+	}
+	return nil
+}
+
+func (j *Job) sourceTopics() []string {
+	ts := make([]string, len(j.sources))
+	for i, s := range j.sources {
+		ts[i] = s.topic
+	}
+	return ts
+}
+
+// Run runs the job until ctx is done or a fatal error stops it. On ctx's
+// end it finishes the batch in hand, commits what was processed once its
+// outputs are acknowledged, leaves the consumer group and returns nil. A
+// record that cannot be processed returns a *RecordError after committing
+// everything before it.
+func (j *Job) Run(ctx context.Context) error {
+	j.mu.Lock()
+	if j.mu.running {
+		j.mu.Unlock()
+		return errors.New("weir: job is already running")
+	}
+	j.mu.running = true
+	j.mu.Unlock()
+
+	if err := j.cfg.validate(); err != nil {
+		return err
+	}
+	if err := j.validateTopology(); err != nil {
+		return err
+	}
+	log := j.cfg.logger
+	if log == nil {
+		var err error
+		if log, err = newLogger(j.cfg.LogLevel); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		defer func() { _ = log.Sync() }()
+	}
+	log = log.With(zap.String("job", j.name))
+	obs := j.cfg.observer
+	var prom *metrics.Prometheus
+	if obs == nil {
+		prom = metrics.New(j.name)
+		obs = prom
+	}
+	rt := newRuntime(j, log, obs)
+	if j.cfg.MetricsAddr != "" {
+		srv, err := serveHTTP(j.cfg.MetricsAddr, prom, rt)
+		if err != nil {
+			return err
+		}
+		log.Info("serving metrics and probes", zap.String("addr", srv.addr), zap.String("metrics", "http://"+srv.addr+"/metrics"))
+		defer srv.close()
+	}
+	return rt.run(ctx)
+}
+
+// Main runs the job as a program: it parses flags (each setting also reads
+// its WEIR_* variable), runs until SIGTERM or SIGINT, and exits 0 after a
+// clean shutdown, 2 on bad flags and 1 on any error, which it logs.
+func (j *Job) Main() {
+	fs := flag.NewFlagSet(j.name, flag.ContinueOnError)
+	FromEnv().apply(&j.cfg)
+	j.cfg.registerFlags(fs)
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	err := j.Run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", j.name, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zap.ParseAtomicLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = lvl
+	cfg.EncoderConfig.TimeKey = "ts"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	cfg.Sampling = nil // lifecycle lines are rare and each one matters
+	return cfg.Build()
+}
+
+var _ observe.Observer = (*metrics.Prometheus)(nil)

@@ -1,0 +1,548 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/observe"
+)
+
+// runtime runs a job against Kafka in one replica: it joins the consumer
+// group, runs a task per assigned partition number, feeds them fetched
+// batches and checkpoints their progress.
+//
+// Lock order: cpMu, then mu. cpMu serializes checkpoints with rebalance
+// callbacks and shutdown, so offsets are only committed for partitions the
+// replica still owns and never by two checkpoints at once.
+type runtime struct {
+	job *Job
+	cfg Config
+	log *zap.Logger
+	obs observe.Observer
+	cl  *kgo.Client
+
+	// runCtx outlives the caller's context until shutdown has committed:
+	// produces in flight at shutdown must still be delivered.
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+
+	cpMu sync.Mutex
+	mu   struct {
+		sync.Mutex
+		tasks     map[int32]*taskRunner
+		committed map[string]map[int32]int64 // last committed offsets
+	}
+
+	fatalOnce sync.Once
+	fatalErr  error
+	fatal     chan struct{}
+	stopPoll  context.CancelFunc // set before the poll loop starts
+
+	ready      atomic.Bool
+	notReadyMu sync.Mutex
+	notReady   string // why not ready, for /readyz
+	cpID       atomic.Int64
+}
+
+func newRuntime(j *Job, log *zap.Logger, obs observe.Observer) *runtime {
+	rt := &runtime{job: j, cfg: j.cfg, log: log, obs: obs, fatal: make(chan struct{})}
+	rt.mu.tasks = map[int32]*taskRunner{}
+	rt.mu.committed = map[string]map[int32]int64{}
+	rt.setNotReady("starting")
+	return rt
+}
+
+func (rt *runtime) setNotReady(why string) {
+	rt.notReadyMu.Lock()
+	rt.notReady = why
+	rt.notReadyMu.Unlock()
+	rt.ready.Store(false)
+	rt.obs.Ready(false)
+}
+
+func (rt *runtime) setReady() {
+	rt.notReadyMu.Lock()
+	rt.notReady = ""
+	rt.notReadyMu.Unlock()
+	rt.ready.Store(true)
+	rt.obs.Ready(true)
+}
+
+// readiness reports whether the replica is ready, and why not.
+func (rt *runtime) readiness() (bool, string) {
+	rt.notReadyMu.Lock()
+	defer rt.notReadyMu.Unlock()
+	return rt.ready.Load(), rt.notReady
+}
+
+// fail records the first fatal error and stops the poll loop.
+func (rt *runtime) fail(err error) {
+	rt.fatalOnce.Do(func() {
+		rt.fatalErr = err
+		close(rt.fatal)
+		if rt.stopPoll != nil {
+			rt.stopPoll()
+		}
+	})
+}
+
+func (rt *runtime) run(ctx context.Context) error {
+	rt.runCtx, rt.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
+	defer rt.cancelRun()
+
+	partitions, err := rt.checkTopics(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the broker
+		}
+		return err
+	}
+	rt.log.Info("job starting",
+		zap.Strings("sources", rt.job.sourceTopics()), zap.Int("partitions", partitions),
+		zap.String("group", rt.cfg.Group), zap.Strings("brokers", rt.cfg.Brokers),
+		zap.Duration("checkpoint_interval", rt.cfg.CheckpointInterval))
+
+	// A failing task stops the poll at once, not when records next arrive.
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	rt.stopPoll = stopPoll
+	rt.cl, err = kgo.NewClient(rt.clientOpts()...)
+	if err != nil {
+		return fmt.Errorf("%w: kafka client: %w", ErrConfig, err)
+	}
+	rt.setNotReady("joining consumer group")
+
+	cpCtx, stopCheckpoints := context.WithCancel(ctx)
+	var cpDone sync.WaitGroup
+	cpDone.Go(func() { rt.checkpointLoop(cpCtx) })
+
+	rt.pollLoop(pollCtx)
+
+	stopCheckpoints()
+	cpDone.Wait()
+	rt.setNotReady("shutting down")
+	rt.shutdown()
+	select {
+	case <-rt.fatal:
+		return rt.fatalErr
+	default:
+		return nil
+	}
+}
+
+// checkTopics waits for the broker, retrying with backoff while it is
+// unreachable, then checks that every topic exists and that the source
+// topics are co-partitioned. It returns the number of partitions.
+func (rt *runtime) checkTopics(ctx context.Context) (int, error) {
+	admin, err := kgo.NewClient(append(slices.Clone(rt.cfg.kgoOpts), kgo.SeedBrokers(rt.cfg.Brokers...), kgo.WithLogger(kgoLogger{rt.log}))...)
+	if err != nil {
+		return 0, fmt.Errorf("%w: kafka client: %w", ErrConfig, err)
+	}
+	defer admin.Close()
+	adm := kadm.NewClient(admin)
+	topics := append(rt.job.sourceTopics(), slices.Sorted(maps.Keys(rt.job.sinks))...)
+	rt.setNotReady("waiting for the Kafka cluster")
+	details, err := backoff.Retry(ctx, func() (kadm.TopicDetails, error) {
+		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		d, err := adm.ListTopics(reqCtx, topics...)
+		if err != nil {
+			rt.log.Warn("kafka not reachable yet, retrying", zap.Error(err))
+		}
+		return d, err
+	}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return 0, err
+	}
+	var missing []string
+	counts := map[string]int{}
+	for _, t := range topics {
+		d, ok := details[t]
+		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			missing = append(missing, t)
+			continue
+		}
+		if d.Err != nil {
+			return 0, fmt.Errorf("describing topic %q: %w", t, d.Err)
+		}
+		counts[t] = len(d.Partitions)
+	}
+	if len(missing) > 0 {
+		return 0, fmt.Errorf("%w: topics do not exist: %v (create them first; Weir does not rely on auto-creation)", ErrTopology, missing)
+	}
+	n := -1
+	for _, t := range rt.job.sourceTopics() {
+		if n == -1 {
+			n = counts[t]
+		} else if counts[t] != n {
+			return 0, fmt.Errorf("%w: source topics are not co-partitioned: %v partitions per topic", ErrTopology, counts)
+		}
+	}
+	return n, nil
+}
+
+func (rt *runtime) clientOpts() []kgo.Opt {
+	start := kgo.NewOffset().AtStart()
+	if rt.cfg.StartOffset == "latest" {
+		start = kgo.NewOffset().AtEnd()
+	}
+	return append(slices.Clone(rt.cfg.kgoOpts),
+		kgo.SeedBrokers(rt.cfg.Brokers...),
+		kgo.WithLogger(kgoLogger{rt.log}),
+		kgo.ConsumerGroup(rt.cfg.Group),
+		kgo.ConsumeTopics(rt.job.sourceTopics()...),
+		kgo.ConsumeResetOffset(start),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// The range balancer gives a member the same partition numbers of
+		// every co-partitioned topic, which is what makes a task.
+		kgo.Balancers(kgo.RangeBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(rt.onAssigned),
+		kgo.OnPartitionsRevoked(rt.onRevoked),
+		kgo.OnPartitionsLost(rt.onLost),
+		// Java's default partitioner for keyed records (murmur2), so Weir's
+		// outputs co-partition with any Java producer's.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	)
+}
+
+// pollLoop fetches until ctx is done or a task fails, handing each
+// partition's records to its task's inbox.
+func (rt *runtime) pollLoop(ctx context.Context) {
+	for {
+		fetches := rt.cl.PollRecords(ctx, 10000)
+		if fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return
+			}
+			rt.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
+		})
+		rt.mu.Lock()
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			tr, ok := rt.mu.tasks[p.Partition]
+			if !ok {
+				return // revoked between fetch and now: the new owner reads it
+			}
+			tr.in.push(batch{topic: p.Topic, records: p.Records, highWatermark: p.HighWatermark})
+		})
+		rt.mu.Unlock()
+		rt.cl.AllowRebalance()
+		select {
+		case <-ctx.Done():
+			return
+		case <-rt.fatal:
+			return
+		default:
+		}
+	}
+}
+
+func (rt *runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for _, p := range partitionNumbers(assigned) {
+		if _, ok := rt.mu.tasks[p]; ok {
+			continue
+		}
+		tr, err := rt.startTaskLocked(cl, p)
+		if err != nil {
+			rt.fail(err)
+			return
+		}
+		rt.mu.tasks[p] = tr
+	}
+	rt.obs.TasksAssigned(len(rt.mu.tasks))
+	rt.log.Info("partitions assigned", zap.Int32s("tasks", partitionNumbers(assigned)), zap.Int("running", len(rt.mu.tasks)))
+	rt.setReady()
+}
+
+func (rt *runtime) startTaskLocked(cl *kgo.Client, p int32) (*taskRunner, error) {
+	t, err := newTask(rt.runCtx, p, rt.job, rt.log, rt.obs, cl)
+	if err != nil {
+		return nil, err
+	}
+	tps := map[string][]int32{}
+	for _, topic := range rt.job.sourceTopics() {
+		tps[topic] = []int32{p}
+	}
+	tr := &taskRunner{
+		t: t,
+		in: newInbox(rt.cfg.TaskQueueRecords,
+			func() { cl.PauseFetchPartitions(tps) },
+			func() { cl.ResumeFetchPartitions(tps) }),
+		ctrl:  make(chan barrierReq),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+		fatal: rt.fail,
+	}
+	go tr.run()
+	return tr, nil
+}
+
+// onRevoked checkpoints the revoked tasks, so the next owner starts exactly
+// where they stopped, then drops them.
+func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	rt.cpMu.Lock()
+	defer rt.cpMu.Unlock()
+	trs := rt.stopTasks(partitionNumbers(revoked))
+	if len(trs) == 0 {
+		return
+	}
+	snaps := make([]snapshot, 0, len(trs))
+	for _, tr := range trs {
+		snaps = append(snaps, tr.t.barrier())
+	}
+	if err := rt.commit(ctx, snaps, "revoke"); err != nil {
+		rt.log.Warn("checkpoint at revocation failed; the next owner reprocesses from the previous one", zap.Error(err))
+	}
+	cl.ResumeFetchPartitions(revoked)
+	rt.forgetPartitions(revoked)
+	rt.log.Info("partitions revoked", zap.Int32s("tasks", partitionNumbers(revoked)))
+}
+
+// onLost drops tasks whose partitions were taken away without a chance to
+// commit (session expired): committing now could overwrite the new owner's
+// progress.
+func (rt *runtime) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	rt.cpMu.Lock()
+	defer rt.cpMu.Unlock()
+	rt.stopTasks(partitionNumbers(lost))
+	cl.ResumeFetchPartitions(lost)
+	rt.forgetPartitions(lost)
+	rt.log.Warn("partitions lost; their uncommitted work will be redone by the new owner", zap.Int32s("tasks", partitionNumbers(lost)))
+}
+
+func (rt *runtime) forgetPartitions(tps map[string][]int32) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for topic, ps := range tps {
+		for _, p := range ps {
+			delete(rt.mu.committed[topic], p)
+			rt.obs.PartitionRevoked(topic, p)
+		}
+	}
+}
+
+// stopTasks stops and removes the given tasks and waits for their
+// goroutines, after which their state may be read directly.
+func (rt *runtime) stopTasks(ps []int32) []*taskRunner {
+	rt.mu.Lock()
+	var trs []*taskRunner
+	for _, p := range ps {
+		if tr, ok := rt.mu.tasks[p]; ok {
+			trs = append(trs, tr)
+			delete(rt.mu.tasks, p)
+			close(tr.stop)
+		}
+	}
+	rt.obs.TasksAssigned(len(rt.mu.tasks))
+	rt.mu.Unlock()
+	for _, tr := range trs {
+		<-tr.done
+	}
+	return trs
+}
+
+func (rt *runtime) checkpointLoop(ctx context.Context) {
+	tick := time.NewTicker(rt.cfg.CheckpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			rt.checkpoint(ctx)
+		}
+	}
+}
+
+// checkpoint takes a barrier in every running task, waits until the
+// outputs before each barrier are acknowledged, and commits the offsets.
+func (rt *runtime) checkpoint(ctx context.Context) {
+	rt.cpMu.Lock()
+	defer rt.cpMu.Unlock()
+	rt.mu.Lock()
+	trs := slices.Collect(maps.Values(rt.mu.tasks))
+	rt.mu.Unlock()
+	if len(trs) == 0 {
+		return
+	}
+	snaps := make([]snapshot, 0, len(trs))
+	for _, tr := range trs {
+		req := barrierReq{reply: make(chan snapshot, 1)}
+		select {
+		case tr.ctrl <- req:
+			snaps = append(snaps, <-req.reply)
+		case <-ctx.Done():
+			return
+		}
+	}
+	if err := rt.commit(ctx, snaps, "interval"); err != nil && ctx.Err() == nil {
+		rt.log.Warn("checkpoint failed; retrying at the next interval", zap.Error(err))
+	}
+}
+
+// commit waits for the snapshots' outputs and commits their offsets.
+func (rt *runtime) commit(ctx context.Context, snaps []snapshot, why string) (err error) {
+	id := rt.cpID.Add(1)
+	start := time.Now()
+	defer func() {
+		rt.obs.Checkpoint(time.Since(start), err)
+		if err == nil {
+			rt.log.Debug("checkpoint committed", zap.Int64("checkpoint", id), zap.String("trigger", why), zap.Duration("took", time.Since(start)))
+		}
+	}()
+	for _, s := range snaps {
+		if err := s.epoch.Wait(ctx.Done()); err != nil {
+			if errors.Is(err, checkpoint.ErrAborted) {
+				return err
+			}
+			// A produce failed after the client's own retries: the records
+			// before this barrier are not all durable, so their offsets
+			// must never be committed.
+			rt.fail(fmt.Errorf("producing outputs of task %d: %w", s.partition, err))
+			return err
+		}
+	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	rt.mu.Lock()
+	for _, s := range snaps {
+		for topic, eo := range s.offsets {
+			if rt.mu.committed[topic][s.partition] == eo.Offset {
+				continue
+			}
+			if offsets[topic] == nil {
+				offsets[topic] = map[int32]kgo.EpochOffset{}
+			}
+			offsets[topic][s.partition] = eo
+		}
+	}
+	rt.mu.Unlock()
+	if len(offsets) == 0 {
+		return nil
+	}
+	var commitErr error
+	rt.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			commitErr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					commitErr = errors.Join(commitErr, fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err))
+				}
+			}
+		}
+	})
+	if commitErr != nil {
+		return fmt.Errorf("committing offsets: %w", commitErr)
+	}
+	rt.mu.Lock()
+	for topic, ps := range offsets {
+		if rt.mu.committed[topic] == nil {
+			rt.mu.committed[topic] = map[int32]int64{}
+		}
+		for p, eo := range ps {
+			rt.mu.committed[topic][p] = eo.Offset
+		}
+	}
+	rt.mu.Unlock()
+	return nil
+}
+
+// shutdown stops every task, commits what they processed once it is
+// acknowledged, and leaves the group.
+func (rt *runtime) shutdown() {
+	rt.cpMu.Lock()
+	rt.mu.Lock()
+	ps := slices.Collect(maps.Keys(rt.mu.tasks))
+	rt.mu.Unlock()
+	trs := rt.stopTasks(ps)
+	snaps := make([]snapshot, 0, len(trs))
+	for _, tr := range trs {
+		snaps = append(snaps, tr.t.barrier())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownTimeout)
+	if err := rt.commit(ctx, snaps, "shutdown"); err != nil {
+		rt.log.Warn("final checkpoint failed; a restart reprocesses from the previous one", zap.Error(err))
+	}
+	cancel()
+	rt.cpMu.Unlock()
+	rt.cancelRun()
+	rt.cl.Close()
+	rt.log.Info("job stopped", zap.NamedError("cause", rt.fatalErrOrNil()))
+}
+
+func (rt *runtime) fatalErrOrNil() error {
+	select {
+	case <-rt.fatal:
+		return rt.fatalErr
+	default:
+		return nil
+	}
+}
+
+// partitionNumbers returns the distinct partition numbers in tps, sorted.
+func partitionNumbers(tps map[string][]int32) []int32 {
+	var ps []int32
+	for _, p := range tps {
+		ps = append(ps, p...)
+	}
+	slices.Sort(ps)
+	return slices.Compact(ps)
+}
+
+// kgoLogger routes franz-go's logs into zap.
+type kgoLogger struct{ l *zap.Logger }
+
+func (k kgoLogger) Level() kgo.LogLevel {
+	switch {
+	case k.l.Core().Enabled(zap.DebugLevel):
+		return kgo.LogLevelDebug
+	case k.l.Core().Enabled(zap.InfoLevel):
+		return kgo.LogLevelInfo
+	case k.l.Core().Enabled(zap.WarnLevel):
+		return kgo.LogLevelWarn
+	}
+	return kgo.LogLevelError
+}
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	fields := make([]zap.Field, 0, len(keyvals)/2+1)
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		fields = append(fields, zap.Any(fmt.Sprint(keyvals[i]), keyvals[i+1]))
+	}
+	l := k.l.WithOptions(zap.AddCallerSkip(1)).Named("kgo")
+	switch level {
+	case kgo.LogLevelError:
+		l.Error(msg, fields...)
+	case kgo.LogLevelWarn:
+		l.Warn(msg, fields...)
+	case kgo.LogLevelInfo:
+		l.Info(msg, fields...)
+	default:
+		l.Debug(msg, fields...)
+	}
+}

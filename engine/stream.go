@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"time"
+)
+
+// Record is one element flowing through a task's operator chain: a typed
+// value with the Kafka key it travels under and its event time. Operators
+// that do not change the key pass it on, as Kafka Streams does, so a sink
+// writes each output under its input's key unless told otherwise.
+//
+// Key is shared, not copied, between a record and what operators derive
+// from it; treat it as read-only.
+type Record[T any] struct {
+	Key       []byte
+	Value     T
+	Timestamp time.Time
+}
+
+// Emit hands one record to the next operator. It returns the first error
+// any operator downstream returned for it.
+type Emit[T any] func(Record[T]) error
+
+// Stream is a typed stream of records in a job's topology. Streams are
+// values; building on one (Map, Filter, a sink) subscribes to it, and a
+// stream may have several subscribers, each receiving every record.
+type Stream[T any] struct {
+	job *Job
+	n   *node[T]
+}
+
+// node holds what a stream needs to instantiate itself in each task: the
+// builders of its subscribers. Builders run once per task, at assignment,
+// in the goroutine that will own the task.
+type node[T any] struct {
+	name string
+	subs []func(*Task) (Emit[T], error)
+}
+
+// NewStream returns a stream with no subscribers yet, for operator and
+// connector packages; name identifies it in metrics and errors and gets a
+// numeric suffix if the job already has one by that name.
+func NewStream[T any](job *Job, name string) Stream[T] {
+	return Stream[T]{job: job, n: &node[T]{name: job.UniqueName(name)}}
+}
+
+// Job is the job the stream belongs to.
+func (s Stream[T]) Job() *Job { return s.job }
+
+// Name is the name of the operator producing the stream.
+func (s Stream[T]) Name() string { return s.n.name }
+
+// Subscribe registers an operator on the stream. build runs once per task
+// and returns the function receiving the stream's records in that task.
+func (s Stream[T]) Subscribe(build func(*Task) (Emit[T], error)) {
+	s.n.subs = append(s.n.subs, build)
+}
+
+// Build instantiates the stream's subscribers for t and returns the
+// function that feeds them all. A stream nobody subscribed to discards.
+func (s Stream[T]) Build(t *Task) (Emit[T], error) {
+	emits := make([]Emit[T], 0, len(s.n.subs))
+	for _, b := range s.n.subs {
+		e, err := b(t)
+		if err != nil {
+			return nil, err
+		}
+		emits = append(emits, e)
+	}
+	switch len(emits) {
+	case 0:
+		return func(Record[T]) error { return nil }, nil
+	case 1:
+		return emits[0], nil
+	}
+	return func(r Record[T]) error {
+		for _, e := range emits {
+			if err := e(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
+}
+
+// Named renames the operator producing the stream, for metrics and errors.
+// Call it while building the topology, before Run.
+func (s Stream[T]) Named(name string) Stream[T] {
+	s.n.name = s.job.UniqueName(name)
+	return s
+}

@@ -1,0 +1,292 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/weirstream/weir/checkpoint"
+	"github.com/weirstream/weir/observe"
+)
+
+// Producer is where sinks send records: a franz-go client in a running
+// job, an in-memory recorder in tests and benchmarks. Produce must call
+// promise exactly once, on any goroutine.
+type Producer interface {
+	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
+}
+
+// SourceFunc feeds one fetched Kafka record into a task's operator chain.
+// It must not retain r or its slices after returning unless it copies them.
+type SourceFunc func(r *kgo.Record) error
+
+// OpStats counts one operator's records within one task. Only the task's
+// goroutine touches it; the task publishes the counts to the observer after
+// each batch, so operators pay an increment, not a hook call, per record.
+type OpStats struct {
+	name                        string
+	In, Out, Failed             int64
+	sentIn, sentOut, sentFailed int64
+}
+
+// Task is one partition number of the job's input topics: the unit of
+// parallelism and ownership. One goroutine owns a task and everything in
+// it: its operators, their stats and its offsets. Operators receive the
+// task when they are built; they may keep it for the task's lifetime and
+// must call its methods only from the record path.
+type Task struct {
+	partition int32
+	ctx       context.Context
+	log       *zap.Logger
+	obs       observe.Observer
+	producer  Producer
+
+	sources map[string]SourceFunc // by topic
+	stats   []*OpStats
+	byName  map[string]*OpStats
+
+	// next is, per input topic, the offset of the next record to process:
+	// what a checkpoint commits.
+	next  map[string]kgo.EpochOffset
+	epoch *checkpoint.Epoch
+	err   error // the record error that stopped the task, if any
+}
+
+func newTask(ctx context.Context, partition int32, j *Job, log *zap.Logger, obs observe.Observer, p Producer) (*Task, error) {
+	t := &Task{
+		partition: partition,
+		ctx:       ctx,
+		log:       log.With(zap.Int32("task", partition)),
+		obs:       obs,
+		producer:  p,
+		sources:   make(map[string]SourceFunc, len(j.sources)),
+		byName:    make(map[string]*OpStats),
+		next:      make(map[string]kgo.EpochOffset, len(j.sources)),
+		epoch:     checkpoint.NewEpoch(nil),
+	}
+	for _, s := range j.sources {
+		f, err := s.build(t)
+		if err != nil {
+			return nil, fmt.Errorf("building %s in task %d: %w", s.name, partition, err)
+		}
+		t.sources[s.topic] = f
+	}
+	return t, nil
+}
+
+// Partition is the partition number the task owns in each input topic.
+func (t *Task) Partition() int32 { return t.partition }
+
+// Logger is the task's logger, tagged with its partition.
+func (t *Task) Logger() *zap.Logger { return t.log }
+
+// Stats returns the counters of the named operator in this task.
+func (t *Task) Stats(operator string) *OpStats {
+	if s, ok := t.byName[operator]; ok {
+		return s
+	}
+	s := &OpStats{name: operator}
+	t.byName[operator] = s
+	t.stats = append(t.stats, s)
+	return s
+}
+
+// Produce sends r to Kafka as part of the task's current checkpoint epoch:
+// the input offsets behind it are committed only once Kafka has
+// acknowledged it. It may block when the producer's buffer is full; that is
+// the backpressure that keeps memory bounded. r must not be modified after.
+func (t *Task) Produce(r *kgo.Record) {
+	ep := t.epoch
+	ep.Add()
+	t.producer.Produce(t.ctx, r, func(_ *kgo.Record, err error) { ep.Ack(err) })
+}
+
+// process runs one fetched batch of one input partition through the chain,
+// a record at a time in offset order. On the first error it stops: the
+// failing record's offset stays the partition's next offset.
+func (t *Task) process(b batch) error {
+	src := t.sources[b.topic]
+	next := t.next[b.topic]
+	for _, r := range b.records {
+		if err := src(r); err != nil {
+			t.next[b.topic] = next
+			return t.recordError(r, err)
+		}
+		next = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+	}
+	t.next[b.topic] = next
+	if b.highWatermark >= 0 {
+		t.obs.ConsumerLag(b.topic, t.partition, max(0, b.highWatermark-next.Offset))
+	}
+	return nil
+}
+
+func (t *Task) recordError(r *kgo.Record, err error) error {
+	re := &RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+	var oe *OperatorError
+	if errors.As(err, &oe) {
+		re.Operator, re.Err = oe.Operator, oe.Err
+		t.Stats(oe.Operator).Failed++
+	}
+	return re
+}
+
+// snapshot is what a barrier captures: the offsets of exactly the records
+// processed before it, and the epoch holding their outputs.
+type snapshot struct {
+	partition int32
+	offsets   map[string]kgo.EpochOffset
+	epoch     *checkpoint.Epoch
+	err       error
+}
+
+// barrier cuts the task between two records: it seals the current epoch,
+// opens the next and returns the offsets processed so far.
+func (t *Task) barrier() snapshot {
+	sealed := t.epoch
+	t.epoch = checkpoint.NewEpoch(sealed)
+	sealed.Seal()
+	offs := make(map[string]kgo.EpochOffset, len(t.next))
+	for k, v := range t.next {
+		offs[k] = v
+	}
+	return snapshot{partition: t.partition, offsets: offs, epoch: sealed, err: t.err}
+}
+
+// flushStats publishes the counts gathered since the last call.
+func (t *Task) flushStats() {
+	for _, s := range t.stats {
+		if d := s.In - s.sentIn; d != 0 {
+			t.obs.RecordsIn(s.name, int(d))
+			s.sentIn = s.In
+		}
+		if d := s.Out - s.sentOut; d != 0 {
+			t.obs.RecordsOut(s.name, int(d))
+			s.sentOut = s.Out
+		}
+		if d := s.Failed - s.sentFailed; d != 0 {
+			t.obs.RecordsFailed(s.name, int(d))
+			s.sentFailed = s.Failed
+		}
+	}
+}
+
+// batch is one fetch's records of one input partition.
+type batch struct {
+	topic         string
+	records       []*kgo.Record
+	highWatermark int64 // -1 when unknown
+}
+
+// inbox queues fetched batches for a task. The poll loop pushes, the task
+// pops; when more than high records wait, the task's partitions are paused
+// so the broker, not this process, holds the backlog, and resumed when the
+// task has drained to half of it.
+type inbox struct {
+	high          int
+	pause, resume func()
+	notify        chan struct{}
+
+	mu struct {
+		sync.Mutex
+		batches []batch
+		records int
+		paused  bool
+	}
+}
+
+func newInbox(high int, pause, resume func()) *inbox {
+	return &inbox{high: high, pause: pause, resume: resume, notify: make(chan struct{}, 1)}
+}
+
+func (q *inbox) push(b batch) {
+	q.mu.Lock()
+	q.mu.batches = append(q.mu.batches, b)
+	q.mu.records += len(b.records)
+	pause := !q.mu.paused && q.mu.records >= q.high
+	if pause {
+		q.mu.paused = true
+	}
+	q.mu.Unlock()
+	if pause {
+		q.pause()
+	}
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (q *inbox) pop() (batch, bool) {
+	q.mu.Lock()
+	if len(q.mu.batches) == 0 {
+		q.mu.Unlock()
+		return batch{}, false
+	}
+	b := q.mu.batches[0]
+	q.mu.batches[0] = batch{}
+	q.mu.batches = q.mu.batches[1:]
+	q.mu.records -= len(b.records)
+	resume := q.mu.paused && q.mu.records <= q.high/2
+	if resume {
+		q.mu.paused = false
+	}
+	q.mu.Unlock()
+	if resume {
+		q.resume()
+	}
+	return b, true
+}
+
+// barrierReq asks a running task for a snapshot at its next cut.
+type barrierReq struct{ reply chan snapshot }
+
+// taskRunner is the goroutine that owns a task in a running job.
+type taskRunner struct {
+	t     *Task
+	in    *inbox
+	ctrl  chan barrierReq
+	stop  chan struct{}
+	done  chan struct{}
+	fatal func(error)
+}
+
+func (r *taskRunner) run() {
+	defer close(r.done)
+	defer r.t.flushStats()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case req := <-r.ctrl:
+			req.reply <- r.t.barrier()
+		case <-r.in.notify:
+			for {
+				b, ok := r.in.pop()
+				if !ok {
+					break
+				}
+				if r.t.err == nil {
+					if err := r.t.process(b); err != nil {
+						r.t.err = err
+						r.fatal(err)
+					}
+				}
+				// Answer barriers between batches, so a checkpoint waits
+				// for at most one batch.
+				select {
+				case req := <-r.ctrl:
+					req.reply <- r.t.barrier()
+				case <-r.stop:
+					return
+				default:
+				}
+			}
+			r.t.flushStats()
+		}
+	}
+}

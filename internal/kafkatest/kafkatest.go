@@ -1,0 +1,145 @@
+// Package kafkatest gives tests a Kafka to run against: the real broker
+// that `make test` starts (KAFKA_BROKERS), or franz-go's in-process kfake
+// for fast tests where broker semantics do not matter. Every helper cleans
+// up after itself.
+package kafkatest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Brokers returns the real broker's addresses from KAFKA_BROKERS. Without
+// it the test is skipped, unless WEIR_REQUIRE_KAFKA=1 (set by `make test`),
+// in which case it fails: CI must never silently skip real-broker tests.
+func Brokers(t testing.TB) []string {
+	t.Helper()
+	env := os.Getenv("KAFKA_BROKERS")
+	if env == "" {
+		if os.Getenv("WEIR_REQUIRE_KAFKA") == "1" {
+			t.Fatal("KAFKA_BROKERS is not set but WEIR_REQUIRE_KAFKA=1: this test needs the real broker")
+		}
+		t.Skip("needs a real Kafka broker: run `make test`, or set KAFKA_BROKERS")
+	}
+	return strings.Split(env, ",")
+}
+
+// Fake starts an in-process kfake cluster with the given topics and
+// returns its addresses; it is closed when the test ends.
+func Fake(t testing.TB, partitions int32, topics ...string) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// Name returns a fresh name with the given prefix, for topics and groups.
+func Name(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// Client returns a plain client (no group) closed at the end of the test.
+func Client(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
+	if err != nil {
+		t.Fatalf("kafka client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// CreateTopic creates a fresh topic with a unique name derived from prefix
+// and deletes it at the end of the test.
+func CreateTopic(t testing.TB, brokers []string, prefix string, partitions int32) string {
+	t.Helper()
+	adm := kadm.NewClient(Client(t, brokers))
+	name := Name(prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("creating topic %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = kadm.NewClient(Client(t, brokers)).DeleteTopics(ctx, name)
+	})
+	return name
+}
+
+// ProduceSync writes records and fails the test on any error.
+func ProduceSync(t testing.TB, cl *kgo.Client, recs ...*kgo.Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("producing: %v", err)
+	}
+}
+
+// ReadAll reads topic from the start with read_committed until want
+// records arrived or timeout passed, and returns what it read.
+func ReadAll(t testing.TB, brokers []string, topic string, want int, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	cl := Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < want && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+// CommittedOffsets returns the group's committed offsets for topic, by partition.
+func CommittedOffsets(t testing.TB, brokers []string, group, topic string) map[int32]int64 {
+	t.Helper()
+	adm := kadm.NewClient(Client(t, brokers))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatalf("fetching offsets of %s: %v", group, err)
+	}
+	out := map[int32]int64{}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+// Eventually polls cond every 20ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
