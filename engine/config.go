@@ -46,6 +46,12 @@ type Config struct {
 	// the task drains half of them. Default: 20000. Environment
 	// WEIR_TASK_QUEUE_RECORDS, flag --task-queue-records.
 	TaskQueueRecords int
+	// SessionTimeout is how long the group waits to hear from a replica
+	// before it moves the replica's tasks elsewhere: the time a crashed
+	// replica's work stands still. The broker bounds it
+	// (group.min.session.timeout.ms). Default: 45s. Environment
+	// WEIR_SESSION_TIMEOUT, flag --session-timeout.
+	SessionTimeout time.Duration
 	// ShutdownTimeout bounds the final checkpoint on shutdown. Default: 30s.
 	// Environment WEIR_SHUTDOWN_TIMEOUT, flag --shutdown-timeout.
 	ShutdownTimeout time.Duration
@@ -68,6 +74,7 @@ func defaultConfig(job string) Config {
 		CheckpointInterval: 500 * time.Millisecond,
 		StartOffset:        "earliest",
 		TaskQueueRecords:   20000,
+		SessionTimeout:     45 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
 		LogLevel:           "info",
 	}
@@ -102,6 +109,11 @@ func WithStartOffset(where string) Opt { return optFunc(func(c *Config) { c.Star
 
 // WithTaskQueueRecords sets the per-task backpressure threshold.
 func WithTaskQueueRecords(n int) Opt { return optFunc(func(c *Config) { c.TaskQueueRecords = n }) }
+
+// WithSessionTimeout sets the consumer group session timeout.
+func WithSessionTimeout(d time.Duration) Opt {
+	return optFunc(func(c *Config) { c.SessionTimeout = d })
+}
 
 // WithShutdownTimeout bounds the final checkpoint on shutdown.
 func WithShutdownTimeout(d time.Duration) Opt {
@@ -191,6 +203,7 @@ func configVars(c *Config) []configVar {
 	ll, lls := str(&c.LogLevel)
 	ci, cis := dur(&c.CheckpointInterval)
 	st, sts := dur(&c.ShutdownTimeout)
+	se, ses := dur(&c.SessionTimeout)
 	tq, tqs := integer(&c.TaskQueueRecords)
 	return []configVar{
 		v("WEIR_BROKERS", "brokers", "Kafka seed brokers, comma separated", bget, bset),
@@ -200,6 +213,7 @@ func configVars(c *Config) []configVar {
 		v("WEIR_CHECKPOINT_INTERVAL", "checkpoint-interval", "how often offsets are committed", ci, cis),
 		v("WEIR_START_OFFSET", "start-offset", "where partitions without a committed offset start: earliest or latest", so, sos),
 		v("WEIR_TASK_QUEUE_RECORDS", "task-queue-records", "fetched records a task may queue before its partitions pause", tq, tqs),
+		v("WEIR_SESSION_TIMEOUT", "session-timeout", "how long the group waits for a silent replica before moving its tasks", se, ses),
 		v("WEIR_SHUTDOWN_TIMEOUT", "shutdown-timeout", "bound on the final checkpoint at shutdown", st, sts),
 		v("WEIR_LOG_LEVEL", "log-level", "log level: debug, info, warn, error", ll, lls),
 	}
@@ -234,6 +248,9 @@ func (c *Config) validate() error {
 	}
 	if c.CheckpointInterval <= 0 {
 		errs = append(errs, fmt.Errorf("checkpoint interval %v: must be positive", c.CheckpointInterval))
+	}
+	if c.SessionTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("session timeout %v: must be at least 1s", c.SessionTimeout))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout %v: must be positive", c.ShutdownTimeout))

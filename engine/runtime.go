@@ -204,6 +204,8 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 		kgo.SeedBrokers(rt.cfg.Brokers...),
 		kgo.WithLogger(kgoLogger{rt.log}),
 		kgo.ConsumerGroup(rt.cfg.Group),
+		kgo.SessionTimeout(rt.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, rt.cfg.SessionTimeout/3)),
 		kgo.ConsumeTopics(rt.job.sourceTopics()...),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),

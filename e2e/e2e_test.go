@@ -1,0 +1,243 @@
+// Package e2e runs Weir jobs against the real Kafka broker that `make test`
+// starts, in process and as separate processes that the tests kill.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/e2e/jobs/shared"
+	"github.com/weirstream/weir/internal/kafkatest"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "weir-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var buildOnce sync.Once
+var buildErr error
+
+// jobBinary builds the stateless job once, with the race detector, and
+// returns its path.
+func jobBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(binDir, "stateless")
+	buildOnce.Do(func() {
+		out, err := exec.Command("go", "build", "-race", "-o", bin, "./jobs/stateless").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return bin
+}
+
+// syncBuffer is a bytes.Buffer safe to write from a child's output pipes
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// process is a job binary running as a child process.
+type process struct {
+	cmd    *exec.Cmd
+	output *syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+func startJob(t *testing.T, env ...string) *process {
+	t.Helper()
+	cmd := exec.Command(jobBinary(t))
+	cmd.Env = append(os.Environ(), env...)
+	p := &process{cmd: cmd, output: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.output, p.output
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting job: %v", err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("job output:\n%s", p.output.String())
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *process) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("job did not exit within %v; output:\n%s", timeout, p.output.String())
+	}
+	if p.err == nil {
+		return 0
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	t.Fatalf("waiting for job: %v", p.err)
+	return -1
+}
+
+// collector reads a topic read_committed in the background.
+type collector struct {
+	mu   sync.Mutex
+	recs []*kgo.Record
+}
+
+func collect(t *testing.T, brokers []string, topic string) *collector {
+	t.Helper()
+	c := &collector{}
+	cl := kafkatest.Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			c.mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) { c.recs = append(c.recs, r) })
+			c.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+func (c *collector) snapshot() []*kgo.Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*kgo.Record(nil), c.recs...)
+}
+
+func (c *collector) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.recs)
+}
+
+// distinct counts the distinct (user, seq) pairs among the outputs.
+func distinct(t *testing.T, recs []*kgo.Record) int {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, r := range recs {
+		var e shared.Tagged
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatalf("undecodable output %q: %v", r.Value, err)
+		}
+		seen[e.User+"/"+strconv.Itoa(e.Seq)] = true
+	}
+	return len(seen)
+}
+
+// events returns users×perUser keyed input records, user u's events in
+// order of seq.
+func events(topic string, users, perUser int, bot func(user, seq int) bool) []*kgo.Record {
+	recs := make([]*kgo.Record, 0, users*perUser)
+	for seq := range perUser {
+		for u := range users {
+			e := shared.Event{User: "user-" + strconv.Itoa(u), Seq: seq, Bot: bot != nil && bot(u, seq)}
+			b, _ := json.Marshal(e)
+			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(e.User), Value: b})
+		}
+	}
+	return recs
+}
+
+// checkOutputs checks outputs against the expected (user, seq) pairs: every
+// one present, none unexpected, each in the partition murmur2 assigns its
+// key, and per user in seq order. With exact, no duplicates either; without,
+// a replayed suffix is allowed (at-least-once), but first appearances must
+// still be in order.
+func checkOutputs(t *testing.T, recs []*kgo.Record, want map[string]bool, partitions int32, exact bool) {
+	t.Helper()
+	seen := map[string]bool{}
+	lastFirst := map[string]int{}
+	dups := 0
+	for _, r := range recs {
+		var e shared.Tagged
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatalf("undecodable output %q: %v", r.Value, err)
+		}
+		id := e.User + "/" + strconv.Itoa(e.Seq)
+		if !want[id] {
+			t.Fatalf("unexpected output %s", id)
+		}
+		if string(r.Key) != e.User || e.Tag != "human" {
+			t.Fatalf("output %s has key %q, tag %q", id, r.Key, e.Tag)
+		}
+		if p := javaPartition(r.Key, partitions); r.Partition != p {
+			t.Fatalf("output %s in partition %d, murmur2 assigns %d", id, r.Partition, p)
+		}
+		if seen[id] {
+			dups++
+			continue
+		}
+		seen[id] = true
+		if prev, ok := lastFirst[e.User]; ok && e.Seq < prev {
+			t.Fatalf("user %s: seq %d first seen after seq %d", e.User, e.Seq, prev)
+		}
+		lastFirst[e.User] = e.Seq
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("%d of %d expected outputs present (%d missing)", len(seen), len(want), len(want)-len(seen))
+	}
+	if exact && dups > 0 {
+		t.Fatalf("%d duplicate outputs in a run without failures", dups)
+	}
+	t.Logf("%d outputs, %d distinct, %d duplicates", len(recs), len(seen), dups)
+}
+
+func wantIDs(users, perUser int, bot func(user, seq int) bool) map[string]bool {
+	want := map[string]bool{}
+	for u := range users {
+		for seq := range perUser {
+			if bot == nil || !bot(u, seq) {
+				want["user-"+strconv.Itoa(u)+"/"+strconv.Itoa(seq)] = true
+			}
+		}
+	}
+	return want
+}

@@ -1,0 +1,20 @@
+// Package shared holds the record types of the end-to-end test jobs, so the
+// tests and the job binaries agree on the wire format.
+package shared
+
+// Event is an input record: a user's Seq-th event.
+type Event struct {
+	User string `json:"user"`
+	Seq  int    `json:"seq"`
+	Bot  bool   `json:"bot,omitempty"`
+}
+
+// Tagged is the stateless job's output for a human event.
+type Tagged struct {
+	User string `json:"user"`
+	Seq  int    `json:"seq"`
+	Tag  string `json:"tag"`
+}
+
+// Tag is the stateless job's map function.
+func Tag(e Event) (Tagged, error) { return Tagged{User: e.User, Seq: e.Seq, Tag: "human"}, nil }

@@ -1,0 +1,190 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/connectors"
+	"github.com/weirstream/weir/e2e/jobs/shared"
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/operators"
+)
+
+const partitions = 4
+
+// TestStatelessJob runs the stateless job in process over 100k keyed
+// records on 4 partitions: every record arrives once, in per-key order, in
+// the partition the Java client would choose for its key.
+func TestStatelessJob(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	in := kafkatest.CreateTopic(t, brokers, "stateless-in", partitions)
+	out := kafkatest.CreateTopic(t, brokers, "stateless-out", partitions)
+	const users, perUser = 1000, 100
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), events(in, users, perUser, nil)...)
+
+	job := engine.NewJob("stateless", engine.WithBrokers(brokers...), engine.WithGroup(kafkatest.Name("stateless")),
+		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond))
+	evs := connectors.KafkaSource(job, in, codec.JSON[shared.Event]())
+	humans := operators.Filter(evs, func(e shared.Event) bool { return !e.Bot })
+	connectors.KafkaSink(operators.Map(humans, shared.Tag), out, codec.JSON[shared.Tagged]())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- job.Run(ctx) }()
+
+	recs := kafkatest.ReadAll(t, brokers, out, users*perUser, 2*time.Minute)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("job: %v", err)
+	}
+	checkOutputs(t, recs, wantIDs(users, perUser, nil), partitions, true)
+}
+
+// TestKillAndRestart SIGKILLs the job process mid-stream and starts it
+// again: at-least-once means every record is in the output afterwards.
+func TestKillAndRestart(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	in := kafkatest.CreateTopic(t, brokers, "kill-in", partitions)
+	out := kafkatest.CreateTopic(t, brokers, "kill-out", partitions)
+	group := kafkatest.Name("kill")
+	const users, perUser = 500, 200
+	bot := func(u, seq int) bool { return (u+seq)%17 == 0 }
+	want := wantIDs(users, perUser, bot)
+	input := events(in, users, perUser, bot)
+	producer := kafkatest.Client(t, brokers)
+	kafkatest.ProduceSync(t, producer, input[:len(input)/2]...)
+
+	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
+		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_SESSION_TIMEOUT=6s",
+		"WEIR_TASK_QUEUE_RECORDS=2000"}
+	outputs := collect(t, brokers, out)
+	first := startJob(t, env...)
+	kafkatest.Eventually(t, 2*time.Minute, "the first run to produce 20000 outputs", func() bool { return outputs.len() >= 20000 })
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.wait(t, 30*time.Second)
+	before := distinct(t, outputs.snapshot())
+	if before >= len(want) {
+		t.Fatalf("the job finished (%d outputs) before it was killed; the test proves nothing", before)
+	}
+	t.Logf("killed with %d distinct outputs written", before)
+	kafkatest.ProduceSync(t, producer, input[len(input)/2:]...)
+
+	second := startJob(t, env...)
+	kafkatest.Eventually(t, 3*time.Minute, "every record after the restart", func() bool {
+		return distinct(t, outputs.snapshot()) == len(want)
+	})
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := second.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	checkOutputs(t, outputs.snapshot(), want, partitions, false)
+}
+
+// TestGracefulShutdown sends SIGTERM to a job that has caught up: it exits
+// 0, has committed every input offset and has left the group.
+func TestGracefulShutdown(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	in := kafkatest.CreateTopic(t, brokers, "term-in", partitions)
+	out := kafkatest.CreateTopic(t, brokers, "term-out", partitions)
+	group := kafkatest.Name("term")
+	const users, perUser = 100, 50
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), events(in, users, perUser, nil)...)
+	// A long checkpoint interval: only the shutdown checkpoint can have
+	// committed everything.
+	p := startJob(t, "JOB_INPUT="+in, "JOB_OUTPUT="+out, "WEIR_BROKERS="+strings.Join(brokers, ","),
+		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR=127.0.0.1:0", "WEIR_CHECKPOINT_INTERVAL=1h")
+	outputs := collect(t, brokers, out)
+	kafkatest.Eventually(t, time.Minute, "all outputs", func() bool { return outputs.len() >= users*perUser })
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0; output:\n%s", code, p.output.String())
+	}
+	var total int64
+	for _, off := range kafkatest.CommittedOffsets(t, brokers, group, in) {
+		total += off
+	}
+	if total != users*perUser {
+		t.Fatalf("committed offsets sum to %d, want %d", total, users*perUser)
+	}
+	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	groups, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := groups[group]; len(g.Members) != 0 {
+		t.Fatalf("group %s still has %d members after shutdown (state %s)", group, len(g.Members), g.State)
+	}
+}
+
+// TestPoisonRecordStopsTheProcess feeds the job binary an undecodable
+// record: it exits non-zero naming topic, partition and offset, and has
+// committed exactly up to that record.
+func TestPoisonRecordStopsTheProcess(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	in := kafkatest.CreateTopic(t, brokers, "poison-in", 1)
+	out := kafkatest.CreateTopic(t, brokers, "poison-out", 1)
+	group := kafkatest.Name("poison")
+	var recs []*kgo.Record
+	for i := range 100 {
+		v := fmt.Sprintf(`{"user":"u","seq":%d}`, i)
+		if i == 42 {
+			v = `not json`
+		}
+		recs = append(recs, &kgo.Record{Topic: in, Value: []byte(v)})
+	}
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
+	p := startJob(t, "JOB_INPUT="+in, "JOB_OUTPUT="+out, "WEIR_BROKERS="+strings.Join(brokers, ","),
+		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR=")
+	if code := p.wait(t, time.Minute); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	if want := fmt.Sprintf("record %s/0@42 failed in source:%s", in, in); !strings.Contains(p.output.String(), want) {
+		t.Fatalf("output does not name the record (%q):\n%s", want, p.output.String())
+	}
+	if got := kafkatest.CommittedOffsets(t, brokers, group, in)[0]; got != 42 {
+		t.Fatalf("committed offset %d, want 42", got)
+	}
+	if got := kafkatest.ReadAll(t, brokers, out, 43, 3*time.Second); len(got) != 42 {
+		t.Fatalf("%d outputs, want the 42 before the poison record", len(got))
+	}
+	// Restarting does not skip it: the job stops at the same record again.
+	again := startJob(t, "JOB_INPUT="+in, "JOB_OUTPUT="+out, "WEIR_BROKERS="+strings.Join(brokers, ","),
+		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR=")
+	if code := again.wait(t, time.Minute); code != 1 || !strings.Contains(again.output.String(), "@42") {
+		t.Fatalf("restart: exit %d, output:\n%s", code, again.output.String())
+	}
+}
+
+// TestBrokerUnreachableAtStart: a job started before Kafka answers stays
+// up, not ready, and retries, instead of crashing.
+func TestBrokerUnreachableAtStart(t *testing.T) {
+	job := engine.NewJob("unreachable", engine.WithBrokers("127.0.0.1:1"), engine.WithMetricsAddr(""))
+	connectors.KafkaSink(connectors.KafkaSource(job, "in", codec.Bytes()), "out", codec.Bytes())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := job.Run(ctx)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run returned %v while the broker was away, want it to keep retrying", err)
+	}
+	if time.Since(start) < 2*time.Second {
+		t.Fatalf("Run gave up after %v", time.Since(start))
+	}
+}
