@@ -49,8 +49,10 @@ func TestStatelessJob(t *testing.T) {
 	checkOutputs(t, recs, wantIDs(users, perUser, nil), partitions, true)
 }
 
-// TestKillAndRestart SIGKILLs the job process mid-stream and starts it
-// again: at-least-once means every record is in the output afterwards.
+// TestKillAndRestart SIGKILLs the job process mid-stream, while input keeps
+// arriving and after it has committed some progress, and starts it again:
+// at-least-once means every record is in the output afterwards, and the
+// restart resumes from the committed offsets rather than from the start.
 func TestKillAndRestart(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	in := kafkatest.CreateTopic(t, brokers, "kill-in", partitions)
@@ -60,27 +62,45 @@ func TestKillAndRestart(t *testing.T) {
 	bot := func(u, seq int) bool { return (u+seq)%17 == 0 }
 	want := wantIDs(users, perUser, bot)
 	input := events(in, users, perUser, bot)
+
+	// Input arrives in steady slices for the whole test.
 	producer := kafkatest.Client(t, brokers)
-	kafkatest.ProduceSync(t, producer, input[:len(input)/2]...)
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for i := 0; i < len(input); i += 1000 {
+			if err := producer.ProduceSync(context.Background(), input[i:min(i+1000, len(input))]...).FirstErr(); err != nil {
+				t.Errorf("producing input: %v", err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 
 	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
 		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_SESSION_TIMEOUT=6s",
 		"WEIR_TASK_QUEUE_RECORDS=2000"}
 	outputs := collect(t, brokers, out)
 	first := startJob(t, env...)
-	kafkatest.Eventually(t, 2*time.Minute, "the first run to produce 20000 outputs", func() bool { return outputs.len() >= 20000 })
+	committedSum := func() (sum int64) {
+		for _, o := range kafkatest.CommittedOffsets(t, brokers, group, in) {
+			sum += o
+		}
+		return sum
+	}
+	kafkatest.Eventually(t, 2*time.Minute, "the first run to commit 20000 offsets", func() bool { return committedSum() >= 20000 })
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	first.wait(t, 30*time.Second)
-	before := distinct(t, outputs.snapshot())
-	if before >= len(want) {
-		t.Fatalf("the job finished (%d outputs) before it was killed; the test proves nothing", before)
+	committed, before := committedSum(), distinct(t, outputs.snapshot())
+	if committed >= int64(len(input)) {
+		t.Fatalf("all input was committed before the kill; the test proves nothing")
 	}
-	t.Logf("killed with %d distinct outputs written", before)
-	kafkatest.ProduceSync(t, producer, input[len(input)/2:]...)
+	t.Logf("killed after committing %d offsets, with %d distinct outputs written", committed, before)
 
 	second := startJob(t, env...)
+	<-produced
 	kafkatest.Eventually(t, 3*time.Minute, "every record after the restart", func() bool {
 		return distinct(t, outputs.snapshot()) == len(want)
 	})
@@ -90,7 +110,13 @@ func TestKillAndRestart(t *testing.T) {
 	if code := second.wait(t, time.Minute); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
-	checkOutputs(t, outputs.snapshot(), want, partitions, false)
+	recs := outputs.snapshot()
+	checkOutputs(t, recs, want, partitions, false)
+	// Only what was processed after the last commit may be replayed: the
+	// restart resumed from the committed offsets, not from the beginning.
+	if dups := len(recs) - len(want); dups >= before {
+		t.Fatalf("%d duplicates of %d outputs written before the kill: the restart did not resume from its commits", dups, before)
+	}
 }
 
 // TestGracefulShutdown sends SIGTERM to a job that has caught up: it exits

@@ -113,7 +113,9 @@ func (t *Task) process(b batch) error {
 	next := t.next[b.topic]
 	for _, r := range b.records {
 		if err := src(r); err != nil {
-			t.next[b.topic] = next
+			// The failing record is the next to process: that, not
+			// whatever came before it in this task, is what to commit.
+			t.next[b.topic] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
 			return t.recordError(r, err)
 		}
 		next = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
@@ -242,6 +244,10 @@ func (q *inbox) pop() (batch, bool) {
 	return b, true
 }
 
+// barrierChunk is how many records a task processes between two looks at
+// its control channel: the most a barrier waits behind.
+const barrierChunk = 256
+
 // barrierReq asks a running task for a snapshot at its next cut.
 type barrierReq struct{ reply chan snapshot }
 
@@ -270,20 +276,25 @@ func (r *taskRunner) run() {
 				if !ok {
 					break
 				}
-				if r.t.err == nil {
-					if err := r.t.process(b); err != nil {
-						r.t.err = err
-						r.fatal(err)
+				// A fetch can hold thousands of records; cut it in chunks and
+				// answer barriers between them, so a checkpoint waits for at
+				// most one chunk, not a whole fetch.
+				for len(b.records) > 0 {
+					n := min(len(b.records), barrierChunk)
+					if r.t.err == nil {
+						if err := r.t.process(batch{topic: b.topic, records: b.records[:n], highWatermark: b.highWatermark}); err != nil {
+							r.t.err = err
+							r.fatal(err)
+						}
 					}
-				}
-				// Answer barriers between batches, so a checkpoint waits
-				// for at most one batch.
-				select {
-				case req := <-r.ctrl:
-					req.reply <- r.t.barrier()
-				case <-r.stop:
-					return
-				default:
+					b.records = b.records[n:]
+					select {
+					case req := <-r.ctrl:
+						req.reply <- r.t.barrier()
+					case <-r.stop:
+						return
+					default:
+					}
 				}
 			}
 			r.t.flushStats()

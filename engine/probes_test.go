@@ -1,0 +1,104 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/kafkatest"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func get(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestProbesAndMetrics checks what Kubernetes and Prometheus see: live at
+// once, ready once the group assigned the job its tasks, and per-operator
+// record counts and lag in /metrics.
+func TestProbesAndMetrics(t *testing.T) {
+	brokers := kafkatest.Fake(t, 2, "views", "tagged")
+	var recs []*kgo.Record
+	for i := range 100 {
+		b, _ := json.Marshal(event{User: "u", Seq: i})
+		recs = append(recs, &kgo.Record{Topic: "views", Partition: int32(i % 2), Value: b})
+	}
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner())), recs...)
+	addr := freeAddr(t)
+	job := buildJob("probes", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr),
+		engine.WithCheckpointInterval(20*time.Millisecond))
+	stop := runJob(t, job)
+	base := "http://" + addr
+	kafkatest.Eventually(t, 10*time.Second, "/healthz", func() bool { c, _ := get(base + "/healthz"); return c == 200 })
+	kafkatest.Eventually(t, 10*time.Second, "/readyz", func() bool { c, _ := get(base + "/readyz"); return c == 200 })
+	want := []string{
+		`weir_records_in_total{job="probes",operator="source:views"} 100`,
+		`weir_records_out_total{job="probes",operator="sink:tagged"} 100`,
+		`weir_records_in_total{job="probes",operator="filter"} 100`,
+		`weir_consumer_lag_records{job="probes",partition="0",topic="views"} 0`,
+		`weir_tasks_assigned{job="probes"} 2`,
+		`weir_ready{job="probes"} 1`,
+		`weir_checkpoints_total{job="probes",outcome="ok"}`,
+	}
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for missing := want; len(missing) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %q; it has:\n%s", missing, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+		_, body = get(base + "/metrics")
+		missing = nil
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				missing = append(missing, w)
+			}
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := get(base + "/readyz"); c == 200 {
+		t.Fatal("still ready after stopping")
+	}
+}
+
+func TestNotReadyWhileBrokerUnreachable(t *testing.T) {
+	addr := freeAddr(t)
+	job := buildJob("unready", "views", "tagged", engine.WithBrokers("127.0.0.1:1"), engine.WithMetricsAddr(addr))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- job.Run(ctx) }()
+	kafkatest.Eventually(t, 10*time.Second, "/healthz", func() bool { c, _ := get("http://" + addr + "/healthz"); return c == 200 })
+	code, body := get("http://" + addr + "/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "waiting for the Kafka cluster") {
+		t.Fatalf("/readyz = %d %q, want 503 saying it waits for Kafka", code, body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after cancel while waiting: %v", err)
+	}
+}
