@@ -52,9 +52,15 @@ func (e *Epoch) Add() { e.pending.Add(1) }
 // waiters learn about it.
 func (e *Epoch) Ack(err error) {
 	if err != nil {
-		e.errOnce.Do(func() { e.err.Store(&err) })
+		e.keep(err)
 	}
 	e.release()
+}
+
+// keep records err as the epoch's error unless one is kept already. It is
+// apart from Ack so that Ack(nil), the per-record path, allocates nothing.
+func (e *Epoch) keep(err error) {
+	e.errOnce.Do(func() { e.err.Store(&err) })
 }
 
 // Seal closes the epoch to new records. Done closes once every record
@@ -98,7 +104,7 @@ func (e *Epoch) Wait(stop <-chan struct{}) error {
 		}
 	}
 	if first != nil {
-		e.errOnce.Do(func() { e.err.Store(&first) })
+		e.keep(first)
 	}
 	e.prev.Store(nil)
 	return e.Err()

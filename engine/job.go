@@ -36,9 +36,11 @@ type Job struct {
 	name string
 	cfg  Config
 
-	sources []*source
-	sinks   map[string]bool
-	names   map[string]int
+	sources  []*source
+	sinks    map[string]bool
+	names    map[string]int
+	stages   int
+	internal []*InternalTopic
 
 	mu struct {
 		sync.Mutex
@@ -48,13 +50,31 @@ type Job struct {
 
 type source struct {
 	topic, name string
-	build       func(*Task) (SourceFunc, error)
+	stage       int
+	// internal is set for a repartition topic, whose name is only known
+	// once the consumer group is (at Run).
+	internal *InternalTopic
+	build    func(*Task) (SourceFunc, error)
 }
+
+// InternalTopic is a topic Weir creates and owns, such as a repartition
+// topic between two stages. Its name is <group>-<suffix>, fixed when the
+// job starts, so two jobs, or two deployments of one job under different
+// groups, never share one.
+type InternalTopic struct {
+	suffix string
+	// from is the stage writing it; it gets that stage's partition count.
+	from int
+	name string
+}
+
+// Name is the topic's name; empty until the job starts.
+func (t *InternalTopic) Name() string { return t.name }
 
 // NewJob returns an empty job. name identifies the job: the default
 // consumer group, the state directory, metric labels.
 func NewJob(name string, opts ...Opt) *Job {
-	j := &Job{name: name, cfg: defaultConfig(name), sinks: map[string]bool{}, names: map[string]int{}}
+	j := &Job{name: name, cfg: defaultConfig(name), sinks: map[string]bool{}, names: map[string]int{}, stages: 1}
 	for _, o := range opts {
 		o.apply(&j.cfg)
 	}
@@ -67,11 +87,61 @@ func (j *Job) Name() string { return j.name }
 // Config returns a copy of the job's configuration as it stands.
 func (j *Job) Config() Config { return j.cfg }
 
-// AddSource registers a source topic, for connector packages: build runs
-// once per task and returns the function feeding that task's records of
-// the topic into its operators.
+// AddSource registers a source topic of the job's first stage, for
+// connector packages: build runs once per task and returns the function
+// feeding that task's records of the topic into its operators.
 func (j *Job) AddSource(topic, name string, build func(*Task) (SourceFunc, error)) {
 	j.sources = append(j.sources, &source{topic: topic, name: name, build: build})
+}
+
+// NewStage starts a stage: a chain of operators reading topics that the
+// stage before it wrote. It returns the stage number.
+func (j *Job) NewStage() int {
+	j.stages++
+	return j.stages - 1
+}
+
+// AddInternalSource declares an internal topic written by stage from and
+// read, as a source, by stage to. Weir creates it at start with as many
+// partitions as stage from has.
+func (j *Job) AddInternalSource(suffix string, from, to int, name string, build func(*Task) (SourceFunc, error)) *InternalTopic {
+	it := &InternalTopic{suffix: suffix, from: from}
+	j.internal = append(j.internal, it)
+	j.sources = append(j.sources, &source{name: name, stage: to, internal: it, build: build})
+	return it
+}
+
+// resolveInternalTopics names the internal topics after the group.
+func (j *Job) resolveInternalTopics(group string) {
+	for _, it := range j.internal {
+		it.name = group + "-" + it.suffix
+	}
+	for _, s := range j.sources {
+		if s.internal != nil {
+			s.topic = s.internal.name
+		}
+	}
+}
+
+// stageOf returns the stage reading topic.
+func (j *Job) stageOf(topic string) (int, bool) {
+	for _, s := range j.sources {
+		if s.topic == topic {
+			return s.stage, true
+		}
+	}
+	return 0, false
+}
+
+// stageTopics returns the topics stage reads.
+func (j *Job) stageTopics(stage int) []string {
+	var ts []string
+	for _, s := range j.sources {
+		if s.stage == stage {
+			ts = append(ts, s.topic)
+		}
+	}
+	return ts
 }
 
 // AddSinkTopic declares a topic the job writes, so Run can check that it
@@ -96,6 +166,9 @@ func (j *Job) validateTopology() error {
 	}
 	seen := map[string]bool{}
 	for _, s := range j.sources {
+		if s.internal != nil {
+			continue
+		}
 		if s.topic == "" {
 			return fmt.Errorf("%w: source with an empty topic name", ErrTopology)
 		}
@@ -107,10 +180,29 @@ func (j *Job) validateTopology() error {
 	return nil
 }
 
+// sourceTopics returns the user's source topics, then the internal ones.
 func (j *Job) sourceTopics() []string {
-	ts := make([]string, len(j.sources))
-	for i, s := range j.sources {
-		ts[i] = s.topic
+	var ts []string
+	for _, s := range j.sources {
+		if s.internal == nil {
+			ts = append(ts, s.topic)
+		}
+	}
+	for _, s := range j.sources {
+		if s.internal != nil {
+			ts = append(ts, s.topic)
+		}
+	}
+	return ts
+}
+
+// userSourceTopics returns the source topics the user declared.
+func (j *Job) userSourceTopics() []string {
+	var ts []string
+	for _, s := range j.sources {
+		if s.internal == nil {
+			ts = append(ts, s.topic)
+		}
 	}
 	return ts
 }

@@ -18,9 +18,8 @@ type LocalTask struct {
 	t *Task
 }
 
-// NewLocalTask builds the job's operators for the task owning partition.
-// obs may be nil.
-func (j *Job) NewLocalTask(ctx context.Context, partition int32, p Producer, obs observe.Observer) (*LocalTask, error) {
+// NewLocalTask builds the job's operators for the task id. obs may be nil.
+func (j *Job) NewLocalTask(ctx context.Context, id TaskID, p Producer, obs observe.Observer) (*LocalTask, error) {
 	if err := j.validateTopology(); err != nil {
 		return nil, err
 	}
@@ -31,7 +30,7 @@ func (j *Job) NewLocalTask(ctx context.Context, partition int32, p Producer, obs
 	if log == nil {
 		log = zap.NewNop()
 	}
-	t, err := newTask(ctx, partition, j, log, obs, p)
+	t, err := newTask(ctx, id, j, log, obs, p)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +45,7 @@ func (l *LocalTask) Process(topic string, records []*kgo.Record) error {
 		return l.t.err
 	}
 	if _, ok := l.t.sources[topic]; !ok {
-		return &RecordError{Topic: topic, Partition: l.t.partition, Offset: -1, Operator: "local", Err: fmt.Errorf("the job has no source for topic %q", topic)}
+		return &RecordError{Topic: topic, Partition: l.t.id.Partition, Offset: -1, Operator: "local", Err: fmt.Errorf("the job has no source for topic %q", topic)}
 	}
 	err := l.t.process(batch{topic: topic, records: records, highWatermark: -1})
 	if err != nil {

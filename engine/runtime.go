@@ -43,7 +43,7 @@ type runtime struct {
 	cpMu sync.Mutex
 	mu   struct {
 		sync.Mutex
-		tasks     map[int32]*taskRunner
+		tasks     map[TaskID]*taskRunner
 		committed map[string]map[int32]int64 // last committed offsets
 	}
 
@@ -60,7 +60,7 @@ type runtime struct {
 
 func newRuntime(j *Job, log *zap.Logger, obs observe.Observer) *runtime {
 	rt := &runtime{job: j, cfg: j.cfg, log: log, obs: obs, fatal: make(chan struct{})}
-	rt.mu.tasks = map[int32]*taskRunner{}
+	rt.mu.tasks = map[TaskID]*taskRunner{}
 	rt.mu.committed = map[string]map[int32]int64{}
 	rt.setNotReady("starting")
 	return rt
@@ -104,6 +104,7 @@ func (rt *runtime) run(ctx context.Context) error {
 	rt.runCtx, rt.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
 	defer rt.cancelRun()
 
+	rt.job.resolveInternalTopics(rt.cfg.Group)
 	partitions, err := rt.checkTopics(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -154,7 +155,7 @@ func (rt *runtime) checkTopics(ctx context.Context) (int, error) {
 	}
 	defer admin.Close()
 	adm := kadm.NewClient(admin)
-	topics := append(rt.job.sourceTopics(), slices.Sorted(maps.Keys(rt.job.sinks))...)
+	topics := append(rt.job.userSourceTopics(), slices.Sorted(maps.Keys(rt.job.sinks))...)
 	rt.setNotReady("waiting for the Kafka cluster")
 	details, err := backoff.Retry(ctx, func() (kadm.TopicDetails, error) {
 		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -185,14 +186,57 @@ func (rt *runtime) checkTopics(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("%w: topics do not exist: %v (create them first; Weir does not rely on auto-creation)", ErrTopology, missing)
 	}
 	n := -1
-	for _, t := range rt.job.sourceTopics() {
+	for _, t := range rt.job.stageTopics(0) {
 		if n == -1 {
 			n = counts[t]
 		} else if counts[t] != n {
 			return 0, fmt.Errorf("%w: source topics are not co-partitioned: %v partitions per topic", ErrTopology, counts)
 		}
 	}
+	if err := rt.ensureInternalTopics(ctx, adm, n); err != nil {
+		return 0, err
+	}
 	return n, nil
+}
+
+// ensureInternalTopics creates the job's repartition topics, each with the
+// partition count of the stage writing it, or checks the count of those
+// that exist: a mismatch would send a key's records to two tasks.
+func (rt *runtime) ensureInternalTopics(ctx context.Context, adm *kadm.Client, firstStage int) error {
+	if len(rt.job.internal) == 0 {
+		return nil
+	}
+	stagePartitions := map[int]int{0: firstStage}
+	for _, it := range rt.job.internal { // internal topics are declared upstream first
+		want, ok := stagePartitions[it.from]
+		if !ok {
+			return fmt.Errorf("%w: internal topic %s is written by stage %d, which reads nothing", ErrTopology, it.name, it.from)
+		}
+		resp, err := adm.CreateTopic(ctx, int32(want), -1, nil, it.name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("creating internal topic %s: %w", it.name, err)
+		}
+		if err != nil { // it exists: check it
+			d, derr := adm.ListTopics(ctx, it.name)
+			if derr != nil {
+				return fmt.Errorf("describing internal topic %s: %w", it.name, derr)
+			}
+			if got := len(d[it.name].Partitions); got != want {
+				return fmt.Errorf("%w: internal topic %s has %d partitions, stage %d has %d", ErrTopology, it.name, got, it.from, want)
+			}
+		} else {
+			rt.log.Info("created internal topic", zap.String("topic", it.name), zap.Int("partitions", want))
+		}
+		for _, s := range rt.job.sources {
+			if s.internal == it {
+				stagePartitions[s.stage] = want
+			}
+		}
+	}
+	return nil
 }
 
 func (rt *runtime) clientOpts() []kgo.Opt {
@@ -209,6 +253,11 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 		kgo.ConsumeTopics(rt.job.sourceTopics()...),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A partition resumed after backpressure joins the next fetch, which
+		// waits for the one in flight; with franz-go's 5s default a
+		// caught-up replica stalled seconds on every resume (measured in
+		// BenchmarkStatelessE2E). Java's default is 500ms.
+		kgo.FetchMaxWait(200*time.Millisecond),
 		// The range balancer gives a member the same partition numbers of
 		// every co-partitioned topic, which is what makes a task.
 		kgo.Balancers(kgo.RangeBalancer()),
@@ -242,7 +291,8 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 			if len(p.Records) == 0 {
 				return
 			}
-			tr, ok := rt.mu.tasks[p.Partition]
+			stage, _ := rt.job.stageOf(p.Topic)
+			tr, ok := rt.mu.tasks[TaskID{Stage: stage, Partition: p.Partition}]
 			if !ok {
 				return // revoked between fetch and now: the new owner reads it
 			}
@@ -263,30 +313,31 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 func (rt *runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	for _, p := range partitionNumbers(assigned) {
-		if _, ok := rt.mu.tasks[p]; ok {
+	ids := rt.taskIDs(assigned)
+	for _, id := range ids {
+		if _, ok := rt.mu.tasks[id]; ok {
 			continue
 		}
-		tr, err := rt.startTaskLocked(cl, p)
+		tr, err := rt.startTaskLocked(cl, id)
 		if err != nil {
 			rt.fail(err)
 			return
 		}
-		rt.mu.tasks[p] = tr
+		rt.mu.tasks[id] = tr
 	}
 	rt.obs.TasksAssigned(len(rt.mu.tasks))
-	rt.log.Info("partitions assigned", zap.Int32s("tasks", partitionNumbers(assigned)), zap.Int("running", len(rt.mu.tasks)))
+	rt.log.Info("partitions assigned", zap.Stringers("tasks", ids), zap.Int("running", len(rt.mu.tasks)))
 	rt.setReady()
 }
 
-func (rt *runtime) startTaskLocked(cl *kgo.Client, p int32) (*taskRunner, error) {
-	t, err := newTask(rt.runCtx, p, rt.job, rt.log, rt.obs, cl)
+func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) (*taskRunner, error) {
+	t, err := newTask(rt.runCtx, id, rt.job, rt.log, rt.obs, cl)
 	if err != nil {
 		return nil, err
 	}
 	tps := map[string][]int32{}
-	for _, topic := range rt.job.sourceTopics() {
-		tps[topic] = []int32{p}
+	for _, topic := range rt.job.stageTopics(id.Stage) {
+		tps[topic] = []int32{id.Partition}
 	}
 	tr := &taskRunner{
 		t: t,
@@ -307,7 +358,7 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, p int32) (*taskRunner, error)
 func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	rt.cpMu.Lock()
 	defer rt.cpMu.Unlock()
-	trs := rt.stopTasks(partitionNumbers(revoked))
+	trs := rt.stopTasks(rt.taskIDs(revoked))
 	if len(trs) == 0 {
 		return
 	}
@@ -320,7 +371,7 @@ func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 	}
 	cl.ResumeFetchPartitions(revoked)
 	rt.forgetPartitions(revoked)
-	rt.log.Info("partitions revoked", zap.Int32s("tasks", partitionNumbers(revoked)))
+	rt.log.Info("partitions revoked", zap.Stringers("tasks", rt.taskIDs(revoked)))
 }
 
 // onLost drops tasks whose partitions were taken away without a chance to
@@ -329,10 +380,10 @@ func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 func (rt *runtime) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	rt.cpMu.Lock()
 	defer rt.cpMu.Unlock()
-	rt.stopTasks(partitionNumbers(lost))
+	rt.stopTasks(rt.taskIDs(lost))
 	cl.ResumeFetchPartitions(lost)
 	rt.forgetPartitions(lost)
-	rt.log.Warn("partitions lost; their uncommitted work will be redone by the new owner", zap.Int32s("tasks", partitionNumbers(lost)))
+	rt.log.Warn("partitions lost; their uncommitted work will be redone by the new owner", zap.Stringers("tasks", rt.taskIDs(lost)))
 }
 
 func (rt *runtime) forgetPartitions(tps map[string][]int32) {
@@ -348,7 +399,7 @@ func (rt *runtime) forgetPartitions(tps map[string][]int32) {
 
 // stopTasks stops and removes the given tasks and waits for their
 // goroutines, after which their state may be read directly.
-func (rt *runtime) stopTasks(ps []int32) []*taskRunner {
+func (rt *runtime) stopTasks(ps []TaskID) []*taskRunner {
 	rt.mu.Lock()
 	var trs []*taskRunner
 	for _, p := range ps {
@@ -423,7 +474,7 @@ func (rt *runtime) commit(ctx context.Context, snaps []snapshot, why string) (er
 			// A produce failed after the client's own retries: the records
 			// before this barrier are not all durable, so their offsets
 			// must never be committed.
-			rt.fail(fmt.Errorf("producing outputs of task %d: %w", s.partition, err))
+			rt.fail(fmt.Errorf("producing outputs of task %s: %w", s.task, err))
 			return err
 		}
 	}
@@ -431,13 +482,13 @@ func (rt *runtime) commit(ctx context.Context, snaps []snapshot, why string) (er
 	rt.mu.Lock()
 	for _, s := range snaps {
 		for topic, eo := range s.offsets {
-			if rt.mu.committed[topic][s.partition] == eo.Offset {
+			if c, ok := rt.mu.committed[topic][s.task.Partition]; ok && c == eo.Offset {
 				continue
 			}
 			if offsets[topic] == nil {
 				offsets[topic] = map[int32]kgo.EpochOffset{}
 			}
-			offsets[topic][s.partition] = eo
+			offsets[topic][s.task.Partition] = eo
 		}
 	}
 	rt.mu.Unlock()
@@ -506,14 +557,25 @@ func (rt *runtime) fatalErrOrNil() error {
 	}
 }
 
-// partitionNumbers returns the distinct partition numbers in tps, sorted.
-func partitionNumbers(tps map[string][]int32) []int32 {
-	var ps []int32
-	for _, p := range tps {
-		ps = append(ps, p...)
+// taskIDs returns the distinct tasks owning the partitions in tps, sorted.
+func (rt *runtime) taskIDs(tps map[string][]int32) []TaskID {
+	var ids []TaskID
+	for topic, ps := range tps {
+		stage, ok := rt.job.stageOf(topic)
+		if !ok {
+			continue
+		}
+		for _, p := range ps {
+			ids = append(ids, TaskID{Stage: stage, Partition: p})
+		}
 	}
-	slices.Sort(ps)
-	return slices.Compact(ps)
+	slices.SortFunc(ids, func(a, b TaskID) int {
+		if a.Stage != b.Stage {
+			return a.Stage - b.Stage
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return slices.Compact(ids)
 }
 
 // kgoLogger routes franz-go's logs into zap.

@@ -33,16 +33,31 @@ type Stream[T any] struct {
 // builders of its subscribers. Builders run once per task, at assignment,
 // in the goroutine that will own the task.
 type node[T any] struct {
-	name string
-	subs []func(*Task) (Emit[T], error)
+	name  string
+	stage int
+	subs  []func(*Task) (Emit[T], error)
 }
 
-// NewStream returns a stream with no subscribers yet, for operator and
-// connector packages; name identifies it in metrics and errors and gets a
-// numeric suffix if the job already has one by that name.
+// NewStream returns a stream of the job's first stage with no subscribers
+// yet, for source connectors; name identifies it in metrics and errors and
+// gets a numeric suffix if the job already has one by that name.
 func NewStream[T any](job *Job, name string) Stream[T] {
-	return Stream[T]{job: job, n: &node[T]{name: job.UniqueName(name)}}
+	return NewStageStream[T](job, name, 0)
 }
+
+// NewStageStream is NewStream for a source of the given stage.
+func NewStageStream[T any](job *Job, name string, stage int) Stream[T] {
+	return Stream[T]{job: job, n: &node[T]{name: job.UniqueName(name), stage: stage}}
+}
+
+// Derive returns a stream produced by an operator subscribed to in: it runs
+// in the same stage, in the same task as in's records.
+func Derive[U, T any](in Stream[T], name string) Stream[U] {
+	return Stream[U]{job: in.job, n: &node[U]{name: in.job.UniqueName(name), stage: in.n.stage}}
+}
+
+// Stage is the stage the stream's records flow in.
+func (s Stream[T]) Stage() int { return s.n.stage }
 
 // Job is the job the stream belongs to.
 func (s Stream[T]) Job() *Job { return s.job }

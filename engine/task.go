@@ -33,17 +33,26 @@ type OpStats struct {
 	sentIn, sentOut, sentFailed int64
 }
 
-// Task is one partition number of the job's input topics: the unit of
+// TaskID names a task: a stage and a partition number of the topics that
+// stage reads. It prints as Kafka Streams prints its task ids: 0_3.
+type TaskID struct {
+	Stage     int
+	Partition int32
+}
+
+func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.Stage, id.Partition) }
+
+// Task is one partition number of one stage's input topics: the unit of
 // parallelism and ownership. One goroutine owns a task and everything in
 // it: its operators, their stats and its offsets. Operators receive the
 // task when they are built; they may keep it for the task's lifetime and
 // must call its methods only from the record path.
 type Task struct {
-	partition int32
-	ctx       context.Context
-	log       *zap.Logger
-	obs       observe.Observer
-	producer  Producer
+	id       TaskID
+	ctx      context.Context
+	log      *zap.Logger
+	obs      observe.Observer
+	producer Producer
 
 	sources map[string]SourceFunc // by topic
 	stats   []*OpStats
@@ -53,33 +62,40 @@ type Task struct {
 	// what a checkpoint commits.
 	next  map[string]kgo.EpochOffset
 	epoch *checkpoint.Epoch
-	err   error // the record error that stopped the task, if any
+	ack   func(*kgo.Record, error) // acknowledges a record of epoch
+	err   error                    // the record error that stopped the task, if any
 }
 
-func newTask(ctx context.Context, partition int32, j *Job, log *zap.Logger, obs observe.Observer, p Producer) (*Task, error) {
+func newTask(ctx context.Context, id TaskID, j *Job, log *zap.Logger, obs observe.Observer, p Producer) (*Task, error) {
 	t := &Task{
-		partition: partition,
-		ctx:       ctx,
-		log:       log.With(zap.Int32("task", partition)),
-		obs:       obs,
-		producer:  p,
-		sources:   make(map[string]SourceFunc, len(j.sources)),
-		byName:    make(map[string]*OpStats),
-		next:      make(map[string]kgo.EpochOffset, len(j.sources)),
-		epoch:     checkpoint.NewEpoch(nil),
+		id:       id,
+		ctx:      ctx,
+		log:      log.With(zap.Stringer("task", id)),
+		obs:      obs,
+		producer: p,
+		sources:  make(map[string]SourceFunc, len(j.sources)),
+		byName:   make(map[string]*OpStats),
+		next:     make(map[string]kgo.EpochOffset, len(j.sources)),
 	}
+	t.newEpoch(nil)
 	for _, s := range j.sources {
+		if s.stage != id.Stage {
+			continue
+		}
 		f, err := s.build(t)
 		if err != nil {
-			return nil, fmt.Errorf("building %s in task %d: %w", s.name, partition, err)
+			return nil, fmt.Errorf("building %s in task %s: %w", s.name, id, err)
 		}
 		t.sources[s.topic] = f
 	}
 	return t, nil
 }
 
+// ID is the task's stage and partition.
+func (t *Task) ID() TaskID { return t.id }
+
 // Partition is the partition number the task owns in each input topic.
-func (t *Task) Partition() int32 { return t.partition }
+func (t *Task) Partition() int32 { return t.id.Partition }
 
 // Logger is the task's logger, tagged with its partition.
 func (t *Task) Logger() *zap.Logger { return t.log }
@@ -100,9 +116,16 @@ func (t *Task) Stats(operator string) *OpStats {
 // acknowledged it. It may block when the producer's buffer is full; that is
 // the backpressure that keeps memory bounded. r must not be modified after.
 func (t *Task) Produce(r *kgo.Record) {
-	ep := t.epoch
-	ep.Add()
-	t.producer.Produce(t.ctx, r, func(_ *kgo.Record, err error) { ep.Ack(err) })
+	t.epoch.Add()
+	t.producer.Produce(t.ctx, r, t.ack)
+}
+
+// newEpoch opens the epoch following prev and the one promise that
+// acknowledges its records, so producing allocates no closure per record.
+func (t *Task) newEpoch(prev *checkpoint.Epoch) {
+	ep := checkpoint.NewEpoch(prev)
+	t.epoch = ep
+	t.ack = func(_ *kgo.Record, err error) { ep.Ack(err) }
 }
 
 // process runs one fetched batch of one input partition through the chain,
@@ -122,7 +145,7 @@ func (t *Task) process(b batch) error {
 	}
 	t.next[b.topic] = next
 	if b.highWatermark >= 0 {
-		t.obs.ConsumerLag(b.topic, t.partition, max(0, b.highWatermark-next.Offset))
+		t.obs.ConsumerLag(b.topic, t.id.Partition, max(0, b.highWatermark-next.Offset))
 	}
 	return nil
 }
@@ -140,23 +163,23 @@ func (t *Task) recordError(r *kgo.Record, err error) error {
 // snapshot is what a barrier captures: the offsets of exactly the records
 // processed before it, and the epoch holding their outputs.
 type snapshot struct {
-	partition int32
-	offsets   map[string]kgo.EpochOffset
-	epoch     *checkpoint.Epoch
-	err       error
+	task    TaskID
+	offsets map[string]kgo.EpochOffset
+	epoch   *checkpoint.Epoch
+	err     error
 }
 
 // barrier cuts the task between two records: it seals the current epoch,
 // opens the next and returns the offsets processed so far.
 func (t *Task) barrier() snapshot {
 	sealed := t.epoch
-	t.epoch = checkpoint.NewEpoch(sealed)
+	t.newEpoch(sealed)
 	sealed.Seal()
 	offs := make(map[string]kgo.EpochOffset, len(t.next))
 	for k, v := range t.next {
 		offs[k] = v
 	}
-	return snapshot{partition: t.partition, offsets: offs, epoch: sealed, err: t.err}
+	return snapshot{task: t.id, offsets: offs, epoch: sealed, err: t.err}
 }
 
 // flushStats publishes the counts gathered since the last call.

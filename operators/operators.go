@@ -18,7 +18,7 @@ import (
 // Map applies fn to every record's value. The key and event time pass
 // through unchanged.
 func Map[T, U any](in engine.Stream[T], fn func(T) (U, error)) engine.Stream[U] {
-	out := engine.NewStream[U](in.Job(), "map")
+	out := engine.Derive[U](in, "map")
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
 		name := out.Name()
 		stats := t.Stats(name)
@@ -41,7 +41,7 @@ func Map[T, U any](in engine.Stream[T], fn func(T) (U, error)) engine.Stream[U] 
 
 // Filter keeps the records for which keep returns true.
 func Filter[T any](in engine.Stream[T], keep func(T) bool) engine.Stream[T] {
-	out := engine.NewStream[T](in.Job(), "filter")
+	out := engine.Derive[T](in, "filter")
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
 		name := out.Name()
 		stats := t.Stats(name)
@@ -73,7 +73,7 @@ type Collector[T any] interface {
 // FlatMap calls fn once per record; fn emits zero or more values through
 // the collector, each under the input's key and event time.
 func FlatMap[T, U any](in engine.Stream[T], fn func(T, Collector[U]) error) engine.Stream[U] {
-	out := engine.NewStream[U](in.Job(), "flatmap")
+	out := engine.Derive[U](in, "flatmap")
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
 		name := out.Name()
 		stats := t.Stats(name)

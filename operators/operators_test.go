@@ -139,7 +139,7 @@ func TestChain(t *testing.T) {
 			case "new-task":
 				prod, obs = &recorder{}, newCounts()
 				var err error
-				if task, err = buildChain().NewLocalTask(context.Background(), 0, prod, obs); err != nil {
+				if task, err = buildChain().NewLocalTask(context.Background(), engine.TaskID{}, prod, obs); err != nil {
 					d.Fatalf(t, "%v", err)
 				}
 				return ""
