@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -213,4 +215,50 @@ func TestBrokerUnreachableAtStart(t *testing.T) {
 	if time.Since(start) < 2*time.Second {
 		t.Fatalf("Run gave up after %v", time.Since(start))
 	}
+}
+
+// TestBrokerRestartMidStream restarts the broker (SIGKILL, same data) under
+// a running job: the job rides it out without failing and, once the broker
+// is back, every record produced before and after is in the output.
+func TestBrokerRestartMidStream(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	script := os.Getenv("WEIR_KAFKA_SH")
+	if script == "" {
+		t.Skip("needs the broker scripts/kafka.sh started (make test); it restarts it")
+	}
+	in := kafkatest.CreateTopic(t, brokers, "restart-in", partitions)
+	out := kafkatest.CreateTopic(t, brokers, "restart-out", partitions)
+	const users, perUser = 200, 100
+	input := events(in, users, perUser, nil)
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), input[:len(input)/2]...)
+
+	job := engine.NewJob("restart", engine.WithBrokers(brokers...), engine.WithGroup(kafkatest.Name("restart")),
+		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond))
+	evs := connectors.KafkaSource(job, in, codec.JSON[shared.Event]())
+	connectors.KafkaSink(operators.Map(evs, shared.Tag), out, codec.JSON[shared.Tagged]())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- job.Run(ctx) }()
+	outputs := collect(t, brokers, out)
+	kafkatest.Eventually(t, time.Minute, "the first half", func() bool { return distinct(t, outputs.snapshot()) == len(input)/2 })
+
+	cmd := exec.Command("bash", script, "restart", "--kill")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("restarting the broker: %v\n%s", err, b)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the job stopped while the broker restarted: %v", err)
+	default:
+	}
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), input[len(input)/2:]...)
+	kafkatest.Eventually(t, 2*time.Minute, "every record after the broker restart", func() bool {
+		return distinct(t, outputs.snapshot()) == len(input)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("job: %v", err)
+	}
+	checkOutputs(t, outputs.snapshot(), wantIDs(users, perUser, nil), partitions, false)
 }
