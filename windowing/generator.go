@@ -1,0 +1,66 @@
+package windowing
+
+import "time"
+
+// A Generator tracks the watermark of one input partition under a
+// WatermarkStrategy: the largest timestamp seen so far minus the maximum
+// out-of-orderness minus 1ms, or MinWatermark before the first record. The
+// watermark never goes backwards.
+//
+// It also tracks whether the partition is idle: no record for the
+// strategy's idle timeout, measured in processing time.
+//
+// The watermark is computed on every record rather than periodically (Flink
+// emits it every 200ms by default); the caller decides how often to look.
+//
+// Get one from WatermarkStrategy.NewGenerator, one per input partition; the
+// zero value is not ready for use.
+type Generator struct {
+	bound       Millis        // max out-of-orderness + 1ms
+	idleTimeout time.Duration // 0: never idle
+	maxSeen     Millis        // largest timestamp seen; MinWatermark before the first
+	wm          Millis
+
+	// lastActive is the processing time of the last record, or of the
+	// first IsIdle call if that came first; valid when started.
+	lastActive time.Time
+	started    bool
+}
+
+// OnEvent records a record with event time ts, read at processing time
+// now. Every record counts as activity, a late one too.
+func (g *Generator) OnEvent(ts Millis, now time.Time) {
+	g.lastActive, g.started = now, true
+	if ts <= g.maxSeen {
+		return
+	}
+	g.maxSeen = ts
+	// Saturate rather than wrap for timestamps near the bottom of the range.
+	if ts >= MinWatermark+g.bound {
+		g.wm = ts - g.bound // maxSeen only grows, so neither does wm
+	}
+}
+
+// Current returns the partition's watermark.
+func (g *Generator) Current() Millis { return g.wm }
+
+// IsIdle reports whether no record has arrived for the idle timeout, that
+// is now - (processing time of the last record) >= timeout. It is always
+// false when the strategy has no idle timeout.
+//
+// The idle clock of a partition that has not had a record yet starts at
+// the first IsIdle call, so a partition that stays empty goes idle one
+// timeout after the task first asks. (Flink starts the clock at its first
+// periodic check that sees no activity, and goes idle only once strictly
+// more than the timeout has passed; the two differ by at most one check
+// interval.)
+func (g *Generator) IsIdle(now time.Time) bool {
+	if g.idleTimeout == 0 {
+		return false
+	}
+	if !g.started {
+		g.lastActive, g.started = now, true
+		return false
+	}
+	return now.Sub(g.lastActive) >= g.idleTimeout
+}
