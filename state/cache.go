@@ -1,0 +1,181 @@
+package state
+
+import (
+	"bytes"
+	"slices"
+	"sort"
+	"unsafe"
+)
+
+// The write-back cache is two generations of entries over Pebble:
+//
+//	dirty    written by Set and Delete since the last Flush
+//	pending  flushed (its mutations are in the open Kafka transaction),
+//	         not yet committed to Pebble
+//
+// A read looks in dirty, then pending, then Pebble; the first generation
+// that has the key answers, a tombstone answering "absent". CommitPending
+// writes pending to Pebble and drops it; AbortPending drops both.
+
+// entry is one key's latest write in one generation.
+type entry struct {
+	// key is never modified after the entry is made, so the generation's
+	// map key aliases it (see keyString).
+	key []byte
+	// value is the written value; in the dirty generation a later Set of
+	// the same key overwrites it in place. Empty for a tombstone.
+	value     []byte
+	tombstone bool
+	// seq orders the entry's creation among the task's dirty entries:
+	// a Scan skips entries made after it started (see TaskStore.Scan).
+	seq uint64
+	// next links the entry in the dirty generation's skiplist (index.go);
+	// nil until the generation is first scanned.
+	next []*entry
+}
+
+// entryOverhead approximates the memory an entry costs beyond its key and
+// value bytes: the entry struct, its map slot and skiplist links.
+const entryOverhead = 96
+
+func (e *entry) size() int { return len(e.key) + len(e.value) + entryOverhead }
+
+// keyString returns a string that shares k's bytes. k must never be
+// modified afterwards; entry keys never are.
+func keyString(k []byte) string { return unsafe.String(unsafe.SliceData(k), len(k)) }
+
+func compareEntries(a, b *entry) int { return bytes.Compare(a.key, b.key) }
+
+// dirtySet is the generation Set and Delete write to.
+type dirtySet struct {
+	m     map[string]*entry
+	bytes int // sum of entry sizes
+	// seq is the seq of the last entry made; it carries over from one
+	// generation to the next.
+	seq uint64
+	// index orders the entries for Scan; nil until the generation is first
+	// scanned. unindexed holds entries added since, which the next Scan
+	// links in.
+	index     *skiplist
+	unindexed []*entry
+}
+
+func (d *dirtySet) get(key []byte) *entry { return d.m[string(key)] }
+
+// put records a write of key; value is ignored for a tombstone. Both are
+// copied.
+func (d *dirtySet) put(key, value []byte, tombstone bool) {
+	if tombstone {
+		value = nil
+	}
+	if e, ok := d.m[string(key)]; ok {
+		d.bytes -= len(e.value)
+		e.value = append(e.value[:0], value...)
+		e.tombstone = tombstone
+		d.bytes += len(e.value)
+		return
+	}
+	if d.m == nil {
+		d.m = make(map[string]*entry)
+	}
+	d.seq++
+	e := &entry{key: bytes.Clone(key), tombstone: tombstone, seq: d.seq}
+	if e.key == nil {
+		e.key = []byte{}
+	}
+	if !tombstone {
+		e.value = append(make([]byte, 0, len(value)), value...)
+	}
+	d.m[keyString(e.key)] = e
+	d.bytes += e.size()
+	if d.index != nil {
+		d.unindexed = append(d.unindexed, e)
+	}
+}
+
+// ensureIndexedIfAny brings the skiplist up to date, unless there is
+// nothing to index.
+func (d *dirtySet) ensureIndexedIfAny() {
+	if len(d.m) > 0 && (d.index == nil || len(d.unindexed) > 0) {
+		d.ensureIndexed()
+	}
+}
+
+// ensureIndexed brings the skiplist up to date with every entry.
+func (d *dirtySet) ensureIndexed() {
+	switch {
+	case d.index == nil, len(d.unindexed) > len(d.m)/2:
+		// Building from a sorted slice is linear; inserting many entries
+		// one by one is not worth it.
+		d.index = newSkiplistSorted(d.sortedFromMap())
+	default:
+		for _, e := range d.unindexed {
+			d.index.insert(e)
+		}
+	}
+	clear(d.unindexed)
+	d.unindexed = d.unindexed[:0]
+}
+
+func (d *dirtySet) sortedFromMap() []*entry {
+	es := make([]*entry, 0, len(d.m))
+	for _, e := range d.m {
+		es = append(es, e)
+	}
+	slices.SortFunc(es, compareEntries)
+	return es
+}
+
+// sorted returns the entries in key order.
+func (d *dirtySet) sorted() []*entry {
+	if d.index == nil {
+		return d.sortedFromMap()
+	}
+	d.ensureIndexed()
+	es := make([]*entry, 0, len(d.m))
+	for e := d.index.first(); e != nil; e = e.next[0] {
+		es = append(es, e)
+	}
+	return es
+}
+
+// pendingSet is the flushed generation. Its entries are never modified:
+// the mutations Flush returned share their bytes.
+type pendingSet struct {
+	m      map[string]*entry
+	sorted []*entry // by key; Scan binary-searches it
+}
+
+func (p *pendingSet) get(key []byte) *entry { return p.m[string(key)] }
+
+// seekGE returns the index of the first entry whose key is >= key.
+func (p *pendingSet) seekGE(key []byte) int {
+	return sort.Search(len(p.sorted), func(i int) bool { return bytes.Compare(p.sorted[i].key, key) >= 0 })
+}
+
+// add takes over a flushed dirty generation whose entries are sorted by
+// key. If p already holds one (Flush twice without a commit or an abort),
+// the newer entries replace the older ones key by key.
+func (p *pendingSet) add(m map[string]*entry, sorted []*entry) {
+	if len(p.sorted) == 0 {
+		p.m, p.sorted = m, sorted
+		return
+	}
+	merged := make([]*entry, 0, len(p.sorted)+len(sorted))
+	old := p.sorted
+	for len(old) > 0 && len(sorted) > 0 {
+		switch c := bytes.Compare(old[0].key, sorted[0].key); {
+		case c < 0:
+			merged, old = append(merged, old[0]), old[1:]
+		case c > 0:
+			merged, sorted = append(merged, sorted[0]), sorted[1:]
+		default:
+			merged, old, sorted = append(merged, sorted[0]), old[1:], sorted[1:]
+		}
+	}
+	merged = append(append(merged, old...), sorted...)
+	for k, e := range m {
+		p.m[k] = e
+	}
+	p.sorted = merged
+}

@@ -1,0 +1,224 @@
+package state
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestTaskStoreAgainstModel drives two TaskStores with random operations,
+// the checkpoint protocol, crashes (reopen), drops and changelog restores,
+// and checks every read, scan, flush and checkpoint against a model: three
+// plain maps per task (committed, pending, dirty).
+func TestTaskStoreAgainstModel(t *testing.T) {
+	for seed := range uint64(16) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			runModel(t, rand.New(rand.NewPCG(seed, seed^0x5eed)), 1500)
+		})
+	}
+}
+
+// write is a model write: a value, or a tombstone (nil).
+type write = *string
+
+type modelTask struct {
+	id        TaskID
+	committed map[string]string
+	pending   map[string]write
+	dirty     map[string]write
+	// changelog is what the task flushed in transactions that committed,
+	// for the restore check.
+	changelog []Mutation
+	// txn is what the task flushed in its open transaction.
+	txn []Mutation
+	// checkpoint is the last committed checkpoint id, if hasCheckpoint.
+	checkpoint    int64
+	hasCheckpoint bool
+}
+
+// view is what the task must read: committed, then pending, then dirty.
+func (m *modelTask) view() map[string]string {
+	v := maps.Clone(m.committed)
+	for _, layer := range []map[string]write{m.pending, m.dirty} {
+		for k, w := range layer {
+			if w == nil {
+				delete(v, k)
+			} else {
+				v[k] = *w
+			}
+		}
+	}
+	return v
+}
+
+func runModel(t *testing.T, rng *rand.Rand, steps int) {
+	fs := NewMemFS()
+	open := func() *Store {
+		s, err := Open("/db", InMemory(fs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	t.Cleanup(func() { _ = s.Close() })
+
+	tasks := []*modelTask{{id: TaskID{0, 1}}, {id: TaskID{0, 2}}}
+	for _, m := range tasks {
+		m.committed, m.pending, m.dirty = map[string]string{}, map[string]write{}, map[string]write{}
+	}
+	// Few short keys over an alphabet with 0x00 and 0xff, so that keys
+	// collide, prefix each other and sit at the edges of the range.
+	alphabet := []byte{'a', 'b', 0x00, 0xff}
+	randKey := func() []byte {
+		k := make([]byte, rng.IntN(4))
+		for i := range k {
+			k[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return k
+	}
+	for step := range steps {
+		m := tasks[rng.IntN(len(tasks))]
+		ts := s.Task(m.id)
+		fail := func(format string, a ...any) {
+			t.Helper()
+			t.Fatalf("step %d, task %v: %s", step, m.id, fmt.Sprintf(format, a...))
+		}
+		switch op := rng.IntN(100); {
+		case op < 35:
+			k, v := randKey(), fmt.Sprint("v", step)
+			ts.Set(k, []byte(v))
+			m.dirty[string(k)] = &v
+		case op < 45:
+			k := randKey()
+			ts.Delete(k)
+			m.dirty[string(k)] = nil
+		case op < 65:
+			k := randKey()
+			got, ok, err := ts.Get(k)
+			want, wantOK := m.view()[string(k)]
+			if err != nil || ok != wantOK || string(got) != want {
+				fail("Get(%q) = %q, %t, %v; want %q, %t", k, got, ok, err, want, wantOK)
+			}
+		case op < 75:
+			lower, upper := randKey(), randKey()
+			if rng.IntN(3) == 0 {
+				upper = nil
+			}
+			var got []string
+			err := ts.Scan(lower, upper, func(k, v []byte) bool {
+				got = append(got, string(k)+"="+string(v))
+				return true
+			})
+			var want []string
+			view := m.view()
+			for _, k := range slices.Sorted(maps.Keys(view)) {
+				if bytes.Compare([]byte(k), lower) >= 0 && (len(upper) == 0 || bytes.Compare([]byte(k), upper) < 0) {
+					want = append(want, k+"="+view[k])
+				}
+			}
+			if err != nil || !slices.Equal(got, want) {
+				fail("Scan(%q, %q) = %q, %v; want %q", lower, upper, got, err, want)
+			}
+		case op < 83:
+			muts := ts.Flush()
+			var want []Mutation
+			for _, k := range slices.Sorted(maps.Keys(m.dirty)) {
+				if w := m.dirty[k]; w == nil {
+					want = append(want, Mutation{Key: []byte(k), Tombstone: true})
+				} else {
+					want = append(want, Mutation{Key: []byte(k), Value: []byte(*w)})
+				}
+				m.pending[k] = m.dirty[k]
+			}
+			if !slices.EqualFunc(muts, want, equalMutation) {
+				fail("Flush() = %v; want %v", muts, want)
+			}
+			if ts.DirtyKeys() != 0 || ts.DirtyBytes() != 0 {
+				fail("after Flush: %d dirty keys, %d bytes", ts.DirtyKeys(), ts.DirtyBytes())
+			}
+			m.dirty = map[string]write{}
+			for _, mu := range muts { // as a producer would: copy out
+				m.txn = append(m.txn, Mutation{Key: bytes.Clone(mu.Key), Value: bytes.Clone(mu.Value), Tombstone: mu.Tombstone})
+			}
+		case op < 90:
+			// The transaction committed: so does Pebble.
+			m.checkpoint++
+			offsets := map[string]int64{"changelog": int64(len(m.changelog) + len(m.txn))}
+			if err := ts.CommitPending(m.checkpoint, offsets); err != nil {
+				fail("CommitPending: %v", err)
+			}
+			for k, w := range m.pending {
+				if w == nil {
+					delete(m.committed, k)
+				} else {
+					m.committed[k] = *w
+				}
+			}
+			m.pending, m.hasCheckpoint = map[string]write{}, true
+			m.changelog, m.txn = append(m.changelog, m.txn...), nil
+		case op < 94:
+			ts.AbortPending()
+			m.pending, m.dirty, m.txn = map[string]write{}, map[string]write{}, nil
+		case op < 97:
+			// Crash: every task loses its cache; the open transaction aborts.
+			if err := s.Close(); err != nil {
+				fail("Close: %v", err)
+			}
+			s = open()
+			for _, m := range tasks {
+				m.pending, m.dirty, m.txn = map[string]write{}, map[string]write{}, nil
+			}
+		default:
+			// Revoke and reassign: drop the local state and restore it from
+			// the committed changelog, as a replica without it would.
+			if err := ts.Drop(); err != nil {
+				fail("Drop: %v", err)
+			}
+			if _, _, ok, err := ts.Checkpoint(); ok || err != nil {
+				fail("Checkpoint after Drop: ok=%t, %v", ok, err)
+			}
+			for _, mu := range m.changelog {
+				if err := ts.Restore(mu.Key, mu.Value, mu.Tombstone); err != nil {
+					fail("Restore: %v", err)
+				}
+			}
+			offsets := map[string]int64{"changelog": int64(len(m.changelog))}
+			if err := ts.FinishRestore(m.checkpoint, offsets); err != nil {
+				fail("FinishRestore: %v", err)
+			}
+			m.pending, m.dirty, m.txn, m.hasCheckpoint = map[string]write{}, map[string]write{}, nil, true
+		}
+		// Invariants after every step (on the reopened store after a crash).
+		ts = s.Task(m.id)
+		if got := ts.DirtyKeys(); got != len(m.dirty) {
+			fail("DirtyKeys() = %d; want %d", got, len(m.dirty))
+		}
+		id, offsets, ok, err := ts.Checkpoint()
+		if err != nil || ok != m.hasCheckpoint || id != m.checkpoint {
+			fail("Checkpoint() = %d, %v, %t, %v; want %d, %t", id, offsets, ok, err, m.checkpoint, m.hasCheckpoint)
+		}
+	}
+	// Finally, what Pebble holds for each task is exactly its committed map.
+	for _, m := range tasks {
+		ts := s.Task(m.id)
+		ts.AbortPending()
+		got := map[string]string{}
+		if err := ts.Scan(nil, nil, func(k, v []byte) bool {
+			got[string(k)] = string(v)
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(got, m.committed) {
+			t.Fatalf("task %v: Pebble has %q; committed %q", m.id, got, m.committed)
+		}
+	}
+}
+
+func equalMutation(a, b Mutation) bool {
+	return bytes.Equal(a.Key, b.Key) && bytes.Equal(a.Value, b.Value) && a.Tombstone == b.Tombstone
+}

@@ -1,0 +1,73 @@
+package state
+
+import "github.com/weirstream/weir/codec"
+
+// Value is a single value per (key, namespace), like Flink's ValueState.
+// It is a descriptor: declare it once in the operator's Open, use it from
+// every task with the Scope of the record being processed.
+type Value[T any] struct {
+	d descriptor
+	c codec.Codec[T]
+}
+
+// NewValue declares a value state named name in r, its values encoded with
+// c. A refused declaration (see Registry.Err) still returns a handle.
+func NewValue[T any](r *Registry, name string, c codec.Codec[T], opts ...HandleOpt) *Value[T] {
+	return &Value[T]{d: r.declare(name, opts, map[string]any{"codec": c}), c: c}
+}
+
+// Name returns the state's declared name.
+func (v *Value[T]) Name() string { return v.d.name }
+
+// Get returns the value of s's key and namespace; ok is false if there is
+// none or it has expired. An error is an *Error: the codec could not decode
+// the stored bytes, or the store failed.
+func (v *Value[T]) Get(s Scope) (value T, ok bool, err error) {
+	return readCell(&v.d, v.c, s, "get")
+}
+
+// Set writes value for s's key and namespace (stamping its expiry if the
+// state has a TTL). An error is an *Error from the codec.
+func (v *Value[T]) Set(s Scope, value T) error {
+	return writeCell(&v.d, v.c, s, "set", value)
+}
+
+// Clear deletes the value of s's key and namespace.
+func (v *Value[T]) Clear(s Scope) {
+	ts := s.TaskStore()
+	ts.Delete(v.d.stateKey(ts, s))
+}
+
+// readCell reads the one value that lives at d's state key for s (Value,
+// Aggregating), deleting it if it has expired.
+func readCell[T any](d *descriptor, c codec.Codec[T], s Scope, op string) (value T, ok bool, err error) {
+	ts := s.TaskStore()
+	key := d.stateKey(ts, s)
+	raw, ok, err := ts.Get(key)
+	if err != nil || !ok {
+		return value, false, d.failIf(op, err)
+	}
+	payload, expired, err := openEnvelope(raw, s)
+	if err != nil {
+		return value, false, d.fail(op, err)
+	}
+	if expired {
+		ts.Delete(key)
+		return value, false, nil
+	}
+	if value, err = c.Decode(payload); err != nil {
+		return value, false, d.fail(op, err)
+	}
+	return value, true, nil
+}
+
+// writeCell writes value at d's state key for s.
+func writeCell[T any](d *descriptor, c codec.Codec[T], s Scope, op string, value T) error {
+	ts := s.TaskStore()
+	b, err := encodeValue(d, ts, s, c, value)
+	if err != nil {
+		return d.fail(op, err)
+	}
+	ts.Set(d.stateKey(ts, s), b)
+	return nil
+}
