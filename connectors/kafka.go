@@ -14,6 +14,7 @@ import (
 
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/windowing"
 )
 
 // KafkaSource reads topic, decoding each record's value with c. Each
@@ -23,7 +24,16 @@ import (
 //
 // Every source topic of a job must have the same number of partitions:
 // partition n of each belongs to task n.
-func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T]) engine.Stream[T] {
+func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T], opts ...SourceOpt[T]) engine.Stream[T] {
+	var cfg sourceConfig[T]
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.watermarks != nil {
+		if err := cfg.watermarks.Validate(); err != nil {
+			job.TopologyError(fmt.Errorf("source %s: %w", topic, err))
+		}
+	}
 	s := engine.NewStream[T](job, "source:"+topic)
 	job.AddSource(topic, s.Name(), func(t *engine.Task) (engine.SourceFunc, error) {
 		name := s.Name()
@@ -32,17 +42,54 @@ func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T]) engine.
 		if err != nil {
 			return nil, err
 		}
+		wms := cfg.watermarks
+		if wms == nil {
+			return func(r *kgo.Record) error {
+				stats.In++
+				v, err := c.Decode(r.Value)
+				if err != nil {
+					return &engine.OperatorError{Operator: name, Err: fmt.Errorf("decoding value: %w", err)}
+				}
+				stats.Out++
+				return down(engine.Record[T]{Key: r.Key, Value: v, Timestamp: r.Timestamp})
+			}, nil
+		}
+		if err := t.AddWatermarkInput(topic, wms.NewGenerator()); err != nil {
+			return nil, err
+		}
 		return func(r *kgo.Record) error {
 			stats.In++
 			v, err := c.Decode(r.Value)
 			if err != nil {
 				return &engine.OperatorError{Operator: name, Err: fmt.Errorf("decoding value: %w", err)}
 			}
+			ts := wms.Timestamp(v, r.Timestamp)
 			stats.Out++
-			return down(engine.Record[T]{Key: r.Key, Value: v, Timestamp: r.Timestamp})
+			if err := down(engine.Record[T]{Key: r.Key, Value: v, Timestamp: ts}); err != nil {
+				return err
+			}
+			// After the record: it is never late against a watermark it
+			// raised itself.
+			return t.ObserveEventTime(topic, ts)
 		}, nil
 	})
 	return s
+}
+
+// SourceOpt configures a Kafka source.
+type SourceOpt[T any] func(*sourceConfig[T])
+
+type sourceConfig[T any] struct {
+	watermarks *windowing.WatermarkStrategy[T]
+}
+
+// WithWatermarks gives the source event time: each record's time comes
+// from the strategy (an extractor, or the Kafka timestamp), and each input
+// partition's watermark trails the highest time seen by the strategy's
+// bound. Without it the source has no watermark and event-time timers and
+// windows downstream never fire; records keep their Kafka timestamps.
+func WithWatermarks[T any](s windowing.WatermarkStrategy[T]) SourceOpt[T] {
+	return func(c *sourceConfig[T]) { c.watermarks = &s }
 }
 
 // SinkOpt configures a Kafka sink.

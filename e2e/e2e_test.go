@@ -35,24 +35,34 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var buildOnce sync.Once
-var buildErr error
+var builds sync.Map // job name -> *build
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
 
 // jobBinary builds the stateless job once, with the race detector, and
 // returns its path.
-func jobBinary(t *testing.T) string {
+func jobBinary(t *testing.T) string { return binary(t, "stateless") }
+
+// binary builds e2e/jobs/<name> once, with the race detector.
+func binary(t *testing.T, name string) string {
 	t.Helper()
-	bin := filepath.Join(binDir, "stateless")
-	buildOnce.Do(func() {
-		out, err := exec.Command("go", "build", "-race", "-o", bin, "./jobs/stateless").CombinedOutput()
+	v, _ := builds.LoadOrStore(name, &build{})
+	b := v.(*build)
+	b.once.Do(func() {
+		b.path = filepath.Join(binDir, name)
+		out, err := exec.Command("go", "build", "-race", "-o", b.path, "./jobs/"+name).CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return bin
+	return b.path
 }
 
 // syncBuffer is a bytes.Buffer safe to write from a child's output pipes
@@ -84,7 +94,12 @@ type process struct {
 
 func startJob(t *testing.T, env ...string) *process {
 	t.Helper()
-	cmd := exec.Command(jobBinary(t))
+	return startBinary(t, jobBinary(t), env...)
+}
+
+func startBinary(t *testing.T, bin string, env ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), env...)
 	p := &process{cmd: cmd, output: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.output, p.output

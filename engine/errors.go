@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrConfig is returned by Run when the configuration is invalid. The job
@@ -44,3 +45,18 @@ type OperatorError struct {
 
 func (e *OperatorError) Error() string { return e.Operator + ": " + e.Err.Error() }
 func (e *OperatorError) Unwrap() error { return e.Err }
+
+// TimerError says which timer a task could not fire. Like a RecordError it
+// stops the task; the timer stays registered, so a restart fires it again.
+type TimerError struct {
+	Timer  int64 // Unix milliseconds
+	Domain TimeDomain
+	Key    []byte
+	Err    error
+}
+
+func (e *TimerError) Error() string {
+	return fmt.Sprintf("%s timer at %s of key %q failed: %v", e.Domain, time.UnixMilli(e.Timer).UTC().Format(time.RFC3339Nano), e.Key, e.Err)
+}
+
+func (e *TimerError) Unwrap() error { return e.Err }

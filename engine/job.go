@@ -41,6 +41,10 @@ type Job struct {
 	names    map[string]int
 	stages   int
 	internal []*InternalTopic
+	// partitions is the partition count of every stage, set at start.
+	partitions int32
+	stateful   bool
+	buildErrs  []error
 
 	mu struct {
 		sync.Mutex
@@ -93,6 +97,15 @@ func (j *Job) Config() Config { return j.cfg }
 func (j *Job) AddSource(topic, name string, build func(*Task) (SourceFunc, error)) {
 	j.sources = append(j.sources, &source{topic: topic, name: name, build: build})
 }
+
+// buildErr records a mistake found while building the topology; Run
+// reports them all before starting.
+func (j *Job) buildErr(err error) { j.buildErrs = append(j.buildErrs, err) }
+
+// TopologyError records a mistake an operator or connector package found
+// while the topology was built (a bad option, say): Run returns it, with
+// every other, as ErrTopology before reading anything.
+func (j *Job) TopologyError(err error) { j.buildErr(err) }
 
 // NewStage starts a stage: a chain of operators reading topics that the
 // stage before it wrote. It returns the stage number.
@@ -163,6 +176,9 @@ func (j *Job) UniqueName(base string) string {
 func (j *Job) validateTopology() error {
 	if len(j.sources) == 0 {
 		return fmt.Errorf("%w: job %q has no source", ErrTopology, j.name)
+	}
+	if err := errors.Join(j.buildErrs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrTopology, err)
 	}
 	seen := map[string]bool{}
 	for _, s := range j.sources {

@@ -31,6 +31,12 @@ func Repartition[T any](in Stream[T], name string, key func(T) ([]byte, error), 
 			return nil, err
 		}
 		return func(r *kgo.Record) error {
+			if wm, ok := watermarkHeader(r); ok {
+				if err := t.onControl(r, wm); err != nil {
+					return &OperatorError{Operator: src, Err: fmt.Errorf("watermark control record: %w", err)}
+				}
+				return nil
+			}
 			stats.In++
 			v, err := c.Decode(r.Value)
 			if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/weirstream/weir/checkpoint"
 	"github.com/weirstream/weir/observe"
+	"github.com/weirstream/weir/state"
 )
 
 // runtime runs a job against Kafka in one replica: it joins the consumer
@@ -34,6 +35,8 @@ type runtime struct {
 	log *zap.Logger
 	obs observe.Observer
 	cl  *kgo.Client
+	// store is the replica's state store, nil for a job without state.
+	store *state.Store
 
 	// runCtx outlives the caller's context until shutdown has committed:
 	// produces in flight at shutdown must still be delivered.
@@ -111,6 +114,17 @@ func (rt *runtime) run(ctx context.Context) error {
 			return nil // stopped while waiting for the broker
 		}
 		return err
+	}
+	rt.job.partitions = int32(partitions)
+	if rt.job.stateful {
+		if rt.store, err = state.Open(rt.cfg.StateDir); err != nil {
+			return fmt.Errorf("opening the state store in %s: %w", rt.cfg.StateDir, err)
+		}
+		defer func() {
+			if err := rt.store.Close(); err != nil {
+				rt.log.Warn("closing the state store", zap.Error(err))
+			}
+		}()
 	}
 	rt.log.Info("job starting",
 		zap.Strings("sources", rt.job.sourceTopics()), zap.Int("partitions", partitions),
@@ -268,7 +282,7 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsLost(rt.onLost),
 		// Java's default partitioner for keyed records (murmur2), so Weir's
 		// outputs co-partition with any Java producer's.
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.RecordPartitioner(partitioner{kgo.StickyKeyPartitioner(nil)}),
 	)
 }
 
@@ -310,13 +324,27 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 	}
 }
 
-func (rt *runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+func (rt *runtime) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	ids := rt.taskIDs(assigned)
+	var committed kadm.OffsetResponses
+	if rt.store != nil {
+		var err error
+		if committed, err = kadm.NewClient(cl).FetchOffsets(ctx, rt.cfg.Group); err != nil {
+			rt.fail(fmt.Errorf("fetching committed offsets to check local state: %w", err))
+			return
+		}
+	}
 	for _, id := range ids {
 		if _, ok := rt.mu.tasks[id]; ok {
 			continue
+		}
+		if rt.store != nil {
+			if err := rt.checkLocalState(id, committed); err != nil {
+				rt.fail(err)
+				return
+			}
 		}
 		tr, err := rt.startTaskLocked(cl, id)
 		if err != nil {
@@ -330,8 +358,38 @@ func (rt *runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 	rt.setReady()
 }
 
+// checkLocalState keeps a task's local state only if it is the state of
+// exactly the offsets the group committed: anything else (another replica
+// ran the task since, or this one crashed between the offset commit and
+// the state commit) is dropped, and the task starts from empty state.
+// Restoring from a changelog topic instead arrives with exactly-once
+// checkpoints.
+func (rt *runtime) checkLocalState(id TaskID, committed kadm.OffsetResponses) error {
+	ts := rt.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition})
+	cp, offs, ok, err := ts.Checkpoint()
+	if err != nil {
+		return fmt.Errorf("reading the local checkpoint of task %s: %w", id, err)
+	}
+	if !ok {
+		return nil
+	}
+	for _, topic := range rt.job.stageTopics(id.Stage) {
+		local, hasLocal := offs[inputOffsetKey(topic)]
+		c, hasCommitted := committed.Lookup(topic, id.Partition)
+		if hasCommitted && c.Err == nil && hasLocal && c.At == local {
+			continue
+		}
+		rt.log.Warn("local state does not match the committed offsets; starting the task from empty state",
+			zap.Stringer("task", id), zap.Int64("local_checkpoint", cp), zap.String("topic", topic),
+			zap.Int64("local_offset", local), zap.Int64("committed_offset", c.At))
+		return ts.Drop()
+	}
+	rt.log.Info("task resumes from its local state", zap.Stringer("task", id), zap.Int64("checkpoint", cp))
+	return nil
+}
+
 func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) (*taskRunner, error) {
-	t, err := newTask(rt.runCtx, id, rt.job, rt.log, rt.obs, cl)
+	t, err := newTask(taskEnv{ctx: rt.runCtx, log: rt.log, obs: rt.obs, producer: cl, clock: systemClock{}, store: rt.store}, id, rt.job)
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +402,7 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) (*taskRunner, erro
 		in: newInbox(rt.cfg.TaskQueueRecords,
 			func() { cl.PauseFetchPartitions(tps) },
 			func() { cl.ResumeFetchPartitions(tps) }),
-		ctrl:  make(chan barrierReq),
+		ctrl:  make(chan taskCmd),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		fatal: rt.fail,
@@ -366,8 +424,10 @@ func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 	for _, tr := range trs {
 		snaps = append(snaps, tr.t.barrier())
 	}
-	if err := rt.commit(ctx, snaps, "revoke"); err != nil {
+	if id, err := rt.commit(ctx, snaps, "revoke"); err != nil {
 		rt.log.Warn("checkpoint at revocation failed; the next owner reprocesses from the previous one", zap.Error(err))
+	} else {
+		rt.commitStopped(id, trs, snaps)
 	}
 	cl.ResumeFetchPartitions(revoked)
 	rt.forgetPartitions(revoked)
@@ -443,22 +503,50 @@ func (rt *runtime) checkpoint(ctx context.Context) {
 	}
 	snaps := make([]snapshot, 0, len(trs))
 	for _, tr := range trs {
-		req := barrierReq{reply: make(chan snapshot, 1)}
-		select {
-		case tr.ctrl <- req:
-			snaps = append(snaps, <-req.reply)
-		case <-ctx.Done():
+		var snap snapshot
+		if !tr.do(func(t *Task) { snap = t.barrier() }, ctx.Done()) {
+			return
+		}
+		snaps = append(snaps, snap)
+	}
+	id, err := rt.commit(ctx, snaps, "interval")
+	if err != nil {
+		if ctx.Err() == nil {
+			rt.log.Warn("checkpoint failed; retrying at the next interval", zap.Error(err))
+		}
+		return
+	}
+	// Kafka has the offsets: now, and only now, the state may reach Pebble.
+	for i, tr := range trs {
+		if !snaps[i].stateful {
+			continue
+		}
+		var err error
+		offs := snaps[i].offsets
+		if !tr.do(func(t *Task) { err = t.commitState(id, offs) }, ctx.Done()) {
+			return
+		}
+		if err != nil {
+			rt.fail(err)
 			return
 		}
 	}
-	if err := rt.commit(ctx, snaps, "interval"); err != nil && ctx.Err() == nil {
-		rt.log.Warn("checkpoint failed; retrying at the next interval", zap.Error(err))
+}
+
+// commitStopped commits the state of stopped tasks after checkpoint id.
+func (rt *runtime) commitStopped(id int64, trs []*taskRunner, snaps []snapshot) {
+	for i, tr := range trs {
+		if snaps[i].stateful {
+			if err := tr.t.commitState(id, snaps[i].offsets); err != nil {
+				rt.fail(err)
+			}
+		}
 	}
 }
 
 // commit waits for the snapshots' outputs and commits their offsets.
-func (rt *runtime) commit(ctx context.Context, snaps []snapshot, why string) (err error) {
-	id := rt.cpID.Add(1)
+func (rt *runtime) commit(ctx context.Context, snaps []snapshot, why string) (id int64, err error) {
+	id = rt.cpID.Add(1)
 	start := time.Now()
 	defer func() {
 		rt.obs.Checkpoint(time.Since(start), err)
@@ -469,13 +557,13 @@ func (rt *runtime) commit(ctx context.Context, snaps []snapshot, why string) (er
 	for _, s := range snaps {
 		if err := s.epoch.Wait(ctx.Done()); err != nil {
 			if errors.Is(err, checkpoint.ErrAborted) {
-				return err
+				return id, err
 			}
 			// A produce failed after the client's own retries: the records
 			// before this barrier are not all durable, so their offsets
 			// must never be committed.
 			rt.fail(fmt.Errorf("producing outputs of task %s: %w", s.task, err))
-			return err
+			return id, err
 		}
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
@@ -493,7 +581,7 @@ func (rt *runtime) commit(ctx context.Context, snaps []snapshot, why string) (er
 	}
 	rt.mu.Unlock()
 	if len(offsets) == 0 {
-		return nil
+		return id, nil
 	}
 	var commitErr error
 	rt.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
@@ -510,7 +598,7 @@ func (rt *runtime) commit(ctx context.Context, snaps []snapshot, why string) (er
 		}
 	})
 	if commitErr != nil {
-		return fmt.Errorf("committing offsets: %w", commitErr)
+		return id, fmt.Errorf("committing offsets: %w", commitErr)
 	}
 	rt.mu.Lock()
 	for topic, ps := range offsets {
@@ -522,7 +610,7 @@ func (rt *runtime) commit(ctx context.Context, snaps []snapshot, why string) (er
 		}
 	}
 	rt.mu.Unlock()
-	return nil
+	return id, nil
 }
 
 // shutdown stops every task, commits what they processed once it is
@@ -538,8 +626,10 @@ func (rt *runtime) shutdown() {
 		snaps = append(snaps, tr.t.barrier())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownTimeout)
-	if err := rt.commit(ctx, snaps, "shutdown"); err != nil {
+	if id, err := rt.commit(ctx, snaps, "shutdown"); err != nil {
 		rt.log.Warn("final checkpoint failed; a restart reprocesses from the previous one", zap.Error(err))
+	} else {
+		rt.commitStopped(id, trs, snaps)
 	}
 	cancel()
 	rt.cpMu.Unlock()

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/weirstream/weir/checkpoint"
 	"github.com/weirstream/weir/observe"
+	"github.com/weirstream/weir/state"
 )
 
 // Producer is where sinks send records: a franz-go client in a running
@@ -53,6 +55,17 @@ type Task struct {
 	log      *zap.Logger
 	obs      observe.Observer
 	producer Producer
+	clock    Clock
+	// store is the task's part of the replica's state store; nil for a
+	// job without state.
+	store *state.TaskStore
+	// watermark is the task's event time (Unix ms), minWatermark before any.
+	watermark int64
+	timers    []*timerOwner
+	// timerErr is a store error met while registering a timer, which has
+	// no error to return; the record that registered it fails with it.
+	timerErr error
+	et       *eventTime
 
 	sources map[string]SourceFunc // by topic
 	stats   []*OpStats
@@ -66,18 +79,46 @@ type Task struct {
 	err   error                    // the record error that stopped the task, if any
 }
 
-func newTask(ctx context.Context, id TaskID, j *Job, log *zap.Logger, obs observe.Observer, p Producer) (*Task, error) {
+// taskEnv is what a replica (or a local harness) gives each of its tasks.
+type taskEnv struct {
+	ctx      context.Context
+	log      *zap.Logger
+	obs      observe.Observer
+	producer Producer
+	clock    Clock
+	store    *state.Store // nil for a job without state
+}
+
+func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
 	t := &Task{
-		id:       id,
-		ctx:      ctx,
-		log:      log.With(zap.Stringer("task", id)),
-		obs:      obs,
-		producer: p,
-		sources:  make(map[string]SourceFunc, len(j.sources)),
-		byName:   make(map[string]*OpStats),
-		next:     make(map[string]kgo.EpochOffset, len(j.sources)),
+		id:        id,
+		ctx:       env.ctx,
+		log:       env.log.With(zap.Stringer("task", id)),
+		obs:       env.obs,
+		producer:  env.producer,
+		clock:     env.clock,
+		watermark: minWatermark,
+		et:        newEventTime(),
+		sources:   make(map[string]SourceFunc, len(j.sources)),
+		byName:    make(map[string]*OpStats),
+		next:      make(map[string]kgo.EpochOffset, len(j.sources)),
 	}
 	t.newEpoch(nil)
+	if env.store != nil {
+		t.store = env.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition})
+	}
+	for _, it := range j.internal {
+		if it.from == id.Stage {
+			t.et.downstream[it.name] = j.partitions
+		}
+	}
+	for _, s := range j.sources {
+		if s.internal != nil && s.stage == id.Stage {
+			if err := t.addUpstream(s.topic, j.partitions); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for _, s := range j.sources {
 		if s.stage != id.Stage {
 			continue
@@ -135,7 +176,11 @@ func (t *Task) process(b batch) error {
 	src := t.sources[b.topic]
 	next := t.next[b.topic]
 	for _, r := range b.records {
-		if err := src(r); err != nil {
+		err := src(r)
+		if err == nil && t.timerErr != nil {
+			err, t.timerErr = t.timerErr, nil
+		}
+		if err != nil {
 			// The failing record is the next to process: that, not
 			// whatever came before it in this task, is what to commit.
 			t.next[b.topic] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
@@ -167,19 +212,30 @@ type snapshot struct {
 	offsets map[string]kgo.EpochOffset
 	epoch   *checkpoint.Epoch
 	err     error
+	// stateful is set when the task has a store with writes flushed at
+	// this barrier, to commit to Pebble once Kafka has the offsets.
+	stateful bool
 }
 
 // barrier cuts the task between two records: it seals the current epoch,
 // opens the next and returns the offsets processed so far.
 func (t *Task) barrier() snapshot {
+	// Tell downstream stages where event time is, inside this epoch.
+	t.sendWatermark(true)
 	sealed := t.epoch
 	t.newEpoch(sealed)
 	sealed.Seal()
+	if t.store != nil {
+		// The changelog (exactly-once checkpoints) will write these into
+		// the transaction; until then they wait in the pending generation,
+		// off Pebble, until the offsets are committed.
+		_ = t.store.Flush()
+	}
 	offs := make(map[string]kgo.EpochOffset, len(t.next))
 	for k, v := range t.next {
 		offs[k] = v
 	}
-	return snapshot{task: t.id, offsets: offs, epoch: sealed, err: t.err}
+	return snapshot{task: t.id, offsets: offs, epoch: sealed, err: t.err, stateful: t.store != nil}
 }
 
 // flushStats publishes the counts gathered since the last call.
@@ -271,14 +327,52 @@ func (q *inbox) pop() (batch, bool) {
 // its control channel: the most a barrier waits behind.
 const barrierChunk = 256
 
-// barrierReq asks a running task for a snapshot at its next cut.
-type barrierReq struct{ reply chan snapshot }
+func inputOffsetKey(topic string) string { return "input/" + topic }
+
+// taskCmd runs fn in a running task's goroutine at its next cut between
+// records: a barrier, or the Pebble commit after Kafka committed one.
+type taskCmd struct {
+	fn   func(*Task)
+	done chan struct{}
+}
+
+// do runs fn in the task's goroutine and waits for it, or for stop.
+func (r *taskRunner) do(fn func(*Task), stop <-chan struct{}) bool {
+	c := taskCmd{fn: fn, done: make(chan struct{})}
+	select {
+	case r.ctrl <- c:
+	case <-stop:
+		return false
+	case <-r.done:
+		return false
+	}
+	<-c.done
+	return true
+}
+
+// commitState writes the state flushed at the barrier of checkpoint id to
+// Pebble: only ever after Kafka has committed that checkpoint's offsets,
+// which it records with the state (under "input/<topic>"), so a restart
+// can tell whether the local state matches what the group committed.
+func (t *Task) commitState(id int64, offsets map[string]kgo.EpochOffset) error {
+	if t.store == nil {
+		return nil
+	}
+	in := make(map[string]int64, len(offsets))
+	for topic, eo := range offsets {
+		in[inputOffsetKey(topic)] = eo.Offset
+	}
+	if err := t.store.CommitPending(id, in); err != nil {
+		return fmt.Errorf("task %s: committing state of checkpoint %d: %w", t.id, id, err)
+	}
+	return nil
+}
 
 // taskRunner is the goroutine that owns a task in a running job.
 type taskRunner struct {
 	t     *Task
 	in    *inbox
-	ctrl  chan barrierReq
+	ctrl  chan taskCmd
 	stop  chan struct{}
 	done  chan struct{}
 	fatal func(error)
@@ -287,12 +381,23 @@ type taskRunner struct {
 func (r *taskRunner) run() {
 	defer close(r.done)
 	defer r.t.flushStats()
+	tick := time.NewTicker(tickInterval)
+	defer tick.Stop()
 	for {
 		select {
 		case <-r.stop:
 			return
-		case req := <-r.ctrl:
-			req.reply <- r.t.barrier()
+		case c := <-r.ctrl:
+			c.fn(r.t)
+			close(c.done)
+		case <-tick.C:
+			if r.t.err == nil {
+				if err := r.t.tick(); err != nil {
+					r.t.err = err
+					r.fatal(err)
+				}
+			}
+			r.t.flushStats()
 		case <-r.in.notify:
 			for {
 				b, ok := r.in.pop()
@@ -300,7 +405,7 @@ func (r *taskRunner) run() {
 					break
 				}
 				// A fetch can hold thousands of records; cut it in chunks and
-				// answer barriers between them, so a checkpoint waits for at
+				// answer commands between them, so a checkpoint waits for at
 				// most one chunk, not a whole fetch.
 				for len(b.records) > 0 {
 					n := min(len(b.records), barrierChunk)
@@ -312,8 +417,9 @@ func (r *taskRunner) run() {
 					}
 					b.records = b.records[n:]
 					select {
-					case req := <-r.ctrl:
-						req.reply <- r.t.barrier()
+					case c := <-r.ctrl:
+						c.fn(r.t)
+						close(c.done)
 					case <-r.stop:
 						return
 					default:
@@ -324,3 +430,7 @@ func (r *taskRunner) run() {
 		}
 	}
 }
+
+// tickInterval is how often a task checks the clock: idle inputs,
+// processing-time timers, watermarks for downstream stages.
+const tickInterval = 20 * time.Millisecond

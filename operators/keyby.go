@@ -52,3 +52,14 @@ func KeyBy[K comparable, T any](in engine.Stream[T], key func(T) K, opts ...KeyB
 func KeyByRecordKey[K comparable, T any](in engine.Stream[T], key codec.Codec[K]) engine.KeyedStream[K, T] {
 	return engine.AsKeyed(in, key)
 }
+
+// KeyedProcessFunction is engine.KeyedProcessFunction: the lowest-level
+// keyed operator, with the key's state and timers.
+type KeyedProcessFunction[K comparable, IN, OUT any] = engine.KeyedProcessFunction[K, IN, OUT]
+
+// Process applies a keyed process function to a keyed stream. name
+// identifies the operator; name stateful operators and keep the names
+// stable, since their state is kept under them.
+func Process[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], name string, fn KeyedProcessFunction[K, IN, OUT]) engine.Stream[OUT] {
+	return engine.Process(in, name, fn)
+}

@@ -65,10 +65,7 @@ func Filter[T any](in engine.Stream[T], keep func(T) bool) engine.Stream[T] {
 
 // Collector receives the records an operator emits for one input record.
 // It is valid only during the call it is passed to.
-type Collector[T any] interface {
-	// Collect emits v under the input record's key and event time.
-	Collect(v T) error
-}
+type Collector[T any] = engine.Collector[T]
 
 // FlatMap calls fn once per record; fn emits zero or more values through
 // the collector, each under the input's key and event time.

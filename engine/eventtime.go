@@ -1,0 +1,195 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/windowing"
+)
+
+// Event time in a task. Each input with a watermark strategy (a partition
+// of a source topic) has a generator; each repartition topic has one input
+// per upstream task, fed by the watermark control records those tasks
+// write. The task's watermark is the combiner's: the minimum over inputs
+// that are not idle, never going back. It advances after the record that
+// moved it has gone through the chain, so a record is never late against
+// a watermark it raised itself; event-time timers fire as it passes them,
+// and stages downstream hear of it through control records.
+
+// watermarkInterval bounds how often a task tells the stages downstream
+// that its watermark moved: per record would double the repartition
+// traffic, and they only need to follow, not keep step.
+const watermarkInterval = 100 * time.Millisecond
+
+// controlRecord marks records carrying watermarks, which go to an explicit
+// partition; everything else is partitioned by key.
+var controlRecord = context.WithValue(context.Background(), controlKey{}, true)
+
+type controlKey struct{}
+
+// eventTime is a task's event-time state.
+type eventTime struct {
+	comb       *windowing.Combiner[string]
+	generators map[string]*windowing.Generator // by source topic
+	// upstream names the inputs of repartition topics: topic -> task -> id.
+	upstream map[string]map[int32]string
+	// downstream are the repartition topics this task writes, with their
+	// partition counts, to tell of watermark moves.
+	downstream map[string]int32
+	sentWM     windowing.Millis
+	sentAt     time.Time
+	sentIdle   bool
+}
+
+func newEventTime() *eventTime {
+	return &eventTime{
+		comb:       windowing.NewCombiner[string](),
+		generators: map[string]*windowing.Generator{},
+		upstream:   map[string]map[int32]string{},
+		downstream: map[string]int32{},
+		sentWM:     windowing.MinWatermark,
+	}
+}
+
+// AddWatermarkInput makes the task track event time on topic with gen,
+// for source connectors. Call it while the task is being built.
+func (t *Task) AddWatermarkInput(topic string, gen *windowing.Generator) error {
+	if _, ok := t.et.generators[topic]; ok {
+		return fmt.Errorf("topic %s has two watermark generators", topic)
+	}
+	t.et.generators[topic] = gen
+	return t.et.comb.AddGenerator(topic, gen)
+}
+
+// ObserveEventTime reports the event time of a record of topic that the
+// chain has just processed; the task's watermark may advance and fire
+// timers.
+func (t *Task) ObserveEventTime(topic string, ts time.Time) error {
+	gen, ok := t.et.generators[topic]
+	if !ok {
+		return nil
+	}
+	gen.OnEvent(windowing.MillisOf(ts), t.clock.Now())
+	return t.advance()
+}
+
+// addUpstream declares the n upstream tasks writing repartition topic:
+// until each has told its watermark, the task's watermark holds.
+func (t *Task) addUpstream(topic string, n int32) error {
+	ids := make(map[int32]string, n)
+	for p := range n {
+		id := fmt.Sprintf("%s/%d", topic, p)
+		ids[p] = id
+		if err := t.et.comb.AddInput(id); err != nil {
+			return err
+		}
+	}
+	t.et.upstream[topic] = ids
+	return nil
+}
+
+// onControl applies a watermark control record read from a repartition topic.
+func (t *Task) onControl(r *kgo.Record, value []byte) error {
+	w, err := windowing.DecodeWatermark(value)
+	if err != nil {
+		return err
+	}
+	id, ok := t.et.upstream[r.Topic][w.Task]
+	if !ok {
+		return fmt.Errorf("watermark from upstream task %d of %s, which has %d", w.Task, r.Topic, len(t.et.upstream[r.Topic]))
+	}
+	if err := t.et.comb.Update(id, w.Watermark, w.Idle); err != nil {
+		return err
+	}
+	return t.advance()
+}
+
+// advance moves the task's watermark to the combiner's, firing timers.
+func (t *Task) advance() error {
+	wm, moved := t.et.comb.Advance(t.clock.Now())
+	if !moved {
+		return nil
+	}
+	return t.advanceWatermark(int64(wm))
+}
+
+// tick runs on the task's timer: idleness, processing-time timers and
+// telling downstream stages where event time is.
+func (t *Task) tick() error {
+	if err := t.advance(); err != nil {
+		return err
+	}
+	if err := t.fireProcessingTimers(); err != nil {
+		return err
+	}
+	t.sendWatermark(false)
+	return nil
+}
+
+// sendWatermark writes the task's watermark to every partition of the
+// repartition topics it feeds, when it moved (or went idle) and the last
+// send is older than watermarkInterval, or when forced (at barriers).
+func (t *Task) sendWatermark(force bool) {
+	if len(t.et.downstream) == 0 {
+		return
+	}
+	wm, idle := windowing.Millis(t.watermark), t.et.comb.AllIdle()
+	if wm == t.et.sentWM && idle == t.et.sentIdle {
+		return
+	}
+	now := t.clock.Now()
+	if !force && now.Sub(t.et.sentAt) < watermarkInterval {
+		return
+	}
+	key, val := windowing.EncodeWatermark(windowing.UpstreamWatermark{Task: t.id.Partition, Watermark: wm, Idle: idle})
+	for topic, n := range t.et.downstream {
+		for p := range n {
+			t.Produce(&kgo.Record{
+				Topic: topic, Partition: p, Context: controlRecord,
+				Headers: []kgo.RecordHeader{{Key: key, Value: val}},
+			})
+		}
+	}
+	t.et.sentWM, t.et.sentIdle, t.et.sentAt = wm, idle, now
+}
+
+// watermarkHeader returns the watermark control value of r, if r is one.
+func watermarkHeader(r *kgo.Record) ([]byte, bool) {
+	for _, h := range r.Headers {
+		if h.Key == windowing.WatermarkHeaderKey {
+			return h.Value, true
+		}
+	}
+	return nil, false
+}
+
+// partitioner partitions by key with murmur2 (the Java client's default,
+// franz-go's StickyKeyPartitioner), except watermark control records,
+// which name their partition.
+type partitioner struct{ inner kgo.Partitioner }
+
+func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	return &topicPartitioner{inner: p.inner.ForTopic(topic)}
+}
+
+type topicPartitioner struct{ inner kgo.TopicPartitioner }
+
+func (p *topicPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	return r.Context == controlRecord || p.inner.RequiresConsistency(r)
+}
+
+func (p *topicPartitioner) Partition(r *kgo.Record, n int) int {
+	if r.Context == controlRecord {
+		return int(r.Partition)
+	}
+	return p.inner.Partition(r, n)
+}
+
+func (p *topicPartitioner) OnNewBatch() {
+	if nb, ok := p.inner.(kgo.TopicPartitionerOnNewBatch); ok {
+		nb.OnNewBatch()
+	}
+}

@@ -1,0 +1,253 @@
+package engine
+
+import (
+	"bytes"
+	"container/heap"
+	"encoding/binary"
+	"math"
+	"time"
+)
+
+// Clock is the processing-time clock of a job's tasks. Tests and harnesses
+// inject their own; a running job uses the system clock.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// minWatermark is the watermark before any event time is known.
+const minWatermark = math.MinInt64
+
+func watermarkTime(ms int64) time.Time {
+	if ms == minWatermark {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+// timerState is the state name timers live under, in their operator's
+// part of the store (see the layout in package state): user state names
+// cannot start with a NUL, so the two never meet, and a timer belongs to
+// its operator's changelog like the rest of the operator's state.
+const timerState = "\x00timers"
+
+// timerOwner is one keyed operator's timers in one task. The task's state
+// store holds them durably, keyed so that a scan yields them in (time,
+// key) order: len(op) op | len(timerState) timerState | domain | time
+// (sign-flipped big-endian) | key. Firing works from an in-memory queue
+// per domain, loaded from the store once when the task starts, as Flink's
+// heap timers do: a scan of the store per watermark move would cost a
+// merge iterator per record. The task owns it; nothing here takes a lock.
+type timerOwner struct {
+	task   *Task
+	prefix []byte // len(op) op | len(timerState) timerState
+	fire   func(key []byte, at int64, domain TimeDomain) error
+	queues [2]timerQueue
+	loaded bool
+}
+
+// timerOwner registers the named operator's timer callback in the task.
+func (t *Task) timerOwner(op string, fire func(key []byte, at int64, domain TimeDomain) error) *timerOwner {
+	p := binary.AppendUvarint(nil, uint64(len(op)))
+	p = append(p, op...)
+	p = binary.AppendUvarint(p, uint64(len(timerState)))
+	p = append(p, timerState...)
+	o := &timerOwner{task: t, prefix: p, fire: fire}
+	o.queues[EventTime].init()
+	o.queues[ProcessingTime].init()
+	t.timers = append(t.timers, o)
+	return o
+}
+
+func (o *timerOwner) domainPrefix(d TimeDomain) []byte {
+	return append(append([]byte(nil), o.prefix...), byte(d))
+}
+
+func orderedMillis(ms int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(ms)^(1<<63))
+}
+
+func (o *timerOwner) key(d TimeDomain, at int64, key []byte) []byte {
+	k := o.domainPrefix(d)
+	k = append(k, orderedMillis(at)...)
+	return append(k, key...)
+}
+
+// load fills the queues from the store: the timers a previous run of the
+// task left. It runs once, before the first timer is registered or fired.
+func (o *timerOwner) load() error {
+	if o.loaded {
+		return nil
+	}
+	o.loaded = true
+	for _, d := range []TimeDomain{EventTime, ProcessingTime} {
+		lower := o.domainPrefix(d)
+		upper := append(o.domainPrefix(d), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+		if err := o.task.store.Scan(lower, upper, func(k, _ []byte) bool {
+			rest := k[len(lower):]
+			o.queues[d].push(int64(binary.BigEndian.Uint64(rest[:8])^(1<<63)), bytes.Clone(rest[8:]))
+			return true
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *timerOwner) register(d TimeDomain, at int64, key []byte) {
+	if err := o.load(); err != nil {
+		o.task.timerErr = err
+		return
+	}
+	if o.queues[d].push(at, key) {
+		o.task.store.Set(o.key(d, at, key), nil)
+	}
+}
+
+func (o *timerOwner) delete(d TimeDomain, at int64, key []byte) {
+	if err := o.load(); err != nil {
+		o.task.timerErr = err
+		return
+	}
+	if o.queues[d].remove(at, key) {
+		o.task.store.Delete(o.key(d, at, key))
+	}
+}
+
+// fireDue fires, in (time, key) order, every timer of domain d at or before
+// upTo, including timers registered while firing that are due too.
+func (o *timerOwner) fireDue(d TimeDomain, upTo int64) error {
+	if err := o.load(); err != nil {
+		return err
+	}
+	q := &o.queues[d]
+	for {
+		at, key, ok := q.popDue(upTo)
+		if !ok {
+			return nil
+		}
+		o.task.store.Delete(o.key(d, at, key))
+		if err := o.fire(key, at, d); err != nil {
+			return &TimerError{Timer: at, Domain: d, Key: key, Err: err}
+		}
+	}
+}
+
+// timerQueue orders one domain's timers by (time, key), with each (time,
+// key) at most once, as Flink deduplicates timers.
+type timerQueue struct {
+	h   timerHeap
+	set map[string]struct{} // time|key of the timers in h
+}
+
+func (q *timerQueue) init() { q.set = map[string]struct{}{} }
+
+func timerID(at int64, key []byte) string { return string(orderedMillis(at)) + string(key) }
+
+// push adds a timer and reports whether it was new.
+func (q *timerQueue) push(at int64, key []byte) bool {
+	id := timerID(at, key)
+	if _, ok := q.set[id]; ok {
+		return false
+	}
+	q.set[id] = struct{}{}
+	heap.Push(&q.h, timerEntry{at: at, key: bytes.Clone(key)})
+	return true
+}
+
+// remove deletes a timer and reports whether it was there. The heap entry
+// goes lazily, when it reaches the top.
+func (q *timerQueue) remove(at int64, key []byte) bool {
+	id := timerID(at, key)
+	if _, ok := q.set[id]; !ok {
+		return false
+	}
+	delete(q.set, id)
+	return true
+}
+
+// popDue removes and returns the earliest live timer at or before upTo.
+func (q *timerQueue) popDue(upTo int64) (int64, []byte, bool) {
+	for len(q.h) > 0 && q.h[0].at <= upTo {
+		e := heap.Pop(&q.h).(timerEntry)
+		id := timerID(e.at, e.key)
+		if _, live := q.set[id]; !live {
+			continue // deleted
+		}
+		delete(q.set, id)
+		return e.at, e.key, true
+	}
+	return 0, nil, false
+}
+
+type timerEntry struct {
+	at  int64
+	key []byte
+}
+
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return bytes.Compare(h[i].key, h[j].key) < 0
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// timerService is the TimerService of one key.
+type timerService struct {
+	o   *timerOwner
+	key []byte
+}
+
+func (s timerService) RegisterEventTimeTimer(at time.Time) {
+	s.o.register(EventTime, at.UnixMilli(), s.key)
+}
+func (s timerService) RegisterProcessingTimeTimer(at time.Time) {
+	s.o.register(ProcessingTime, at.UnixMilli(), s.key)
+}
+func (s timerService) DeleteEventTimeTimer(at time.Time) {
+	s.o.delete(EventTime, at.UnixMilli(), s.key)
+}
+func (s timerService) DeleteProcessingTimeTimer(at time.Time) {
+	s.o.delete(ProcessingTime, at.UnixMilli(), s.key)
+}
+
+// advanceWatermark moves the task's event time to wm (never back) and fires
+// the event-time timers it passes, operator by operator in topology order.
+func (t *Task) advanceWatermark(wm int64) error {
+	if wm <= t.watermark {
+		return nil
+	}
+	t.watermark = wm
+	for _, o := range t.timers {
+		if err := o.fireDue(EventTime, wm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fireProcessingTimers fires the processing-time timers the clock passed.
+func (t *Task) fireProcessingTimers() error {
+	if len(t.timers) == 0 {
+		return nil
+	}
+	now := t.clock.Now().UnixMilli()
+	for _, o := range t.timers {
+		if err := o.fireDue(ProcessingTime, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}

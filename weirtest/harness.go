@@ -1,0 +1,297 @@
+// Package weirtest runs a Weir job without a broker, for the job's own
+// tests: what Kafka Streams' TopologyTestDriver and Flink's operator test
+// harnesses are to theirs. Records pushed in go through every stage of the
+// job in the caller's goroutine, repartition topics are in memory, state
+// is in an in-memory store, and processing time is a clock the test moves.
+//
+// It runs the engine's own tasks, so operators, state, timers and
+// watermarks behave as in a running job; what it leaves out is Kafka:
+// consumer groups, transactions and the network.
+package weirtest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/windowing"
+)
+
+// Clock is a processing-time clock that moves only when told.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// Opt configures a Harness.
+type Opt func(*config)
+
+type config struct {
+	partitions int32
+	start      time.Time
+}
+
+// Partitions sets how many partitions every stage has. Default: 1.
+func Partitions(n int32) Opt { return func(c *config) { c.partitions = n } }
+
+// StartTime sets the processing-time clock's start. Default: 2024-01-01
+// 00:00 UTC, so runs repeat exactly.
+func StartTime(t time.Time) Opt { return func(c *config) { c.start = t } }
+
+// Harness drives one job. It is not safe for concurrent use.
+type Harness struct {
+	tb    testing.TB
+	job   *engine.Job
+	clock *Clock
+	store *state.Store
+	tasks map[engine.TaskID]*engine.LocalTask
+
+	internal map[string]bool
+	offsets  map[string]map[int32]int64
+	// outputs holds what sinks wrote, by topic, until read.
+	outputs map[string][]*kgo.Record
+	// queue holds repartition records not yet delivered downstream.
+	queue []*kgo.Record
+	part  kgo.Partitioner
+	parts map[string]kgo.TopicPartitioner // by topic, made once: making one seeds an RNG
+	cpID  int64
+}
+
+// New builds every task of every stage of job. The job must not be run
+// otherwise; the harness is closed when the test ends.
+func New(tb testing.TB, job *engine.Job, opts ...Opt) *Harness {
+	tb.Helper()
+	cfg := config{partitions: 1, start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	store, err := state.Open("", state.InMemory(state.NewMemFS()))
+	if err != nil {
+		tb.Fatalf("weirtest: opening the state store: %v", err)
+	}
+	tb.Cleanup(func() { _ = store.Close() })
+	job.PrepareLocal(cfg.partitions)
+	h := &Harness{
+		tb: tb, job: job, clock: &Clock{now: cfg.start}, store: store,
+		tasks: map[engine.TaskID]*engine.LocalTask{}, internal: map[string]bool{},
+		offsets: map[string]map[int32]int64{}, outputs: map[string][]*kgo.Record{},
+		part: kgo.StickyKeyPartitioner(nil), parts: map[string]kgo.TopicPartitioner{},
+	}
+	for _, t := range job.InternalTopics() {
+		h.internal[t] = true
+	}
+	for stage := range job.Stages() {
+		for p := range cfg.partitions {
+			id := engine.TaskID{Stage: stage, Partition: p}
+			lt, err := job.NewLocalTaskWith(context.Background(), id, engine.LocalEnv{Producer: h, Clock: h.clock, Store: store})
+			if err != nil {
+				tb.Fatalf("weirtest: building task %s: %v", id, err)
+			}
+			h.tasks[id] = lt
+		}
+	}
+	return h
+}
+
+// Clock is the harness's processing-time clock.
+func (h *Harness) Clock() *Clock { return h.clock }
+
+// Produce implements engine.Producer: sinks' outputs are kept for Output,
+// repartition records are queued for the next stage.
+func (h *Harness) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	if h.internal[r.Topic] {
+		h.queue = append(h.queue, r)
+	} else {
+		r.Partition = h.partitionOf(r)
+		h.outputs[r.Topic] = append(h.outputs[r.Topic], r)
+	}
+	promise(r, nil)
+}
+
+// partitionOf is where a running job's producer would put r: murmur2 of
+// the key, as the Java client; watermark control records name theirs.
+func (h *Harness) partitionOf(r *kgo.Record) int32 {
+	for _, hd := range r.Headers {
+		if hd.Key == windowing.WatermarkHeaderKey {
+			return r.Partition
+		}
+	}
+	if r.Key == nil {
+		return 0
+	}
+	return int32(h.topicPartitioner(r.Topic).Partition(r, int(h.job.Partitions())))
+}
+
+func (h *Harness) topicPartitioner(topic string) kgo.TopicPartitioner {
+	tp, ok := h.parts[topic]
+	if !ok {
+		tp = h.part.ForTopic(topic)
+		h.parts[topic] = tp
+	}
+	return tp
+}
+
+// Send pushes one record into a source topic, in the partition murmur2 of
+// key picks (partition 0 without a key), with ts as its Kafka timestamp,
+// and runs it through every stage. It returns the error that stopped a
+// task, if any.
+func (h *Harness) Send(topic string, key, value []byte, ts time.Time) error {
+	r := &kgo.Record{Topic: topic, Key: key, Value: value, Timestamp: ts}
+	r.Partition = h.partitionOf(r)
+	return h.deliver(r)
+}
+
+// SendValue encodes v with c and sends it under key.
+func SendValue[T any](h *Harness, topic string, c codec.Codec[T], key string, v T, ts time.Time) error {
+	b, err := c.Encode(v)
+	if err != nil {
+		return fmt.Errorf("weirtest: encoding %v: %w", v, err)
+	}
+	var k []byte
+	if key != "" {
+		k = []byte(key)
+	}
+	return h.Send(topic, k, b, ts)
+}
+
+func (h *Harness) deliver(r *kgo.Record) error {
+	stage, ok := h.job.StageOf(r.Topic)
+	if !ok {
+		return fmt.Errorf("weirtest: the job reads no topic %q", r.Topic)
+	}
+	if h.offsets[r.Topic] == nil {
+		h.offsets[r.Topic] = map[int32]int64{}
+	}
+	r.Offset = h.offsets[r.Topic][r.Partition]
+	h.offsets[r.Topic][r.Partition]++
+	if err := h.tasks[engine.TaskID{Stage: stage, Partition: r.Partition}].Process(r.Topic, []*kgo.Record{r}); err != nil {
+		return err
+	}
+	return h.settle()
+}
+
+// settle delivers queued repartition records and lets every task tell
+// the stages downstream where its watermark is, until nothing moves.
+func (h *Harness) settle() error {
+	for {
+		for _, lt := range h.tasks {
+			if err := lt.Tick(); err != nil {
+				return err
+			}
+		}
+		if len(h.queue) == 0 {
+			return nil
+		}
+		q := h.queue
+		h.queue = nil
+		for _, r := range q {
+			r.Partition = h.partitionOf(r)
+			if err := h.deliver(r); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// AdvanceTime moves processing time forward by d: processing-time timers
+// it passes fire and idle inputs stop holding watermarks back.
+func (h *Harness) AdvanceTime(d time.Duration) error {
+	h.clock.Advance(d)
+	return h.settle()
+}
+
+// Checkpoint does what a checkpoint does to state: it commits every task's
+// writes to the (in-memory) store.
+func (h *Harness) Checkpoint() error {
+	h.cpID++
+	for id, lt := range h.tasks {
+		if err := lt.Checkpoint(h.cpID); err != nil {
+			return fmt.Errorf("weirtest: checkpoint of task %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// Output returns the records sinks wrote to topic since the last call, in
+// the order they were written, with the partition a running job's producer
+// would have chosen.
+func (h *Harness) Output(topic string) []*kgo.Record {
+	out := h.outputs[topic]
+	delete(h.outputs, topic)
+	return out
+}
+
+// Record is a decoded output record.
+type Record[T any] struct {
+	Key       string
+	Value     T
+	Timestamp time.Time
+	Partition int32
+}
+
+// Outputs decodes what sinks wrote to topic since the last read.
+func Outputs[T any](h *Harness, topic string, c codec.Codec[T]) []Record[T] {
+	h.tb.Helper()
+	var out []Record[T]
+	for _, r := range h.Output(topic) {
+		v, err := c.Decode(r.Value)
+		if err != nil {
+			h.tb.Fatalf("weirtest: decoding output %s@%d: %v", topic, r.Partition, err)
+		}
+		out = append(out, Record[T]{Key: string(r.Key), Value: v, Timestamp: r.Timestamp, Partition: r.Partition})
+	}
+	return out
+}
+
+// Watermark is the event-time watermark of a task; the zero time before any.
+func (h *Harness) Watermark(id engine.TaskID) time.Time { return h.tasks[id].Watermark() }
+
+// Scope returns the state scope of key (encoded, as the keyed stream's key
+// codec writes it) in stage: pass it to a state handle to read the key's
+// state as the operator would.
+func (h *Harness) Scope(stage int, key []byte) state.Scope {
+	r := &kgo.Record{Key: key}
+	p := int32(0)
+	if key != nil {
+		p = int32(h.topicPartitioner("").Partition(r, int(h.job.Partitions())))
+	}
+	return scope{store: h.tasks[engine.TaskID{Stage: stage, Partition: p}].Store(), key: key, clock: h.clock}
+}
+
+type scope struct {
+	store *state.TaskStore
+	key   []byte
+	clock *Clock
+}
+
+func (s scope) TaskStore() *state.TaskStore { return s.store }
+func (s scope) CurrentKey() []byte          { return s.key }
+func (s scope) Namespace() []byte           { return nil }
+func (s scope) ProcessingTime() time.Time   { return s.clock.Now() }
+
+// SendTo is Send into an explicit partition, as a producer choosing its
+// partition would.
+func (h *Harness) SendTo(topic string, partition int32, key, value []byte, ts time.Time) error {
+	return h.deliver(&kgo.Record{Topic: topic, Partition: partition, Key: key, Value: value, Timestamp: ts})
+}
