@@ -136,3 +136,83 @@ func TestKeyedJobTwoReplicasMatchesHarness(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyedJobRestartKeepsLocalState stops the activity job (SIGTERM)
+// halfway through its input and starts it again on the same state
+// directory: the tasks resume from their local state, so buckets that span
+// the restart are counted whole, exactly as the harness counts them.
+func TestKeyedJobRestartKeepsLocalState(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	in := kafkatest.CreateTopic(t, brokers, "clicks-restart", partitions)
+	out := kafkatest.CreateTopic(t, brokers, "activity-restart", partitions)
+	group := kafkatest.Name("activity-restart")
+	input := clicks(in, 8000, partitions)
+	half := len(input) / 2
+
+	job := engine.NewJob("activity")
+	shared.BuildActivity(job, in, out)
+	h := weirtest.New(t, job, weirtest.Partitions(partitions))
+	for _, r := range input {
+		if err := h.SendTo(in, r.Partition, r.Key, r.Value, r.Timestamp); err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+	}
+	want := bucketCounts(t, h.Output(out))
+
+	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
+		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_SESSION_TIMEOUT=6s",
+		"WEIR_STATE_DIR=" + t.TempDir()}
+	bin := binary(t, "activity")
+	producer := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	first := startBinary(t, bin, env...)
+	kafkatest.ProduceSync(t, producer, input[:half]...)
+	// Wait until the first half is committed through both stages.
+	endOf := func(topic string) (sum int64) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ends, err := kadm.NewClient(kafkatest.Client(t, brokers)).ListEndOffsets(ctx, topic)
+		if err != nil {
+			return -1
+		}
+		ends.Each(func(o kadm.ListedOffset) { sum += o.Offset })
+		return sum
+	}
+	committed := func(topic string) (sum int64) {
+		for _, o := range kafkatest.CommittedOffsets(t, brokers, group, topic) {
+			sum += o
+		}
+		return sum
+	}
+	repartition := group + "-by-user-repartition"
+	kafkatest.Eventually(t, 2*time.Minute, "the first half committed through both stages", func() bool {
+		return committed(in) == int64(half) && committed(repartition) > 0 && committed(repartition) == endOf(repartition)
+	})
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := first.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+
+	second := startBinary(t, bin, env...)
+	kafkatest.ProduceSync(t, producer, input[half:]...)
+	outputs := collect(t, brokers, out)
+	kafkatest.Eventually(t, 2*time.Minute, "every user bucket", func() bool {
+		return len(bucketCounts(t, outputs.snapshot())) >= len(want)
+	})
+	got := bucketCounts(t, outputs.snapshot())
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("%s: counted %d across the restart, harness %d", k, got[k], n)
+		}
+	}
+	if !strings.Contains(second.output.String(), "task resumes from its local state") {
+		t.Errorf("the restarted job did not resume from local state; output:\n%s", second.output.String())
+	}
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := second.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}

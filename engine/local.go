@@ -130,6 +130,21 @@ func (l *LocalTask) Tick() error {
 	return nil
 }
 
+// AdvanceWatermark moves the task's watermark to wm (never back), as if
+// every input had reported it: event-time timers it passes fire, and
+// stages downstream hear of it at the next Tick.
+func (l *LocalTask) AdvanceWatermark(wm time.Time) error {
+	if l.t.err != nil {
+		return l.t.err
+	}
+	if err := l.t.advanceWatermark(wm.UnixMilli()); err != nil {
+		l.t.err = err
+		return err
+	}
+	l.t.flushStats()
+	return nil
+}
+
 // Checkpoint takes a barrier and commits its state at once, as a running
 // job does once Kafka has the checkpoint's offsets.
 func (l *LocalTask) Checkpoint(id int64) error {

@@ -56,6 +56,8 @@ type Context[K comparable] interface {
 	Watermark() time.Time
 	// Timers registers timers for the current key.
 	Timers() TimerService
+	// sideOutput serves OutputTag.Emit.
+	sideEmitter
 }
 
 // KeyedProcessFunction is the lowest-level keyed operator, Flink's
@@ -95,7 +97,11 @@ func Process[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, fn K
 		if err != nil {
 			return nil, err
 		}
-		c := &keyedCtx[K]{task: t, keys: in.Key}
+		sides, err := buildSides(t, job, out.n)
+		if err != nil {
+			return nil, err
+		}
+		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides}
 		col := &keyedCollector[OUT]{ctx: &c.rec, down: down, stats: stats}
 		c.timers = t.timerOwner(opName, func(key []byte, at int64, domain TimeDomain) error {
 			if err := c.setKey(key, at); err != nil {
@@ -133,7 +139,10 @@ type keyedCtx[K comparable] struct {
 	timers *timerOwner
 	rec    Record[struct{}] // current key and time
 	key    K
+	sides  map[string]any // side-output emitters by tag
 }
+
+func (c *keyedCtx[K]) sideOutput(id string) (any, Record[struct{}]) { return c.sides[id], c.rec }
 
 // setKey makes key (encoded) and ts current. A key that does not decode
 // fails the record: a keyed operator must never see a wrong key.

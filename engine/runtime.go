@@ -48,6 +48,9 @@ type runtime struct {
 		sync.Mutex
 		tasks     map[TaskID]*taskRunner
 		committed map[string]map[int32]int64 // last committed offsets
+		// revoked holds the tasks revoked at the current rebalance, whose
+		// state waits for the new assignment.
+		revoked map[TaskID]bool
 	}
 
 	fatalOnce sync.Once
@@ -65,6 +68,7 @@ func newRuntime(j *Job, log *zap.Logger, obs observe.Observer) *runtime {
 	rt := &runtime{job: j, cfg: j.cfg, log: log, obs: obs, fatal: make(chan struct{})}
 	rt.mu.tasks = map[TaskID]*taskRunner{}
 	rt.mu.committed = map[string]map[int32]int64{}
+	rt.mu.revoked = map[TaskID]bool{}
 	rt.setNotReady("starting")
 	return rt
 }
@@ -328,6 +332,14 @@ func (rt *runtime) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	ids := rt.taskIDs(assigned)
+	// Tasks revoked at this rebalance and not given back moved to another
+	// replica: their key ranges go.
+	for id := range rt.mu.revoked {
+		if !slices.Contains(ids, id) {
+			rt.dropTaskState(id)
+		}
+	}
+	clear(rt.mu.revoked)
 	var committed kadm.OffsetResponses
 	if rt.store != nil {
 		var err error
@@ -429,6 +441,13 @@ func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 	} else {
 		rt.commitStopped(id, trs, snaps)
 	}
+	// Their state stays until the new assignment is known: the range
+	// balancer revokes every task at each rebalance, and most come back.
+	rt.mu.Lock()
+	for _, tr := range trs {
+		rt.mu.revoked[tr.t.id] = true
+	}
+	rt.mu.Unlock()
 	cl.ResumeFetchPartitions(revoked)
 	rt.forgetPartitions(revoked)
 	rt.log.Info("partitions revoked", zap.Stringers("tasks", rt.taskIDs(revoked)))
@@ -440,7 +459,7 @@ func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 func (rt *runtime) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	rt.cpMu.Lock()
 	defer rt.cpMu.Unlock()
-	rt.stopTasks(rt.taskIDs(lost))
+	rt.dropState(rt.stopTasks(rt.taskIDs(lost)))
 	cl.ResumeFetchPartitions(lost)
 	rt.forgetPartitions(lost)
 	rt.log.Warn("partitions lost; their uncommitted work will be redone by the new owner", zap.Stringers("tasks", rt.taskIDs(lost)))
@@ -530,6 +549,24 @@ func (rt *runtime) checkpoint(ctx context.Context) {
 			rt.fail(err)
 			return
 		}
+	}
+}
+
+// dropState deletes the local state of tasks the replica no longer owns:
+// whoever owns them now changes their state, so this copy can only go
+// stale. (On shutdown tasks keep theirs, for a restart on this replica.)
+func (rt *runtime) dropState(trs []*taskRunner) {
+	for _, tr := range trs {
+		rt.dropTaskState(tr.t.id)
+	}
+}
+
+func (rt *runtime) dropTaskState(id TaskID) {
+	if rt.store == nil {
+		return
+	}
+	if err := rt.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition}).Drop(); err != nil {
+		rt.log.Warn("dropping the local state of a task moved elsewhere", zap.Stringer("task", id), zap.Error(err))
 	}
 }
 

@@ -63,3 +63,15 @@ type KeyedProcessFunction[K comparable, IN, OUT any] = engine.KeyedProcessFuncti
 func Process[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], name string, fn KeyedProcessFunction[K, IN, OUT]) engine.Stream[OUT] {
 	return engine.Process(in, name, fn)
 }
+
+// OutputTag names a side output; see engine.OutputTag.
+type OutputTag[T any] = engine.OutputTag[T]
+
+// NewOutputTag returns the side output tag called name.
+func NewOutputTag[T any](name string) OutputTag[T] { return engine.NewOutputTag[T](name) }
+
+// SideOutput returns the stream of the tag's side output of the operator
+// producing s.
+func SideOutput[T, OUT any](s engine.Stream[OUT], tag OutputTag[T]) engine.Stream[T] {
+	return engine.SideOutput(s, tag)
+}

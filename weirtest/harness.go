@@ -221,6 +221,21 @@ func (h *Harness) AdvanceTime(d time.Duration) error {
 	return h.settle()
 }
 
+// AdvanceWatermark moves the watermark of every task of the first stage
+// to wm, as if every input partition had reported it (Flink's harness
+// processWatermark), and lets it flow downstream: event-time timers it
+// passes fire.
+func (h *Harness) AdvanceWatermark(wm time.Time) error {
+	for id, lt := range h.tasks {
+		if id.Stage == 0 {
+			if err := lt.AdvanceWatermark(wm); err != nil {
+				return err
+			}
+		}
+	}
+	return h.settle()
+}
+
 // Checkpoint does what a checkpoint does to state: it commits every task's
 // writes to the (in-memory) store.
 func (h *Harness) Checkpoint() error {

@@ -42,6 +42,8 @@ type bucketed struct {
 
 const bucket = 10 * time.Second
 
+var errorsTag = engine.NewOutputTag[string]("errors")
+
 func (b *bucketed) Open(r *state.Registry) error {
 	b.counts = state.NewMap(r, "counts", codec.Key[int64](), codec.JSON[int]())
 	b.last = state.NewValue(r, "last-page", codec.String(), state.WithTTL(time.Minute))
@@ -51,16 +53,22 @@ func (b *bucketed) Open(r *state.Registry) error {
 func (b *bucketed) Process(c engine.Context[string], in click, out engine.Collector[activity]) error {
 	start := in.At.Truncate(bucket)
 	end := start.Add(bucket)
-	n, _, err := b.counts.Get(c, start.UnixMilli())
-	if err != nil {
-		return err
-	}
-	if err := b.counts.Put(c, start.UnixMilli(), n+1); err != nil {
-		return err
+	if !strings.HasPrefix(in.Page, "/error") {
+		n, _, err := b.counts.Get(c, start.UnixMilli())
+		if err != nil {
+			return err
+		}
+		if err := b.counts.Put(c, start.UnixMilli(), n+1); err != nil {
+			return err
+		}
 	}
 	// The timer fires when the watermark passes the bucket's last
 	// millisecond; registering it again for the next click is a no-op.
 	c.Timers().RegisterEventTimeTimer(end.Add(-time.Millisecond))
+	if strings.HasPrefix(in.Page, "/error") {
+		// Not counted: reported on the side.
+		return errorsTag.Emit(c, "bad page "+in.Page)
+	}
 	if in.Page == "ping" {
 		c.Timers().RegisterProcessingTimeTimer(c.ProcessingTime().Add(5 * time.Second))
 		return nil
@@ -80,9 +88,9 @@ func (b *bucketed) OnTimer(c engine.Context[string], at time.Time, d engine.Time
 		return out.Collect(activity{User: c.Key(), Kind: "ping", Last: last})
 	}
 	start := at.Add(time.Millisecond).Add(-bucket)
-	n, _, err := b.counts.Get(c, start.UnixMilli())
-	if err != nil {
-		return err
+	n, ok, err := b.counts.Get(c, start.UnixMilli())
+	if err != nil || !ok {
+		return err // nothing counted in the bucket (only error pages)
 	}
 	if err := b.counts.Delete(c, start.UnixMilli()); err != nil {
 		return err
@@ -106,6 +114,11 @@ func parseClock(t *testing.T, s string) time.Time {
 // buildActivity is the job the scripts drive: clicks, keyed in their topic
 // by page, are re-keyed by user (through a repartition topic) and counted.
 func buildActivity(idle time.Duration) (*engine.Job, *bucketed) {
+	job, fn, _ := buildActivityWithSide(idle)
+	return job, fn
+}
+
+func buildActivityWithSide(idle time.Duration) (*engine.Job, *bucketed, *weirtest.Captured[string]) {
 	job := engine.NewJob("activity")
 	wm := windowing.BoundedOutOfOrderness(2*time.Second, func(c click) time.Time { return c.At })
 	if idle > 0 {
@@ -116,7 +129,8 @@ func buildActivity(idle time.Duration) (*engine.Job, *bucketed) {
 	fn := &bucketed{}
 	out := operators.Process(byUser, "buckets", engine.KeyedProcessFunction[string, click, activity](fn))
 	connectors.KafkaSink(out, "activity", codec.JSON[activity]())
-	return job, fn
+	side := weirtest.Capture(operators.SideOutput(out, errorsTag))
+	return job, fn, side
 }
 
 // TestKeyedScripts runs testdata/keyed. Commands:
@@ -127,11 +141,14 @@ func buildActivity(idle time.Duration) (*engine.Job, *bucketed) {
 //	output                         what the job wrote since the last output
 //	watermarks                     each task's watermark
 //	state user=U                   the user's count and last page
+//	side                           the side output captured since the last side
+//	advance-watermark to=T         move every first-stage watermark to T
 func TestKeyedScripts(t *testing.T) {
 	datadriven.Walk(t, "../testdata/keyed", func(t *testing.T, path string) {
 		var h *weirtest.Harness
 		var fn *bucketed
 		var job *engine.Job
+		var side *weirtest.Captured[string]
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
 			case "new":
@@ -148,7 +165,7 @@ func TestKeyedScripts(t *testing.T) {
 						d.Fatalf(t, "%v", err)
 					}
 				}
-				job, fn = buildActivity(idleD)
+				job, fn, side = buildActivityWithSide(idleD)
 				h = weirtest.New(t, job, weirtest.Partitions(int32(n)))
 				return ""
 			case "send":
@@ -168,6 +185,16 @@ func TestKeyedScripts(t *testing.T) {
 				return outputs(h, h.AdvanceTime(dur))
 			case "output":
 				return outputs(h, nil)
+			case "side":
+				var b strings.Builder
+				for _, r := range side.Take() {
+					fmt.Fprintf(&b, "%s: %s (task %s, at %s)\n", r.Key, r.Value, r.Task, clockOf(r.Timestamp))
+				}
+				return b.String()
+			case "advance-watermark":
+				var at string
+				d.ScanArgs(t, "to", &at)
+				return outputs(h, h.AdvanceWatermark(parseClock(t, at)))
 			case "watermarks":
 				var b strings.Builder
 				for stage := range job.Stages() {

@@ -1,0 +1,75 @@
+package engine
+
+import "fmt"
+
+// OutputTag names a side output of type T: a second stream an operator
+// emits to besides its main output, as Flink's OutputTag. Late data,
+// invalid records, alerts beside results.
+type OutputTag[T any] struct{ id string }
+
+// NewOutputTag returns the tag called name. Tags with one name are the
+// same side output.
+func NewOutputTag[T any](name string) OutputTag[T] { return OutputTag[T]{id: name} }
+
+// Name is the tag's name.
+func (t OutputTag[T]) Name() string { return t.id }
+
+// Emit sends v to the tag's side output, under the current key and event
+// time. A side output no stream reads (see SideOutput) discards.
+func (t OutputTag[T]) Emit(c sideEmitter, v T) error {
+	e, rec := c.sideOutput(t.id)
+	if e == nil {
+		return nil
+	}
+	emit, ok := e.(Emit[T])
+	if !ok {
+		return fmt.Errorf("side output %q is of another type than %T", t.id, v)
+	}
+	return emit(Record[T]{Key: rec.Key, Value: v, Timestamp: rec.Timestamp})
+}
+
+// sideEmitter is what a Context gives OutputTag.Emit.
+type sideEmitter interface {
+	sideOutput(id string) (any, Record[struct{}])
+}
+
+// SideOutput returns the side output tag of the operator producing s. Call
+// it while building the topology.
+func SideOutput[T, OUT any](s Stream[OUT], tag OutputTag[T]) Stream[T] {
+	j := s.job
+	out := Derive[T](s, s.Name()+"/"+tag.id)
+	if j.sides == nil {
+		j.sides = map[string]map[string]func(*Task) (any, error){}
+	}
+	op := s.n
+	key := fmt.Sprintf("%p", op)
+	if j.sides[key] == nil {
+		j.sides[key] = map[string]func(*Task) (any, error){}
+	}
+	if _, dup := j.sides[key][tag.id]; dup {
+		j.buildErr(fmt.Errorf("side output %q of %s is read twice; subscribe twice to the stream SideOutput returned", tag.id, s.Name()))
+	}
+	j.sides[key][tag.id] = func(t *Task) (any, error) {
+		e, err := out.Build(t)
+		return e, err
+	}
+	return out
+}
+
+// buildSides builds, for task t, the side outputs of the operator whose
+// node is n.
+func buildSides[T any](t *Task, j *Job, n *node[T]) (map[string]any, error) {
+	bs := j.sides[fmt.Sprintf("%p", n)]
+	if len(bs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]any, len(bs))
+	for id, b := range bs {
+		e, err := b(t)
+		if err != nil {
+			return nil, err
+		}
+		m[id] = e
+	}
+	return m, nil
+}
