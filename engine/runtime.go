@@ -238,11 +238,23 @@ func (rt *runtime) ensureInternalTopics(ctx context.Context, adm *kadm.Client, f
 			return fmt.Errorf("creating internal topic %s: %w", it.name, err)
 		}
 		if err != nil { // it exists: check it
-			d, derr := adm.ListTopics(ctx, it.name)
-			if derr != nil {
-				return fmt.Errorf("describing internal topic %s: %w", it.name, derr)
+			// Another replica may have just created it; until the metadata
+			// has caught up it shows no partitions, which is not a mismatch.
+			got, err := backoff.Retry(ctx, func() (int, error) {
+				d, err := adm.ListTopics(ctx, it.name)
+				if err != nil {
+					return 0, err
+				}
+				n := len(d[it.name].Partitions)
+				if n == 0 {
+					return 0, fmt.Errorf("internal topic %s shows no partitions yet", it.name)
+				}
+				return n, nil
+			}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(time.Minute))
+			if err != nil {
+				return fmt.Errorf("describing internal topic %s: %w", it.name, err)
 			}
-			if got := len(d[it.name].Partitions); got != want {
+			if got != want {
 				return fmt.Errorf("%w: internal topic %s has %d partitions, stage %d has %d", ErrTopology, it.name, got, it.from, want)
 			}
 		} else {
