@@ -29,6 +29,8 @@ var engineMetrics = []struct {
 	{"weir_checkpoint_duration_seconds", "histogram", []string{"job"}},
 	{"weir_tasks_assigned", "gauge", []string{"job"}},
 	{"weir_ready", "gauge", []string{"job"}},
+	{"weir_watermark_timestamp_seconds", "gauge", []string{"job", "task"}},
+	{"weir_task_inputs_idle", "gauge", []string{"job", "task"}},
 }
 
 // processMetrics are the Go client's standard process and runtime

@@ -42,6 +42,10 @@ type eventTime struct {
 	sentWM     windowing.Millis
 	sentAt     time.Time
 	sentIdle   bool
+	// reported is what the observer last heard.
+	reportedWM   int64
+	reportedIdle bool
+	hasInputs    bool
 }
 
 func newEventTime() *eventTime {
@@ -51,6 +55,7 @@ func newEventTime() *eventTime {
 		upstream:   map[string]map[int32]string{},
 		downstream: map[string]int32{},
 		sentWM:     windowing.MinWatermark,
+		reportedWM: 1, // differs from minWatermark: the first tick reports
 	}
 }
 
@@ -61,6 +66,7 @@ func (t *Task) AddWatermarkInput(topic string, gen *windowing.Generator) error {
 		return fmt.Errorf("topic %s has two watermark generators", topic)
 	}
 	t.et.generators[topic] = gen
+	t.et.hasInputs = true
 	return t.et.comb.AddGenerator(topic, gen)
 }
 
@@ -88,6 +94,7 @@ func (t *Task) addUpstream(topic string, n int32) error {
 		}
 	}
 	t.et.upstream[topic] = ids
+	t.et.hasInputs = true
 	return nil
 }
 
@@ -126,7 +133,22 @@ func (t *Task) tick() error {
 		return err
 	}
 	t.sendWatermark(false)
+	t.reportWatermark()
 	return nil
+}
+
+// reportWatermark tells the observer the task's watermark and idleness
+// when they changed since it last did.
+func (t *Task) reportWatermark() {
+	if !t.et.hasInputs {
+		return
+	}
+	idle := t.et.comb.AllIdle()
+	if t.watermark == t.et.reportedWM && idle == t.et.reportedIdle {
+		return
+	}
+	t.et.reportedWM, t.et.reportedIdle = t.watermark, idle
+	t.obs.Watermark(t.id.String(), watermarkTime(t.watermark), idle)
 }
 
 // sendWatermark writes the task's watermark to every partition of the

@@ -12,8 +12,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/windowing"
 )
 
 func freeAddr(t *testing.T) string {
@@ -101,4 +104,32 @@ func TestNotReadyWhileBrokerUnreachable(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run after cancel while waiting: %v", err)
 	}
+}
+
+// TestWatermarkMetrics: a task's watermark and idleness reach /metrics.
+func TestWatermarkMetrics(t *testing.T) {
+	brokers := kafkatest.Fake(t, 1, "views", "tagged")
+	at := time.Date(2024, 1, 1, 10, 0, 5, 0, time.UTC)
+	b, _ := json.Marshal(event{User: "u", Seq: 1})
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), &kgo.Record{Topic: "views", Value: b, Timestamp: at})
+	addr := freeAddr(t)
+	job := engine.NewJob("wm", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr))
+	src := connectors.KafkaSource(job, "views", codec.JSON[event](),
+		connectors.WithWatermarks(windowing.RecordTimestamps[event](time.Second).WithIdleness(100*time.Millisecond)))
+	connectors.KafkaSink(src, "tagged", codec.JSON[event]())
+	runJob(t, job)
+	// 10:00:05 - 1s - 1ms, in Unix seconds; then the input goes idle.
+	want := []string{
+		`weir_watermark_timestamp_seconds{job="wm",task="0_0"} 1.704103203999e+09`,
+		`weir_task_inputs_idle{job="wm",task="0_0"} 1`,
+	}
+	kafkatest.Eventually(t, 10*time.Second, "watermark metrics", func() bool {
+		_, body := get("http://" + addr + "/metrics")
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -504,6 +504,7 @@ func (rt *runtime) stopTasks(ps []TaskID) []*taskRunner {
 	rt.mu.Unlock()
 	for _, tr := range trs {
 		<-tr.done
+		rt.obs.TaskStopped(tr.t.id.String())
 	}
 	return trs
 }

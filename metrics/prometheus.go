@@ -26,6 +26,8 @@ type Prometheus struct {
 	lag           *prometheus.GaugeVec
 	checkpoints   *prometheus.CounterVec
 	cpDuration    prometheus.Histogram
+	watermark     *prometheus.GaugeVec
+	idle          *prometheus.GaugeVec
 	tasks         prometheus.Gauge
 	ready         prometheus.Gauge
 }
@@ -60,6 +62,12 @@ func New(job string) *Prometheus {
 			Name: "weir_checkpoint_duration_seconds", Help: "Time from barrier to committed offsets.", ConstLabels: labels,
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}),
+		watermark: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_watermark_timestamp_seconds", Help: "A task's event-time watermark, as Unix seconds.", ConstLabels: labels,
+		}, []string{"task"}),
+		idle: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_task_inputs_idle", Help: "1 when every input of a task is idle, so its watermark holds.", ConstLabels: labels,
+		}, []string{"task"}),
 		tasks: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weir_tasks_assigned", Help: "Tasks this replica runs.", ConstLabels: labels,
 		}),
@@ -67,7 +75,7 @@ func New(job string) *Prometheus {
 			Name: "weir_ready", Help: "1 when the replica is ready (assigned, not halted), else 0.", ConstLabels: labels,
 		}),
 	}
-	for _, c := range []prometheus.Collector{p.recordsIn, p.recordsOut, p.recordsFailed, p.lag, p.checkpoints, p.cpDuration, p.tasks, p.ready} {
+	for _, c := range []prometheus.Collector{p.recordsIn, p.recordsOut, p.recordsFailed, p.lag, p.checkpoints, p.cpDuration, p.watermark, p.idle, p.tasks, p.ready} {
 		f(c)
 	}
 	// Both outcomes exist from the start so rate() and alerts see zeros.
@@ -105,6 +113,22 @@ func (p *Prometheus) Checkpoint(took time.Duration, err error) {
 	}
 	p.checkpoints.WithLabelValues("ok").Inc()
 	p.cpDuration.Observe(took.Seconds())
+}
+
+func (p *Prometheus) Watermark(task string, wm time.Time, allIdle bool) {
+	if !wm.IsZero() {
+		p.watermark.WithLabelValues(task).Set(float64(wm.UnixMilli()) / 1000)
+	}
+	v := 0.0
+	if allIdle {
+		v = 1
+	}
+	p.idle.WithLabelValues(task).Set(v)
+}
+
+func (p *Prometheus) TaskStopped(task string) {
+	p.watermark.DeleteLabelValues(task)
+	p.idle.DeleteLabelValues(task)
 }
 
 func (p *Prometheus) TasksAssigned(n int) { p.tasks.Set(float64(n)) }

@@ -29,6 +29,12 @@ type Observer interface {
 	// Checkpoint reports one checkpoint: how long it took from barrier to
 	// committed offsets, and its error if it failed.
 	Checkpoint(took time.Duration, err error)
+	// Watermark reports a task's event-time watermark when it moves, and
+	// whether every input of the task is idle.
+	Watermark(task string, watermark time.Time, allIdle bool)
+	// TaskStopped says the replica no longer runs the task; its per-task
+	// series should go.
+	TaskStopped(task string)
 	// TasksAssigned reports how many tasks the replica runs now.
 	TasksAssigned(n int)
 	// Ready reports the readiness the replica serves on /readyz.
@@ -40,11 +46,13 @@ type Nop struct{}
 
 var _ Observer = Nop{}
 
-func (Nop) RecordsIn(string, int)            {}
-func (Nop) RecordsOut(string, int)           {}
-func (Nop) RecordsFailed(string, int)        {}
-func (Nop) ConsumerLag(string, int32, int64) {}
-func (Nop) PartitionRevoked(string, int32)   {}
-func (Nop) Checkpoint(time.Duration, error)  {}
-func (Nop) TasksAssigned(int)                {}
-func (Nop) Ready(bool)                       {}
+func (Nop) RecordsIn(string, int)             {}
+func (Nop) RecordsOut(string, int)            {}
+func (Nop) RecordsFailed(string, int)         {}
+func (Nop) ConsumerLag(string, int32, int64)  {}
+func (Nop) PartitionRevoked(string, int32)    {}
+func (Nop) Checkpoint(time.Duration, error)   {}
+func (Nop) Watermark(string, time.Time, bool) {}
+func (Nop) TaskStopped(string)                {}
+func (Nop) TasksAssigned(int)                 {}
+func (Nop) Ready(bool)                        {}

@@ -65,14 +65,16 @@ func newCounts() *counts {
 	return &counts{in: map[string]int{}, out: map[string]int{}, failed: map[string]int{}}
 }
 
-func (c *counts) RecordsIn(op string, n int)       { c.add(c.in, op, n) }
-func (c *counts) RecordsOut(op string, n int)      { c.add(c.out, op, n) }
-func (c *counts) RecordsFailed(op string, n int)   { c.add(c.failed, op, n) }
-func (c *counts) ConsumerLag(string, int32, int64) {}
-func (c *counts) PartitionRevoked(string, int32)   {}
-func (c *counts) Checkpoint(time.Duration, error)  {}
-func (c *counts) TasksAssigned(int)                {}
-func (c *counts) Ready(bool)                       {}
+func (c *counts) RecordsIn(op string, n int)        { c.add(c.in, op, n) }
+func (c *counts) RecordsOut(op string, n int)       { c.add(c.out, op, n) }
+func (c *counts) RecordsFailed(op string, n int)    { c.add(c.failed, op, n) }
+func (c *counts) ConsumerLag(string, int32, int64)  {}
+func (c *counts) PartitionRevoked(string, int32)    {}
+func (c *counts) Checkpoint(time.Duration, error)   {}
+func (c *counts) Watermark(string, time.Time, bool) {}
+func (c *counts) TaskStopped(string)                {}
+func (c *counts) TasksAssigned(int)                 {}
+func (c *counts) Ready(bool)                        {}
 func (c *counts) add(m map[string]int, op string, n int) {
 	c.mu.Lock()
 	m[op] += n
