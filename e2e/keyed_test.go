@@ -64,6 +64,21 @@ func bucketCounts(t *testing.T, recs []*kgo.Record) map[string]int {
 	return out
 }
 
+// harnessCounts is the reference: the activity job through the harness,
+// same records in the same per-partition order.
+func harnessCounts(t *testing.T, in, out string, input []*kgo.Record) map[string]int {
+	t.Helper()
+	job := engine.NewJob("activity")
+	shared.BuildActivity(job, in, out)
+	h := weirtest.New(t, job, weirtest.Partitions(partitions))
+	for _, r := range input {
+		if err := h.SendTo(in, r.Partition, r.Key, r.Value, r.Timestamp); err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+	}
+	return bucketCounts(t, h.Output(out))
+}
+
 // TestKeyedJobTwoReplicasMatchesHarness runs the activity job (re-key by
 // user through a repartition topic, per-user bucket counts in map state,
 // event-time timers fed by watermarks that cross the repartition topic)
@@ -77,17 +92,7 @@ func TestKeyedJobTwoReplicasMatchesHarness(t *testing.T) {
 	group := kafkatest.Name("activity")
 	input := clicks(in, 20000, partitions)
 
-	// The reference: the harness, same job, same records in the same
-	// per-partition order.
-	job := engine.NewJob("activity")
-	shared.BuildActivity(job, in, out)
-	h := weirtest.New(t, job, weirtest.Partitions(partitions))
-	for _, r := range input {
-		if err := h.SendTo(in, r.Partition, r.Key, r.Value, r.Timestamp); err != nil {
-			t.Fatalf("harness: %v", err)
-		}
-	}
-	want := bucketCounts(t, h.Output(out))
+	want := harnessCounts(t, in, out, input)
 	t.Logf("harness: %d user buckets", len(want))
 
 	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
@@ -149,15 +154,7 @@ func TestKeyedJobRestartKeepsLocalState(t *testing.T) {
 	input := clicks(in, 8000, partitions)
 	half := len(input) / 2
 
-	job := engine.NewJob("activity")
-	shared.BuildActivity(job, in, out)
-	h := weirtest.New(t, job, weirtest.Partitions(partitions))
-	for _, r := range input {
-		if err := h.SendTo(in, r.Partition, r.Key, r.Value, r.Timestamp); err != nil {
-			t.Fatalf("harness: %v", err)
-		}
-	}
-	want := bucketCounts(t, h.Output(out))
+	want := harnessCounts(t, in, out, input)
 
 	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
 		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_SESSION_TIMEOUT=6s",
