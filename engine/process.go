@@ -140,6 +140,7 @@ type keyedCtx[K comparable] struct {
 	rec    Record[struct{}] // current key and time
 	key    K
 	sides  map[string]any // side-output emitters by tag
+	ns     []byte         // state namespace, e.g. a window; nil for plain keyed state
 }
 
 func (c *keyedCtx[K]) sideOutput(id string) (any, Record[struct{}]) { return c.sides[id], c.rec }
@@ -163,7 +164,7 @@ func (c *keyedCtx[K]) Watermark() time.Time        { return watermarkTime(c.task
 func (c *keyedCtx[K]) Timers() TimerService        { return timerService{c.timers, c.rec.Key} }
 func (c *keyedCtx[K]) TaskStore() *state.TaskStore { return c.task.store }
 func (c *keyedCtx[K]) CurrentKey() []byte          { return c.rec.Key }
-func (c *keyedCtx[K]) Namespace() []byte           { return nil }
+func (c *keyedCtx[K]) Namespace() []byte           { return c.ns }
 func (c *keyedCtx[K]) ProcessingTime() time.Time   { return c.task.clock.Now() }
 
 type keyedCollector[T any] struct {

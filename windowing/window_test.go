@@ -17,7 +17,7 @@ import (
 //
 // Times are on 2024-01-01 as in the watermark scripts (10:00:05.250).
 func TestWindowScripts(t *testing.T) {
-	datadriven.Walk(t, "../testdata/windows", func(t *testing.T, path string) {
+	datadriven.Walk(t, "../testdata/windows/assign", func(t *testing.T, path string) {
 		var a Assigner
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			dur := func(name string) time.Duration {

@@ -1,0 +1,106 @@
+package weirtest_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/connectors"
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/weirtest"
+	"github.com/weirstream/weir/windowing"
+)
+
+type event struct {
+	Key string    `json:"key"`
+	At  time.Time `json:"at"`
+}
+
+var lateTag = engine.NewOutputTag[event]("late")
+
+// TestWindowAggregateScripts runs testdata/windows/aggregate. Commands:
+//
+//	new tumbling=D | sliding=D,D | sessions=D [lateness=D]
+//	                       a count per key and window, watermark = highest time seen - 1ms
+//	send key=K at=T        one event
+//	watermark to=T         move the watermark as if every input said so
+//	late                   the late side output since the last look
+//
+// send and watermark print the windows that fired.
+func TestWindowAggregateScripts(t *testing.T) {
+	datadriven.Walk(t, "../testdata/windows/aggregate", func(t *testing.T, path string) {
+		var h *weirtest.Harness
+		var results *weirtest.Captured[engine.Windowed[string, int64]]
+		var late *weirtest.Captured[event]
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			switch d.Cmd {
+			case "new":
+				dur := func(s string) time.Duration {
+					v, err := time.ParseDuration(s)
+					if err != nil {
+						d.Fatalf(t, "%v", err)
+					}
+					return v
+				}
+				var a windowing.Assigner
+				var opts []engine.WindowOpt[event]
+				for _, arg := range d.CmdArgs {
+					switch arg.Key {
+					case "tumbling":
+						a = windowing.Tumbling(dur(arg.Vals[0]))
+					case "sliding":
+						a = windowing.Sliding(dur(arg.Vals[0]), dur(arg.Vals[1]))
+					case "sessions":
+						a = windowing.Sessions(dur(arg.Vals[0]))
+					case "lateness":
+						opts = append(opts, engine.AllowedLateness[event](dur(arg.Vals[0])))
+					}
+				}
+				opts = append(opts, engine.LateOutput(lateTag))
+				job := engine.NewJob("windows")
+				src := connectors.KafkaSource(job, "events", codec.JSON[event](),
+					connectors.WithWatermarks(windowing.ForMonotonousTimestamps(func(e event) time.Time { return e.At })))
+				counts := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", a,
+					operators.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64](), opts...)
+				results = weirtest.Capture(counts)
+				late = weirtest.Capture(operators.SideOutput(counts, lateTag))
+				h = weirtest.New(t, job)
+				return ""
+			case "send":
+				var key, at string
+				d.ScanArgs(t, "key", &key)
+				d.ScanArgs(t, "at", &at)
+				ts := parseClock(t, at)
+				return fired(results, weirtest.SendValue(h, "events", codec.JSON[event](), key, event{Key: key, At: ts}, ts))
+			case "watermark":
+				var at string
+				d.ScanArgs(t, "to", &at)
+				return fired(results, h.AdvanceWatermark(parseClock(t, at)))
+			case "late":
+				var b strings.Builder
+				for _, r := range late.Take() {
+					fmt.Fprintf(&b, "late %s at %s\n", r.Value.Key, clockOf(r.Value.At))
+				}
+				return b.String()
+			}
+			d.Fatalf(t, "unknown command %q", d.Cmd)
+			return ""
+		})
+	})
+}
+
+func fired(c *weirtest.Captured[engine.Windowed[string, int64]], err error) string {
+	var b strings.Builder
+	for _, r := range c.Take() {
+		fmt.Fprintf(&b, "%s [%s, %s) count=%d (at %s)\n", r.Value.Key, clockOf(r.Value.Start), clockOf(r.Value.End), r.Value.Value, r.Timestamp.UTC().Format("15:04:05.000"))
+	}
+	if err != nil {
+		fmt.Fprintf(&b, "error: %v\n", err)
+	}
+	return b.String()
+}
