@@ -126,6 +126,15 @@ func (j *Job) AddInternalSource(suffix string, from, to int, name string, build 
 	return it
 }
 
+// AddInternalTopic declares an internal topic stage from writes and no
+// stage reads (a late-data topic): Weir creates it at start with stage
+// from's partition count.
+func (j *Job) AddInternalTopic(suffix string, from int) *InternalTopic {
+	it := &InternalTopic{suffix: suffix, from: from}
+	j.internal = append(j.internal, it)
+	return it
+}
+
 // resolveInternalTopics names the internal topics after the group.
 func (j *Job) resolveInternalTopics(group string) {
 	for _, it := range j.internal {

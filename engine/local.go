@@ -40,8 +40,8 @@ func (j *Job) PrepareLocal(partitions int32) {
 	j.resolveInternalTopics(j.name)
 }
 
-// InternalTopics names the job's internal (repartition) topics; empty
-// before Run or PrepareLocal.
+// InternalTopics names the job's internal topics (repartition and
+// late-data topics); empty before Run or PrepareLocal.
 func (j *Job) InternalTopics() []string {
 	var ts []string
 	for _, it := range j.internal {

@@ -108,7 +108,9 @@ func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
 		t.store = env.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition})
 	}
 	for _, it := range j.internal {
-		if it.from == id.Stage {
+		// Watermarks go to the repartition topics this stage writes, which
+		// a stage reads; not to late-data topics, which are outputs.
+		if _, read := j.stageOf(it.name); read && it.from == id.Stage {
 			t.et.downstream[it.name] = j.partitions
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
@@ -33,8 +35,10 @@ type Windowed[K comparable, OUT any] struct {
 type WindowOpt[IN any] func(*windowConfig[IN])
 
 type windowConfig[IN any] struct {
-	lateness time.Duration
-	late     *OutputTag[IN]
+	lateness  time.Duration
+	late      *OutputTag[IN]
+	lateTopic string
+	lateCodec codec.Codec[IN]
 }
 
 // AllowedLateness keeps a window's state for d after the watermark passed
@@ -46,12 +50,26 @@ func AllowedLateness[IN any](d time.Duration) WindowOpt[IN] {
 }
 
 // LateOutput sends records later than every window they belong to (past
-// end + allowed lateness) to tag, instead of only counting them (Flink's
-// sideOutputLateData). Late records are counted either way, in the
+// end + allowed lateness) to tag, as Flink's sideOutputLateData, instead
+// of the late-data topic. Late records are counted either way, in the
 // operator's failed records.
 func LateOutput[IN any](tag OutputTag[IN]) WindowOpt[IN] {
 	return func(c *windowConfig[IN]) { c.late = &tag }
 }
+
+// LateTopic writes late records to topic, encoded with c, instead of the
+// default late-data topic. The topic must exist.
+func LateTopic[IN any](topic string, c codec.Codec[IN]) WindowOpt[IN] {
+	return func(cfg *windowConfig[IN]) { cfg.lateTopic, cfg.lateCodec = topic, c }
+}
+
+// Headers of a record in a late-data topic: why it is there.
+const (
+	HeaderLateOperator  = "weir.late.operator"
+	HeaderLateReason    = "weir.late.reason"
+	HeaderLateEventTime = "weir.late.event-time"
+	HeaderLateWatermark = "weir.late.watermark"
+)
 
 // timer kinds of a window
 const (
@@ -62,10 +80,36 @@ const (
 // WindowAggregate aggregates each key's records per window of assigner,
 // and emits each window's result when the watermark passes its end (its
 // event-time trigger), with the window's last millisecond as event time.
+// State holds one accumulator per key and window, never the records.
 // Session windows merge as records bridge them, their accumulators merged
 // with fn.Merge. Window state and timers live in the state store.
 func WindowAggregate[K comparable, IN, ACC, OUT any](in KeyedStream[K, IN], name string, assigner windowing.Assigner,
 	fn AggregateFunction[IN, ACC, OUT], acc codec.Codec[ACC], opts ...WindowOpt[IN]) Stream[Windowed[K, OUT]] {
+	return windowOperator(in, name, assigner, opts, func(reg *state.Registry) contents[K, IN, OUT] {
+		return &aggContents[K, IN, ACC, OUT]{fn: fn, accs: state.NewValue(reg, "acc", acc)}
+	})
+}
+
+// ProcessWindowFunction sees all of a window's records at once, with the
+// window: for what an incremental aggregate cannot do (medians, sorting,
+// the first and last record). State holds every record of the window.
+type ProcessWindowFunction[K comparable, IN, OUT any] interface {
+	Process(key K, w windowing.Window, records []IN, out Collector[OUT]) error
+}
+
+// WindowProcess applies fn to each key's records per window of assigner,
+// when the watermark passes the window's end. The records are kept in list
+// state (one store key per record, so adding costs the same whatever the
+// window holds), encoded with c; session windows merge their lists.
+func WindowProcess[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, assigner windowing.Assigner,
+	fn ProcessWindowFunction[K, IN, OUT], c codec.Codec[IN], opts ...WindowOpt[IN]) Stream[Windowed[K, OUT]] {
+	return windowOperator(in, name, assigner, opts, func(reg *state.Registry) contents[K, IN, OUT] {
+		return &listContents[K, IN, OUT]{fn: fn, recs: state.NewList(reg, "records", c)}
+	})
+}
+
+func windowOperator[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, assigner windowing.Assigner,
+	opts []WindowOpt[IN], newContents func(*state.Registry) contents[K, IN, OUT]) Stream[Windowed[K, OUT]] {
 	var cfg windowConfig[IN]
 	for _, o := range opts {
 		o(&cfg)
@@ -79,13 +123,24 @@ func WindowAggregate[K comparable, IN, ACC, OUT any](in KeyedStream[K, IN], name
 		job.buildErr(fmt.Errorf("%s: allowed lateness %v is negative", out.Name(), cfg.lateness))
 	}
 	reg := state.NewRegistry(out.Name())
-	accs := state.NewValue(reg, "acc", acc)
+	cont := newContents(reg)
 	sessions := state.NewValue(reg, "sessions", codec.JSON[[]windowing.Window]())
 	if err := reg.Err(); err != nil {
 		job.buildErr(err)
 	}
 	job.stateful = true
 	lateness := windowing.Millis(cfg.lateness.Milliseconds())
+	// Nothing is dropped silently: without a side output, late records go
+	// to a topic, by default <group>-<operator>-late, created by Weir.
+	var lateTopic *InternalTopic
+	if cfg.late == nil {
+		if cfg.lateTopic != "" {
+			job.AddSinkTopic(cfg.lateTopic)
+		} else {
+			lateTopic = job.AddInternalTopic(out.Name()+"-late", in.n.stage)
+			cfg.lateCodec = codec.JSON[IN]()
+		}
+	}
 	in.Subscribe(func(t *Task) (Emit[IN], error) {
 		opName := out.Name()
 		stats := t.Stats(opName)
@@ -100,10 +155,17 @@ func WindowAggregate[K comparable, IN, ACC, OUT any](in KeyedStream[K, IN], name
 				return nil, err
 			}
 			lateEmit, _ = sides[cfg.late.id].(Emit[IN])
+		} else {
+			topic := cfg.lateTopic
+			if lateTopic != nil {
+				topic = lateTopic.Name()
+			}
+			lateEmit = lateToTopic(t, opName, topic, cfg.lateCodec, cfg.lateness)
 		}
 		c := &keyedCtx[K]{task: t, keys: in.Key}
-		w := &windowOp[K, IN, ACC, OUT]{c: c, fn: fn, accs: accs, sessions: sessions, assigner: assigner,
-			lateness: lateness, down: down, stats: stats, op: opName}
+		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner,
+			lateness: lateness, stats: stats, op: opName,
+			col: &windowCollector[K, OUT]{c: c, down: down, stats: stats}}
 		c.timers = t.timerOwner(opName, w.onTimer)
 		w.timers = c.timers
 		return func(r Record[IN]) error {
@@ -127,19 +189,162 @@ func WindowAggregate[K comparable, IN, ACC, OUT any](in KeyedStream[K, IN], name
 	return out
 }
 
+// lateToTopic writes late records to topic with headers saying why, in
+// the task's checkpoint epoch like any output.
+func lateToTopic[IN any](t *Task, op, topic string, c codec.Codec[IN], lateness time.Duration) Emit[IN] {
+	return func(r Record[IN]) error {
+		b, err := c.Encode(r.Value)
+		if err != nil {
+			return &OperatorError{Operator: op, Err: fmt.Errorf("encoding a late record: %w", err)}
+		}
+		wm := watermarkTime(t.watermark).UTC().Format(time.RFC3339Nano)
+		t.Produce(&kgo.Record{Topic: topic, Key: r.Key, Value: b, Timestamp: r.Timestamp, Headers: []kgo.RecordHeader{
+			{Key: HeaderLateOperator, Value: []byte(op)},
+			{Key: HeaderLateReason, Value: []byte(fmt.Sprintf("every window of the record ended before the watermark minus the allowed lateness (%v)", lateness))},
+			{Key: HeaderLateEventTime, Value: []byte(r.Timestamp.UTC().Format(time.RFC3339Nano))},
+			{Key: HeaderLateWatermark, Value: []byte(wm)},
+		}})
+		return nil
+	}
+}
+
+// aggContents keeps a window's accumulator.
+type aggContents[K comparable, IN, ACC, OUT any] struct {
+	fn   AggregateFunction[IN, ACC, OUT]
+	accs *state.Value[ACC]
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) get(c *keyedCtx[K]) (ACC, bool, error) {
+	acc, ok, err := a.accs.Get(c)
+	if err == nil && !ok {
+		acc = a.fn.Zero()
+	}
+	return acc, ok, err
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) add(c *keyedCtx[K], v IN) error {
+	acc, _, err := a.get(c)
+	if err != nil {
+		return err
+	}
+	return a.accs.Set(c, a.fn.Add(acc, v))
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) absorb(c *keyedCtx[K], from []byte) error {
+	into := c.ns
+	c.ns = from
+	other, ok, err := a.accs.Get(c)
+	if err == nil {
+		a.accs.Clear(c)
+	}
+	c.ns = into
+	if err != nil || !ok {
+		return err
+	}
+	acc, _, err := a.get(c)
+	if err != nil {
+		return err
+	}
+	return a.accs.Set(c, a.fn.Merge(acc, other))
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) emit(c *keyedCtx[K], out Collector[OUT]) (bool, error) {
+	acc, ok, err := a.accs.Get(c)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, out.Collect(a.fn.Result(acc))
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) clear(c *keyedCtx[K]) error {
+	a.accs.Clear(c)
+	return nil
+}
+
+// listContents keeps every record of a window.
+type listContents[K comparable, IN, OUT any] struct {
+	fn   ProcessWindowFunction[K, IN, OUT]
+	recs *state.List[IN]
+}
+
+func (l *listContents[K, IN, OUT]) add(c *keyedCtx[K], v IN) error { return l.recs.Add(c, v) }
+
+func (l *listContents[K, IN, OUT]) absorb(c *keyedCtx[K], from []byte) error {
+	into := c.ns
+	c.ns = from
+	vs, err := l.recs.Get(c)
+	if err == nil {
+		err = l.recs.Clear(c)
+	}
+	c.ns = into
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if err := l.recs.Add(c, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *listContents[K, IN, OUT]) emit(c *keyedCtx[K], out Collector[OUT]) (bool, error) {
+	vs, err := l.recs.Get(c)
+	if err != nil || len(vs) == 0 {
+		return false, err
+	}
+	win := decodeWindow(c.ns)
+	err = callTimer("window", func() error { return l.fn.Process(c.key, win, vs, out) })
+	return true, err
+}
+
+func (l *listContents[K, IN, OUT]) clear(c *keyedCtx[K]) error { return l.recs.Clear(c) }
+
+// contents is what a window keeps for a key, in the window's namespace of
+// the scope: an accumulator (WindowAggregate) or every record
+// (WindowProcess). Its methods act on the scope's current key and window.
+type contents[K comparable, IN, OUT any] interface {
+	// add puts v in the window.
+	add(c *keyedCtx[K], v IN) error
+	// absorb moves window from's contents into the current window (a
+	// session merge), leaving from empty.
+	absorb(c *keyedCtx[K], from []byte) error
+	// emit computes the window's output and passes it on; ok is false
+	// when the window holds nothing.
+	emit(c *keyedCtx[K], out Collector[OUT]) (ok bool, err error)
+	clear(c *keyedCtx[K]) error
+}
+
 // windowOp is one window operator in one task.
-type windowOp[K comparable, IN, ACC, OUT any] struct {
+type windowOp[K comparable, IN, OUT any] struct {
 	c        *keyedCtx[K]
-	fn       AggregateFunction[IN, ACC, OUT]
-	accs     *state.Value[ACC]
+	contents contents[K, IN, OUT]
 	sessions *state.Value[[]windowing.Window]
 	assigner windowing.Assigner
 	lateness windowing.Millis
 	timers   *timerOwner
-	down     Emit[Windowed[K, OUT]]
 	stats    *OpStats
 	op       string
 	buf      []windowing.Window
+	col      *windowCollector[K, OUT]
+}
+
+// windowCollector emits a window's outputs with its key, bounds and, as
+// event time, its last millisecond.
+type windowCollector[K comparable, OUT any] struct {
+	c     *keyedCtx[K]
+	win   windowing.Window // the window firing
+	down  Emit[Windowed[K, OUT]]
+	stats *OpStats
+}
+
+func (w *windowCollector[K, OUT]) Collect(v OUT) error {
+	w.stats.Out++
+	return w.down(Record[Windowed[K, OUT]]{
+		Key:       w.c.rec.Key,
+		Value:     Windowed[K, OUT]{Key: w.c.key, Start: w.win.Start.Time(), End: w.win.End.Time(), Value: v},
+		Timestamp: w.win.MaxTimestamp().Time(),
+	})
 }
 
 func encodeWindow(w windowing.Window) []byte {
@@ -162,13 +367,13 @@ func timerKey(key []byte, w windowing.Window, kind byte) []byte {
 	return append(b, kind)
 }
 
-func (o *windowOp[K, IN, ACC, OUT]) isLate(w windowing.Window) bool {
+func (o *windowOp[K, IN, OUT]) isLate(w windowing.Window) bool {
 	wm := windowing.Millis(o.c.task.watermark)
 	return o.c.task.watermark != minWatermark && w.MaxTimestamp()+o.lateness <= wm
 }
 
 // add puts r in its windows; it reports whether r was late for all of them.
-func (o *windowOp[K, IN, ACC, OUT]) add(r Record[IN]) (late bool, err error) {
+func (o *windowOp[K, IN, OUT]) add(r Record[IN]) (late bool, err error) {
 	ts := windowing.MillisOf(r.Timestamp)
 	o.buf = o.assigner.Assign(o.buf[:0], ts)
 	if o.assigner.Merging() {
@@ -180,52 +385,37 @@ func (o *windowOp[K, IN, ACC, OUT]) add(r Record[IN]) (late bool, err error) {
 			continue
 		}
 		late = false
-		if err := o.update(w, func(acc ACC) ACC { return o.fn.Add(acc, r.Value) }); err != nil {
+		if err := o.update(w, r.Value); err != nil {
 			return false, err
 		}
 	}
 	return late, nil
 }
 
-// update applies f to window w's accumulator, then fires w at once if the
-// watermark is already past its end (a late record within the allowed
-// lateness: Flink's EventTimeTrigger fires on it) or sets its timers.
-func (o *windowOp[K, IN, ACC, OUT]) update(w windowing.Window, f func(ACC) ACC) error {
+// update adds v to window w, then fires w at once if the watermark is
+// already past its end (a late record within the allowed lateness: Flink's
+// EventTimeTrigger fires on it) or sets its timers.
+func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
 	o.c.ns = encodeWindow(w)
 	defer func() { o.c.ns = nil }()
-	acc, ok, err := o.accs.Get(o.c)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		acc = o.fn.Zero()
-	}
-	acc = f(acc)
-	if err := o.accs.Set(o.c, acc); err != nil {
+	if err := o.contents.add(o.c, v); err != nil {
 		return err
 	}
 	if o.lateness > 0 {
 		o.timers.register(EventTime, int64(w.MaxTimestamp()+o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
 	}
 	if o.c.task.watermark != minWatermark && int64(w.MaxTimestamp()) <= o.c.task.watermark {
-		return o.emit(w, acc) // late, within the allowed lateness: fire again now
+		o.col.win = w
+		_, err := o.contents.emit(o.c, o.col) // late, within the allowed lateness: fire again now
+		return err
 	}
 	o.timers.register(EventTime, int64(w.MaxTimestamp()), timerKey(o.c.rec.Key, w, windowFire))
 	return nil
 }
 
-func (o *windowOp[K, IN, ACC, OUT]) emit(w windowing.Window, acc ACC) error {
-	o.stats.Out++
-	return o.down(Record[Windowed[K, OUT]]{
-		Key:       o.c.rec.Key,
-		Value:     Windowed[K, OUT]{Key: o.c.key, Start: w.Start.Time(), End: w.End.Time(), Value: o.fn.Result(acc)},
-		Timestamp: w.MaxTimestamp().Time(),
-	})
-}
-
 // addMerging adds a record to its session: the new window [ts, ts+gap)
 // and every session of the key it touches merge into one.
-func (o *windowOp[K, IN, ACC, OUT]) addMerging(v IN, nw windowing.Window) (late bool, err error) {
+func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool, err error) {
 	live, _, err := o.sessions.Get(o.c)
 	if err != nil {
 		return false, err
@@ -247,18 +437,12 @@ func (o *windowOp[K, IN, ACC, OUT]) addMerging(v IN, nw windowing.Window) (late 
 	if o.isLate(target) {
 		return true, nil
 	}
-	// Fold the absorbed sessions' accumulators into the merged window's.
-	acc := o.fn.Zero()
+	// Move the absorbed sessions' contents into the merged window.
+	o.c.ns = encodeWindow(target)
 	for _, w := range absorbed {
-		o.c.ns = encodeWindow(w)
-		a, ok, err := o.accs.Get(o.c)
-		if err != nil {
+		if err := o.contents.absorb(o.c, encodeWindow(w)); err != nil {
 			return false, err
 		}
-		if ok {
-			acc = o.fn.Merge(acc, a)
-		}
-		o.accs.Clear(o.c)
 		o.timers.delete(EventTime, int64(w.MaxTimestamp()), timerKey(o.c.rec.Key, w, windowFire))
 		o.timers.delete(EventTime, int64(w.MaxTimestamp()+o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
 	}
@@ -267,12 +451,11 @@ func (o *windowOp[K, IN, ACC, OUT]) addMerging(v IN, nw windowing.Window) (late 
 	if err := o.sessions.Set(o.c, append(rest, target)); err != nil {
 		return false, err
 	}
-	err = o.update(target, func(ACC) ACC { return o.fn.Add(acc, v) })
-	return false, err
+	return false, o.update(target, v)
 }
 
 // onTimer fires or cleans up a window.
-func (o *windowOp[K, IN, ACC, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) error {
+func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) error {
 	n, w := binary.Uvarint(tk)
 	if w <= 0 || len(tk) < w+int(n)+17 {
 		return fmt.Errorf("malformed window timer %x", tk)
@@ -285,19 +468,19 @@ func (o *windowOp[K, IN, ACC, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) er
 	}
 	o.c.ns = encodeWindow(win)
 	defer func() { o.c.ns = nil }()
-	acc, ok, err := o.accs.Get(o.c)
-	if err != nil || !ok {
-		return err
-	}
 	if kind == windowFire {
-		if err := o.emit(win, acc); err != nil {
+		o.col.win = win
+		ok, err := o.contents.emit(o.c, o.col)
+		if err != nil || !ok {
 			return err
 		}
 		if o.lateness > 0 {
 			return nil // kept for late records until the cleanup timer
 		}
 	}
-	o.accs.Clear(o.c)
+	if err := o.contents.clear(o.c); err != nil {
+		return err
+	}
 	if o.assigner.Merging() {
 		o.c.ns = nil
 		live, _, err := o.sessions.Get(o.c)

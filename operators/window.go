@@ -27,3 +27,13 @@ func (Count[IN]) Zero() int64               { return 0 }
 func (Count[IN]) Add(acc int64, _ IN) int64 { return acc + 1 }
 func (Count[IN]) Merge(a, b int64) int64    { return a + b }
 func (Count[IN]) Result(acc int64) int64    { return acc }
+
+// ProcessWindowFunction sees all of a window's records at once.
+type ProcessWindowFunction[K comparable, IN, OUT any] = engine.ProcessWindowFunction[K, IN, OUT]
+
+// WindowProcess applies a process window function per key and window. See
+// engine.WindowProcess.
+func WindowProcess[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], name string, assigner windowing.Assigner,
+	fn ProcessWindowFunction[K, IN, OUT], c codec.Codec[IN], opts ...engine.WindowOpt[IN]) engine.Stream[Windowed[K, OUT]] {
+	return engine.WindowProcess(in, name, assigner, fn, c, opts...)
+}

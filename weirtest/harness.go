@@ -99,7 +99,9 @@ func New(tb testing.TB, job *engine.Job, opts ...Opt) *Harness {
 		part: kgo.StickyKeyPartitioner(nil), parts: map[string]kgo.TopicPartitioner{},
 	}
 	for _, t := range job.InternalTopics() {
-		h.internal[t] = true
+		if _, read := job.StageOf(t); read {
+			h.internal[t] = true // a repartition topic; the others are outputs
+		}
 	}
 	for stage := range job.Stages() {
 		for p := range cfg.partitions {

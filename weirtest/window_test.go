@@ -23,13 +23,30 @@ type event struct {
 
 var lateTag = engine.NewOutputTag[event]("late")
 
+// countRecords is a process window function: it sees every record of the
+// window, checks they are the window's and in arrival order, and counts.
+type countRecords struct{}
+
+func (countRecords) Process(key string, w windowing.Window, recs []event, out engine.Collector[int64]) error {
+	for i, r := range recs {
+		ts := windowing.MillisOf(r.At)
+		if r.Key != key || ts < w.Start || ts >= w.End {
+			return fmt.Errorf("record %d (%s at %s) is not in window %s of key %s", i, r.Key, r.At, w, key)
+		}
+	}
+	return out.Collect(int64(len(recs)))
+}
+
 // TestWindowAggregateScripts runs testdata/windows/aggregate. Commands:
 //
-//	new tumbling=D | sliding=D,D | sessions=D [lateness=D]
-//	                       a count per key and window, watermark = highest time seen - 1ms
+//	new tumbling=D | sliding=(D, D) | sessions=D [lateness=D] [process]
+//	                       a count per key and window, watermark = highest time seen - 1ms;
+//	                       with process, counted by a process window function
+//	                       over the window's records instead of an aggregate
 //	send key=K at=T        one event
 //	watermark to=T         move the watermark as if every input said so
 //	late                   the late side output since the last look
+//	late-topic             the default late-data topic (new ... late-topic: no side output)
 //
 // send and watermark print the windows that fired.
 func TestWindowAggregateScripts(t *testing.T) {
@@ -49,6 +66,8 @@ func TestWindowAggregateScripts(t *testing.T) {
 				}
 				var a windowing.Assigner
 				var opts []engine.WindowOpt[event]
+				process := false
+				sideOutput := true
 				for _, arg := range d.CmdArgs {
 					switch arg.Key {
 					case "tumbling":
@@ -57,16 +76,29 @@ func TestWindowAggregateScripts(t *testing.T) {
 						a = windowing.Sliding(dur(arg.Vals[0]), dur(arg.Vals[1]))
 					case "sessions":
 						a = windowing.Sessions(dur(arg.Vals[0]))
+					case "process":
+						process = true
+					case "late-topic":
+						sideOutput = false
 					case "lateness":
 						opts = append(opts, engine.AllowedLateness[event](dur(arg.Vals[0])))
 					}
 				}
-				opts = append(opts, engine.LateOutput(lateTag))
+				if sideOutput {
+					opts = append(opts, engine.LateOutput(lateTag))
+				}
 				job := engine.NewJob("windows")
 				src := connectors.KafkaSource(job, "events", codec.JSON[event](),
 					connectors.WithWatermarks(windowing.ForMonotonousTimestamps(func(e event) time.Time { return e.At })))
-				counts := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", a,
-					operators.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64](), opts...)
+				keyed := operators.KeyByRecordKey(src, codec.String())
+				var counts engine.Stream[engine.Windowed[string, int64]]
+				if process {
+					counts = operators.WindowProcess(keyed, "counts", a,
+						operators.ProcessWindowFunction[string, event, int64](countRecords{}), codec.JSON[event](), opts...)
+				} else {
+					counts = operators.WindowAggregate(keyed, "counts", a,
+						operators.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64](), opts...)
+				}
 				results = weirtest.Capture(counts)
 				late = weirtest.Capture(operators.SideOutput(counts, lateTag))
 				h = weirtest.New(t, job)
@@ -81,6 +113,15 @@ func TestWindowAggregateScripts(t *testing.T) {
 				var at string
 				d.ScanArgs(t, "to", &at)
 				return fired(results, h.AdvanceWatermark(parseClock(t, at)))
+			case "late-topic":
+				var b strings.Builder
+				for _, r := range h.Output("windows-counts-late") {
+					fmt.Fprintf(&b, "%s %s\n", r.Key, r.Value)
+					for _, hd := range r.Headers {
+						fmt.Fprintf(&b, "  %s: %s\n", hd.Key, hd.Value)
+					}
+				}
+				return b.String()
 			case "late":
 				var b strings.Builder
 				for _, r := range late.Take() {
