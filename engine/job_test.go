@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/codec"
@@ -158,5 +160,28 @@ func TestBadConfigIsAConfigError(t *testing.T) {
 	err := job.Run(context.Background())
 	if !errors.Is(err, engine.ErrConfig) {
 		t.Fatalf("Run returned %v, want ErrConfig", err)
+	}
+}
+
+func TestJoinedTopicsMustBeCoPartitioned(t *testing.T) {
+	brokers := kafkatest.Fake(t, 4, "orders")
+	cl := kafkatest.Client(t, brokers)
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 3, 1, nil, "profiles"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 4, 1, nil, "out"); err != nil {
+		t.Fatal(err)
+	}
+	job := engine.NewJob("copart", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""))
+	orders := connectors.KafkaSource(job, "orders", codec.JSON[event]())
+	joined := operators.JoinTable(operators.KeyBy(orders, func(e event) string { return e.User }), "profiles", codec.String(),
+		func(_ string, e event, _ string, _ bool) (event, error) { return e, nil })
+	connectors.KafkaSink(joined, "out", codec.JSON[event]())
+	err := job.Run(ctx)
+	if !errors.Is(err, engine.ErrTopology) || !strings.Contains(err.Error(), "profiles has 3 partitions") {
+		t.Fatalf("Run returned %v, want a co-partitioning ErrTopology naming profiles", err)
 	}
 }

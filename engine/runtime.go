@@ -208,7 +208,16 @@ func (rt *runtime) checkTopics(ctx context.Context) (int, error) {
 		if n == -1 {
 			n = counts[t]
 		} else if counts[t] != n {
-			return 0, fmt.Errorf("%w: source topics are not co-partitioned: %v partitions per topic", ErrTopology, counts)
+			return 0, fmt.Errorf("%w: topics read together are not co-partitioned: %v partitions per topic", ErrTopology, counts)
+		}
+	}
+	// Topics read beside a repartition topic (a join's table) must be
+	// partitioned like it: every stage has the first stage's count.
+	for stage := 1; stage < rt.job.stages; stage++ {
+		for _, t := range rt.job.stageTopics(stage) {
+			if c, ok := counts[t]; ok && c != n {
+				return 0, fmt.Errorf("%w: topic %s has %d partitions but is joined in a stage with %d: it is not co-partitioned", ErrTopology, t, c, n)
+			}
 		}
 	}
 	if err := rt.ensureInternalTopics(ctx, adm, n); err != nil {

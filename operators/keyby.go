@@ -75,3 +75,10 @@ func NewOutputTag[T any](name string) OutputTag[T] { return engine.NewOutputTag[
 func SideOutput[T, OUT any](s engine.Stream[OUT], tag OutputTag[T]) engine.Stream[T] {
 	return engine.SideOutput(s, tag)
 }
+
+// JoinTable joins each record of a keyed stream with the latest value of
+// its key in a table topic (a left join). See engine.TableJoin.
+func JoinTable[K comparable, L, R, OUT any](stream engine.KeyedStream[K, L], table string, rc codec.Codec[R],
+	join func(key K, left L, right R, found bool) (OUT, error)) engine.Stream[OUT] {
+	return engine.TableJoin(stream, table, rc, join)
+}

@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/state"
+)
+
+// TableJoin joins a keyed stream with a table: the latest value per key of
+// a (typically compacted) topic, kept in the state store. Each stream
+// record is joined with the table's current value of its key, found or
+// not (a left join; return an error or filter afterwards for an inner
+// one); a table record with a nil value (a tombstone) deletes its key.
+//
+// The table topic is read by the stream's stage, so it must be partitioned
+// like the stream (same partition count, keys partitioned by murmur2 as
+// Weir and the Java client do): the count is checked at start, and a
+// mismatch is an error then, not wrong results. Within a task, table
+// updates and stream records are applied in the order they are fetched;
+// there is no timestamp synchronization between the two yet (Kafka
+// Streams' max.task.idle.ms).
+func TableJoin[K comparable, L, R, OUT any](stream KeyedStream[K, L], table string, rc codec.Codec[R],
+	join func(key K, left L, right R, found bool) (OUT, error)) Stream[OUT] {
+	out := Derive[OUT](stream.Stream, "join:"+table)
+	job := stream.job
+	reg := state.NewRegistry(out.Name())
+	values := state.NewValue(reg, "table", rc)
+	if err := reg.Err(); err != nil {
+		job.buildErr(err)
+	}
+	job.stateful = true
+	stage := stream.n.stage
+	src := "table:" + table
+	job.sources = append(job.sources, &source{topic: table, name: src, stage: stage, build: func(t *Task) (SourceFunc, error) {
+		stats := t.Stats(src)
+		c := &keyedCtx[K]{task: t, keys: stream.Key}
+		return func(r *kgo.Record) error {
+			stats.In++
+			if err := c.setKey(r.Key, r.Timestamp.UnixMilli()); err != nil {
+				return &OperatorError{Operator: src, Err: err}
+			}
+			if r.Value == nil {
+				values.Clear(c)
+				return nil
+			}
+			v, err := rc.Decode(r.Value)
+			if err != nil {
+				return &OperatorError{Operator: src, Err: fmt.Errorf("decoding table value: %w", err)}
+			}
+			return values.Set(c, v)
+		}, nil
+	}})
+	stream.Subscribe(func(t *Task) (Emit[L], error) {
+		opName := out.Name()
+		stats := t.Stats(opName)
+		down, err := out.Build(t)
+		if err != nil {
+			return nil, err
+		}
+		c := &keyedCtx[K]{task: t, keys: stream.Key}
+		return func(r Record[L]) error {
+			stats.In++
+			if err := c.setKey(r.Key, r.Timestamp.UnixMilli()); err != nil {
+				return &OperatorError{Operator: opName, Err: err}
+			}
+			right, found, err := values.Get(c)
+			if err != nil {
+				return &OperatorError{Operator: opName, Err: err}
+			}
+			var v OUT
+			if err := callTimer(opName, func() error {
+				var err error
+				v, err = join(c.key, r.Value, right, found)
+				return err
+			}); err != nil {
+				return err
+			}
+			stats.Out++
+			return down(Record[OUT]{Key: r.Key, Value: v, Timestamp: r.Timestamp})
+		}, nil
+	})
+	return out
+}
