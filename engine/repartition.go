@@ -19,9 +19,16 @@ import (
 // from one task of in's stage; records of one key from different input
 // partitions had no order to begin with.
 func Repartition[T any](in Stream[T], name string, key func(T) ([]byte, error), c codec.Codec[T]) Stream[T] {
+	return RepartitionInto(in, name, key, c, in.job.NewStage())
+}
+
+// RepartitionInto is Repartition into a given stage (from NewStage), so
+// that several streams repartitioned by the same key are read by one
+// stage, in the same tasks: what a two-input keyed operator (a join)
+// needs.
+func RepartitionInto[T any](in Stream[T], name string, key func(T) ([]byte, error), c codec.Codec[T], to int) Stream[T] {
 	job := in.job
 	name = job.UniqueName(name)
-	to := job.NewStage()
 	out := NewStageStream[T](job, name, to)
 	src := name + "-source"
 	it := job.AddInternalSource(name+"-repartition", in.n.stage, to, src, func(t *Task) (SourceFunc, error) {

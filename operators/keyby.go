@@ -1,6 +1,8 @@
 package operators
 
 import (
+	"time"
+
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/engine"
 )
@@ -81,4 +83,23 @@ func SideOutput[T, OUT any](s engine.Stream[OUT], tag OutputTag[T]) engine.Strea
 func JoinTable[K comparable, L, R, OUT any](stream engine.KeyedStream[K, L], table string, rc codec.Codec[R],
 	join func(key K, left L, right R, found bool) (OUT, error)) engine.Stream[OUT] {
 	return engine.TableJoin(stream, table, rc, join)
+}
+
+// KeyByBoth keys two streams by the same kind of key into one new stage,
+// each through its repartition topic, so that a task sees both streams'
+// records of its keys: what IntervalJoin needs.
+func KeyByBoth[K comparable, L, R any](left engine.Stream[L], lkey func(L) K, right engine.Stream[R], rkey func(R) K, name string) (engine.KeyedStream[K, L], engine.KeyedStream[K, R]) {
+	kc := codec.Key[K]()
+	stage := left.Job().NewStage()
+	l := engine.RepartitionInto(left, name+"-left", func(v L) ([]byte, error) { return kc.Encode(lkey(v)) }, codec.JSON[L](), stage)
+	r := engine.RepartitionInto(right, name+"-right", func(v R) ([]byte, error) { return kc.Encode(rkey(v)) }, codec.JSON[R](), stage)
+	return engine.AsKeyed(l, kc), engine.AsKeyed(r, kc)
+}
+
+// IntervalJoin joins two keyed streams of one stage by key and time: a
+// left record at l with every right record at r in [l+lower, l+upper].
+// See engine.IntervalJoin.
+func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engine.KeyedStream[K, R], name string,
+	lower, upper time.Duration, join func(key K, l L, r R) (OUT, error)) engine.Stream[OUT] {
+	return engine.IntervalJoin(left, right, name, lower, upper, codec.JSON[L](), codec.JSON[R](), join)
 }

@@ -1,0 +1,250 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/state"
+)
+
+// IntervalJoin joins two keyed streams by key and time, as Flink's
+// interval join: a left record at time l joins every right record of its
+// key at time r with l+lower <= r <= l+upper (both bounds inclusive, as
+// Flink's default). Records are buffered in the state store until the
+// watermark makes further matches impossible, then removed by timers.
+// Records behind the watermark on arrival are late and ignored, as Flink
+// does (counted in the operator's failed records).
+//
+// Both streams must be read by one stage: key them together with
+// operators.KeyByBoth, or by their record keys in one stage.
+func IntervalJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right KeyedStream[K, R], name string,
+	lower, upper time.Duration, lc codec.Codec[L], rc codec.Codec[R],
+	join func(key K, l L, r R) (OUT, error)) Stream[OUT] {
+	job := left.job
+	out := Derive[OUT](left.Stream, name)
+	if left.n.stage != right.n.stage {
+		job.buildErr(fmt.Errorf("%s: the two streams are in stages %d and %d; key them together (operators.KeyByBoth) so one task sees both", out.Name(), left.n.stage, right.n.stage))
+	}
+	if lower > upper {
+		job.buildErr(fmt.Errorf("%s: lower bound %v is above upper bound %v", out.Name(), lower, upper))
+	}
+	reg := state.NewRegistry(out.Name())
+	lbuf := state.NewMap(reg, "left", codec.Key[int64](), sliceCodec[L]{lc})
+	rbuf := state.NewMap(reg, "right", codec.Key[int64](), sliceCodec[R]{rc})
+	if err := reg.Err(); err != nil {
+		job.buildErr(err)
+	}
+	job.stateful = true
+	lo, hi := lower.Milliseconds(), upper.Milliseconds()
+
+	// One joiner per task, shared by the two inputs' subscribers: the
+	// first to be built makes it, the second takes it away.
+	var joiners sync.Map // *Task -> *intervalJoiner
+	get := func(t *Task) (*intervalJoiner[K, L, R, OUT], error) {
+		if j, ok := joiners.LoadAndDelete(t); ok {
+			return j.(*intervalJoiner[K, L, R, OUT]), nil
+		}
+		down, err := out.Build(t)
+		if err != nil {
+			return nil, err
+		}
+		ij := &intervalJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key}, lbuf: lbuf, rbuf: rbuf,
+			lo: lo, hi: hi, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
+		ij.c.timers = t.timerOwner(out.Name(), ij.onTimer)
+		joiners.Store(t, ij)
+		return ij, nil
+	}
+	left.Subscribe(func(t *Task) (Emit[L], error) {
+		ij, err := get(t)
+		if err != nil {
+			return nil, err
+		}
+		return ij.onLeft, nil
+	})
+	right.Subscribe(func(t *Task) (Emit[R], error) {
+		ij, err := get(t)
+		if err != nil {
+			return nil, err
+		}
+		return ij.onRight, nil
+	})
+	return out
+}
+
+type intervalJoiner[K comparable, L, R, OUT any] struct {
+	c      *keyedCtx[K]
+	lbuf   *state.Map[int64, []L]
+	rbuf   *state.Map[int64, []R]
+	lo, hi int64
+	join   func(K, L, R) (OUT, error)
+	down   Emit[OUT]
+	stats  *OpStats
+	op     string
+}
+
+const (
+	joinLeft  byte = 0
+	joinRight byte = 1
+)
+
+func (j *intervalJoiner[K, L, R, OUT]) late(ts int64) bool {
+	wm := j.c.task.watermark
+	return wm != minWatermark && ts < wm
+}
+
+func (j *intervalJoiner[K, L, R, OUT]) onLeft(r Record[L]) error {
+	j.stats.In++
+	ts := r.Timestamp.UnixMilli()
+	if err := j.c.setKey(r.Key, ts); err != nil {
+		return &OperatorError{Operator: j.op, Err: err}
+	}
+	if j.late(ts) {
+		j.stats.Failed++
+		return nil
+	}
+	if err := add(j.c, j.lbuf, ts, r.Value); err != nil {
+		return &OperatorError{Operator: j.op, Err: err}
+	}
+	// Matches: right records in [ts+lo, ts+hi].
+	var err error
+	if rerr := j.rbuf.Range(j.c, func(rt int64, rs []R) bool {
+		if rt < ts+j.lo || rt > ts+j.hi {
+			return true
+		}
+		for _, rv := range rs {
+			if err = j.emit(r.Value, rv, max(ts, rt)); err != nil {
+				return false
+			}
+		}
+		return true
+	}); rerr != nil {
+		return &OperatorError{Operator: j.op, Err: rerr}
+	}
+	if err != nil {
+		return err
+	}
+	// A left record can match no right record later than ts+hi.
+	j.c.timers.register(EventTime, ts+max(j.hi, 0), cleanupKey(r.Key, joinLeft, ts))
+	return nil
+}
+
+func (j *intervalJoiner[K, L, R, OUT]) onRight(r Record[R]) error {
+	j.stats.In++
+	ts := r.Timestamp.UnixMilli()
+	if err := j.c.setKey(r.Key, ts); err != nil {
+		return &OperatorError{Operator: j.op, Err: err}
+	}
+	if j.late(ts) {
+		j.stats.Failed++
+		return nil
+	}
+	if err := add(j.c, j.rbuf, ts, r.Value); err != nil {
+		return &OperatorError{Operator: j.op, Err: err}
+	}
+	// Matches: left records in [ts-hi, ts-lo].
+	var err error
+	if lerr := j.lbuf.Range(j.c, func(lt int64, ls []L) bool {
+		if lt < ts-j.hi || lt > ts-j.lo {
+			return true
+		}
+		for _, lv := range ls {
+			if err = j.emit(lv, r.Value, max(ts, lt)); err != nil {
+				return false
+			}
+		}
+		return true
+	}); lerr != nil {
+		return &OperatorError{Operator: j.op, Err: lerr}
+	}
+	if err != nil {
+		return err
+	}
+	// A right record can match no left record later than ts-lo.
+	j.c.timers.register(EventTime, ts-min(j.lo, 0), cleanupKey(r.Key, joinRight, ts))
+	return nil
+}
+
+// emit joins one pair; the output's event time is the later of the two,
+// as in Flink.
+func (j *intervalJoiner[K, L, R, OUT]) emit(l L, r R, ts int64) error {
+	var out OUT
+	if err := callTimer(j.op, func() error {
+		var err error
+		out, err = j.join(j.c.key, l, r)
+		return err
+	}); err != nil {
+		return err
+	}
+	j.stats.Out++
+	return j.down(Record[OUT]{Key: j.c.rec.Key, Value: out, Timestamp: time.UnixMilli(ts)})
+}
+
+func add[T any, K comparable](c *keyedCtx[K], m *state.Map[int64, []T], ts int64, v T) error {
+	vs, _, err := m.Get(c, ts)
+	if err != nil {
+		return err
+	}
+	return m.Put(c, ts, append(vs, v))
+}
+
+func cleanupKey(key []byte, side byte, ts int64) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(key)))
+	b = append(b, key...)
+	b = append(b, side)
+	return binary.BigEndian.AppendUint64(b, uint64(ts))
+}
+
+// onTimer drops a buffered timestamp no later record can match.
+func (j *intervalJoiner[K, L, R, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) error {
+	n, w := binary.Uvarint(tk)
+	if w <= 0 || len(tk) != w+int(n)+9 {
+		return fmt.Errorf("malformed join timer %x", tk)
+	}
+	key := tk[w : w+int(n)]
+	side := tk[w+int(n)]
+	ts := int64(binary.BigEndian.Uint64(tk[w+int(n)+1:]))
+	if err := j.c.setKey(key, ts); err != nil {
+		return err
+	}
+	if side == joinLeft {
+		return j.lbuf.Delete(j.c, ts)
+	}
+	return j.rbuf.Delete(j.c, ts)
+}
+
+// sliceCodec encodes the records buffered at one timestamp: each element
+// with the stream's codec, length-prefixed.
+type sliceCodec[T any] struct{ c codec.Codec[T] }
+
+func (s sliceCodec[T]) Encode(vs []T) ([]byte, error) {
+	var b []byte
+	for _, v := range vs {
+		e, err := s.c.Encode(v)
+		if err != nil {
+			return nil, err
+		}
+		b = binary.AppendUvarint(b, uint64(len(e)))
+		b = append(b, e...)
+	}
+	return b, nil
+}
+
+func (s sliceCodec[T]) Decode(b []byte) ([]T, error) {
+	var vs []T
+	for len(b) > 0 {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || uint64(len(b)-w) < n {
+			return nil, fmt.Errorf("buffered records: malformed length")
+		}
+		v, err := s.c.Decode(b[w : w+int(n)])
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, v)
+		b = b[w+int(n):]
+	}
+	return vs, nil
+}
