@@ -5,6 +5,7 @@ import (
 
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/windowing"
 )
 
 // KeyByOpt configures KeyBy.
@@ -102,4 +103,12 @@ func KeyByBoth[K comparable, L, R any](left engine.Stream[L], lkey func(L) K, ri
 func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engine.KeyedStream[K, R], name string,
 	lower, upper time.Duration, join func(key K, l L, r R) (OUT, error)) engine.Stream[OUT] {
 	return engine.IntervalJoin(left, right, name, lower, upper, codec.JSON[L](), codec.JSON[R](), join)
+}
+
+// WindowJoin joins two keyed streams of one stage per window: every pair
+// of a left and a right record of a key in a window, when it fires. See
+// engine.WindowJoin.
+func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engine.KeyedStream[K, R], name string,
+	assigner windowing.Assigner, join func(key K, w windowing.Window, l L, r R) (OUT, error)) engine.Stream[OUT] {
+	return engine.WindowJoin(left, right, name, assigner, codec.JSON[L](), codec.JSON[R](), join)
 }

@@ -26,6 +26,7 @@ type hit struct {
 //
 //	new lower=D upper=D      impressions (left) joined with clicks (right) by user,
 //	                         both keyed by id in their topics, 5s out-of-orderness
+//	new tumbling=D           the same streams joined per tumbling window
 //	send topic=T user=U id=I at=T
 //	watermark to=T
 //
@@ -37,13 +38,20 @@ func TestIntervalJoinScripts(t *testing.T) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
 			case "new":
-				var lo, hi string
-				d.ScanArgs(t, "lower", &lo)
-				d.ScanArgs(t, "upper", &hi)
-				lower, err1 := time.ParseDuration(lo)
-				upper, err2 := time.ParseDuration(hi)
+				var lo, hi, tumbling string
+				var lower, upper, size time.Duration
+				var err1, err2 error
+				if d.HasArg("tumbling") {
+					d.ScanArgs(t, "tumbling", &tumbling)
+					size, err1 = time.ParseDuration(tumbling)
+				} else {
+					d.ScanArgs(t, "lower", &lo)
+					d.ScanArgs(t, "upper", &hi)
+					lower, err1 = time.ParseDuration(lo)
+					upper, err2 = time.ParseDuration(hi)
+				}
 				if err1 != nil || err2 != nil {
-					d.Fatalf(t, "bounds: %v %v", err1, err2)
+					d.Fatalf(t, "durations: %v %v", err1, err2)
 				}
 				job := engine.NewJob("ads")
 				wm := windowing.BoundedOutOfOrderness(5*time.Second, func(h hit) time.Time { return h.At })
@@ -51,9 +59,16 @@ func TestIntervalJoinScripts(t *testing.T) {
 				clicks := connectors.KafkaSource(job, "clicks", codec.JSON[hit](), connectors.WithWatermarks(wm))
 				byUser := func(h hit) string { return h.User }
 				li, rc := operators.KeyByBoth(imps, byUser, clicks, byUser, "by-user")
-				joined := operators.IntervalJoin(li, rc, "imp-click", lower, upper, func(user string, l, r hit) (string, error) {
-					return fmt.Sprintf("%s %s@%s + %s@%s", user, l.ID, clockOf(l.At), r.ID, clockOf(r.At)), nil
-				})
+				var joined engine.Stream[string]
+				if size > 0 {
+					joined = operators.WindowJoin(li, rc, "imp-click", windowing.Tumbling(size), func(user string, w windowing.Window, l, r hit) (string, error) {
+						return fmt.Sprintf("%s [%s, %s) %s@%s + %s@%s", user, clockOf(w.Start.Time()), clockOf(w.End.Time()), l.ID, clockOf(l.At), r.ID, clockOf(r.At)), nil
+					})
+				} else {
+					joined = operators.IntervalJoin(li, rc, "imp-click", lower, upper, func(user string, l, r hit) (string, error) {
+						return fmt.Sprintf("%s %s@%s + %s@%s", user, l.ID, clockOf(l.At), r.ID, clockOf(r.At)), nil
+					})
+				}
 				out = weirtest.Capture(joined)
 				h = weirtest.New(t, job)
 				return ""
