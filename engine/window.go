@@ -35,6 +35,7 @@ type Windowed[K comparable, OUT any] struct {
 type WindowOpt[IN any] func(*windowConfig[IN])
 
 type windowConfig[IN any] struct {
+	trigger   windowing.Trigger
 	lateness  time.Duration
 	late      *OutputTag[IN]
 	lateTopic string
@@ -57,6 +58,14 @@ func LateOutput[IN any](tag OutputTag[IN]) WindowOpt[IN] {
 	return func(c *windowConfig[IN]) { c.late = &tag }
 }
 
+// WithTrigger sets when windows fire (Flink's triggers): on a count of
+// records, on processing time, or early and repeatedly with a continuous
+// trigger. Default: once, when the watermark passes the window's end.
+// Global windows need one of these.
+func WithTrigger[IN any](t windowing.Trigger) WindowOpt[IN] {
+	return func(c *windowConfig[IN]) { c.trigger = t }
+}
+
 // LateTopic writes late records to topic, encoded with c, instead of the
 // default late-data topic. The topic must exist.
 func LateTopic[IN any](topic string, c codec.Codec[IN]) WindowOpt[IN] {
@@ -75,6 +84,7 @@ const (
 const (
 	windowFire    byte = 0 // the watermark passed the window's end
 	windowCleanup byte = 1 // ... and its allowed lateness: state goes
+	windowEarly   byte = 2 // a continuous trigger's periodic firing
 )
 
 // WindowAggregate aggregates each key's records per window of assigner,
@@ -122,8 +132,15 @@ func windowOperator[K comparable, IN, OUT any](in KeyedStream[K, IN], name strin
 	if cfg.lateness < 0 {
 		job.buildErr(fmt.Errorf("%s: allowed lateness %v is negative", out.Name(), cfg.lateness))
 	}
+	if err := cfg.trigger.Validate(); err != nil {
+		job.buildErr(fmt.Errorf("%s: %w", out.Name(), err))
+	}
+	if ws := assigner.Assign(nil, 0); len(ws) == 1 && ws[0] == windowing.GlobalWindow && cfg.trigger.Kind == windowing.EventTimeTrigger {
+		job.buildErr(fmt.Errorf("%s: a global window never ends, so the event-time trigger never fires it: give it WithTrigger", out.Name()))
+	}
 	reg := state.NewRegistry(out.Name())
 	cont := newContents(reg)
+	counts := state.NewValue(reg, "trigger-count", codec.Key[int64]())
 	sessions := state.NewValue(reg, "sessions", codec.JSON[[]windowing.Window]())
 	if err := reg.Err(); err != nil {
 		job.buildErr(err)
@@ -164,7 +181,7 @@ func windowOperator[K comparable, IN, OUT any](in KeyedStream[K, IN], name strin
 		}
 		c := &keyedCtx[K]{task: t, keys: in.Key}
 		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner,
-			lateness: lateness, stats: stats, op: opName,
+			lateness: lateness, stats: stats, op: opName, trigger: cfg.trigger, counts: counts,
 			col: &windowCollector[K, OUT]{c: c, down: down, stats: stats}}
 		c.timers = t.timerOwner(opName, w.onTimer)
 		w.timers = c.timers
@@ -321,6 +338,8 @@ type windowOp[K comparable, IN, OUT any] struct {
 	contents contents[K, IN, OUT]
 	sessions *state.Value[[]windowing.Window]
 	assigner windowing.Assigner
+	trigger  windowing.Trigger
+	counts   *state.Value[int64] // CountTrigger's records since the last firing
 	lateness windowing.Millis
 	timers   *timerOwner
 	stats    *OpStats
@@ -392,25 +411,79 @@ func (o *windowOp[K, IN, OUT]) add(r Record[IN]) (late bool, err error) {
 	return late, nil
 }
 
-// update adds v to window w, then fires w at once if the watermark is
-// already past its end (a late record within the allowed lateness: Flink's
-// EventTimeTrigger fires on it) or sets its timers.
+// update adds v to window w, then acts on the trigger: by default it
+// fires w at once if the watermark is already past its end (a late record
+// within the allowed lateness: Flink's EventTimeTrigger fires on it) and
+// otherwise sets its timer.
 func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
 	o.c.ns = encodeWindow(w)
 	defer func() { o.c.ns = nil }()
 	if err := o.contents.add(o.c, v); err != nil {
 		return err
 	}
-	if o.lateness > 0 {
+	global := w == windowing.GlobalWindow
+	if !global && (o.lateness > 0 || o.trigger.Kind == windowing.CountTrigger || o.trigger.Kind == windowing.ProcessingTimeTrigger) {
+		// State goes when the watermark passes end + lateness, whichever
+		// trigger fires the window.
 		o.timers.register(EventTime, int64(w.MaxTimestamp()+o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
 	}
+	switch o.trigger.Kind {
+	case windowing.CountTrigger:
+		n, _, err := o.counts.Get(o.c)
+		if err != nil {
+			return err
+		}
+		if n+1 < o.trigger.Count {
+			return o.counts.Set(o.c, n+1)
+		}
+		o.counts.Clear(o.c)
+		return o.fire(w)
+	case windowing.ProcessingTimeTrigger:
+		o.timers.register(ProcessingTime, int64(w.MaxTimestamp()), timerKey(o.c.rec.Key, w, windowFire))
+		return nil
+	case windowing.ContinuousEventTimeTrigger:
+		ts := o.c.rec.Timestamp.UnixMilli()
+		next := ts - mod(ts, int64(o.trigger.Interval)) + int64(o.trigger.Interval)
+		if global || next < int64(w.MaxTimestamp()) {
+			o.timers.register(EventTime, next, timerKey(o.c.rec.Key, w, windowEarly))
+		}
+	case windowing.ContinuousProcessingTimeTrigger:
+		now := o.c.task.clock.Now().UnixMilli()
+		o.timers.register(ProcessingTime, now-mod(now, int64(o.trigger.Interval))+int64(o.trigger.Interval), timerKey(o.c.rec.Key, w, windowEarly))
+	}
+	if global {
+		return nil
+	}
 	if o.c.task.watermark != minWatermark && int64(w.MaxTimestamp()) <= o.c.task.watermark {
-		o.col.win = w
-		_, err := o.contents.emit(o.c, o.col) // late, within the allowed lateness: fire again now
-		return err
+		return o.fire(w) // late, within the allowed lateness: fire again now
 	}
 	o.timers.register(EventTime, int64(w.MaxTimestamp()), timerKey(o.c.rec.Key, w, windowFire))
 	return nil
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// fire emits window w (the scope's namespace must be w's), purging it if
+// the trigger says so.
+func (o *windowOp[K, IN, OUT]) fire(w windowing.Window) error {
+	_, err := o.fireOK(w)
+	return err
+}
+
+// fireOK is fire, reporting whether the window held anything.
+func (o *windowOp[K, IN, OUT]) fireOK(w windowing.Window) (bool, error) {
+	o.col.win = w
+	ok, err := o.contents.emit(o.c, o.col)
+	if err != nil || !ok || !o.trigger.Purge {
+		return ok, err
+	}
+	return true, o.contents.clear(o.c)
 }
 
 // addMerging adds a record to its session: the new window [ts, ts+gap)
@@ -455,7 +528,7 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 }
 
 // onTimer fires or cleans up a window.
-func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) error {
+func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at int64, domain TimeDomain) error {
 	n, w := binary.Uvarint(tk)
 	if w <= 0 || len(tk) < w+int(n)+17 {
 		return fmt.Errorf("malformed window timer %x", tk)
@@ -468,7 +541,22 @@ func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) error {
 	}
 	o.c.ns = encodeWindow(win)
 	defer func() { o.c.ns = nil }()
-	if kind == windowFire {
+	switch kind {
+	case windowEarly:
+		// A continuous trigger's period: fire, and again a period later
+		// while the window is open.
+		ok, err := o.fireOK(win)
+		if err != nil {
+			return err
+		}
+		// A window cleaned up (or purged empty) stops its periods until a
+		// record registers them again.
+		next := at + int64(o.trigger.Interval)
+		if ok && (win == windowing.GlobalWindow || next < int64(win.MaxTimestamp())) {
+			o.timers.register(domain, next, tk)
+		}
+		return nil
+	case windowFire:
 		o.col.win = win
 		ok, err := o.contents.emit(o.c, o.col)
 		if err != nil || !ok {

@@ -37,3 +37,6 @@ func WindowProcess[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], name
 	fn ProcessWindowFunction[K, IN, OUT], c codec.Codec[IN], opts ...engine.WindowOpt[IN]) engine.Stream[Windowed[K, OUT]] {
 	return engine.WindowProcess(in, name, assigner, fn, c, opts...)
 }
+
+// WithTrigger sets when windows fire; see engine.WithTrigger.
+func WithTrigger[IN any](t windowing.Trigger) engine.WindowOpt[IN] { return engine.WithTrigger[IN](t) }

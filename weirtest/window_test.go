@@ -1,7 +1,10 @@
 package weirtest_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +50,9 @@ func (countRecords) Process(key string, w windowing.Window, recs []event, out en
 //	watermark to=T         move the watermark as if every input said so
 //	late                   the late side output since the last look
 //	late-topic             the default late-data topic (new ... late-topic: no side output)
+//	advance D              move processing time
+//
+// Triggers: new ... [global] [count=N | every-event=D | every-processing=D | on-processing] [purge]
 //
 // send and watermark print the windows that fired.
 func TestWindowAggregateScripts(t *testing.T) {
@@ -68,6 +74,8 @@ func TestWindowAggregateScripts(t *testing.T) {
 				var opts []engine.WindowOpt[event]
 				process := false
 				sideOutput := true
+				var trig windowing.Trigger
+				purge := false
 				for _, arg := range d.CmdArgs {
 					switch arg.Key {
 					case "tumbling":
@@ -76,6 +84,22 @@ func TestWindowAggregateScripts(t *testing.T) {
 						a = windowing.Sliding(dur(arg.Vals[0]), dur(arg.Vals[1]))
 					case "sessions":
 						a = windowing.Sessions(dur(arg.Vals[0]))
+					case "global":
+						a = windowing.Global()
+					case "count":
+						n, err := strconv.Atoi(arg.Vals[0])
+						if err != nil {
+							d.Fatalf(t, "%v", err)
+						}
+						trig = windowing.OnCount(int64(n))
+					case "every-event":
+						trig = windowing.EveryEventTime(dur(arg.Vals[0]))
+					case "every-processing":
+						trig = windowing.EveryProcessingTime(dur(arg.Vals[0]))
+					case "on-processing":
+						trig = windowing.OnProcessingTime()
+					case "purge":
+						purge = true
 					case "process":
 						process = true
 					case "late-topic":
@@ -87,6 +111,10 @@ func TestWindowAggregateScripts(t *testing.T) {
 				if sideOutput {
 					opts = append(opts, engine.LateOutput(lateTag))
 				}
+				if purge {
+					trig = trig.Purging()
+				}
+				opts = append(opts, engine.WithTrigger[event](trig))
 				job := engine.NewJob("windows")
 				src := connectors.KafkaSource(job, "events", codec.JSON[event](),
 					connectors.WithWatermarks(windowing.ForMonotonousTimestamps(func(e event) time.Time { return e.At })))
@@ -113,6 +141,12 @@ func TestWindowAggregateScripts(t *testing.T) {
 				var at string
 				d.ScanArgs(t, "to", &at)
 				return fired(results, h.AdvanceWatermark(parseClock(t, at)))
+			case "advance":
+				dd, err := time.ParseDuration(d.CmdArgs[0].Key)
+				if err != nil {
+					d.Fatalf(t, "%v", err)
+				}
+				return fired(results, h.AdvanceTime(dd))
 			case "late-topic":
 				var b strings.Builder
 				for _, r := range h.Output("windows-counts-late") {
@@ -138,10 +172,27 @@ func TestWindowAggregateScripts(t *testing.T) {
 func fired(c *weirtest.Captured[engine.Windowed[string, int64]], err error) string {
 	var b strings.Builder
 	for _, r := range c.Take() {
+		if r.Value.Start.Before(day) { // the global window
+			fmt.Fprintf(&b, "%s global count=%d\n", r.Value.Key, r.Value.Value)
+			continue
+		}
 		fmt.Fprintf(&b, "%s [%s, %s) count=%d (at %s)\n", r.Value.Key, clockOf(r.Value.Start), clockOf(r.Value.End), r.Value.Value, r.Timestamp.UTC().Format("15:04:05.000"))
 	}
 	if err != nil {
 		fmt.Fprintf(&b, "error: %v\n", err)
 	}
 	return b.String()
+}
+
+// A global window with the default (event-time) trigger would never fire:
+// that is a topology error at start, not a silent job.
+func TestGlobalWindowNeedsATrigger(t *testing.T) {
+	job := engine.NewJob("windows")
+	src := connectors.KafkaSource(job, "events", codec.JSON[event]())
+	operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", windowing.Global(),
+		operators.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64]())
+	_, err := job.NewLocalTask(context.Background(), engine.TaskID{}, nil, nil)
+	if !errors.Is(err, engine.ErrTopology) || !strings.Contains(err.Error(), "global window never ends") {
+		t.Fatalf("got %v, want a topology error about the global window", err)
+	}
 }

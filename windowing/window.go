@@ -2,6 +2,7 @@ package windowing
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -139,4 +140,86 @@ func MergeWindows(ws []Window) (merged []Window, members [][]int) {
 		members = append(members, []int{i})
 	}
 	return merged, members
+}
+
+// Global returns the global window assigner: one window per key holding
+// every record. It never ends, so it fires only by a trigger other than
+// the event-time one (Flink's GlobalWindows, whose default trigger never
+// fires): pair it with CountTrigger or a continuous trigger.
+func Global() Assigner { return global{} }
+
+type global struct{}
+
+// GlobalWindow is the window of Global.
+var GlobalWindow = Window{Start: MinWatermark, End: Millis(math.MaxInt64)}
+
+func (global) Merging() bool { return false }
+func (global) Assign(dst []Window, _ Millis) []Window {
+	return append(dst, GlobalWindow)
+}
+
+// Trigger decides when a window emits its result (Flink's triggers). The
+// default, EventTimeTrigger, fires once when the watermark passes the
+// window's end.
+type Trigger struct {
+	Kind TriggerKind
+	// Count is CountTrigger's record count.
+	Count int64
+	// Interval is the continuous triggers' period.
+	Interval Millis
+	// Purge clears the window's contents after each firing (Flink's
+	// PurgingTrigger); otherwise each firing sees everything so far.
+	Purge bool
+}
+
+// TriggerKind names a trigger.
+type TriggerKind uint8
+
+const (
+	// EventTimeTrigger fires when the watermark passes the window's end.
+	EventTimeTrigger TriggerKind = iota
+	// ProcessingTimeTrigger fires when the clock passes the window's end.
+	ProcessingTimeTrigger
+	// CountTrigger fires every Count records of a key's window.
+	CountTrigger
+	// ContinuousEventTimeTrigger fires every Interval of event time while
+	// the window is open (early results), and at its end.
+	ContinuousEventTimeTrigger
+	// ContinuousProcessingTimeTrigger fires every Interval of processing
+	// time while the window has records, and at its (event-time) end.
+	ContinuousProcessingTimeTrigger
+)
+
+// OnCount is CountTrigger(n): fire every n records.
+func OnCount(n int64) Trigger { return Trigger{Kind: CountTrigger, Count: n} }
+
+// OnProcessingTime fires when the clock passes the window's end.
+func OnProcessingTime() Trigger { return Trigger{Kind: ProcessingTimeTrigger} }
+
+// EveryEventTime fires every d of event time and at the window's end.
+func EveryEventTime(d time.Duration) Trigger {
+	return Trigger{Kind: ContinuousEventTimeTrigger, Interval: Millis(d.Milliseconds())}
+}
+
+// EveryProcessingTime fires every d of processing time and at the window's end.
+func EveryProcessingTime(d time.Duration) Trigger {
+	return Trigger{Kind: ContinuousProcessingTimeTrigger, Interval: Millis(d.Milliseconds())}
+}
+
+// Purging returns t clearing the window after each firing.
+func (t Trigger) Purging() Trigger { t.Purge = true; return t }
+
+// Validate reports a trigger that cannot work.
+func (t Trigger) Validate() error {
+	switch t.Kind {
+	case CountTrigger:
+		if t.Count < 1 {
+			return fmt.Errorf("%w: count trigger of %d records", ErrInvalidStrategy, t.Count)
+		}
+	case ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger:
+		if t.Interval < 1 {
+			return fmt.Errorf("%w: continuous trigger every %dms", ErrInvalidStrategy, t.Interval)
+		}
+	}
+	return nil
 }
