@@ -22,7 +22,11 @@ import (
 // operators.KeyByBoth, or by their record keys in one stage.
 func IntervalJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right KeyedStream[K, R], name string,
 	lower, upper time.Duration, lc codec.Codec[L], rc codec.Codec[R],
-	join func(key K, l L, r R) (OUT, error)) Stream[OUT] {
+	join func(key K, l L, r R) (OUT, error), opts ...JoinOpt) Stream[OUT] {
+	var cfg joinConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	job := left.job
 	out := Derive[OUT](left.Stream, name)
 	if left.n.stage != right.n.stage {
@@ -39,6 +43,14 @@ func IntervalJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right Key
 	}
 	job.stateful = true
 	lo, hi := lower.Milliseconds(), upper.Milliseconds()
+	// Exclusive bounds are inclusive ones a millisecond inside, as Flink
+	// implements them.
+	if cfg.lowerExclusive {
+		lo++
+	}
+	if cfg.upperExclusive {
+		hi--
+	}
 
 	// One joiner per task, shared by the two inputs' subscribers: the
 	// first to be built makes it, the second takes it away.
@@ -73,6 +85,17 @@ func IntervalJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right Key
 	})
 	return out
 }
+
+// JoinOpt configures an interval join.
+type JoinOpt func(*joinConfig)
+
+type joinConfig struct{ lowerExclusive, upperExclusive bool }
+
+// LowerBoundExclusive makes l+lower excluded (Flink's lowerBoundExclusive).
+func LowerBoundExclusive() JoinOpt { return func(c *joinConfig) { c.lowerExclusive = true } }
+
+// UpperBoundExclusive makes l+upper excluded (Flink's upperBoundExclusive).
+func UpperBoundExclusive() JoinOpt { return func(c *joinConfig) { c.upperExclusive = true } }
 
 type intervalJoiner[K comparable, L, R, OUT any] struct {
 	c      *keyedCtx[K]

@@ -101,8 +101,8 @@ func KeyByBoth[K comparable, L, R any](left engine.Stream[L], lkey func(L) K, ri
 // left record at l with every right record at r in [l+lower, l+upper].
 // See engine.IntervalJoin.
 func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engine.KeyedStream[K, R], name string,
-	lower, upper time.Duration, join func(key K, l L, r R) (OUT, error)) engine.Stream[OUT] {
-	return engine.IntervalJoin(left, right, name, lower, upper, codec.JSON[L](), codec.JSON[R](), join)
+	lower, upper time.Duration, join func(key K, l L, r R) (OUT, error), opts ...engine.JoinOpt) engine.Stream[OUT] {
+	return engine.IntervalJoin(left, right, name, lower, upper, codec.JSON[L](), codec.JSON[R](), join, opts...)
 }
 
 // WindowJoin joins two keyed streams of one stage per window: every pair

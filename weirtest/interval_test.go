@@ -27,6 +27,7 @@ type hit struct {
 //	new lower=D upper=D      impressions (left) joined with clicks (right) by user,
 //	                         both keyed by id in their topics, 5s out-of-orderness
 //	new tumbling=D           the same streams joined per tumbling window
+//	new ... lower-exclusive upper-exclusive   Flink's exclusive bounds
 //	send topic=T user=U id=I at=T
 //	watermark to=T
 //
@@ -39,6 +40,13 @@ func TestIntervalJoinScripts(t *testing.T) {
 			switch d.Cmd {
 			case "new":
 				var lo, hi, tumbling string
+				var jopts []engine.JoinOpt
+				if d.HasArg("lower-exclusive") {
+					jopts = append(jopts, engine.LowerBoundExclusive())
+				}
+				if d.HasArg("upper-exclusive") {
+					jopts = append(jopts, engine.UpperBoundExclusive())
+				}
 				var lower, upper, size time.Duration
 				var err1, err2 error
 				if d.HasArg("tumbling") {
@@ -67,7 +75,7 @@ func TestIntervalJoinScripts(t *testing.T) {
 				} else {
 					joined = operators.IntervalJoin(li, rc, "imp-click", lower, upper, func(user string, l, r hit) (string, error) {
 						return fmt.Sprintf("%s %s@%s + %s@%s", user, l.ID, clockOf(l.At), r.ID, clockOf(r.At)), nil
-					})
+					}, jopts...)
 				}
 				out = weirtest.Capture(joined)
 				h = weirtest.New(t, job)
