@@ -24,6 +24,7 @@ var engineMetrics = []struct {
 	{"weir_records_in_total", "counter", []string{"job", "operator"}},
 	{"weir_records_out_total", "counter", []string{"job", "operator"}},
 	{"weir_records_failed_total", "counter", []string{"job", "operator"}},
+	{"weir_records_late_total", "counter", []string{"job", "operator"}},
 	{"weir_consumer_lag_records", "gauge", []string{"job", "topic", "partition"}},
 	{"weir_checkpoints_total", "counter", []string{"job", "outcome"}},
 	{"weir_checkpoint_duration_seconds", "histogram", []string{"job"}},

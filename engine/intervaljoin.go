@@ -16,7 +16,7 @@ import (
 // Flink's default). Records are buffered in the state store until the
 // watermark makes further matches impossible, then removed by timers.
 // Records behind the watermark on arrival are late and ignored, as Flink
-// does (counted in the operator's failed records).
+// does (counted in the operator's late records).
 //
 // Both streams must be read by one stage: key them together with
 // operators.KeyByBoth, or by their record keys in one stage.
@@ -125,7 +125,7 @@ func (j *intervalJoiner[K, L, R, OUT]) onLeft(r Record[L]) error {
 		return &OperatorError{Operator: j.op, Err: err}
 	}
 	if j.late(ts) {
-		j.stats.Failed++
+		j.stats.Late++
 		return nil
 	}
 	if err := add(j.c, j.lbuf, ts, r.Value); err != nil {
@@ -161,7 +161,7 @@ func (j *intervalJoiner[K, L, R, OUT]) onRight(r Record[R]) error {
 		return &OperatorError{Operator: j.op, Err: err}
 	}
 	if j.late(ts) {
-		j.stats.Failed++
+		j.stats.Late++
 		return nil
 	}
 	if err := add(j.c, j.rbuf, ts, r.Value); err != nil {

@@ -30,9 +30,9 @@ type SourceFunc func(r *kgo.Record) error
 // goroutine touches it; the task publishes the counts to the observer after
 // each batch, so operators pay an increment, not a hook call, per record.
 type OpStats struct {
-	name                        string
-	In, Out, Failed             int64
-	sentIn, sentOut, sentFailed int64
+	name                                  string
+	In, Out, Failed, Late                 int64
+	sentIn, sentOut, sentFailed, sentLate int64
 }
 
 // TaskID names a task: a stage and a partition number of the topics that
@@ -254,6 +254,10 @@ func (t *Task) flushStats() {
 		if d := s.Failed - s.sentFailed; d != 0 {
 			t.obs.RecordsFailed(s.name, int(d))
 			s.sentFailed = s.Failed
+		}
+		if d := s.Late - s.sentLate; d != 0 {
+			t.obs.RecordsLate(s.name, int(d))
+			s.sentLate = s.Late
 		}
 	}
 }

@@ -53,7 +53,7 @@ func AllowedLateness[IN any](d time.Duration) WindowOpt[IN] {
 // LateOutput sends records later than every window they belong to (past
 // end + allowed lateness) to tag, as Flink's sideOutputLateData, instead
 // of the late-data topic. Late records are counted either way, in the
-// operator's failed records.
+// operator's late records (weir_records_late_total).
 func LateOutput[IN any](tag OutputTag[IN]) WindowOpt[IN] {
 	return func(c *windowConfig[IN]) { c.late = &tag }
 }
@@ -195,7 +195,7 @@ func windowOperator[K comparable, IN, OUT any](in KeyedStream[K, IN], name strin
 				return &OperatorError{Operator: opName, Err: err}
 			}
 			if late {
-				stats.Failed++ // counted, and sent on when a late output is set
+				stats.Late++ // counted, and sent on
 				if lateEmit != nil {
 					return lateEmit(r)
 				}

@@ -15,7 +15,7 @@ import (
 // left and a right record of the key in that window is joined, with the
 // window's last millisecond as event time. Both sides are kept in list
 // state per key and window until it fires. Records later than all their
-// windows are counted as the operator's failed records and not joined.
+// windows are counted as the operator's late records and not joined.
 // Session windows are not supported here (use tumbling or sliding).
 func WindowJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right KeyedStream[K, R], name string,
 	assigner windowing.Assigner, lc codec.Codec[L], rc codec.Codec[R],
@@ -107,7 +107,7 @@ func windowJoinAdd[K comparable, L, R, OUT, T any](wj *windowJoiner[K, L, R, OUT
 		wj.c.timers.register(EventTime, int64(w.MaxTimestamp()), timerKey(key, w, windowFire))
 	}
 	if late {
-		wj.stats.Failed++
+		wj.stats.Late++
 	}
 	return nil
 }

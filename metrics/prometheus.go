@@ -23,6 +23,7 @@ type Prometheus struct {
 	recordsIn     *prometheus.CounterVec
 	recordsOut    *prometheus.CounterVec
 	recordsFailed *prometheus.CounterVec
+	recordsLate   *prometheus.CounterVec
 	lag           *prometheus.GaugeVec
 	checkpoints   *prometheus.CounterVec
 	cpDuration    prometheus.Histogram
@@ -52,6 +53,9 @@ func New(job string) *Prometheus {
 		recordsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_records_failed_total", Help: "Records an operator failed to process.", ConstLabels: labels,
 		}, []string{"operator"}),
+		recordsLate: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_records_late_total", Help: "Records a window or join received after the watermark closed all they belong to.", ConstLabels: labels,
+		}, []string{"operator"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "weir_consumer_lag_records", Help: "Records in Kafka not yet processed, per input partition.", ConstLabels: labels,
 		}, []string{"topic", "partition"}),
@@ -75,7 +79,7 @@ func New(job string) *Prometheus {
 			Name: "weir_ready", Help: "1 when the replica is ready (assigned, not halted), else 0.", ConstLabels: labels,
 		}),
 	}
-	for _, c := range []prometheus.Collector{p.recordsIn, p.recordsOut, p.recordsFailed, p.lag, p.checkpoints, p.cpDuration, p.watermark, p.idle, p.tasks, p.ready} {
+	for _, c := range []prometheus.Collector{p.recordsIn, p.recordsOut, p.recordsFailed, p.recordsLate, p.lag, p.checkpoints, p.cpDuration, p.watermark, p.idle, p.tasks, p.ready} {
 		f(c)
 	}
 	// Both outcomes exist from the start so rate() and alerts see zeros.
@@ -97,6 +101,8 @@ func (p *Prometheus) RecordsOut(op string, n int) { p.recordsOut.WithLabelValues
 func (p *Prometheus) RecordsFailed(op string, n int) {
 	p.recordsFailed.WithLabelValues(op).Add(float64(n))
 }
+
+func (p *Prometheus) RecordsLate(op string, n int) { p.recordsLate.WithLabelValues(op).Add(float64(n)) }
 
 func (p *Prometheus) ConsumerLag(topic string, partition int32, lag int64) {
 	p.lag.WithLabelValues(topic, strconv.Itoa(int(partition))).Set(float64(lag))

@@ -20,6 +20,9 @@ type Observer interface {
 	RecordsOut(operator string, n int)
 	// RecordsFailed counts records an operator could not process.
 	RecordsFailed(operator string, n int)
+	// RecordsLate counts records a window or join operator received after
+	// the watermark had closed everything they belong to.
+	RecordsLate(operator string, n int)
 	// ConsumerLag reports how many records of a partition are in Kafka but
 	// not yet processed, measured at the last fetch.
 	ConsumerLag(topic string, partition int32, lag int64)
@@ -49,6 +52,7 @@ var _ Observer = Nop{}
 func (Nop) RecordsIn(string, int)             {}
 func (Nop) RecordsOut(string, int)            {}
 func (Nop) RecordsFailed(string, int)         {}
+func (Nop) RecordsLate(string, int)           {}
 func (Nop) ConsumerLag(string, int32, int64)  {}
 func (Nop) PartitionRevoked(string, int32)    {}
 func (Nop) Checkpoint(time.Duration, error)   {}

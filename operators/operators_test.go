@@ -67,6 +67,7 @@ func newCounts() *counts {
 
 func (c *counts) RecordsIn(op string, n int)        { c.add(c.in, op, n) }
 func (c *counts) RecordsOut(op string, n int)       { c.add(c.out, op, n) }
+func (c *counts) RecordsLate(string, int)           {}
 func (c *counts) RecordsFailed(op string, n int)    { c.add(c.failed, op, n) }
 func (c *counts) ConsumerLag(string, int32, int64)  {}
 func (c *counts) PartitionRevoked(string, int32)    {}
