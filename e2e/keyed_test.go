@@ -181,6 +181,23 @@ func TestKeyedJobRestartKeepsLocalState(t *testing.T) {
 		return sum
 	}
 	repartition := group + "-by-user-repartition"
+	// The internal topic keeps records whatever their (event-time)
+	// timestamps: time-based retention would delete replayed history
+	// before the next stage reads it.
+	retention := func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cfgs, err := kadm.NewClient(kafkatest.Client(t, brokers)).DescribeTopicConfigs(ctx, repartition)
+		if err != nil {
+			return ""
+		}
+		c, err := cfgs.On(repartition, nil)
+		if err != nil {
+			return ""
+		}
+		return configValue(c, "retention.ms")
+	}
+	kafkatest.Eventually(t, time.Minute, "the repartition topic, with infinite retention", func() bool { return retention() == "-1" })
 	kafkatest.Eventually(t, 2*time.Minute, "the first half committed through both stages", func() bool {
 		return committed(in) == int64(half) && committed(repartition) > 0 && committed(repartition) == endOf(repartition)
 	})
@@ -213,4 +230,13 @@ func TestKeyedJobRestartKeepsLocalState(t *testing.T) {
 	if code := second.wait(t, time.Minute); code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
+}
+
+func configValue(c kadm.ResourceConfig, name string) string {
+	for _, e := range c.Configs {
+		if e.Key == name && e.Value != nil {
+			return *e.Value
+		}
+	}
+	return ""
 }

@@ -226,6 +226,18 @@ func (rt *runtime) checkTopics(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// internalTopicConfig is how Weir creates its internal topics. Records
+// keep their event time as their Kafka timestamp, so replaying last
+// year's data writes last year's timestamps: with time-based retention
+// the broker would delete them before the next stage reads them (Kafka
+// rolls and deletes even the active segment once its newest timestamp is
+// past retention). Kafka Streams creates its repartition topics with
+// infinite retention for the same reason.
+var internalTopicConfig = map[string]*string{
+	"retention.ms":   kadm.StringPtr("-1"),
+	"cleanup.policy": kadm.StringPtr("delete"),
+}
+
 // ensureInternalTopics creates the job's repartition topics, each with the
 // partition count of the stage writing it, or checks the count of those
 // that exist: a mismatch would send a key's records to two tasks.
@@ -239,7 +251,7 @@ func (rt *runtime) ensureInternalTopics(ctx context.Context, adm *kadm.Client, f
 		if !ok {
 			return fmt.Errorf("%w: internal topic %s is written by stage %d, which reads nothing", ErrTopology, it.name, it.from)
 		}
-		resp, err := adm.CreateTopic(ctx, int32(want), -1, nil, it.name)
+		resp, err := adm.CreateTopic(ctx, int32(want), -1, internalTopicConfig, it.name)
 		if err == nil {
 			err = resp.Err
 		}

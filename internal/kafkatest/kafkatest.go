@@ -71,7 +71,10 @@ func CreateTopic(t testing.TB, brokers []string, prefix string, partitions int32
 	name := Name(prefix)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, name)
+	// Tests write records with event times from the past; time-based
+	// retention would delete them mid-test (the broker checks every 5
+	// minutes, and rolls the active segment to delete it).
+	resp, err := adm.CreateTopic(ctx, partitions, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")}, name)
 	if err == nil {
 		err = resp.Err
 	}
