@@ -11,10 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/e2e/jobs/shared"
@@ -255,4 +257,30 @@ func wantIDs(users, perUser int, bot func(user, seq int) bool) map[string]bool {
 		}
 	}
 	return want
+}
+
+// startReplicas starts n processes of the job e2e/jobs/<job> in one
+// consumer group, each with its own state directory, and waits until the
+// group is stable with all of them in it.
+func startReplicas(t *testing.T, job string, brokers []string, group, in, out string, n int) []*process {
+	t.Helper()
+	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
+		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_SESSION_TIMEOUT=6s"}
+	bin := binary(t, job)
+	ps := make([]*process, n)
+	for i := range ps {
+		ps[i] = startBinary(t, bin, append(env, "WEIR_STATE_DIR="+t.TempDir())...)
+	}
+	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	kafkatest.Eventually(t, time.Minute, fmt.Sprintf("%d replicas in the group, stable", n), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		gs, err := adm.DescribeGroups(ctx, group)
+		if err != nil {
+			return false
+		}
+		g := gs[group]
+		return g.State == "Stable" && len(g.Members) == n
+	})
+	return ps
 }

@@ -95,23 +95,8 @@ func TestKeyedJobTwoReplicasMatchesHarness(t *testing.T) {
 	want := harnessCounts(t, in, out, input)
 	t.Logf("harness: %d user buckets", len(want))
 
-	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
-		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_SESSION_TIMEOUT=6s"}
-	bin := binary(t, "activity")
-	a := startBinary(t, bin, append(env, "WEIR_STATE_DIR="+t.TempDir())...)
-	b := startBinary(t, bin, append(env, "WEIR_STATE_DIR="+t.TempDir())...)
-
-	adm := kadm.NewClient(kafkatest.Client(t, brokers))
-	kafkatest.Eventually(t, time.Minute, "both replicas in the group, stable", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		gs, err := adm.DescribeGroups(ctx, group)
-		if err != nil {
-			return false
-		}
-		g := gs[group]
-		return g.State == "Stable" && len(g.Members) == 2
-	})
+	rs := startReplicas(t, "activity", brokers, group, in, out, 2)
+	a, b := rs[0], rs[1]
 
 	producer := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	kafkatest.ProduceSync(t, producer, input...)

@@ -1,17 +1,14 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/e2e/jobs/shared"
@@ -249,23 +246,8 @@ func TestSessionsTwoReplicasMatchIndependentComputation(t *testing.T) {
 		t.Fatal("generator: no click bridges two sessions; Merge is not exercised")
 	}
 
-	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
-		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_SESSION_TIMEOUT=6s"}
-	bin := binary(t, "sessions")
-	a := startBinary(t, bin, append(env, "WEIR_STATE_DIR="+t.TempDir())...)
-	b := startBinary(t, bin, append(env, "WEIR_STATE_DIR="+t.TempDir())...)
-
-	adm := kadm.NewClient(kafkatest.Client(t, brokers))
-	kafkatest.Eventually(t, time.Minute, "both replicas in the group, stable", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		gs, err := adm.DescribeGroups(ctx, group)
-		if err != nil {
-			return false
-		}
-		g := gs[group]
-		return g.State == "Stable" && len(g.Members) == 2
-	})
+	rs := startReplicas(t, "sessions", brokers, group, in, out, 2)
+	a, b := rs[0], rs[1]
 
 	start := time.Now()
 	producer := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()))
