@@ -119,6 +119,25 @@ func (j *intervalJoiner[K, L, R, OUT]) late(ts int64) bool {
 }
 
 func (j *intervalJoiner[K, L, R, OUT]) onLeft(r Record[L]) error {
+	// A left record at ts matches right records in [ts+lo, ts+hi], and no
+	// right record later than ts+hi.
+	return joinSide(j, r, j.lbuf, j.rbuf, j.lo, j.hi, max(j.hi, 0), joinLeft,
+		func(l L, rv R, ts int64) error { return j.emit(l, rv, ts) })
+}
+
+func (j *intervalJoiner[K, L, R, OUT]) onRight(r Record[R]) error {
+	// A right record at ts matches left records in [ts-hi, ts-lo], and no
+	// left record later than ts-lo.
+	return joinSide(j, r, j.rbuf, j.lbuf, -j.hi, -j.lo, -min(j.lo, 0), joinRight,
+		func(rv R, l L, ts int64) error { return j.emit(l, rv, ts) })
+}
+
+// joinSide handles a record of one side: it buffers it, joins it with the
+// other side's records at [ts+from, ts+to], and sets the timer that drops
+// it once the watermark passes ts+keep.
+func joinSide[K comparable, L, R, OUT, OWN, OTHER any](j *intervalJoiner[K, L, R, OUT], r Record[OWN],
+	own *state.Map[int64, []OWN], other *state.Map[int64, []OTHER], from, to, keep int64, side byte,
+	pair func(OWN, OTHER, int64) error) error {
 	j.stats.In++
 	ts := r.Timestamp.UnixMilli()
 	if err := j.c.setKey(r.Key, ts); err != nil {
@@ -128,17 +147,16 @@ func (j *intervalJoiner[K, L, R, OUT]) onLeft(r Record[L]) error {
 		j.stats.Late++
 		return nil
 	}
-	if err := add(j.c, j.lbuf, ts, r.Value); err != nil {
+	if err := add(j.c, own, ts, r.Value); err != nil {
 		return &OperatorError{Operator: j.op, Err: err}
 	}
-	// Matches: right records in [ts+lo, ts+hi].
 	var err error
-	if rerr := j.rbuf.Range(j.c, func(rt int64, rs []R) bool {
-		if rt < ts+j.lo || rt > ts+j.hi {
+	if rerr := other.Range(j.c, func(ot int64, vs []OTHER) bool {
+		if ot < ts+from || ot > ts+to {
 			return true
 		}
-		for _, rv := range rs {
-			if err = j.emit(r.Value, rv, max(ts, rt)); err != nil {
+		for _, v := range vs {
+			if err = pair(r.Value, v, max(ts, ot)); err != nil {
 				return false
 			}
 		}
@@ -149,44 +167,7 @@ func (j *intervalJoiner[K, L, R, OUT]) onLeft(r Record[L]) error {
 	if err != nil {
 		return err
 	}
-	// A left record can match no right record later than ts+hi.
-	j.c.timers.register(EventTime, ts+max(j.hi, 0), cleanupKey(r.Key, joinLeft, ts))
-	return nil
-}
-
-func (j *intervalJoiner[K, L, R, OUT]) onRight(r Record[R]) error {
-	j.stats.In++
-	ts := r.Timestamp.UnixMilli()
-	if err := j.c.setKey(r.Key, ts); err != nil {
-		return &OperatorError{Operator: j.op, Err: err}
-	}
-	if j.late(ts) {
-		j.stats.Late++
-		return nil
-	}
-	if err := add(j.c, j.rbuf, ts, r.Value); err != nil {
-		return &OperatorError{Operator: j.op, Err: err}
-	}
-	// Matches: left records in [ts-hi, ts-lo].
-	var err error
-	if lerr := j.lbuf.Range(j.c, func(lt int64, ls []L) bool {
-		if lt < ts-j.hi || lt > ts-j.lo {
-			return true
-		}
-		for _, lv := range ls {
-			if err = j.emit(lv, r.Value, max(ts, lt)); err != nil {
-				return false
-			}
-		}
-		return true
-	}); lerr != nil {
-		return &OperatorError{Operator: j.op, Err: lerr}
-	}
-	if err != nil {
-		return err
-	}
-	// A right record can match no left record later than ts-lo.
-	j.c.timers.register(EventTime, ts-min(j.lo, 0), cleanupKey(r.Key, joinRight, ts))
+	j.c.timers.register(EventTime, ts+keep, cleanupKey(r.Key, side, ts))
 	return nil
 }
 
