@@ -195,21 +195,16 @@ func add[T any, K comparable](c *keyedCtx[K], m *state.Map[int64, []T], ts int64
 }
 
 func cleanupKey(key []byte, side byte, ts int64) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(key)))
-	b = append(b, key...)
-	b = append(b, side)
-	return binary.BigEndian.AppendUint64(b, uint64(ts))
+	return timerSubject(key, []byte{side}, orderedMillis(ts))
 }
 
 // onTimer drops a buffered timestamp no later record can match.
 func (j *intervalJoiner[K, L, R, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) error {
-	n, w := binary.Uvarint(tk)
-	if w <= 0 || len(tk) != w+int(n)+9 {
-		return fmt.Errorf("malformed join timer %x", tk)
+	key, parts, err := splitTimerSubject(tk, 9)
+	if err != nil {
+		return err
 	}
-	key := tk[w : w+int(n)]
-	side := tk[w+int(n)]
-	ts := int64(binary.BigEndian.Uint64(tk[w+int(n)+1:]))
+	side, ts := parts[0], millisAt(parts[1:])
 	if err := j.c.setKey(key, ts); err != nil {
 		return err
 	}

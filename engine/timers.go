@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/heap"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"time"
 )
@@ -64,8 +65,32 @@ func (o *timerOwner) domainPrefix(d TimeDomain) []byte {
 	return append(append([]byte(nil), o.prefix...), byte(d))
 }
 
+// orderedMillis encodes ms so that byte order is numeric order (the sign
+// bit flipped, big-endian); millisAt decodes it.
 func orderedMillis(ms int64) []byte {
 	return binary.BigEndian.AppendUint64(nil, uint64(ms)^(1<<63))
+}
+
+func millisAt(b []byte) int64 { return int64(binary.BigEndian.Uint64(b[:8]) ^ (1 << 63)) }
+
+// timerSubject packs what an operator's timer is about into the timer's
+// key: the record key (length-prefixed), then the operator's own parts (a
+// window, a side and a timestamp). splitTimerSubject undoes it.
+func timerSubject(key []byte, parts ...[]byte) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(key)))
+	b = append(b, key...)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+func splitTimerSubject(tk []byte, rest int) (key, parts []byte, err error) {
+	n, w := binary.Uvarint(tk)
+	if w <= 0 || len(tk) != w+int(n)+rest {
+		return nil, nil, fmt.Errorf("malformed timer %x", tk)
+	}
+	return tk[w : w+int(n)], tk[w+int(n):], nil
 }
 
 func (o *timerOwner) key(d TimeDomain, at int64, key []byte) []byte {
@@ -86,7 +111,7 @@ func (o *timerOwner) load() error {
 		upper := append(o.domainPrefix(d), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 		if err := o.task.store.Scan(lower, upper, func(k, _ []byte) bool {
 			rest := k[len(lower):]
-			o.queues[d].push(int64(binary.BigEndian.Uint64(rest[:8])^(1<<63)), bytes.Clone(rest[8:]))
+			o.queues[d].push(millisAt(rest), bytes.Clone(rest[8:]))
 			return true
 		}); err != nil {
 			return err

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -367,23 +366,16 @@ func (w *windowCollector[K, OUT]) Collect(v OUT) error {
 }
 
 func encodeWindow(w windowing.Window) []byte {
-	b := binary.BigEndian.AppendUint64(nil, uint64(w.Start)^(1<<63))
-	return binary.BigEndian.AppendUint64(b, uint64(w.End)^(1<<63))
+	return append(orderedMillis(int64(w.Start)), orderedMillis(int64(w.End))...)
 }
 
 func decodeWindow(b []byte) windowing.Window {
-	return windowing.Window{
-		Start: windowing.Millis(binary.BigEndian.Uint64(b[:8]) ^ (1 << 63)),
-		End:   windowing.Millis(binary.BigEndian.Uint64(b[8:16]) ^ (1 << 63)),
-	}
+	return windowing.Window{Start: windowing.Millis(millisAt(b)), End: windowing.Millis(millisAt(b[8:]))}
 }
 
 // timerKey packs a window timer: the record key, the window, the kind.
 func timerKey(key []byte, w windowing.Window, kind byte) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(key)))
-	b = append(b, key...)
-	b = append(b, encodeWindow(w)...)
-	return append(b, kind)
+	return timerSubject(key, encodeWindow(w), []byte{kind})
 }
 
 func (o *windowOp[K, IN, OUT]) isLate(w windowing.Window) bool {
@@ -529,13 +521,11 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 
 // onTimer fires or cleans up a window.
 func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at int64, domain TimeDomain) error {
-	n, w := binary.Uvarint(tk)
-	if w <= 0 || len(tk) < w+int(n)+17 {
-		return fmt.Errorf("malformed window timer %x", tk)
+	key, parts, err := splitTimerSubject(tk, 17)
+	if err != nil {
+		return err
 	}
-	key := tk[w : w+int(n)]
-	win := decodeWindow(tk[w+int(n):])
-	kind := tk[len(tk)-1]
+	win, kind := decodeWindow(parts), parts[16]
 	if err := o.c.setKey(key, int64(win.MaxTimestamp())); err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -114,12 +113,11 @@ func windowJoinAdd[K comparable, L, R, OUT, T any](wj *windowJoiner[K, L, R, OUT
 
 // onTimer joins a window's pairs and drops its buffers.
 func (wj *windowJoiner[K, L, R, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) error {
-	n, w := binary.Uvarint(tk)
-	if w <= 0 || len(tk) < w+int(n)+17 {
-		return fmt.Errorf("malformed window timer %x", tk)
+	key, parts, err := splitTimerSubject(tk, 17)
+	if err != nil {
+		return err
 	}
-	key := tk[w : w+int(n)]
-	win := decodeWindow(tk[w+int(n):])
+	win := decodeWindow(parts)
 	if err := wj.c.setKey(key, int64(win.MaxTimestamp())); err != nil {
 		return err
 	}
