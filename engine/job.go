@@ -45,8 +45,6 @@ type Job struct {
 	partitions int32
 	stateful   bool
 	buildErrs  []error
-	// sides are the side-output builders by operator node, then tag.
-	sides map[string]map[string]func(*Task) (any, error)
 
 	mu struct {
 		sync.Mutex

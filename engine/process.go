@@ -97,7 +97,7 @@ func Process[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, fn K
 		if err != nil {
 			return nil, err
 		}
-		sides, err := buildSides(t, job, out.n)
+		sides, err := buildSides(t, out.n)
 		if err != nil {
 			return nil, err
 		}

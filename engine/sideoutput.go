@@ -36,35 +36,25 @@ type sideEmitter interface {
 // SideOutput returns the side output tag of the operator producing s. Call
 // it while building the topology.
 func SideOutput[T, OUT any](s Stream[OUT], tag OutputTag[T]) Stream[T] {
-	j := s.job
 	out := Derive[T](s, s.Name()+"/"+tag.id)
-	if j.sides == nil {
-		j.sides = map[string]map[string]func(*Task) (any, error){}
+	if s.n.sides == nil {
+		s.n.sides = map[string]func(*Task) (any, error){}
 	}
-	op := s.n
-	key := fmt.Sprintf("%p", op)
-	if j.sides[key] == nil {
-		j.sides[key] = map[string]func(*Task) (any, error){}
+	if _, dup := s.n.sides[tag.id]; dup {
+		s.job.buildErr(fmt.Errorf("side output %q of %s is read twice; subscribe twice to the stream SideOutput returned", tag.id, s.Name()))
 	}
-	if _, dup := j.sides[key][tag.id]; dup {
-		j.buildErr(fmt.Errorf("side output %q of %s is read twice; subscribe twice to the stream SideOutput returned", tag.id, s.Name()))
-	}
-	j.sides[key][tag.id] = func(t *Task) (any, error) {
-		e, err := out.Build(t)
-		return e, err
-	}
+	s.n.sides[tag.id] = func(t *Task) (any, error) { return out.Build(t) }
 	return out
 }
 
 // buildSides builds, for task t, the side outputs of the operator whose
 // node is n.
-func buildSides[T any](t *Task, j *Job, n *node[T]) (map[string]any, error) {
-	bs := j.sides[fmt.Sprintf("%p", n)]
-	if len(bs) == 0 {
+func buildSides[T any](t *Task, n *node[T]) (map[string]any, error) {
+	if len(n.sides) == 0 {
 		return nil, nil
 	}
-	m := make(map[string]any, len(bs))
-	for id, b := range bs {
+	m := make(map[string]any, len(n.sides))
+	for id, b := range n.sides {
 		e, err := b(t)
 		if err != nil {
 			return nil, err

@@ -36,6 +36,8 @@ type node[T any] struct {
 	name  string
 	stage int
 	subs  []func(*Task) (Emit[T], error)
+	// sides build the operator's side outputs, by tag (see SideOutput).
+	sides map[string]func(*Task) (any, error)
 }
 
 // NewStream returns a stream of the job's first stage with no subscribers

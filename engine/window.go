@@ -166,7 +166,7 @@ func windowOperator[K comparable, IN, OUT any](in KeyedStream[K, IN], name strin
 		}
 		var lateEmit Emit[IN]
 		if cfg.late != nil {
-			sides, err := buildSides(t, job, out.n)
+			sides, err := buildSides(t, out.n)
 			if err != nil {
 				return nil, err
 			}
