@@ -42,7 +42,8 @@ type eventTime struct {
 	sentWM     windowing.Millis
 	sentAt     time.Time
 	sentIdle   bool
-	// reported is what the observer last heard.
+	// reported is what the observer last heard, once it heard anything.
+	reported     bool
 	reportedWM   int64
 	reportedIdle bool
 	hasInputs    bool
@@ -55,7 +56,6 @@ func newEventTime() *eventTime {
 		upstream:   map[string]map[int32]string{},
 		downstream: map[string]int32{},
 		sentWM:     windowing.MinWatermark,
-		reportedWM: 1, // differs from minWatermark: the first tick reports
 	}
 }
 
@@ -144,10 +144,10 @@ func (t *Task) reportWatermark() {
 		return
 	}
 	idle := t.et.comb.AllIdle()
-	if t.watermark == t.et.reportedWM && idle == t.et.reportedIdle {
+	if t.et.reported && t.watermark == t.et.reportedWM && idle == t.et.reportedIdle {
 		return
 	}
-	t.et.reportedWM, t.et.reportedIdle = t.watermark, idle
+	t.et.reported, t.et.reportedWM, t.et.reportedIdle = true, t.watermark, idle
 	t.obs.Watermark(t.id.String(), watermarkTime(t.watermark), idle)
 }
 

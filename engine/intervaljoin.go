@@ -175,7 +175,7 @@ func joinSide[K comparable, L, R, OUT, OWN, OTHER any](j *intervalJoiner[K, L, R
 // as in Flink.
 func (j *intervalJoiner[K, L, R, OUT]) emit(l L, r R, ts int64) error {
 	var out OUT
-	if err := callTimer(j.op, func() error {
+	if err := callUser(j.op, func() error {
 		var err error
 		out, err = j.join(j.c.key, l, r)
 		return err

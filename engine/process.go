@@ -108,7 +108,7 @@ func Process[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, fn K
 				return &OperatorError{Operator: opName, Err: err}
 			}
 			col.err = nil
-			err := callTimer(opName, func() error { return fn.OnTimer(c, time.UnixMilli(at), domain, col) })
+			err := callUser(opName, func() error { return fn.OnTimer(c, time.UnixMilli(at), domain, col) })
 			if col.err != nil {
 				return col.err
 			}
@@ -121,7 +121,7 @@ func Process[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, fn K
 			}
 			c.rec.Timestamp = r.Timestamp
 			col.err = nil
-			err := callTimer(opName, func() error { return fn.Process(c, r.Value, col) })
+			err := callUser(opName, func() error { return fn.Process(c, r.Value, col) })
 			if col.err != nil {
 				return col.err // a failure downstream keeps its operator's name
 			}
@@ -185,9 +185,9 @@ func (c *keyedCollector[T]) Collect(v T) error {
 	return nil
 }
 
-// callTimer calls user code, turning an error or a panic into an
+// callUser calls user code, turning an error or a panic into an
 // *OperatorError naming the operator.
-func callTimer(op string, fn func() error) (err error) {
+func callUser(op string, fn func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = &OperatorError{Operator: op, Err: fmt.Errorf("panic: %v", p)}

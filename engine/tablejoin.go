@@ -71,7 +71,7 @@ func TableJoin[K comparable, L, R, OUT any](stream KeyedStream[K, L], table stri
 				return &OperatorError{Operator: opName, Err: err}
 			}
 			var v OUT
-			if err := callTimer(opName, func() error {
+			if err := callUser(opName, func() error {
 				var err error
 				v, err = join(c.key, r.Value, right, found)
 				return err

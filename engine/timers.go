@@ -5,7 +5,7 @@ import (
 	"container/heap"
 	"encoding/binary"
 	"fmt"
-	"math"
+	"github.com/weirstream/weir/windowing"
 	"time"
 )
 
@@ -17,8 +17,9 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-// minWatermark is the watermark before any event time is known.
-const minWatermark = math.MinInt64
+// minWatermark is the watermark before any event time is known: the
+// windowing package's, as a task keeps it (int64 Unix ms).
+const minWatermark = int64(windowing.MinWatermark)
 
 func watermarkTime(ms int64) time.Time {
 	if ms == minWatermark {

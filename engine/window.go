@@ -310,7 +310,7 @@ func (l *listContents[K, IN, OUT]) emit(c *keyedCtx[K], out Collector[OUT]) (boo
 		return false, err
 	}
 	win := decodeWindow(c.ns)
-	err = callTimer("window", func() error { return l.fn.Process(c.key, win, vs, out) })
+	err = callUser("window", func() error { return l.fn.Process(c.key, win, vs, out) })
 	return true, err
 }
 

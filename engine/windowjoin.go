@@ -134,7 +134,7 @@ func (wj *windowJoiner[K, L, R, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) 
 	for _, l := range ls {
 		for _, r := range rs {
 			var v OUT
-			if err := callTimer(wj.op, func() error {
+			if err := callUser(wj.op, func() error {
 				var err error
 				v, err = wj.join(wj.c.key, win, l, r)
 				return err
