@@ -188,6 +188,10 @@ func watermarkHeader(r *kgo.Record) ([]byte, bool) {
 	return nil, false
 }
 
+// Partitioner is the partitioner a running job produces with, for
+// harnesses that must place records as the job would.
+func Partitioner() kgo.Partitioner { return partitioner{kgo.StickyKeyPartitioner(nil)} }
+
 // partitioner partitions by key with murmur2 (the Java client's default,
 // franz-go's StickyKeyPartitioner), except watermark control records,
 // which name their partition.

@@ -319,7 +319,7 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsLost(rt.onLost),
 		// Java's default partitioner for keyed records (murmur2), so Weir's
 		// outputs co-partition with any Java producer's.
-		kgo.RecordPartitioner(partitioner{kgo.StickyKeyPartitioner(nil)}),
+		kgo.RecordPartitioner(Partitioner()),
 	)
 }
 

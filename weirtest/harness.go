@@ -21,7 +21,6 @@ import (
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/state"
-	"github.com/weirstream/weir/windowing"
 )
 
 // Clock is a processing-time clock that moves only when told.
@@ -96,7 +95,7 @@ func New(tb testing.TB, job *engine.Job, opts ...Opt) *Harness {
 		tb: tb, job: job, clock: &Clock{now: cfg.start}, store: store,
 		tasks: map[engine.TaskID]*engine.LocalTask{}, internal: map[string]bool{},
 		offsets: map[string]map[int32]int64{}, outputs: map[string][]*kgo.Record{},
-		part: kgo.StickyKeyPartitioner(nil), parts: map[string]kgo.TopicPartitioner{},
+		part: engine.Partitioner(), parts: map[string]kgo.TopicPartitioner{},
 	}
 	for _, t := range job.InternalTopics() {
 		if _, read := job.StageOf(t); read {
@@ -131,16 +130,12 @@ func (h *Harness) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Re
 	promise(r, nil)
 }
 
-// partitionOf is where a running job's producer would put r: murmur2 of
-// the key, as the Java client; watermark control records name theirs.
+// partitionOf is where a running job's producer would put r: its own
+// partitioner (murmur2 of the key, watermark control records where they
+// say), partition 0 for a record without a key.
 func (h *Harness) partitionOf(r *kgo.Record) int32 {
-	for _, hd := range r.Headers {
-		if hd.Key == windowing.WatermarkHeaderKey {
-			return r.Partition
-		}
-	}
-	if r.Key == nil {
-		return 0
+	if r.Key == nil && r.Context == nil {
+		return 0 // the job's producer would spread these at random; a harness repeats
 	}
 	return int32(h.topicPartitioner(r.Topic).Partition(r, int(h.job.Partitions())))
 }
