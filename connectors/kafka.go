@@ -43,19 +43,10 @@ func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T], opts ..
 			return nil, err
 		}
 		wms := cfg.watermarks
-		if wms == nil {
-			return func(r *kgo.Record) error {
-				stats.In++
-				v, err := c.Decode(r.Value)
-				if err != nil {
-					return &engine.OperatorError{Operator: name, Err: fmt.Errorf("decoding value: %w", err)}
-				}
-				stats.Out++
-				return down(engine.Record[T]{Key: r.Key, Value: v, Timestamp: r.Timestamp})
-			}, nil
-		}
-		if err := t.AddWatermarkInput(topic, wms.NewGenerator()); err != nil {
-			return nil, err
+		if wms != nil {
+			if err := t.AddWatermarkInput(topic, wms.NewGenerator()); err != nil {
+				return nil, err
+			}
 		}
 		return func(r *kgo.Record) error {
 			stats.In++
@@ -63,8 +54,11 @@ func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T], opts ..
 			if err != nil {
 				return &engine.OperatorError{Operator: name, Err: fmt.Errorf("decoding value: %w", err)}
 			}
-			ts := wms.Timestamp(v, r.Timestamp)
 			stats.Out++
+			if wms == nil {
+				return down(engine.Record[T]{Key: r.Key, Value: v, Timestamp: r.Timestamp})
+			}
+			ts := wms.Timestamp(v, r.Timestamp)
 			if err := down(engine.Record[T]{Key: r.Key, Value: v, Timestamp: ts}); err != nil {
 				return err
 			}
