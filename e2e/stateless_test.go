@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,9 +35,7 @@ func TestStatelessJob(t *testing.T) {
 
 	job := engine.NewJob("stateless", engine.WithBrokers(brokers...), engine.WithGroup(kafkatest.Name("stateless")),
 		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond))
-	evs := connectors.KafkaSource(job, in, codec.JSON[shared.Event]())
-	humans := operators.Filter(evs, func(e shared.Event) bool { return !e.Bot })
-	connectors.KafkaSink(operators.Map(humans, shared.Tag), out, codec.JSON[shared.Tagged]())
+	shared.BuildStateless(job, in, out)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- job.Run(ctx) }()
@@ -197,23 +194,6 @@ func TestPoisonRecordStopsTheProcess(t *testing.T) {
 		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR=")
 	if code := again.wait(t, time.Minute); code != 1 || !strings.Contains(again.output.String(), "@42") {
 		t.Fatalf("restart: exit %d, output:\n%s", code, again.output.String())
-	}
-}
-
-// TestBrokerUnreachableAtStart: a job started before Kafka answers stays
-// up, not ready, and retries, instead of crashing.
-func TestBrokerUnreachableAtStart(t *testing.T) {
-	job := engine.NewJob("unreachable", engine.WithBrokers("127.0.0.1:1"), engine.WithMetricsAddr(""))
-	connectors.KafkaSink(connectors.KafkaSource(job, "in", codec.Bytes()), "out", codec.Bytes())
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	start := time.Now()
-	err := job.Run(ctx)
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Run returned %v while the broker was away, want it to keep retrying", err)
-	}
-	if time.Since(start) < 2*time.Second {
-		t.Fatalf("Run gave up after %v", time.Since(start))
 	}
 }
 

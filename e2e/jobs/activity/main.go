@@ -1,23 +1,7 @@
 // Command activity is the keyed job the end-to-end tests run as real
-// processes: shared.BuildActivity from $JOB_INPUT to $JOB_OUTPUT,
-// configured by the usual WEIR_* variables.
+// processes: shared.BuildActivity.
 package main
 
-import (
-	"fmt"
-	"os"
+import "github.com/weirstream/weir/e2e/jobs/shared"
 
-	"github.com/weirstream/weir/e2e/jobs/shared"
-	"github.com/weirstream/weir/engine"
-)
-
-func main() {
-	in, out := os.Getenv("JOB_INPUT"), os.Getenv("JOB_OUTPUT")
-	if in == "" || out == "" {
-		fmt.Fprintln(os.Stderr, "activity: set JOB_INPUT and JOB_OUTPUT")
-		os.Exit(2)
-	}
-	job := engine.NewJob("e2e-activity", engine.FromEnv())
-	shared.BuildActivity(job, in, out)
-	job.Main()
-}
+func main() { shared.Main("e2e-activity", shared.BuildActivity) }
