@@ -215,8 +215,13 @@ func bareLoop(ctx context.Context, brokers []string, in, out, group string) erro
 // weirJob runs the stateless job of the e2e tests in process, with a
 // benchCheckpoint checkpoint interval.
 func weirJob(ctx context.Context, brokers []string, in, out, group string) error {
+	dir, err := os.MkdirTemp("", "weir-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
 	job := engine.NewJob("bench-stateless", engine.WithBrokers(brokers...), engine.WithGroup(group),
-		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(benchCheckpoint), engine.WithLogLevel("warn"))
+		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(benchCheckpoint), engine.WithLogLevel("warn"), engine.WithStateDir(dir))
 	evs := connectors.KafkaSource(job, in, codec.JSON[shared.Event]())
 	humans := operators.Filter(evs, func(e shared.Event) bool { return !e.Bot })
 	connectors.KafkaSink(operators.Map(humans, shared.Tag), out, codec.JSON[shared.Tagged]())

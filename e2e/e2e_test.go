@@ -102,7 +102,9 @@ func startJob(t *testing.T, env ...string) *process {
 func startBinary(t *testing.T, bin string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), env...)
+	// Each process gets a state directory of its own (and with it a
+	// replica id) unless the test gives one.
+	cmd.Env = append(append(os.Environ(), "WEIR_STATE_DIR="+t.TempDir()), env...)
 	p := &process{cmd: cmd, output: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.output, p.output
 	if err := cmd.Start(); err != nil {
@@ -137,17 +139,18 @@ func (p *process) wait(t *testing.T, timeout time.Duration) int {
 	return -1
 }
 
-// collector reads a topic read_committed in the background.
+// collector reads a topic in the background, read_committed unless opts
+// say otherwise.
 type collector struct {
 	mu   sync.Mutex
 	recs []*kgo.Record
 }
 
-func collect(t *testing.T, brokers []string, topic string) *collector {
+func collect(t *testing.T, brokers []string, topic string, opts ...kgo.Opt) *collector {
 	t.Helper()
 	c := &collector{}
-	cl := kafkatest.Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	cl := kafkatest.Client(t, brokers, append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted())}, opts...)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

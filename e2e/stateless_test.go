@@ -34,7 +34,7 @@ func TestStatelessJob(t *testing.T) {
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), events(in, users, perUser, nil)...)
 
 	job := engine.NewJob("stateless", engine.WithBrokers(brokers...), engine.WithGroup(kafkatest.Name("stateless")),
-		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond))
+		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithStateDir(t.TempDir()))
 	shared.BuildStateless(job, in, out)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -119,42 +119,65 @@ func TestKillAndRestart(t *testing.T) {
 }
 
 // TestGracefulShutdown sends SIGTERM to a job that has caught up: it exits
-// 0, has committed every input offset and has left the group.
+// 0, has committed every input offset and has left the group. The
+// checkpoint interval is long, so only the shutdown checkpoint can have
+// committed everything. Exactly once, the outputs stay invisible to
+// read_committed readers until that commit, and then all are there, once.
 func TestGracefulShutdown(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	in := kafkatest.CreateTopic(t, brokers, "term-in", partitions)
-	out := kafkatest.CreateTopic(t, brokers, "term-out", partitions)
-	group := kafkatest.Name("term")
-	const users, perUser = 100, 50
-	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), events(in, users, perUser, nil)...)
-	// A long checkpoint interval: only the shutdown checkpoint can have
-	// committed everything.
-	p := startJob(t, "JOB_INPUT="+in, "JOB_OUTPUT="+out, "WEIR_BROKERS="+strings.Join(brokers, ","),
-		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR=127.0.0.1:0", "WEIR_CHECKPOINT_INTERVAL=1h")
-	outputs := collect(t, brokers, out)
-	kafkatest.Eventually(t, time.Minute, "all outputs", func() bool { return outputs.len() >= users*perUser })
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.wait(t, time.Minute); code != 0 {
-		t.Fatalf("exit code %d after SIGTERM, want 0; output:\n%s", code, p.output.String())
-	}
-	var total int64
-	for _, off := range kafkatest.CommittedOffsets(t, brokers, group, in) {
-		total += off
-	}
-	if total != users*perUser {
-		t.Fatalf("committed offsets sum to %d, want %d", total, users*perUser)
-	}
-	adm := kadm.NewClient(kafkatest.Client(t, brokers))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	groups, err := adm.DescribeGroups(ctx, group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g := groups[group]; len(g.Members) != 0 {
-		t.Fatalf("group %s still has %d members after shutdown (state %s)", group, len(g.Members), g.State)
+	for _, tc := range []struct {
+		guarantee string
+		env       []string
+	}{
+		{"at-least-once", []string{"WEIR_CHECKPOINT_INTERVAL=1h"}},
+		{"exactly-once", []string{"WEIR_CHECKPOINT_INTERVAL=5m", "WEIR_TRANSACTION_TIMEOUT=10m"}},
+	} {
+		t.Run(tc.guarantee, func(t *testing.T) {
+			brokers := kafkatest.Brokers(t)
+			in := kafkatest.CreateTopic(t, brokers, "term-in", partitions)
+			out := kafkatest.CreateTopic(t, brokers, "term-out", partitions)
+			group := kafkatest.Name("term")
+			const users, perUser = 100, 50
+			kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), events(in, users, perUser, nil)...)
+			p := startJob(t, append([]string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
+				"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=127.0.0.1:0", "WEIR_GUARANTEE=" + tc.guarantee, "WEIR_STATE_DIR=" + t.TempDir()}, tc.env...)...)
+			// Uncommitted outputs count too: the job has processed
+			// everything once all are written, committed or not.
+			written := collect(t, brokers, out, kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
+			committed := collect(t, brokers, out)
+			kafkatest.Eventually(t, time.Minute, "all outputs written", func() bool { return written.len() >= users*perUser })
+			if tc.guarantee == "exactly-once" && committed.len() != 0 {
+				t.Fatalf("%d outputs visible read_committed before any checkpoint committed", committed.len())
+			}
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(t, time.Minute); code != 0 {
+				t.Fatalf("exit code %d after SIGTERM, want 0; output:\n%s", code, p.output.String())
+			}
+			var total int64
+			for _, off := range kafkatest.CommittedOffsets(t, brokers, group, in) {
+				total += off
+			}
+			if total != users*perUser {
+				t.Fatalf("committed offsets sum to %d, want %d", total, users*perUser)
+			}
+			kafkatest.Eventually(t, time.Minute, "all outputs committed", func() bool { return committed.len() >= users*perUser })
+			if tc.guarantee == "exactly-once" {
+				if got := len(kafkatest.ReadAll(t, brokers, out, users*perUser+1, 2*time.Second)); got != users*perUser {
+					t.Fatalf("%d outputs committed, want exactly %d", got, users*perUser)
+				}
+			}
+			adm := kadm.NewClient(kafkatest.Client(t, brokers))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			groups, err := adm.DescribeGroups(ctx, group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := groups[group]; len(g.Members) != 0 {
+				t.Fatalf("group %s still has %d members after shutdown (state %s)", group, len(g.Members), g.State)
+			}
+		})
 	}
 }
 
@@ -213,7 +236,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), input[:len(input)/2]...)
 
 	job := engine.NewJob("restart", engine.WithBrokers(brokers...), engine.WithGroup(kafkatest.Name("restart")),
-		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond))
+		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithStateDir(t.TempDir()))
 	evs := connectors.KafkaSource(job, in, codec.JSON[shared.Event]())
 	connectors.KafkaSink(operators.Map(evs, shared.Tag), out, codec.JSON[shared.Tagged]())
 	ctx, cancel := context.WithCancel(context.Background())

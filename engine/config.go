@@ -58,6 +58,33 @@ type Config struct {
 	// LogLevel is the zap level: debug, info, warn, error. Default: info.
 	// Environment WEIR_LOG_LEVEL, flag --log-level.
 	LogLevel string
+	// Guarantee is the processing guarantee: "exactly-once" commits each
+	// checkpoint's outputs, state changelog and input offsets in one Kafka
+	// transaction; "at-least-once" runs the same protocol without the
+	// transaction (a crash may repeat the outputs of one checkpoint
+	// interval), for idempotent sinks. Default: exactly-once. Environment
+	// WEIR_GUARANTEE, flag --guarantee.
+	Guarantee string
+	// Isolation is how inputs are read: "read_committed" skips records of
+	// aborted and open transactions, "read_uncommitted" reads everything.
+	// Default: read_committed. Environment WEIR_ISOLATION, flag --isolation.
+	Isolation string
+	// TransactionTimeout is how long the broker keeps a replica's open
+	// transaction before aborting it: after a crash, how long read_committed
+	// readers of the job's outputs wait on the dead replica's transaction
+	// (a restart of the same replica aborts it at once). It must exceed the
+	// checkpoint interval. Default: 10s. Environment
+	// WEIR_TRANSACTION_TIMEOUT, flag --transaction-timeout.
+	TransactionTimeout time.Duration
+	// ReplicaID names this replica: its transactional id is
+	// <group>-<replica id>, so a restarted replica fences its previous
+	// incarnation. Default: an id generated once and kept in the state
+	// directory. Environment WEIR_REPLICA_ID, flag --replica-id.
+	ReplicaID string
+	// Provenance adds headers to every output naming the input record it
+	// came from (see package provenance), for weir verify. Default: off.
+	// Environment WEIR_PROVENANCE, flag --provenance.
+	Provenance bool
 
 	logger    *zap.Logger
 	observer  observe.Observer
@@ -73,6 +100,9 @@ func defaultConfig(job string) Config {
 		MetricsAddr:        ":9464",
 		CheckpointInterval: 500 * time.Millisecond,
 		StartOffset:        "earliest",
+		Guarantee:          ExactlyOnce,
+		Isolation:          "read_committed",
+		TransactionTimeout: 10 * time.Second,
 		TaskQueueRecords:   20000,
 		SessionTimeout:     45 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
@@ -119,6 +149,29 @@ func WithSessionTimeout(d time.Duration) Opt {
 func WithShutdownTimeout(d time.Duration) Opt {
 	return optFunc(func(c *Config) { c.ShutdownTimeout = d })
 }
+
+// Processing guarantees, for WithGuarantee.
+const (
+	ExactlyOnce = "exactly-once"
+	AtLeastOnce = "at-least-once"
+)
+
+// WithGuarantee sets the processing guarantee: ExactlyOnce or AtLeastOnce.
+func WithGuarantee(g string) Opt { return optFunc(func(c *Config) { c.Guarantee = g }) }
+
+// WithIsolation sets how inputs are read: "read_committed" or "read_uncommitted".
+func WithIsolation(level string) Opt { return optFunc(func(c *Config) { c.Isolation = level }) }
+
+// WithTransactionTimeout sets how long the broker keeps an open transaction.
+func WithTransactionTimeout(d time.Duration) Opt {
+	return optFunc(func(c *Config) { c.TransactionTimeout = d })
+}
+
+// WithReplicaID names the replica (its transactional id's suffix).
+func WithReplicaID(id string) Opt { return optFunc(func(c *Config) { c.ReplicaID = id }) }
+
+// WithProvenance adds provenance headers to every output.
+func WithProvenance(on bool) Opt { return optFunc(func(c *Config) { c.Provenance = on }) }
 
 // WithLogLevel sets the log level of the logger the job builds for itself.
 func WithLogLevel(level string) Opt { return optFunc(func(c *Config) { c.LogLevel = level }) }
@@ -205,6 +258,16 @@ func configVars(c *Config) []configVar {
 	st, sts := dur(&c.ShutdownTimeout)
 	se, ses := dur(&c.SessionTimeout)
 	tq, tqs := integer(&c.TaskQueueRecords)
+	gu, gus := str(&c.Guarantee)
+	is, iss := str(&c.Isolation)
+	tt, tts := dur(&c.TransactionTimeout)
+	ri, ris := str(&c.ReplicaID)
+	pv := func() string { return strconv.FormatBool(c.Provenance) }
+	pvs := func(s string) error {
+		b, err := strconv.ParseBool(s)
+		c.Provenance = b
+		return err
+	}
 	return []configVar{
 		v("WEIR_BROKERS", "brokers", "Kafka seed brokers, comma separated", bget, bset),
 		v("WEIR_GROUP", "group", "consumer group shared by the job's replicas", g, gs),
@@ -216,6 +279,11 @@ func configVars(c *Config) []configVar {
 		v("WEIR_SESSION_TIMEOUT", "session-timeout", "how long the group waits for a silent replica before moving its tasks", se, ses),
 		v("WEIR_SHUTDOWN_TIMEOUT", "shutdown-timeout", "bound on the final checkpoint at shutdown", st, sts),
 		v("WEIR_LOG_LEVEL", "log-level", "log level: debug, info, warn, error", ll, lls),
+		v("WEIR_GUARANTEE", "guarantee", "processing guarantee: exactly-once or at-least-once", gu, gus),
+		v("WEIR_ISOLATION", "isolation", "how inputs are read: read_committed or read_uncommitted", is, iss),
+		v("WEIR_TRANSACTION_TIMEOUT", "transaction-timeout", "how long the broker keeps an open transaction of this replica", tt, tts),
+		v("WEIR_REPLICA_ID", "replica-id", "this replica's name in its transactional id (default: kept in the state dir)", ri, ris),
+		v("WEIR_PROVENANCE", "provenance", "add provenance headers (origin, path, checkpoint) to every output", pv, pvs),
 	}
 }
 
@@ -262,6 +330,22 @@ func (c *Config) validate() error {
 	case "earliest", "latest":
 	default:
 		errs = append(errs, fmt.Errorf("start offset %q: want earliest or latest", c.StartOffset))
+	}
+	switch c.Guarantee {
+	case ExactlyOnce, AtLeastOnce:
+	default:
+		errs = append(errs, fmt.Errorf("guarantee %q: want %s or %s", c.Guarantee, ExactlyOnce, AtLeastOnce))
+	}
+	switch c.Isolation {
+	case "read_committed", "read_uncommitted":
+	default:
+		errs = append(errs, fmt.Errorf("isolation %q: want read_committed or read_uncommitted", c.Isolation))
+	}
+	if c.Guarantee == ExactlyOnce && c.TransactionTimeout <= c.CheckpointInterval {
+		errs = append(errs, fmt.Errorf("transaction timeout %v: must exceed the checkpoint interval %v", c.TransactionTimeout, c.CheckpointInterval))
+	}
+	if strings.ContainsAny(c.ReplicaID, " \t\n") {
+		errs = append(errs, fmt.Errorf("replica id %q: must not contain whitespace", c.ReplicaID))
 	}
 	if _, err := zap.ParseAtomicLevel(c.LogLevel); err != nil {
 		errs = append(errs, fmt.Errorf("log level %q: %w", c.LogLevel, err))

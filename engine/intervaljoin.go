@@ -41,7 +41,7 @@ func IntervalJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right Key
 	if err := reg.Err(); err != nil {
 		job.buildErr(err)
 	}
-	job.stateful = true
+	job.AddStatefulOperator(out.Name(), out.n.stage)
 	lo, hi := lower.Milliseconds(), upper.Milliseconds()
 	// Exclusive bounds are inclusive ones a millisecond inside, as Flink
 	// implements them.

@@ -44,6 +44,9 @@ type Job struct {
 	// partitions is the partition count of every stage, set at start.
 	partitions int32
 	stateful   bool
+	// changelogs are the stateful operators' changelog topics, by
+	// operator id (the state registry's, which prefixes every state key).
+	changelogs map[string]*InternalTopic
 	buildErrs  []error
 
 	mu struct {
@@ -70,6 +73,9 @@ type InternalTopic struct {
 	// from is the stage writing it; it gets that stage's partition count.
 	from int
 	name string
+	// compact marks a changelog: a compacted topic, where the latest
+	// record per key is the state.
+	compact bool
 }
 
 // Name is the topic's name; empty until the job starts.
@@ -78,7 +84,7 @@ func (t *InternalTopic) Name() string { return t.name }
 // NewJob returns an empty job. name identifies the job: the default
 // consumer group, the state directory, metric labels.
 func NewJob(name string, opts ...Opt) *Job {
-	j := &Job{name: name, cfg: defaultConfig(name), sinks: map[string]bool{}, names: map[string]int{}, stages: 1}
+	j := &Job{name: name, cfg: defaultConfig(name), sinks: map[string]bool{}, names: map[string]int{}, stages: 1, changelogs: map[string]*InternalTopic{}}
 	for _, o := range opts {
 		o.apply(&j.cfg)
 	}
@@ -131,6 +137,33 @@ func (j *Job) AddInternalTopic(suffix string, from int) *InternalTopic {
 	it := &InternalTopic{suffix: suffix, from: from}
 	j.internal = append(j.internal, it)
 	return it
+}
+
+// AddStatefulOperator declares that operator op of stage keeps state in
+// the task's store (under a state.Registry named op): Weir opens the store
+// and gives the operator a changelog topic, <group>-<op>-changelog,
+// compacted, with a partition per task.
+func (j *Job) AddStatefulOperator(op string, stage int) {
+	j.stateful = true
+	if _, ok := j.changelogs[op]; ok {
+		return
+	}
+	it := &InternalTopic{suffix: topicSafe(op) + "-changelog", from: stage, compact: true}
+	j.internal = append(j.internal, it)
+	j.changelogs[op] = it
+}
+
+// topicSafe maps s to the characters Kafka allows in a topic name.
+func topicSafe(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			b[i] = '-'
+		}
+	}
+	return string(b)
 }
 
 // resolveInternalTopics names the internal topics after the group.

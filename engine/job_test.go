@@ -126,7 +126,7 @@ func TestPoisonRecordStopsAtItsOffset(t *testing.T) {
 		recs = append(recs, &kgo.Record{Topic: "views", Partition: 0, Value: []byte(v)})
 	}
 	kafkatest.ProduceSync(t, cl, recs...)
-	job := buildJob("poison", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""))
+	job := buildJob("poison", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""), engine.WithStateDir(t.TempDir()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := job.Run(ctx)
@@ -147,7 +147,7 @@ func TestPoisonRecordStopsAtItsOffset(t *testing.T) {
 
 func TestMissingTopicIsATopologyError(t *testing.T) {
 	brokers := kafkatest.Fake(t, 1, "views")
-	job := buildJob("missing", "views", "nowhere", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""))
+	job := buildJob("missing", "views", "nowhere", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""), engine.WithStateDir(t.TempDir()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := job.Run(ctx); !errors.Is(err, engine.ErrTopology) {
@@ -175,7 +175,7 @@ func TestJoinedTopicsMustBeCoPartitioned(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 4, 1, nil, "out"); err != nil {
 		t.Fatal(err)
 	}
-	job := engine.NewJob("copart", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""))
+	job := engine.NewJob("copart", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""), engine.WithStateDir(t.TempDir()))
 	orders := connectors.KafkaSource(job, "orders", codec.JSON[event]())
 	joined := operators.JoinTable(operators.KeyBy(orders, func(e event) string { return e.User }), "profiles", codec.String(),
 		func(_ string, e event, _ string, _ bool) (event, error) { return e, nil })

@@ -149,7 +149,10 @@ func (l *LocalTask) AdvanceWatermark(wm time.Time) error {
 // job does once Kafka has the checkpoint's offsets.
 func (l *LocalTask) Checkpoint(id int64) error {
 	snap := l.t.barrier()
-	return l.t.commitState(id, snap.offsets)
+	if snap.fail != nil {
+		return snap.fail
+	}
+	return l.t.commitState(id, snap.changelogNext())
 }
 
 // Watermark is the task's event-time watermark; the zero time before any.

@@ -51,7 +51,7 @@ func TestProbesAndMetrics(t *testing.T) {
 	}
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner())), recs...)
 	addr := freeAddr(t)
-	job := buildJob("probes", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr),
+	job := buildJob("probes", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr), engine.WithStateDir(t.TempDir()),
 		engine.WithCheckpointInterval(20*time.Millisecond))
 	stop := runJob(t, job)
 	base := "http://" + addr
@@ -91,7 +91,7 @@ func TestProbesAndMetrics(t *testing.T) {
 
 func TestNotReadyWhileBrokerUnreachable(t *testing.T) {
 	addr := freeAddr(t)
-	job := buildJob("unready", "views", "tagged", engine.WithBrokers("127.0.0.1:1"), engine.WithMetricsAddr(addr))
+	job := buildJob("unready", "views", "tagged", engine.WithBrokers("127.0.0.1:1"), engine.WithMetricsAddr(addr), engine.WithStateDir(t.TempDir()))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- job.Run(ctx) }()
@@ -113,7 +113,7 @@ func TestWatermarkMetrics(t *testing.T) {
 	b, _ := json.Marshal(event{User: "u", Seq: 1})
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), &kgo.Record{Topic: "views", Value: b, Timestamp: at})
 	addr := freeAddr(t)
-	job := engine.NewJob("wm", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr))
+	job := engine.NewJob("wm", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr), engine.WithStateDir(t.TempDir()))
 	src := connectors.KafkaSource(job, "views", codec.JSON[event](),
 		connectors.WithWatermarks(windowing.RecordTimestamps[event](time.Second).WithIdleness(100*time.Millisecond)))
 	connectors.KafkaSink(src, "tagged", codec.JSON[event]())

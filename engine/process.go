@@ -89,7 +89,7 @@ func Process[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, fn K
 	if err := reg.Err(); err != nil {
 		job.buildErr(fmt.Errorf("declaring state of %s: %w", out.Name(), err))
 	}
-	job.stateful = true
+	job.AddStatefulOperator(out.Name(), out.n.stage)
 	in.Subscribe(func(t *Task) (Emit[IN], error) {
 		opName := out.Name()
 		stats := t.Stats(opName)

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +20,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
-	"github.com/weirstream/weir/checkpoint"
 	"github.com/weirstream/weir/observe"
 	"github.com/weirstream/weir/state"
 )
@@ -26,15 +28,21 @@ import (
 // group, runs a task per assigned partition number, feeds them fetched
 // batches and checkpoints their progress.
 //
-// Lock order: cpMu, then mu. cpMu serializes checkpoints with rebalance
-// callbacks and shutdown, so offsets are only committed for partitions the
-// replica still owns and never by two checkpoints at once.
+// One goroutine, the poll loop, fetches and checkpoints: a checkpoint runs
+// between a poll and AllowRebalance, when no rebalance callback can run,
+// so it commits exactly for the tasks it holds. Rebalance callbacks run on
+// franz-go's goroutine while the poll loop waits in PollRecords.
+//
+// Lock order: cpMu, then mu.
 type runtime struct {
 	job *Job
 	cfg Config
 	log *zap.Logger
 	obs observe.Observer
 	cl  *kgo.Client
+	// sess is the transactional session of an exactly-once job (cl is its
+	// client); nil at least once.
+	sess *kgo.GroupTransactSession
 	// store is the replica's state store, nil for a job without state.
 	store *state.Store
 
@@ -46,12 +54,22 @@ type runtime struct {
 	cpMu sync.Mutex
 	mu   struct {
 		sync.Mutex
-		tasks     map[TaskID]*taskRunner
-		committed map[string]map[int32]int64 // last committed offsets
+		tasks map[TaskID]*taskRunner
+		// seen is, per assigned partition, the first offset fetched since
+		// it was assigned: where an abort rewinds a partition that has no
+		// committed offset yet.
+		seen map[string]map[int32]kgo.EpochOffset
 		// revoked holds the tasks revoked at the current rebalance, whose
 		// state waits for the new assignment.
 		revoked map[TaskID]bool
+		// restoring counts tasks restoring their state: the replica is not
+		// ready until none is.
+		restoring int
 	}
+	// abort is set when the open transaction can no longer commit (a
+	// rebalance took tasks whose work is in it): the poll loop aborts it
+	// and restarts every task from its last checkpoint.
+	abort atomic.Bool
 
 	fatalOnce sync.Once
 	fatalErr  error
@@ -61,17 +79,18 @@ type runtime struct {
 	ready      atomic.Bool
 	notReadyMu sync.Mutex
 	notReady   string // why not ready, for /readyz
-	cpID       atomic.Int64
 }
 
 func newRuntime(j *Job, log *zap.Logger, obs observe.Observer) *runtime {
 	rt := &runtime{job: j, cfg: j.cfg, log: log, obs: obs, fatal: make(chan struct{})}
 	rt.mu.tasks = map[TaskID]*taskRunner{}
-	rt.mu.committed = map[string]map[int32]int64{}
+	rt.mu.seen = map[string]map[int32]kgo.EpochOffset{}
 	rt.mu.revoked = map[TaskID]bool{}
 	rt.setNotReady("starting")
 	return rt
 }
+
+func (rt *runtime) exactlyOnce() bool { return rt.cfg.Guarantee == ExactlyOnce }
 
 func (rt *runtime) setNotReady(why string) {
 	rt.notReadyMu.Lock()
@@ -130,29 +149,38 @@ func (rt *runtime) run(ctx context.Context) error {
 			}
 		}()
 	}
+	replica, err := rt.replicaID()
+	if err != nil {
+		return err
+	}
 	rt.log.Info("job starting",
 		zap.Strings("sources", rt.job.sourceTopics()), zap.Int("partitions", partitions),
 		zap.String("group", rt.cfg.Group), zap.Strings("brokers", rt.cfg.Brokers),
+		zap.String("guarantee", rt.cfg.Guarantee), zap.String("replica", replica),
 		zap.Duration("checkpoint_interval", rt.cfg.CheckpointInterval))
 
 	// A failing task stops the poll at once, not when records next arrive.
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
 	rt.stopPoll = stopPoll
-	rt.cl, err = kgo.NewClient(rt.clientOpts()...)
+	if rt.exactlyOnce() {
+		rt.sess, err = kgo.NewGroupTransactSession(append(rt.clientOpts(),
+			kgo.TransactionalID(rt.cfg.Group+"-"+replica),
+			kgo.TransactionTimeout(rt.cfg.TransactionTimeout))...)
+		if err == nil {
+			rt.cl = rt.sess.Client()
+			err = rt.begin()
+		}
+	} else {
+		rt.cl, err = kgo.NewClient(rt.clientOpts()...)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: kafka client: %w", ErrConfig, err)
 	}
 	rt.setNotReady("joining consumer group")
 
-	cpCtx, stopCheckpoints := context.WithCancel(ctx)
-	var cpDone sync.WaitGroup
-	cpDone.Go(func() { rt.checkpointLoop(cpCtx) })
-
 	rt.pollLoop(pollCtx)
 
-	stopCheckpoints()
-	cpDone.Wait()
 	rt.setNotReady("shutting down")
 	rt.shutdown()
 	select {
@@ -161,6 +189,39 @@ func (rt *runtime) run(ctx context.Context) error {
 	default:
 		return nil
 	}
+}
+
+// replicaID returns the configured replica id, or the one kept in the
+// state directory, generating it on the first start: a replica restarted
+// on its state directory keeps its transactional id, so its first
+// transaction fences (and aborts) whatever its previous incarnation left
+// open, instead of leaving read_committed readers waiting for the
+// transaction timeout.
+func (rt *runtime) replicaID() (string, error) {
+	if rt.cfg.ReplicaID != "" {
+		return rt.cfg.ReplicaID, nil
+	}
+	if err := os.MkdirAll(rt.cfg.StateDir, 0o755); err != nil {
+		return "", fmt.Errorf("%w: state directory: %w", ErrConfig, err)
+	}
+	path := filepath.Join(rt.cfg.StateDir, "replica-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading the replica id: %w", err)
+	}
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("%s-%d-%d", topicSafe(host), os.Getpid(), time.Now().UnixNano()%1e9)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("writing the replica id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("writing the replica id: %w", err)
+	}
+	return id, nil
 }
 
 // checkTopics waits for the broker, retrying with backoff while it is
@@ -238,6 +299,13 @@ var internalTopicConfig = map[string]*string{
 	"cleanup.policy": kadm.StringPtr("delete"),
 }
 
+// changelogTopicConfig is how Weir creates changelog topics: compacted,
+// so the latest value (or tombstone) of every state key stays, whatever
+// its age.
+var changelogTopicConfig = map[string]*string{
+	"cleanup.policy": kadm.StringPtr("compact"),
+}
+
 // ensureInternalTopics creates the job's repartition topics, each with the
 // partition count of the stage writing it, or checks the count of those
 // that exist: a mismatch would send a key's records to two tasks.
@@ -251,7 +319,11 @@ func (rt *runtime) ensureInternalTopics(ctx context.Context, adm *kadm.Client, f
 		if !ok {
 			return fmt.Errorf("%w: internal topic %s is written by stage %d, which reads nothing", ErrTopology, it.name, it.from)
 		}
-		resp, err := adm.CreateTopic(ctx, int32(want), -1, internalTopicConfig, it.name)
+		conf := internalTopicConfig
+		if it.compact {
+			conf = changelogTopicConfig
+		}
+		resp, err := adm.CreateTopic(ctx, int32(want), -1, conf, it.name)
 		if err == nil {
 			err = resp.Err
 		}
@@ -295,6 +367,10 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 	if rt.cfg.StartOffset == "latest" {
 		start = kgo.NewOffset().AtEnd()
 	}
+	isolation := kgo.ReadCommitted()
+	if rt.cfg.Isolation == "read_uncommitted" {
+		isolation = kgo.ReadUncommitted()
+	}
 	return append(slices.Clone(rt.cfg.kgoOpts),
 		kgo.SeedBrokers(rt.cfg.Brokers...),
 		kgo.WithLogger(kgoLogger{rt.log}),
@@ -303,7 +379,7 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 		kgo.HeartbeatInterval(min(3*time.Second, rt.cfg.SessionTimeout/3)),
 		kgo.ConsumeTopics(rt.job.sourceTopics()...),
 		kgo.ConsumeResetOffset(start),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchIsolationLevel(isolation),
 		// A partition resumed after backpressure joins the next fetch, which
 		// waits for the one in flight; with franz-go's 5s default a
 		// caught-up replica stalled seconds on every resume (measured in
@@ -324,10 +400,13 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 }
 
 // pollLoop fetches until ctx is done or a task fails, handing each
-// partition's records to its task's inbox.
+// partition's records to its task's inbox, and checkpoints every interval.
 func (rt *runtime) pollLoop(ctx context.Context) {
+	next := time.Now().Add(rt.cfg.CheckpointInterval)
 	for {
-		fetches := rt.cl.PollRecords(ctx, 10000)
+		pollCtx, cancel := context.WithDeadline(ctx, next)
+		fetches := rt.cl.PollRecords(pollCtx, 10000)
+		cancel()
 		if fetches.IsClientClosed() {
 			return
 		}
@@ -337,19 +416,25 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 			}
 			rt.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
 		})
-		rt.mu.Lock()
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
-				return
+		rt.noteFetched(fetches)
+		// A poll that returned anything blocks rebalances until
+		// AllowRebalance: from here, no callback changes the tasks.
+		blocked := len(fetches) > 0
+		switch {
+		case blocked && rt.abort.Load():
+			// These records were fetched past the offsets the abort rewinds
+			// to; they are fetched again.
+			rt.abortAndRestart(ctx)
+		default:
+			rt.push(fetches)
+			if !rt.abort.Load() {
+				rt.activateRestored()
 			}
-			stage, _ := rt.job.stageOf(p.Topic)
-			tr, ok := rt.mu.tasks[TaskID{Stage: stage, Partition: p.Partition}]
-			if !ok {
-				return // revoked between fetch and now: the new owner reads it
+			if blocked && !time.Now().Before(next) {
+				rt.checkpoint(ctx, "interval")
+				next = time.Now().Add(rt.cfg.CheckpointInterval)
 			}
-			tr.in.push(batch{topic: p.Topic, records: p.Records, highWatermark: p.HighWatermark})
-		})
-		rt.mu.Unlock()
+		}
 		rt.cl.AllowRebalance()
 		select {
 		case <-ctx.Done():
@@ -361,89 +446,101 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 	}
 }
 
-func (rt *runtime) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+// noteFetched remembers the first offset fetched of each partition since
+// its assignment.
+func (rt *runtime) noteFetched(fetches kgo.Fetches) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		seen := rt.mu.seen[p.Topic]
+		if seen == nil {
+			seen = map[int32]kgo.EpochOffset{}
+			rt.mu.seen[p.Topic] = seen
+		}
+		if _, ok := seen[p.Partition]; !ok {
+			r := p.Records[0]
+			seen[p.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+		}
+	})
+}
+
+func (rt *runtime) push(fetches kgo.Fetches) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		stage, _ := rt.job.stageOf(p.Topic)
+		tr, ok := rt.mu.tasks[TaskID{Stage: stage, Partition: p.Partition}]
+		if !ok {
+			return // revoked between fetch and now: the new owner reads it
+		}
+		tr.in.push(batch{topic: p.Topic, records: p.Records, highWatermark: p.HighWatermark})
+	})
+}
+
+// activateRestored lets tasks that finished restoring process. It runs in
+// the poll loop, outside checkpoints, so every task a checkpoint sees
+// processing is one it holds.
+func (rt *runtime) activateRestored() {
+	rt.mu.Lock()
+	var trs []*taskRunner
+	for _, tr := range rt.mu.tasks {
+		if !tr.active && tr.ready.Load() {
+			trs = append(trs, tr)
+		}
+	}
+	rt.mu.Unlock()
+	for _, tr := range trs {
+		tr.activate()
+	}
+}
+
+func (rt *runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	ids := rt.taskIDs(assigned)
 	// Tasks revoked at this rebalance and not given back moved to another
-	// replica: their key ranges go.
+	// replica: their key ranges go. (Were they to come back, the changelog
+	// restores them.)
 	for id := range rt.mu.revoked {
 		if !slices.Contains(ids, id) {
 			rt.dropTaskState(id)
 		}
 	}
 	clear(rt.mu.revoked)
-	var committed kadm.OffsetResponses
-	if rt.store != nil {
-		var err error
-		if committed, err = kadm.NewClient(cl).FetchOffsets(ctx, rt.cfg.Group); err != nil {
-			rt.fail(fmt.Errorf("fetching committed offsets to check local state: %w", err))
-			return
-		}
-	}
 	for _, id := range ids {
-		if _, ok := rt.mu.tasks[id]; ok {
-			continue
+		if _, ok := rt.mu.tasks[id]; !ok {
+			rt.mu.tasks[id] = rt.startTaskLocked(cl, id)
 		}
-		if rt.store != nil {
-			if err := rt.checkLocalState(id, committed); err != nil {
-				rt.fail(err)
-				return
-			}
-		}
-		tr, err := rt.startTaskLocked(cl, id)
-		if err != nil {
-			rt.fail(err)
-			return
-		}
-		rt.mu.tasks[id] = tr
 	}
 	rt.obs.TasksAssigned(len(rt.mu.tasks))
 	rt.log.Info("partitions assigned", zap.Stringers("tasks", ids), zap.Int("running", len(rt.mu.tasks)))
+	rt.updateReadyLocked()
+}
+
+func (rt *runtime) updateReadyLocked() {
+	if rt.mu.restoring > 0 {
+		rt.setNotReady(fmt.Sprintf("restoring the state of %d tasks", rt.mu.restoring))
+		return
+	}
 	rt.setReady()
 }
 
-// checkLocalState keeps a task's local state only if it is the state of
-// exactly the offsets the group committed: anything else (another replica
-// ran the task since, or this one crashed between the offset commit and
-// the state commit) is dropped, and the task starts from empty state.
-// Restoring from a changelog topic instead arrives with exactly-once
-// checkpoints.
-func (rt *runtime) checkLocalState(id TaskID, committed kadm.OffsetResponses) error {
-	ts := rt.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition})
-	cp, offs, ok, err := ts.Checkpoint()
-	if err != nil {
-		return fmt.Errorf("reading the local checkpoint of task %s: %w", id, err)
-	}
-	if !ok {
-		return nil
-	}
-	for _, topic := range rt.job.stageTopics(id.Stage) {
-		local, hasLocal := offs[inputOffsetKey(topic)]
-		c, hasCommitted := committed.Lookup(topic, id.Partition)
-		if hasCommitted && c.Err == nil && hasLocal && c.At == local {
-			continue
-		}
-		rt.log.Warn("local state does not match the committed offsets; starting the task from empty state",
-			zap.Stringer("task", id), zap.Int64("local_checkpoint", cp), zap.String("topic", topic),
-			zap.Int64("local_offset", local), zap.Int64("committed_offset", c.At))
-		return ts.Drop()
-	}
-	rt.log.Info("task resumes from its local state", zap.Stringer("task", id), zap.Int64("checkpoint", cp))
-	return nil
-}
-
-func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) (*taskRunner, error) {
-	t, err := newTask(taskEnv{ctx: rt.runCtx, log: rt.log, obs: rt.obs, producer: cl, clock: systemClock{}, store: rt.store}, id, rt.job)
-	if err != nil {
-		return nil, err
-	}
+// startTaskLocked starts the goroutine of task id: it restores the task's
+// state to the checkpoint Kafka has for it, builds its operators, and
+// processes once activated.
+func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 	tps := map[string][]int32{}
 	for _, topic := range rt.job.stageTopics(id.Stage) {
 		tps[topic] = []int32{id.Partition}
 	}
 	tr := &taskRunner{
-		t: t,
+		id: id,
 		in: newInbox(rt.cfg.TaskQueueRecords,
 			func() { cl.PauseFetchPartitions(tps) },
 			func() { cl.ResumeFetchPartitions(tps) }),
@@ -452,12 +549,38 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) (*taskRunner, erro
 		done:  make(chan struct{}),
 		fatal: rt.fail,
 	}
-	go tr.run()
-	return tr, nil
+	tr.start = func(ctx context.Context) (*Task, error) {
+		cp, clNext, err := rt.restoreTask(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return newTask(taskEnv{
+			ctx: rt.runCtx, log: rt.log, obs: rt.obs, producer: cl, clock: systemClock{}, store: rt.store,
+			checkpoint: cp, changelogNext: clNext,
+		}, id, rt.job)
+	}
+	rt.mu.restoring++
+	var once sync.Once
+	tr.restored = func() {
+		once.Do(func() {
+			rt.mu.Lock()
+			defer rt.mu.Unlock()
+			rt.mu.restoring--
+			rt.updateReadyLocked()
+		})
+	}
+	go func() {
+		tr.run()
+		tr.restored() // a task stopped while restoring restores no more
+	}()
+	return tr
 }
 
-// onRevoked checkpoints the revoked tasks, so the next owner starts exactly
-// where they stopped, then drops them.
+// onRevoked gives up the revoked tasks. At least once, it first commits
+// what they processed, so the next owner starts exactly there. Exactly
+// once, their work is in the open transaction, which can no longer commit
+// (franz-go's session aborts it at its next end): every task restarts
+// from its last checkpoint once the rebalance is over.
 func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	rt.cpMu.Lock()
 	defer rt.cpMu.Unlock()
@@ -465,20 +588,16 @@ func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 	if len(trs) == 0 {
 		return
 	}
-	snaps := make([]snapshot, 0, len(trs))
-	for _, tr := range trs {
-		snaps = append(snaps, tr.t.barrier())
-	}
-	if id, err := rt.commit(ctx, snaps, "revoke"); err != nil {
-		rt.log.Warn("checkpoint at revocation failed; the next owner reprocesses from the previous one", zap.Error(err))
+	if rt.exactlyOnce() {
+		rt.abort.Store(true)
 	} else {
-		rt.commitStopped(id, trs, snaps)
+		rt.commitStopped(ctx, trs, "revoke")
 	}
 	// Their state stays until the new assignment is known: the range
 	// balancer revokes every task at each rebalance, and most come back.
 	rt.mu.Lock()
 	for _, tr := range trs {
-		rt.mu.revoked[tr.t.id] = true
+		rt.mu.revoked[tr.id] = true
 	}
 	rt.mu.Unlock()
 	cl.ResumeFetchPartitions(revoked)
@@ -492,7 +611,13 @@ func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 func (rt *runtime) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	rt.cpMu.Lock()
 	defer rt.cpMu.Unlock()
-	rt.dropState(rt.stopTasks(rt.taskIDs(lost)))
+	trs := rt.stopTasks(rt.taskIDs(lost))
+	for _, tr := range trs {
+		rt.dropTaskState(tr.id)
+	}
+	if rt.exactlyOnce() && len(trs) > 0 {
+		rt.abort.Store(true)
+	}
 	cl.ResumeFetchPartitions(lost)
 	rt.forgetPartitions(lost)
 	rt.log.Warn("partitions lost; their uncommitted work will be redone by the new owner", zap.Stringers("tasks", rt.taskIDs(lost)))
@@ -503,7 +628,7 @@ func (rt *runtime) forgetPartitions(tps map[string][]int32) {
 	defer rt.mu.Unlock()
 	for topic, ps := range tps {
 		for _, p := range ps {
-			delete(rt.mu.committed[topic], p)
+			delete(rt.mu.seen[topic], p)
 			rt.obs.PartitionRevoked(topic, p)
 		}
 	}
@@ -525,137 +650,329 @@ func (rt *runtime) stopTasks(ps []TaskID) []*taskRunner {
 	rt.mu.Unlock()
 	for _, tr := range trs {
 		<-tr.done
-		rt.obs.TaskStopped(tr.t.id.String())
+		rt.obs.TaskStopped(tr.id.String())
 	}
 	return trs
 }
 
-func (rt *runtime) checkpointLoop(ctx context.Context) {
-	tick := time.NewTicker(rt.cfg.CheckpointInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			rt.checkpoint(ctx)
-		}
+// begin opens the next transaction.
+func (rt *runtime) begin() error {
+	if err := rt.sess.Begin(); err != nil {
+		return fmt.Errorf("beginning a transaction: %w", err)
 	}
+	rt.obs.TransactionOpen(time.Now())
+	return nil
 }
 
-// checkpoint takes a barrier in every running task, waits until the
-// outputs before each barrier are acknowledged, and commits the offsets.
-func (rt *runtime) checkpoint(ctx context.Context) {
+// abortAndRestart aborts the open transaction and restarts every task
+// from its last checkpoint: its state as Kafka committed it, its inputs
+// rewound to the committed offsets. Kafka decides, not this replica's
+// memory: after a commit whose outcome was unknown, Kafka knows whether
+// it landed. It runs in the poll loop with rebalances blocked.
+func (rt *runtime) abortAndRestart(ctx context.Context) {
+	rt.cpMu.Lock()
+	defer rt.cpMu.Unlock()
+	rt.abortAndRestartLocked(ctx)
+}
+
+func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
+	rt.abort.Store(false)
+	rt.mu.Lock()
+	ids := slices.Collect(maps.Keys(rt.mu.tasks))
+	rt.mu.Unlock()
+	rt.stopTasks(ids)
+	if rt.sess != nil {
+		if _, err := rt.sess.End(ctx, kgo.TryAbort); err != nil {
+			rt.fail(fmt.Errorf("aborting the transaction: %w", err))
+			return
+		}
+		rt.obs.Transaction(false)
+		rt.obs.TransactionOpen(time.Time{})
+	}
+	for _, id := range ids {
+		if rt.store != nil {
+			rt.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition}).AbortPending()
+		}
+	}
+	if len(ids) > 0 {
+		topics := map[string]bool{}
+		for _, id := range ids {
+			for _, t := range rt.job.stageTopics(id.Stage) {
+				topics[t] = true
+			}
+		}
+		committed, err := rt.fetchCommitted(ctx, slices.Sorted(maps.Keys(topics)))
+		if err != nil {
+			if ctx.Err() == nil {
+				rt.fail(fmt.Errorf("fetching committed offsets to restart tasks: %w", err))
+			}
+			return
+		}
+		rewind := map[string]map[int32]kgo.EpochOffset{}
+		rt.mu.Lock()
+		for _, id := range ids {
+			for _, topic := range rt.job.stageTopics(id.Stage) {
+				to, ok := rt.mu.seen[topic][id.Partition]
+				if c, has := committed.Lookup(topic, id.Partition); has && c.At >= 0 {
+					to, ok = kgo.EpochOffset{Epoch: c.LeaderEpoch, Offset: c.At}, true
+				}
+				if ok {
+					if rewind[topic] == nil {
+						rewind[topic] = map[int32]kgo.EpochOffset{}
+					}
+					rewind[topic][id.Partition] = to
+				}
+			}
+		}
+		rt.mu.Unlock()
+		rt.cl.SetOffsets(rewind)
+	}
+	if rt.sess != nil {
+		if err := rt.begin(); err != nil {
+			rt.fail(err)
+			return
+		}
+	}
+	rt.mu.Lock()
+	for _, id := range ids {
+		rt.mu.tasks[id] = rt.startTaskLocked(rt.cl, id)
+	}
+	rt.obs.TasksAssigned(len(rt.mu.tasks))
+	rt.updateReadyLocked()
+	rt.mu.Unlock()
+	rt.log.Warn("transaction aborted; tasks restart from their last checkpoint", zap.Stringers("tasks", ids))
+}
+
+// checkpoint takes a barrier in every running task and commits what
+// precedes the barriers: outputs, changelog and input offsets, in one
+// transaction exactly once; then, and only then, each task's state goes to
+// Pebble. Nothing processed and nothing produced since the last one: no
+// commit.
+func (rt *runtime) checkpoint(ctx context.Context, why string) {
 	rt.cpMu.Lock()
 	defer rt.cpMu.Unlock()
 	rt.mu.Lock()
 	trs := slices.Collect(maps.Values(rt.mu.tasks))
 	rt.mu.Unlock()
+	slices.SortFunc(trs, func(a, b *taskRunner) int { return compareTaskIDs(a.id, b.id) })
 	if len(trs) == 0 {
 		return
 	}
-	snaps := make([]snapshot, 0, len(trs))
+	eos := rt.exactlyOnce()
+	hs := make([]*held, 0, len(trs))
+	// release lets held tasks go on; with commit, each first commits its
+	// state of this checkpoint.
+	release := func(commit bool) {
+		for _, h := range hs {
+			if h.release != nil {
+				h.release <- heldOutcome{commit: commit, cp: h.snap.cp, clNext: h.snap.changelogNext()}
+			}
+		}
+	}
 	for _, tr := range trs {
-		var snap snapshot
-		if !tr.do(func(t *Task) { snap = t.barrier() }, ctx.Done()) {
+		h, ok := tr.barrier(ctx, eos)
+		if !ok {
+			release(false) // nothing ended: what they produce next joins the same transaction
 			return
 		}
-		snaps = append(snaps, snap)
+		if h != nil {
+			hs = append(hs, h)
+		}
 	}
-	id, err := rt.commit(ctx, snaps, "interval")
-	if err != nil {
+	committed, err := rt.commit(ctx, hs, why)
+	switch {
+	case !committed && err == nil:
+		release(false) // nothing happened since the last checkpoint
+	case committed && eos:
+		faultPoint("after-commit")
+		release(true)
+	case committed:
+		// At least once the tasks went on after their barriers; their
+		// state of this checkpoint is committed in their goroutines.
+		for _, h := range hs {
+			if !h.snap.stateful {
+				continue
+			}
+			var err error
+			cp, next := h.snap.cp, h.snap.changelogNext()
+			if !h.tr.do(func(t *Task) { err = t.commitState(cp, next) }, ctx.Done()) {
+				return
+			}
+			if err != nil {
+				rt.fail(err)
+				return
+			}
+		}
+	case eos:
+		if ctx.Err() == nil {
+			rt.log.Warn("checkpoint failed; aborting its transaction", zap.Error(err))
+		}
+		rt.abortAndRestartLocked(ctx)
+	default:
 		if ctx.Err() == nil {
 			rt.log.Warn("checkpoint failed; retrying at the next interval", zap.Error(err))
 		}
-		return
-	}
-	// Kafka has the offsets: now, and only now, the state may reach Pebble.
-	for i, tr := range trs {
-		if !snaps[i].stateful {
-			continue
-		}
-		var err error
-		offs := snaps[i].offsets
-		if !tr.do(func(t *Task) { err = t.commitState(id, offs) }, ctx.Done()) {
-			return
-		}
-		if err != nil {
-			rt.fail(err)
-			return
-		}
-	}
-}
-
-// dropState deletes the local state of tasks the replica no longer owns:
-// whoever owns them now changes their state, so this copy can only go
-// stale. (On shutdown tasks keep theirs, for a restart on this replica.)
-func (rt *runtime) dropState(trs []*taskRunner) {
-	for _, tr := range trs {
-		rt.dropTaskState(tr.t.id)
-	}
-}
-
-func (rt *runtime) dropTaskState(id TaskID) {
-	if rt.store == nil {
-		return
-	}
-	if err := rt.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition}).Drop(); err != nil {
-		rt.log.Warn("dropping the local state of a task moved elsewhere", zap.Stringer("task", id), zap.Error(err))
-	}
-}
-
-// commitStopped commits the state of stopped tasks after checkpoint id.
-func (rt *runtime) commitStopped(id int64, trs []*taskRunner, snaps []snapshot) {
-	for i, tr := range trs {
-		if snaps[i].stateful {
-			if err := tr.t.commitState(id, snaps[i].offsets); err != nil {
-				rt.fail(err)
+		// The changelog records are in Kafka regardless: the next
+		// checkpoint's positions must include them, as its state does.
+		for _, h := range hs {
+			if h.snap.changelog != nil {
+				next := h.snap.changelogNext()
+				h.tr.do(func(t *Task) { t.clNext = next }, ctx.Done())
 			}
 		}
 	}
 }
 
-// commit waits for the snapshots' outputs and commits their offsets.
-func (rt *runtime) commit(ctx context.Context, snaps []snapshot, why string) (id int64, err error) {
-	id = rt.cpID.Add(1)
+// commitStopped commits the work of stopped tasks (at least once, at
+// revocation): a barrier in each, the commit, their state.
+func (rt *runtime) commitStopped(ctx context.Context, trs []*taskRunner, why string) {
+	hs := make([]*held, 0, len(trs))
+	for _, tr := range trs {
+		if tr.t != nil {
+			hs = append(hs, &held{tr: tr, snap: tr.t.barrier()})
+		}
+	}
+	if committed, err := rt.commit(ctx, hs, why); !committed {
+		if err == nil {
+			return // nothing to commit
+		}
+		rt.log.Warn("checkpoint of stopped tasks failed; their next owner reprocesses from the previous one", zap.Error(err))
+		return
+	}
+	for _, h := range hs {
+		if err := h.tr.t.commitState(h.snap.cp, h.snap.changelogNext()); err != nil {
+			rt.fail(err)
+		}
+	}
+}
+
+// commit waits until every record produced before the barriers is
+// acknowledged, then commits the barriers' input offsets with each task's
+// checkpoint metadata: exactly once by ending the transaction, at least
+// once with a plain offset commit. It reports whether Kafka committed;
+// false with no error means there was nothing to commit.
+func (rt *runtime) commit(ctx context.Context, hs []*held, why string) (committed bool, err error) {
 	start := time.Now()
 	defer func() {
-		rt.obs.Checkpoint(time.Since(start), err)
-		if err == nil {
-			rt.log.Debug("checkpoint committed", zap.Int64("checkpoint", id), zap.String("trigger", why), zap.Duration("took", time.Since(start)))
+		if committed || err != nil {
+			rt.obs.Checkpoint(time.Since(start), err)
 		}
 	}()
-	for _, s := range snaps {
-		if err := s.epoch.Wait(ctx.Done()); err != nil {
-			if errors.Is(err, checkpoint.ErrAborted) {
-				return id, err
+	var produceErr error
+	for _, h := range hs {
+		if err := h.snap.epoch.Wait(ctx.Done()); err != nil {
+			if ctx.Err() != nil {
+				return false, err
 			}
-			// A produce failed after the client's own retries: the records
-			// before this barrier are not all durable, so their offsets
-			// must never be committed.
-			rt.fail(fmt.Errorf("producing outputs of task %s: %w", s.task, err))
-			return id, err
+			produceErr = errors.Join(produceErr, fmt.Errorf("producing outputs of task %s: %w", h.snap.task, err))
+		}
+		if h.snap.fail != nil {
+			produceErr = errors.Join(produceErr, h.snap.fail)
 		}
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
-	rt.mu.Lock()
-	for _, s := range snaps {
+	metas := map[string]map[int32]string{}
+	changed := false
+	var clRecords, clBytes int
+	for _, h := range hs {
+		s := h.snap
+		meta := commitMeta{cp: s.cp, changelog: s.changelogNext()}.encode()
+		if s.produced > 0 || !maps.Equal(s.offsets, h.tr.committed) {
+			changed = true
+		}
+		if s.changelog != nil {
+			clRecords += s.changelog.records
+			clBytes += s.changelog.size
+		}
 		for topic, eo := range s.offsets {
-			if c, ok := rt.mu.committed[topic][s.task.Partition]; ok && c == eo.Offset {
-				continue
-			}
 			if offsets[topic] == nil {
 				offsets[topic] = map[int32]kgo.EpochOffset{}
+				metas[topic] = map[int32]string{}
 			}
 			offsets[topic][s.task.Partition] = eo
+			metas[topic][s.task.Partition] = meta
 		}
 	}
-	rt.mu.Unlock()
-	if len(offsets) == 0 {
-		return id, nil
+	if produceErr != nil {
+		if !rt.exactlyOnce() {
+			// A produce failed after the client's own retries: the records
+			// before this barrier are not all durable, so their offsets
+			// must never be committed, and at least once nothing can undo
+			// what did reach Kafka.
+			rt.fail(produceErr)
+		}
+		return false, produceErr
 	}
+	if !changed {
+		return false, nil
+	}
+	if rt.exactlyOnce() {
+		err = rt.commitTransaction(ctx, offsets, metas)
+	} else {
+		err = rt.commitOffsets(ctx, offsets, metas)
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, h := range hs {
+		h.tr.committed = h.snap.offsets
+	}
+	rt.obs.CheckpointSize(clRecords, clBytes)
+	rt.log.Debug("checkpoint committed", zap.String("trigger", why), zap.Duration("took", time.Since(start)),
+		zap.Int("tasks", len(hs)), zap.Int("changelog_records", clRecords))
+	return true, nil
+}
+
+// commitTransaction ends the open transaction with the given offsets and
+// metadata (KIP-447: the group's generation fences a replica that lost its
+// tasks), and opens the next.
+func (rt *runtime) commitTransaction(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset, metas map[string]map[int32]string) error {
+	commitCtx := kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
+		ids := map[string][16]byte{}
+		for _, t := range req.Topics {
+			ids[t.Topic] = t.TopicID
+		}
+		req.Topics = req.Topics[:0]
+		for _, topic := range slices.Sorted(maps.Keys(offsets)) {
+			rt := kmsg.NewTxnOffsetCommitRequestTopic()
+			rt.Topic, rt.TopicID = topic, ids[topic]
+			for p, eo := range offsets[topic] {
+				rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+				rp.Partition, rp.Offset, rp.LeaderEpoch = p, eo.Offset, eo.Epoch
+				meta := metas[topic][p]
+				rp.Metadata = &meta
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		return nil
+	})
+	committed, err := rt.sess.End(commitCtx, kgo.TryCommit)
+	rt.obs.Transaction(committed)
+	rt.obs.TransactionOpen(time.Time{})
+	if err == nil && !committed {
+		err = errors.New("the transaction was aborted (a rebalance took tasks of this replica, or the commit was fenced)")
+	}
+	if err != nil {
+		return fmt.Errorf("committing the transaction: %w", err)
+	}
+	return rt.begin()
+}
+
+// commitOffsets commits offsets with metadata, at least once.
+func (rt *runtime) commitOffsets(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset, metas map[string]map[int32]string) error {
+	commitCtx := kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			for j := range t.Partitions {
+				meta := metas[t.Topic][t.Partitions[j].Partition]
+				t.Partitions[j].Metadata = &meta
+			}
+		}
+		return nil
+	})
 	var commitErr error
-	rt.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	rt.cl.CommitOffsetsSync(commitCtx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			commitErr = err
 			return
@@ -669,41 +986,46 @@ func (rt *runtime) commit(ctx context.Context, snaps []snapshot, why string) (id
 		}
 	})
 	if commitErr != nil {
-		return id, fmt.Errorf("committing offsets: %w", commitErr)
+		return fmt.Errorf("committing offsets: %w", commitErr)
 	}
-	rt.mu.Lock()
-	for topic, ps := range offsets {
-		if rt.mu.committed[topic] == nil {
-			rt.mu.committed[topic] = map[int32]int64{}
-		}
-		for p, eo := range ps {
-			rt.mu.committed[topic][p] = eo.Offset
-		}
-	}
-	rt.mu.Unlock()
-	return id, nil
+	return nil
 }
 
-// shutdown stops every task, commits what they processed once it is
-// acknowledged, and leaves the group.
+// dropTaskState deletes the local state of a task the replica no longer
+// owns: whoever owns it now changes its state, so this copy can only go
+// stale. (On shutdown tasks keep theirs, for a restart on this replica.)
+func (rt *runtime) dropTaskState(id TaskID) {
+	if rt.store == nil {
+		return
+	}
+	if err := rt.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition}).Drop(); err != nil {
+		rt.log.Warn("dropping the local state of a task moved elsewhere", zap.Stringer("task", id), zap.Error(err))
+	}
+}
+
+// shutdown commits a last checkpoint, stops every task and leaves the
+// group.
 func (rt *runtime) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownTimeout)
+	if !rt.abort.Load() {
+		rt.checkpoint(ctx, "shutdown")
+	}
+	cancel()
 	rt.cpMu.Lock()
 	rt.mu.Lock()
 	ps := slices.Collect(maps.Keys(rt.mu.tasks))
 	rt.mu.Unlock()
-	trs := rt.stopTasks(ps)
-	snaps := make([]snapshot, 0, len(trs))
-	for _, tr := range trs {
-		snaps = append(snaps, tr.t.barrier())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownTimeout)
-	if id, err := rt.commit(ctx, snaps, "shutdown"); err != nil {
-		rt.log.Warn("final checkpoint failed; a restart reprocesses from the previous one", zap.Error(err))
-	} else {
-		rt.commitStopped(id, trs, snaps)
-	}
-	cancel()
+	rt.stopTasks(ps)
 	rt.cpMu.Unlock()
+	if rt.sess != nil {
+		// Whatever is left open (a failed last checkpoint) is aborted, not
+		// left for the transaction timeout.
+		actx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownTimeout)
+		if _, err := rt.sess.End(actx, kgo.TryAbort); err != nil {
+			rt.log.Warn("aborting the last transaction", zap.Error(err))
+		}
+		cancel()
+	}
 	rt.cancelRun()
 	rt.cl.Close()
 	rt.log.Info("job stopped", zap.NamedError("cause", rt.fatalErrOrNil()))
@@ -718,6 +1040,13 @@ func (rt *runtime) fatalErrOrNil() error {
 	}
 }
 
+func compareTaskIDs(a, b TaskID) int {
+	if a.Stage != b.Stage {
+		return a.Stage - b.Stage
+	}
+	return int(a.Partition - b.Partition)
+}
+
 // taskIDs returns the distinct tasks owning the partitions in tps, sorted.
 func (rt *runtime) taskIDs(tps map[string][]int32) []TaskID {
 	var ids []TaskID
@@ -730,12 +1059,7 @@ func (rt *runtime) taskIDs(tps map[string][]int32) []TaskID {
 			ids = append(ids, TaskID{Stage: stage, Partition: p})
 		}
 	}
-	slices.SortFunc(ids, func(a, b TaskID) int {
-		if a.Stage != b.Stage {
-			return a.Stage - b.Stage
-		}
-		return int(a.Partition - b.Partition)
-	})
+	slices.SortFunc(ids, compareTaskIDs)
 	return slices.Compact(ids)
 }
 

@@ -31,7 +31,7 @@ func TableJoin[K comparable, L, R, OUT any](stream KeyedStream[K, L], table stri
 	if err := reg.Err(); err != nil {
 		job.buildErr(err)
 	}
-	job.stateful = true
+	job.AddStatefulOperator(out.Name(), out.n.stage)
 	stage := stream.n.stage
 	src := "table:" + table
 	job.sources = append(job.sources, &source{topic: table, name: src, stage: stage, build: func(t *Task) (SourceFunc, error) {

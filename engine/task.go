@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -76,7 +78,19 @@ type Task struct {
 	next  map[string]kgo.EpochOffset
 	epoch *checkpoint.Epoch
 	ack   func(*kgo.Record, error) // acknowledges a record of epoch
-	err   error                    // the record error that stopped the task, if any
+	// produced counts the records produced since the last barrier.
+	produced int
+	err      error // the record error that stopped the task, if any
+
+	// cp is the checkpoint the task's work belongs to until its next
+	// barrier: the last committed one plus one.
+	cp int64
+	// changelogs are the changelog topics of the job's stateful
+	// operators, by operator id; clNext is, per changelog topic, the
+	// offset after the last record the committed state includes (see
+	// commitMeta).
+	changelogs map[string]string
+	clNext     map[string]int64
 }
 
 // taskEnv is what a replica (or a local harness) gives each of its tasks.
@@ -87,6 +101,10 @@ type taskEnv struct {
 	producer Producer
 	clock    Clock
 	store    *state.Store // nil for a job without state
+	// checkpoint is the task's last committed checkpoint (0 for none) and
+	// changelogNext the changelog positions its state includes.
+	checkpoint    int64
+	changelogNext map[string]int64
 }
 
 func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
@@ -102,6 +120,17 @@ func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
 		sources:   make(map[string]SourceFunc, len(j.sources)),
 		byName:    make(map[string]*OpStats),
 		next:      make(map[string]kgo.EpochOffset, len(j.sources)),
+		cp:        env.checkpoint + 1,
+		clNext:    map[string]int64{},
+	}
+	if len(j.changelogs) > 0 {
+		t.changelogs = make(map[string]string, len(j.changelogs))
+		for op, it := range j.changelogs {
+			t.changelogs[op] = it.name
+		}
+	}
+	for topic, off := range env.changelogNext {
+		t.clNext[topic] = off
 	}
 	t.newEpoch(nil)
 	if env.store != nil {
@@ -159,6 +188,7 @@ func (t *Task) Stats(operator string) *OpStats {
 // acknowledged it. It may block when the producer's buffer is full; that is
 // the backpressure that keeps memory bounded. r must not be modified after.
 func (t *Task) Produce(r *kgo.Record) {
+	t.produced++
 	t.epoch.Add()
 	t.producer.Produce(t.ctx, r, t.ack)
 }
@@ -208,36 +238,109 @@ func (t *Task) recordError(r *kgo.Record, err error) error {
 }
 
 // snapshot is what a barrier captures: the offsets of exactly the records
-// processed before it, and the epoch holding their outputs.
+// processed before it, the epoch holding their outputs, and the changelog
+// records that carry the state they changed.
 type snapshot struct {
 	task    TaskID
+	cp      int64
 	offsets map[string]kgo.EpochOffset
 	epoch   *checkpoint.Epoch
 	err     error
-	// stateful is set when the task has a store with writes flushed at
-	// this barrier, to commit to Pebble once Kafka has the offsets.
+	// fail is an error writing the changelog: the checkpoint cannot commit.
+	fail error
+	// produced counts the records produced in the epoch, changelog
+	// included: with it and unchanged offsets, there is nothing to commit.
+	produced int
+	// stateful is set when the task has a store whose flushed writes go
+	// to Pebble once Kafka has the checkpoint.
 	stateful bool
+	// clNext is the changelog positions of the last committed state, and
+	// changelog the positions this barrier's records reached once they
+	// are acknowledged: together, the positions after this checkpoint.
+	clNext    map[string]int64
+	changelog *changelogAcks
 }
 
-// barrier cuts the task between two records: it seals the current epoch,
-// opens the next and returns the offsets processed so far.
+// changelogNext returns the changelog positions the snapshot's state
+// includes. Call it only after the snapshot's epoch completed.
+func (s snapshot) changelogNext() map[string]int64 {
+	next := maps.Clone(s.clNext)
+	if s.changelog != nil {
+		maps.Copy(next, s.changelog.next)
+	}
+	return next
+}
+
+// changelogAcks collects, from produce callbacks on any goroutine, the
+// offset after the last acknowledged changelog record of each topic.
+type changelogAcks struct {
+	mu            sync.Mutex
+	next          map[string]int64
+	records, size int
+}
+
+// barrier cuts the task between two records: it writes the state changed
+// since the last barrier to the changelog, seals the current epoch, opens
+// the next and returns the offsets processed so far.
 func (t *Task) barrier() snapshot {
 	// Tell downstream stages where event time is, inside this epoch.
 	t.sendWatermark(true)
+	var cl *changelogAcks
+	var fail error
+	if t.store != nil {
+		cl, fail = t.writeChangelog(t.store.Flush())
+	}
 	sealed := t.epoch
 	t.newEpoch(sealed)
 	sealed.Seal()
-	if t.store != nil {
-		// The changelog (exactly-once checkpoints) will write these into
-		// the transaction; until then they wait in the pending generation,
-		// off Pebble, until the offsets are committed.
-		_ = t.store.Flush()
+	snap := snapshot{
+		task: t.id, cp: t.cp, offsets: maps.Clone(t.next), epoch: sealed, err: t.err, fail: fail,
+		produced: t.produced, stateful: t.store != nil, clNext: t.clNext, changelog: cl,
 	}
-	offs := make(map[string]kgo.EpochOffset, len(t.next))
-	for k, v := range t.next {
-		offs[k] = v
+	t.produced = 0
+	return snap
+}
+
+// writeChangelog produces each mutation to its operator's changelog
+// topic, in the partition of the task, as part of the current epoch.
+// Tombstones are records without a value; a value is never nil, so the
+// two stay apart.
+func (t *Task) writeChangelog(muts []state.Mutation) (*changelogAcks, error) {
+	if len(muts) == 0 {
+		return nil, nil
 	}
-	return snapshot{task: t.id, offsets: offs, epoch: sealed, err: t.err, stateful: t.store != nil}
+	acks := &changelogAcks{next: map[string]int64{}}
+	ep := t.epoch
+	promise := func(r *kgo.Record, err error) {
+		if err == nil {
+			acks.mu.Lock()
+			if r.Offset+1 > acks.next[r.Topic] {
+				acks.next[r.Topic] = r.Offset + 1
+			}
+			acks.mu.Unlock()
+		}
+		ep.Ack(err)
+	}
+	for _, m := range muts {
+		op, err := state.OperatorOf(m.Key)
+		if err != nil {
+			return acks, fmt.Errorf("task %s: changelog: %w", t.id, err)
+		}
+		topic, ok := t.changelogs[op]
+		if !ok {
+			return acks, fmt.Errorf("task %s: state of operator %q, which declared none (AddStatefulOperator)", t.id, op)
+		}
+		v := m.Value
+		if !m.Tombstone && v == nil {
+			v = []byte{}
+		}
+		acks.records++
+		acks.size += len(m.Key) + len(v)
+		t.produced++
+		ep.Add()
+		t.producer.Produce(t.ctx, &kgo.Record{Topic: topic, Partition: t.id.Partition, Key: m.Key, Value: v, Context: controlRecord}, promise)
+	}
+	return acks, nil
 }
 
 // flushStats publishes the counts gathered since the last call.
@@ -333,13 +436,14 @@ func (q *inbox) pop() (batch, bool) {
 // its control channel: the most a barrier waits behind.
 const barrierChunk = 256
 
-func inputOffsetKey(topic string) string { return "input/" + topic }
-
-// taskCmd runs fn in a running task's goroutine at its next cut between
-// records: a barrier, or the Pebble commit after Kafka committed one.
+// taskCmd runs fn in a task's goroutine at its next cut between records:
+// a barrier, or the Pebble commit after Kafka committed one. fn gets nil
+// while the task is still restoring its state. activate, instead, lets a
+// restored task start processing.
 type taskCmd struct {
-	fn   func(*Task)
-	done chan struct{}
+	fn       func(*Task)
+	activate bool
+	done     chan struct{}
 }
 
 // do runs fn in the task's goroutine and waits for it, or for stop.
@@ -356,36 +460,119 @@ func (r *taskRunner) do(fn func(*Task), stop <-chan struct{}) bool {
 	return true
 }
 
-// commitState writes the state flushed at the barrier of checkpoint id to
-// Pebble: only ever after Kafka has committed that checkpoint's offsets,
-// which it records with the state (under "input/<topic>"), so a restart
-// can tell whether the local state matches what the group committed.
-func (t *Task) commitState(id int64, offsets map[string]kgo.EpochOffset) error {
+// held is a task at a checkpoint's barrier. With exactly-once the task
+// waits there, producing nothing, until release brings the outcome: what
+// it would produce next must not join the transaction that commits the
+// offsets of its barrier.
+type held struct {
+	tr      *taskRunner
+	snap    snapshot
+	release chan heldOutcome // nil when the task does not wait
+}
+
+// heldOutcome ends a hold: commit says the checkpoint committed, and the
+// task commits its state (checkpoint cp, changelog positions clNext) to
+// Pebble before it goes on; otherwise it goes on with its state pending,
+// to be committed by a later checkpoint.
+type heldOutcome struct {
+	commit bool
+	cp     int64
+	clNext map[string]int64
+}
+
+// barrier takes a barrier in the task; with hold, the task then waits for
+// h.release (or its stop). It returns a nil held for a task still
+// restoring (it has nothing to commit), and false if the task or ctx ended
+// first.
+func (r *taskRunner) barrier(ctx context.Context, hold bool) (*held, bool) {
+	h := &held{tr: r}
+	if hold {
+		h.release = make(chan heldOutcome, 1)
+	}
+	ready := make(chan bool, 1)
+	c := taskCmd{done: make(chan struct{}), fn: func(t *Task) {
+		if t == nil {
+			ready <- false
+			return
+		}
+		h.snap = t.barrier()
+		ready <- true
+		if !hold {
+			return
+		}
+		select {
+		case o := <-h.release:
+			if o.commit {
+				if err := t.commitState(o.cp, o.clNext); err != nil {
+					t.err = err
+					r.fatal(err)
+				}
+			}
+		case <-r.stop:
+		}
+	}}
+	select {
+	case r.ctrl <- c:
+	case <-r.done:
+		return nil, false
+	case <-ctx.Done():
+		return nil, false
+	}
+	if !<-ready {
+		return nil, true
+	}
+	return h, true
+}
+
+// commitState makes checkpoint cp, which Kafka has committed, the task's
+// committed checkpoint: it writes the state flushed at its barrier to
+// Pebble with the changelog positions that state includes (clNext), so a
+// restart restores only the changelog after them.
+func (t *Task) commitState(cp int64, clNext map[string]int64) error {
+	t.cp = cp + 1
+	t.clNext = clNext
 	if t.store == nil {
 		return nil
 	}
-	in := make(map[string]int64, len(offsets))
-	for topic, eo := range offsets {
-		in[inputOffsetKey(topic)] = eo.Offset
-	}
-	if err := t.store.CommitPending(id, in); err != nil {
-		return fmt.Errorf("task %s: committing state of checkpoint %d: %w", t.id, id, err)
+	if err := t.store.CommitPending(cp, clNext); err != nil {
+		return fmt.Errorf("task %s: committing state of checkpoint %d: %w", t.id, cp, err)
 	}
 	return nil
 }
 
-// taskRunner is the goroutine that owns a task in a running job.
+// taskRunner is the goroutine that owns a task in a running job. It first
+// restores the task's state (start), then waits for the runtime to
+// activate it, which happens between checkpoints, and only then processes.
 type taskRunner struct {
-	t     *Task
+	id    TaskID
 	in    *inbox
 	ctrl  chan taskCmd
 	stop  chan struct{}
 	done  chan struct{}
 	fatal func(error)
+	// start restores the task's state and builds it; ctx ends when the
+	// task is stopped. restored is called once start succeeded.
+	start    func(ctx context.Context) (*Task, error)
+	restored func()
+	// ready is set once the task is restored and waits to be activated;
+	// active once it was (only the runtime's poll goroutine touches it).
+	ready  atomic.Bool
+	active bool
+	// t is the task; the runner's goroutine sets it, others read it only
+	// through commands or after done is closed (nil if it never started).
+	t *Task
+	// committed is the input offsets of the task's last committed
+	// checkpoint; only the checkpointing goroutine touches it.
+	committed map[string]kgo.EpochOffset
 }
 
 func (r *taskRunner) run() {
 	defer close(r.done)
+	t, ok := r.restore()
+	if !ok {
+		return
+	}
+	r.t = t
 	defer r.t.flushStats()
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
@@ -434,6 +621,60 @@ func (r *taskRunner) run() {
 			}
 			r.t.flushStats()
 		}
+	}
+}
+
+// restore runs start, answering commands meanwhile (a checkpoint skips a
+// task that is not running), then waits for activation.
+func (r *taskRunner) restore() (*Task, bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		t   *Task
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		t, err := r.start(ctx)
+		res <- result{t, err}
+	}()
+	var t *Task
+	for {
+		select {
+		case x := <-res:
+			if x.err != nil {
+				r.fatal(x.err)
+				return nil, false
+			}
+			t = x.t
+			r.ready.Store(true)
+			r.restored()
+		case c := <-r.ctrl:
+			if c.activate {
+				close(c.done)
+				return t, true
+			}
+			c.fn(nil)
+			close(c.done)
+		case <-r.stop:
+			if t == nil {
+				cancel()
+				<-res // the restore stops using the store before anyone drops it
+			}
+			return nil, false
+		}
+	}
+}
+
+// activate lets a restored task process. Only the poll goroutine calls it,
+// between checkpoints, so a task never starts inside one.
+func (r *taskRunner) activate() {
+	c := taskCmd{activate: true, done: make(chan struct{})}
+	select {
+	case r.ctrl <- c:
+		<-c.done
+		r.active = true
+	case <-r.done:
 	}
 }
 

@@ -144,7 +144,7 @@ func windowOperator[K comparable, IN, OUT any](in KeyedStream[K, IN], name strin
 	if err := reg.Err(); err != nil {
 		job.buildErr(err)
 	}
-	job.stateful = true
+	job.AddStatefulOperator(out.Name(), out.n.stage)
 	lateness := windowing.Millis(cfg.lateness.Milliseconds())
 	// Nothing is dropped silently: without a side output, late records go
 	// to a topic, by default <group>-<operator>-late, created by Weir.

@@ -36,7 +36,7 @@ func WindowJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right Keyed
 	if err := reg.Err(); err != nil {
 		job.buildErr(err)
 	}
-	job.stateful = true
+	job.AddStatefulOperator(out.Name(), out.n.stage)
 
 	var joiners sync.Map // *Task -> *windowJoiner, the first subscriber's, taken by the second
 	get := func(t *Task) (*windowJoiner[K, L, R, OUT], error) {

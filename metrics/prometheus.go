@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,13 @@ type Prometheus struct {
 	idle          *prometheus.GaugeVec
 	tasks         prometheus.Gauge
 	ready         prometheus.Gauge
+	cpRecords     prometheus.Counter
+	cpSize        prometheus.Histogram
+	txns          *prometheus.CounterVec
+	txnSince      atomic.Int64 // Unix nanoseconds; 0 when no transaction is open
+	restored      prometheus.Counter
+	restoreLeft   *prometheus.GaugeVec
+	restoreTook   prometheus.Histogram
 }
 
 var _ observe.Observer = (*Prometheus)(nil)
@@ -79,9 +87,41 @@ func New(job string) *Prometheus {
 			Name: "weir_ready", Help: "1 when the replica is ready (assigned, not halted), else 0.", ConstLabels: labels,
 		}),
 	}
-	for _, c := range []prometheus.Collector{p.recordsIn, p.recordsOut, p.recordsFailed, p.recordsLate, p.lag, p.checkpoints, p.cpDuration, p.watermark, p.idle, p.tasks, p.ready} {
+	p.cpRecords = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "weir_checkpoint_changelog_records_total", Help: "State changelog records written by committed checkpoints.", ConstLabels: labels,
+	})
+	p.cpSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "weir_checkpoint_size_bytes", Help: "Changelog bytes (keys and values) a committed checkpoint wrote.", ConstLabels: labels,
+		Buckets: prometheus.ExponentialBuckets(256, 4, 12),
+	})
+	p.txns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_transactions_total", Help: "Kafka transactions ended, by outcome (committed, aborted).", ConstLabels: labels,
+	}, []string{"outcome"})
+	txnAge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "weir_transaction_open_seconds", Help: "Age of the replica's open Kafka transaction; 0 when none is open.", ConstLabels: labels,
+	}, func() float64 {
+		since := p.txnSince.Load()
+		if since == 0 {
+			return 0
+		}
+		return time.Since(time.Unix(0, since)).Seconds()
+	})
+	p.restored = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "weir_restore_records_total", Help: "Changelog records applied while restoring task state.", ConstLabels: labels,
+	})
+	p.restoreLeft = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "weir_restore_remaining_records", Help: "Changelog records a restoring task has at most left to read; 0 when restored.", ConstLabels: labels,
+	}, []string{"task"})
+	p.restoreTook = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "weir_restore_duration_seconds", Help: "Time a task took to restore its state from the changelog.", ConstLabels: labels,
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+	})
+	for _, c := range []prometheus.Collector{p.recordsIn, p.recordsOut, p.recordsFailed, p.recordsLate, p.lag, p.checkpoints, p.cpDuration, p.watermark, p.idle, p.tasks, p.ready,
+		p.cpRecords, p.cpSize, p.txns, txnAge, p.restored, p.restoreLeft, p.restoreTook} {
 		f(c)
 	}
+	p.txns.WithLabelValues("committed")
+	p.txns.WithLabelValues("aborted")
 	// Both outcomes exist from the start so rate() and alerts see zeros.
 	p.checkpoints.WithLabelValues("ok")
 	p.checkpoints.WithLabelValues("failed")
@@ -121,6 +161,37 @@ func (p *Prometheus) Checkpoint(took time.Duration, err error) {
 	p.cpDuration.Observe(took.Seconds())
 }
 
+func (p *Prometheus) CheckpointSize(records, bytes int) {
+	p.cpRecords.Add(float64(records))
+	p.cpSize.Observe(float64(bytes))
+}
+
+func (p *Prometheus) Transaction(committed bool) {
+	if committed {
+		p.txns.WithLabelValues("committed").Inc()
+	} else {
+		p.txns.WithLabelValues("aborted").Inc()
+	}
+}
+
+func (p *Prometheus) TransactionOpen(since time.Time) {
+	if since.IsZero() {
+		p.txnSince.Store(0)
+	} else {
+		p.txnSince.Store(since.UnixNano())
+	}
+}
+
+func (p *Prometheus) RestoreProgress(task string, restored, remaining int64) {
+	p.restoreLeft.WithLabelValues(task).Set(float64(remaining))
+}
+
+func (p *Prometheus) RestoreDone(task string, records int64, took time.Duration) {
+	p.restored.Add(float64(records))
+	p.restoreLeft.WithLabelValues(task).Set(0)
+	p.restoreTook.Observe(took.Seconds())
+}
+
 func (p *Prometheus) Watermark(task string, wm time.Time, allIdle bool) {
 	if !wm.IsZero() {
 		p.watermark.WithLabelValues(task).Set(float64(wm.UnixMilli()) / 1000)
@@ -135,6 +206,7 @@ func (p *Prometheus) Watermark(task string, wm time.Time, allIdle bool) {
 func (p *Prometheus) TaskStopped(task string) {
 	p.watermark.DeleteLabelValues(task)
 	p.idle.DeleteLabelValues(task)
+	p.restoreLeft.DeleteLabelValues(task)
 }
 
 func (p *Prometheus) TasksAssigned(n int) { p.tasks.Set(float64(n)) }

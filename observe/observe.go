@@ -32,6 +32,20 @@ type Observer interface {
 	// Checkpoint reports one checkpoint: how long it took from barrier to
 	// committed offsets, and its error if it failed.
 	Checkpoint(took time.Duration, err error)
+	// CheckpointSize reports what a committed checkpoint wrote to the
+	// state changelogs: records, and bytes of keys and values.
+	CheckpointSize(records, bytes int)
+	// Transaction reports the end of one of the replica's Kafka
+	// transactions: committed, or aborted (and the work in it redone).
+	Transaction(committed bool)
+	// TransactionOpen reports when the replica's current transaction
+	// began, or the zero time when none is open.
+	TransactionOpen(since time.Time)
+	// RestoreProgress reports a task restoring its state from the
+	// changelog: records applied so far, and at most how many remain.
+	RestoreProgress(task string, restored, remaining int64)
+	// RestoreDone reports a task's finished restore.
+	RestoreDone(task string, records int64, took time.Duration)
 	// Watermark reports a task's event-time watermark when it moves, and
 	// whether every input of the task is idle.
 	Watermark(task string, watermark time.Time, allIdle bool)
@@ -49,14 +63,19 @@ type Nop struct{}
 
 var _ Observer = Nop{}
 
-func (Nop) RecordsIn(string, int)             {}
-func (Nop) RecordsOut(string, int)            {}
-func (Nop) RecordsFailed(string, int)         {}
-func (Nop) RecordsLate(string, int)           {}
-func (Nop) ConsumerLag(string, int32, int64)  {}
-func (Nop) PartitionRevoked(string, int32)    {}
-func (Nop) Checkpoint(time.Duration, error)   {}
-func (Nop) Watermark(string, time.Time, bool) {}
-func (Nop) TaskStopped(string)                {}
-func (Nop) TasksAssigned(int)                 {}
-func (Nop) Ready(bool)                        {}
+func (Nop) RecordsIn(string, int)                    {}
+func (Nop) RecordsOut(string, int)                   {}
+func (Nop) RecordsFailed(string, int)                {}
+func (Nop) RecordsLate(string, int)                  {}
+func (Nop) ConsumerLag(string, int32, int64)         {}
+func (Nop) PartitionRevoked(string, int32)           {}
+func (Nop) Checkpoint(time.Duration, error)          {}
+func (Nop) Watermark(string, time.Time, bool)        {}
+func (Nop) CheckpointSize(int, int)                  {}
+func (Nop) Transaction(bool)                         {}
+func (Nop) TransactionOpen(time.Time)                {}
+func (Nop) RestoreProgress(string, int64, int64)     {}
+func (Nop) RestoreDone(string, int64, time.Duration) {}
+func (Nop) TaskStopped(string)                       {}
+func (Nop) TasksAssigned(int)                        {}
+func (Nop) Ready(bool)                               {}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/datadriven"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -16,6 +15,7 @@ import (
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/observe"
 	"github.com/weirstream/weir/operators"
 )
 
@@ -57,6 +57,7 @@ func (r *recorder) take() []*kgo.Record {
 
 // counts is an observer keeping per-operator totals.
 type counts struct {
+	observe.Nop
 	mu              sync.Mutex
 	in, out, failed map[string]int
 }
@@ -65,17 +66,9 @@ func newCounts() *counts {
 	return &counts{in: map[string]int{}, out: map[string]int{}, failed: map[string]int{}}
 }
 
-func (c *counts) RecordsIn(op string, n int)        { c.add(c.in, op, n) }
-func (c *counts) RecordsOut(op string, n int)       { c.add(c.out, op, n) }
-func (c *counts) RecordsLate(string, int)           {}
-func (c *counts) RecordsFailed(op string, n int)    { c.add(c.failed, op, n) }
-func (c *counts) ConsumerLag(string, int32, int64)  {}
-func (c *counts) PartitionRevoked(string, int32)    {}
-func (c *counts) Checkpoint(time.Duration, error)   {}
-func (c *counts) Watermark(string, time.Time, bool) {}
-func (c *counts) TaskStopped(string)                {}
-func (c *counts) TasksAssigned(int)                 {}
-func (c *counts) Ready(bool)                        {}
+func (c *counts) RecordsIn(op string, n int)     { c.add(c.in, op, n) }
+func (c *counts) RecordsOut(op string, n int)    { c.add(c.out, op, n) }
+func (c *counts) RecordsFailed(op string, n int) { c.add(c.failed, op, n) }
 func (c *counts) add(m map[string]int, op string, n int) {
 	c.mu.Lock()
 	m[op] += n

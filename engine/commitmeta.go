@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// commitMeta is what a checkpoint writes into the offset-commit metadata of
+// each input partition of a task, in the same transaction as the offsets:
+// the checkpoint's id and, per changelog topic of the task, the offset
+// after the last changelog record the checkpoint's state includes.
+//
+// It is how a task that starts finds its state in Kafka: the committed
+// offsets say where to read the input from, and this says up to where
+// the changelog holds the matching state. A restarted replica whose local
+// store is behind (it crashed between the Kafka commit and the Pebble
+// commit, or the task ran elsewhere since) restores the changelog from its
+// local position up to exactly these offsets; records past them belong to
+// transactions that aborted or, at-least-once, to work that was never
+// committed and will be redone.
+type commitMeta struct {
+	cp        int64
+	changelog map[string]int64
+}
+
+// commitMetaPrefix starts every metadata string Weir writes; anything else
+// (an empty string, another tool's) is not Weir's.
+const commitMetaPrefix = "weir1 "
+
+// maxCommitMeta is Kafka's default offset.metadata.max.bytes.
+const maxCommitMeta = 4096
+
+// encode formats m as "weir1 cp=<id> cl=<topic>:<offset>,...", topics
+// sorted.
+func (m commitMeta) encode() string {
+	var b strings.Builder
+	b.WriteString(commitMetaPrefix)
+	b.WriteString("cp=")
+	b.WriteString(strconv.FormatInt(m.cp, 10))
+	if len(m.changelog) > 0 {
+		b.WriteString(" cl=")
+		for i, topic := range slices.Sorted(maps.Keys(m.changelog)) {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(topic)
+			b.WriteByte(':')
+			b.WriteString(strconv.FormatInt(m.changelog[topic], 10))
+		}
+	}
+	return b.String()
+}
+
+// parseCommitMeta parses what encode wrote. ok is false for metadata that
+// is not Weir's; err is set for Weir metadata that does not parse.
+func parseCommitMeta(s string) (m commitMeta, ok bool, err error) {
+	rest, ok := strings.CutPrefix(s, commitMetaPrefix)
+	if !ok {
+		return commitMeta{}, false, nil
+	}
+	bad := func(what string) error { return fmt.Errorf("commit metadata %q: %s", s, what) }
+	m.changelog = map[string]int64{}
+	for field := range strings.FieldsSeq(rest) {
+		k, v, _ := strings.Cut(field, "=")
+		switch k {
+		case "cp":
+			if m.cp, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return commitMeta{}, true, bad("checkpoint id")
+			}
+		case "cl":
+			for entry := range strings.SplitSeq(v, ",") {
+				i := strings.LastIndexByte(entry, ':')
+				if i <= 0 {
+					return commitMeta{}, true, bad("changelog entry " + entry)
+				}
+				off, err := strconv.ParseInt(entry[i+1:], 10, 64)
+				if err != nil || off < 0 {
+					return commitMeta{}, true, bad("changelog offset " + entry)
+				}
+				m.changelog[entry[:i]] = off
+			}
+		}
+	}
+	return m, true, nil
+}

@@ -1,0 +1,279 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/weirstream/weir/state"
+)
+
+// fetchCommitted returns the group's committed offsets of topics, waiting
+// while a transaction that commits some of them is still open
+// (UNSTABLE_OFFSET_COMMIT): those offsets are about to change, and the
+// state matching them with them.
+func (rt *runtime) fetchCommitted(ctx context.Context, topics []string) (kadm.OffsetResponses, error) {
+	adm := kadm.NewClient(rt.cl)
+	return backoff.Retry(ctx, func() (kadm.OffsetResponses, error) {
+		resps, err := adm.FetchOffsetsForTopics(kadm.RequireStable(ctx), rt.cfg.Group, topics...)
+		if err != nil {
+			return nil, err
+		}
+		if err := resps.Error(); err != nil {
+			if errors.Is(err, kerr.UnstableOffsetCommit) {
+				return nil, err // a transaction is committing them: wait
+			}
+			return nil, backoff.Permanent(err)
+		}
+		return resps, nil
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
+		InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Second,
+	}), backoff.WithMaxElapsedTime(0))
+}
+
+// committedCheckpoint returns what the group committed for task id: its
+// checkpoint metadata, and whether any of its input partitions has a
+// committed offset at all.
+func (rt *runtime) committedCheckpoint(ctx context.Context, id TaskID) (commitMeta, bool, error) {
+	topics := rt.job.stageTopics(id.Stage)
+	resps, err := rt.fetchCommitted(ctx, topics)
+	if err != nil {
+		return commitMeta{}, false, fmt.Errorf("task %s: fetching committed offsets: %w", id, err)
+	}
+	var meta commitMeta
+	var found, weir bool
+	for _, topic := range topics {
+		r, ok := resps.Lookup(topic, id.Partition)
+		if !ok || r.At < 0 {
+			continue
+		}
+		found = true
+		m, ok, err := parseCommitMeta(r.Metadata)
+		if err != nil {
+			return commitMeta{}, false, fmt.Errorf("task %s: %s/%d: %w", id, topic, id.Partition, err)
+		}
+		if ok && (!weir || m.cp > meta.cp) {
+			meta, weir = m, true
+		}
+	}
+	if found && !weir {
+		rt.log.Warn("committed offsets carry no Weir checkpoint (committed by another tool?); the state restores to the end of its changelog",
+			zap.Stringer("task", id))
+		meta.changelog = nil
+	}
+	return meta, found, nil
+}
+
+// taskChangelogs returns the changelog topics of stage's operators.
+func (j *Job) taskChangelogs(stage int) []string {
+	var ts []string
+	for _, it := range j.changelogs {
+		if it.from == stage {
+			ts = append(ts, it.name)
+		}
+	}
+	slices.Sort(ts)
+	return ts
+}
+
+// restoreTask brings task id's local state to the checkpoint the group
+// committed for it, before the task processes anything, and returns that
+// checkpoint's id and changelog positions.
+//
+// Kafka decides: the committed offsets' metadata (commitMeta) names the
+// changelog position of every state topic. Where the local store recorded
+// the same position, it is current and nothing is read. Where it is behind
+// (a crash between the Kafka commit and the Pebble commit, or the task ran
+// on another replica since), the changelog from the local position up to
+// the committed one is applied. Where there is no local state, the whole
+// changelog up to it. Local state ahead of Kafka (offsets reset by hand)
+// is dropped first. A task with nothing committed starts empty.
+func (rt *runtime) restoreTask(ctx context.Context, id TaskID) (int64, map[string]int64, error) {
+	meta, committed, err := rt.committedCheckpoint(ctx, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	topics := rt.job.taskChangelogs(id.Stage)
+	if rt.store == nil || len(topics) == 0 {
+		return meta.cp, nil, nil
+	}
+	ts := rt.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition})
+	localCp, local, hasLocal, err := ts.Checkpoint()
+	if err != nil {
+		return 0, nil, fmt.Errorf("task %s: reading the local checkpoint: %w", id, err)
+	}
+	drop := func(why string) error {
+		rt.log.Warn("dropping the task's local state", zap.Stringer("task", id), zap.String("why", why), zap.Int64("local_checkpoint", localCp))
+		hasLocal, local = false, nil
+		return ts.Drop()
+	}
+	if !committed {
+		if hasLocal {
+			if err := drop("the group has committed nothing for it"); err != nil {
+				return 0, nil, err
+			}
+		}
+		return 0, map[string]int64{}, nil
+	}
+	targets := maps.Clone(meta.changelog)
+	if targets == nil {
+		targets = map[string]int64{}
+	}
+	var unknown []string
+	for _, topic := range topics {
+		if _, ok := targets[topic]; !ok && meta.changelog == nil {
+			unknown = append(unknown, topic)
+		}
+	}
+	if len(unknown) > 0 { // not Weir's commit: restore to the end
+		ends, err := kadm.NewClient(rt.cl).ListCommittedOffsets(ctx, unknown...)
+		if err != nil {
+			return 0, nil, fmt.Errorf("task %s: listing changelog end offsets: %w", id, err)
+		}
+		for _, topic := range unknown {
+			if o, ok := ends.Lookup(topic, id.Partition); ok && o.Err == nil {
+				targets[topic] = o.Offset
+			}
+		}
+	}
+	for topic, target := range targets {
+		if local[topic] > target {
+			if err := drop(fmt.Sprintf("its changelog %s position %d is past the committed %d (offsets reset?)", topic, local[topic], target)); err != nil {
+				return 0, nil, err
+			}
+			break
+		}
+	}
+	from := map[string]int64{}
+	for topic, target := range targets {
+		if f := local[topic]; f < target {
+			from[topic] = f
+		}
+	}
+	if len(from) == 0 {
+		if hasLocal {
+			rt.log.Info("task resumes from its local state", zap.Stringer("task", id), zap.Int64("checkpoint", meta.cp))
+		}
+		if !hasLocal || localCp != meta.cp {
+			// Record the committed checkpoint, so the next start compares
+			// against it.
+			if err := ts.FinishRestore(meta.cp, targets); err != nil {
+				return 0, nil, err
+			}
+		}
+		return meta.cp, targets, nil
+	}
+	if err := rt.readChangelog(ctx, id, ts, from, targets); err != nil {
+		ts.AbortPending() // drops an unfinished restore batch with the rest
+		return 0, nil, err
+	}
+	if err := ts.FinishRestore(meta.cp, targets); err != nil {
+		return 0, nil, err
+	}
+	return meta.cp, targets, nil
+}
+
+// restoreProgressEvery is how many changelog records a restore applies
+// between two progress reports.
+const restoreProgressEvery = 10000
+
+// readChangelog applies the changelog records of task id in [from, to) of
+// each topic to ts, reading committed records only.
+func (rt *runtime) readChangelog(ctx context.Context, id TaskID, ts *state.TaskStore, from, to map[string]int64) error {
+	start := time.Now()
+	var total int64
+	for topic, f := range from {
+		total += to[topic] - f
+	}
+	rt.log.Info("restoring task state from the changelog", zap.Stringer("task", id),
+		zap.Any("from", from), zap.Any("to", to), zap.Int64("records_at_most", total))
+	// The committed positions must exist: a changelog ending below them
+	// was deleted or truncated, and waiting would wait forever.
+	ends, err := kadm.NewClient(rt.cl).ListEndOffsets(ctx, slices.Collect(maps.Keys(from))...)
+	if err != nil {
+		return fmt.Errorf("task %s: listing changelog end offsets: %w", id, err)
+	}
+	for topic := range from {
+		o, ok := ends.Lookup(topic, id.Partition)
+		if !ok || o.Err != nil {
+			return fmt.Errorf("task %s: changelog %s partition %d: %w", id, topic, id.Partition, errors.Join(o.Err, errors.New("no end offset")))
+		}
+		if o.Offset < to[topic] {
+			return fmt.Errorf("task %s: changelog %s partition %d ends at offset %d, below the committed state's %d: it was deleted or truncated; reset the job's offsets and state",
+				id, topic, id.Partition, o.Offset, to[topic])
+		}
+	}
+	parts := map[string]map[int32]kgo.Offset{}
+	for topic, f := range from {
+		parts[topic] = map[int32]kgo.Offset{id.Partition: kgo.NewOffset().At(f)}
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(rt.cfg.kgoOpts),
+		kgo.SeedBrokers(rt.cfg.Brokers...),
+		kgo.WithLogger(kgoLogger{rt.log}),
+		kgo.ConsumePartitions(parts),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)...)
+	if err != nil {
+		return fmt.Errorf("task %s: restore client: %w", id, err)
+	}
+	defer cl.Close()
+	pending := maps.Clone(from)
+	var restored int64
+	var lastReport int64
+	for len(pending) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ferr error
+		fs.EachError(func(topic string, p int32, err error) {
+			rt.log.Warn("changelog fetch error during restore", zap.Stringer("task", id), zap.String("topic", topic), zap.Error(err))
+			if errors.Is(err, kerr.UnknownTopicOrPartition) {
+				ferr = fmt.Errorf("task %s: changelog %s: %w", id, topic, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		var rerr error
+		fs.EachRecord(func(r *kgo.Record) {
+			target, ok := pending[r.Topic]
+			if !ok || rerr != nil {
+				return
+			}
+			if r.Offset < target {
+				if rerr = ts.Restore(r.Key, r.Value, r.Value == nil); rerr != nil {
+					return
+				}
+				restored++
+			}
+			// The record before the target was committed, so it is read,
+			// unless compaction removed it for a later one of its key,
+			// which is then read instead: either ends this topic.
+			if r.Offset >= target-1 {
+				delete(pending, r.Topic)
+				cl.PauseFetchPartitions(map[string][]int32{r.Topic: {id.Partition}})
+			}
+		})
+		if rerr != nil {
+			return fmt.Errorf("task %s: restoring: %w", id, rerr)
+		}
+		if restored-lastReport >= restoreProgressEvery || len(pending) == 0 {
+			lastReport = restored
+			rt.obs.RestoreProgress(id.String(), restored, max(0, total-restored))
+		}
+	}
+	rt.log.Info("task state restored", zap.Stringer("task", id), zap.Int64("records", restored), zap.Duration("took", time.Since(start)))
+	rt.obs.RestoreDone(id.String(), restored, time.Since(start))
+	return nil
+}
