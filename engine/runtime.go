@@ -550,13 +550,13 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 		fatal: rt.fail,
 	}
 	tr.start = func(ctx context.Context) (*Task, error) {
-		cp, clNext, err := rt.restoreTask(ctx, id)
+		cp, err := rt.restoreTask(ctx, id)
 		if err != nil {
 			return nil, err
 		}
 		return newTask(taskEnv{
 			ctx: rt.runCtx, log: rt.log, obs: rt.obs, producer: cl, clock: systemClock{}, store: rt.store,
-			checkpoint: cp, changelogNext: clNext,
+			checkpoint: cp.cp, changelogNext: cp.changelog, eventTime: cp.eventTime, provenance: rt.cfg.Provenance,
 		}, id, rt.job)
 	}
 	rt.mu.restoring++
@@ -876,7 +876,7 @@ func (rt *runtime) commit(ctx context.Context, hs []*held, why string) (committe
 	var clRecords, clBytes int
 	for _, h := range hs {
 		s := h.snap
-		meta := commitMeta{cp: s.cp, changelog: s.changelogNext()}.encode()
+		meta := commitMeta{cp: s.cp, changelog: s.changelogNext(), eventTime: s.eventTime}.encode()
 		if s.produced > 0 || !maps.Equal(s.offsets, h.tr.committed) {
 			changed = true
 		}

@@ -91,6 +91,8 @@ type Task struct {
 	// commitMeta).
 	changelogs map[string]string
 	clNext     map[string]int64
+	// trace stamps outputs with provenance headers; nil unless enabled.
+	trace *tracer
 }
 
 // taskEnv is what a replica (or a local harness) gives each of its tasks.
@@ -101,10 +103,14 @@ type taskEnv struct {
 	producer Producer
 	clock    Clock
 	store    *state.Store // nil for a job without state
-	// checkpoint is the task's last committed checkpoint (0 for none) and
-	// changelogNext the changelog positions its state includes.
+	// provenance turns on provenance headers on every output.
+	provenance bool
+	// checkpoint is the task's last committed checkpoint (0 for none),
+	// changelogNext the changelog positions its state includes and
+	// eventTime its event time (see Task.saveEventTime).
 	checkpoint    int64
 	changelogNext map[string]int64
+	eventTime     map[string]string
 }
 
 func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
@@ -128,6 +134,9 @@ func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
 		for op, it := range j.changelogs {
 			t.changelogs[op] = it.name
 		}
+	}
+	if env.provenance {
+		t.trace = &tracer{task: id.String(), counts: map[string]int{}}
 	}
 	for topic, off := range env.changelogNext {
 		t.clNext[topic] = off
@@ -160,6 +169,9 @@ func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
 		}
 		t.sources[s.topic] = f
 	}
+	if err := t.restoreEventTime(env.eventTime); err != nil {
+		return nil, fmt.Errorf("task %s: %w", id, err)
+	}
 	return t, nil
 }
 
@@ -188,6 +200,9 @@ func (t *Task) Stats(operator string) *OpStats {
 // acknowledged it. It may block when the producer's buffer is full; that is
 // the backpressure that keeps memory bounded. r must not be modified after.
 func (t *Task) Produce(r *kgo.Record) {
+	if t.trace != nil && r.Context != controlRecord {
+		t.trace.stamp(r, t.cp)
+	}
 	t.produced++
 	t.epoch.Add()
 	t.producer.Produce(t.ctx, r, t.ack)
@@ -207,7 +222,13 @@ func (t *Task) newEpoch(prev *checkpoint.Epoch) {
 func (t *Task) process(b batch) error {
 	src := t.sources[b.topic]
 	next := t.next[b.topic]
+	if t.trace != nil {
+		defer t.trace.leave()
+	}
 	for _, r := range b.records {
+		if t.trace != nil {
+			t.trace.enter(r)
+		}
 		err := src(r)
 		if err == nil && t.timerErr != nil {
 			err, t.timerErr = t.timerErr, nil
@@ -259,6 +280,8 @@ type snapshot struct {
 	// are acknowledged: together, the positions after this checkpoint.
 	clNext    map[string]int64
 	changelog *changelogAcks
+	// eventTime is the task's event-time state at the barrier.
+	eventTime map[string]string
 }
 
 // changelogNext returns the changelog positions the snapshot's state
@@ -296,6 +319,7 @@ func (t *Task) barrier() snapshot {
 	snap := snapshot{
 		task: t.id, cp: t.cp, offsets: maps.Clone(t.next), epoch: sealed, err: t.err, fail: fail,
 		produced: t.produced, stateful: t.store != nil, clNext: t.clNext, changelog: cl,
+		eventTime: t.saveEventTime(),
 	}
 	t.produced = 0
 	return snap
