@@ -21,9 +21,14 @@ import (
 // local position up to exactly these offsets; records past them belong to
 // transactions that aborted or, at-least-once, to work that was never
 // committed and will be redone.
+//
+// It also carries the task's event time by input topic (see
+// Task.saveEventTime), so a restarted task resumes its watermarks where
+// the committed offsets leave its inputs.
 type commitMeta struct {
 	cp        int64
 	changelog map[string]int64
+	eventTime map[string]string
 }
 
 // commitMetaPrefix starts every metadata string Weir writes; anything else
@@ -33,9 +38,18 @@ const commitMetaPrefix = "weir1 "
 // maxCommitMeta is Kafka's default offset.metadata.max.bytes.
 const maxCommitMeta = 4096
 
-// encode formats m as "weir1 cp=<id> cl=<topic>:<offset>,...", topics
-// sorted.
+// encode formats m as "weir1 cp=<id> cl=<topic>:<offset>,...
+// et=<topic>:<state>;...", topics sorted. Kafka topic names have none of
+// the separators. If that is longer than Kafka takes by default, the event
+// time is left out (a restart then waits for its inputs to tell it again).
 func (m commitMeta) encode() string {
+	if s := m.encodeWith(true); len(s) <= maxCommitMeta {
+		return s
+	}
+	return m.encodeWith(false)
+}
+
+func (m commitMeta) encodeWith(eventTime bool) string {
 	var b strings.Builder
 	b.WriteString(commitMetaPrefix)
 	b.WriteString("cp=")
@@ -51,6 +65,17 @@ func (m commitMeta) encode() string {
 			b.WriteString(strconv.FormatInt(m.changelog[topic], 10))
 		}
 	}
+	if eventTime && len(m.eventTime) > 0 {
+		b.WriteString(" et=")
+		for i, topic := range slices.Sorted(maps.Keys(m.eventTime)) {
+			if i > 0 {
+				b.WriteByte(';')
+			}
+			b.WriteString(topic)
+			b.WriteByte(':')
+			b.WriteString(m.eventTime[topic])
+		}
+	}
 	return b.String()
 }
 
@@ -63,6 +88,7 @@ func parseCommitMeta(s string) (m commitMeta, ok bool, err error) {
 	}
 	bad := func(what string) error { return fmt.Errorf("commit metadata %q: %s", s, what) }
 	m.changelog = map[string]int64{}
+	m.eventTime = map[string]string{}
 	for field := range strings.FieldsSeq(rest) {
 		k, v, _ := strings.Cut(field, "=")
 		switch k {
@@ -81,6 +107,14 @@ func parseCommitMeta(s string) (m commitMeta, ok bool, err error) {
 					return commitMeta{}, true, bad("changelog offset " + entry)
 				}
 				m.changelog[entry[:i]] = off
+			}
+		case "et":
+			for entry := range strings.SplitSeq(v, ";") {
+				topic, state, ok := strings.Cut(entry, ":")
+				if !ok || topic == "" {
+					return commitMeta{}, true, bad("event time entry " + entry)
+				}
+				m.eventTime[topic] = state
 			}
 		}
 	}

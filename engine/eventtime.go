@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -112,6 +114,77 @@ func (t *Task) onControl(r *kgo.Record, value []byte) error {
 		return err
 	}
 	return t.advance()
+}
+
+// saveEventTime returns the task's event-time state by input topic, as a
+// checkpoint records it (commitMeta): a source partition's highest event
+// time; a repartition topic's last watermark from each upstream task, in
+// task order, "!" marking an idle one.
+func (t *Task) saveEventTime() map[string]string {
+	m := map[string]string{}
+	for topic, g := range t.et.generators {
+		if ms := g.MaxSeen(); ms != windowing.MinWatermark {
+			m[topic] = strconv.FormatInt(int64(ms), 10)
+		}
+	}
+	for topic, ids := range t.et.upstream {
+		var b []byte
+		known := false
+		for p := range int32(len(ids)) {
+			wm, idle, _ := t.et.comb.Reported(ids[p])
+			if p > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(wm), 10)
+			if idle {
+				b = append(b, '!')
+			}
+			known = known || wm != windowing.MinWatermark
+		}
+		if known {
+			m[topic] = string(b)
+		}
+	}
+	return m
+}
+
+// restoreEventTime resumes the event time a checkpoint saved: a restarted
+// task starts where its last checkpoint left event time, not at the
+// beginning, or an input with nothing more to read would hold its
+// watermark, and every watermark downstream, back for ever. State the
+// topology no longer matches (a topic gone, another upstream count) is
+// skipped. The watermark moves at the task's next record or tick.
+func (t *Task) restoreEventTime(saved map[string]string) error {
+	now := t.clock.Now()
+	for topic, s := range saved {
+		if g, ok := t.et.generators[topic]; ok {
+			ms, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return fmt.Errorf("event time of %s %q: %w", topic, s, err)
+			}
+			g.OnEvent(windowing.Millis(ms), now)
+			continue
+		}
+		ids, ok := t.et.upstream[topic]
+		if !ok {
+			continue
+		}
+		parts := strings.Split(s, ",")
+		if len(parts) != len(ids) {
+			continue
+		}
+		for p, v := range parts {
+			v, idle := strings.CutSuffix(v, "!")
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("event time of %s %q: %w", topic, s, err)
+			}
+			if err := t.et.comb.Update(ids[int32(p)], windowing.Millis(ms), idle); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // advance moves the task's watermark to the combiner's, firing timers.

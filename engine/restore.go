@@ -87,7 +87,8 @@ func (j *Job) taskChangelogs(stage int) []string {
 
 // restoreTask brings task id's local state to the checkpoint the group
 // committed for it, before the task processes anything, and returns that
-// checkpoint's id and changelog positions.
+// checkpoint: its id, the changelog positions the local state now has and
+// the event time to resume.
 //
 // Kafka decides: the committed offsets' metadata (commitMeta) names the
 // changelog position of every state topic. Where the local store recorded
@@ -97,19 +98,30 @@ func (j *Job) taskChangelogs(stage int) []string {
 // the committed one is applied. Where there is no local state, the whole
 // changelog up to it. Local state ahead of Kafka (offsets reset by hand)
 // is dropped first. A task with nothing committed starts empty.
-func (rt *runtime) restoreTask(ctx context.Context, id TaskID) (int64, map[string]int64, error) {
+func (rt *runtime) restoreTask(ctx context.Context, id TaskID) (commitMeta, error) {
 	meta, committed, err := rt.committedCheckpoint(ctx, id)
 	if err != nil {
-		return 0, nil, err
+		return commitMeta{}, err
 	}
+	positions, err := rt.restoreState(ctx, id, meta, committed)
+	if err != nil {
+		return commitMeta{}, err
+	}
+	meta.changelog = positions
+	return meta, nil
+}
+
+// restoreState restores the task's state to meta and returns the changelog
+// positions it has then.
+func (rt *runtime) restoreState(ctx context.Context, id TaskID, meta commitMeta, committed bool) (map[string]int64, error) {
 	topics := rt.job.taskChangelogs(id.Stage)
 	if rt.store == nil || len(topics) == 0 {
-		return meta.cp, nil, nil
+		return nil, nil
 	}
 	ts := rt.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition})
 	localCp, local, hasLocal, err := ts.Checkpoint()
 	if err != nil {
-		return 0, nil, fmt.Errorf("task %s: reading the local checkpoint: %w", id, err)
+		return nil, fmt.Errorf("task %s: reading the local checkpoint: %w", id, err)
 	}
 	drop := func(why string) error {
 		rt.log.Warn("dropping the task's local state", zap.Stringer("task", id), zap.String("why", why), zap.Int64("local_checkpoint", localCp))
@@ -119,10 +131,10 @@ func (rt *runtime) restoreTask(ctx context.Context, id TaskID) (int64, map[strin
 	if !committed {
 		if hasLocal {
 			if err := drop("the group has committed nothing for it"); err != nil {
-				return 0, nil, err
+				return nil, err
 			}
 		}
-		return 0, map[string]int64{}, nil
+		return map[string]int64{}, nil
 	}
 	targets := maps.Clone(meta.changelog)
 	if targets == nil {
@@ -137,7 +149,7 @@ func (rt *runtime) restoreTask(ctx context.Context, id TaskID) (int64, map[strin
 	if len(unknown) > 0 { // not Weir's commit: restore to the end
 		ends, err := kadm.NewClient(rt.cl).ListCommittedOffsets(ctx, unknown...)
 		if err != nil {
-			return 0, nil, fmt.Errorf("task %s: listing changelog end offsets: %w", id, err)
+			return nil, fmt.Errorf("task %s: listing changelog end offsets: %w", id, err)
 		}
 		for _, topic := range unknown {
 			if o, ok := ends.Lookup(topic, id.Partition); ok && o.Err == nil {
@@ -148,7 +160,7 @@ func (rt *runtime) restoreTask(ctx context.Context, id TaskID) (int64, map[strin
 	for topic, target := range targets {
 		if local[topic] > target {
 			if err := drop(fmt.Sprintf("its changelog %s position %d is past the committed %d (offsets reset?)", topic, local[topic], target)); err != nil {
-				return 0, nil, err
+				return nil, err
 			}
 			break
 		}
@@ -167,19 +179,19 @@ func (rt *runtime) restoreTask(ctx context.Context, id TaskID) (int64, map[strin
 			// Record the committed checkpoint, so the next start compares
 			// against it.
 			if err := ts.FinishRestore(meta.cp, targets); err != nil {
-				return 0, nil, err
+				return nil, err
 			}
 		}
-		return meta.cp, targets, nil
+		return targets, nil
 	}
 	if err := rt.readChangelog(ctx, id, ts, from, targets); err != nil {
 		ts.AbortPending() // drops an unfinished restore batch with the rest
-		return 0, nil, err
+		return nil, err
 	}
 	if err := ts.FinishRestore(meta.cp, targets); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	return meta.cp, targets, nil
+	return targets, nil
 }
 
 // restoreProgressEvery is how many changelog records a restore applies
@@ -227,7 +239,10 @@ func (rt *runtime) readChangelog(ctx context.Context, id TaskID, ts *state.TaskS
 		return fmt.Errorf("task %s: restore client: %w", id, err)
 	}
 	defer cl.Close()
-	pending := maps.Clone(from)
+	pending := map[string]int64{} // topic -> target, until reached
+	for topic := range from {
+		pending[topic] = to[topic]
+	}
 	var restored int64
 	var lastReport int64
 	for len(pending) > 0 {

@@ -142,6 +142,17 @@ func (c *Combiner[K]) Advance(now time.Time) (wm Millis, advanced bool) {
 	return c.wm, false
 }
 
+// Reported returns what upstream task id last reported through Update
+// (MinWatermark and not idle before any); ok is false if id is not an
+// upstream input.
+func (c *Combiner[K]) Reported(id K) (wm Millis, idle, ok bool) {
+	i := c.find(id)
+	if i < 0 || c.inputs[i].gen != nil {
+		return MinWatermark, false, false
+	}
+	return c.inputs[i].wm, c.inputs[i].idle, true
+}
+
 // Current returns the task's watermark as of the last Advance.
 func (c *Combiner[K]) Current() Millis { return c.wm }
 

@@ -44,6 +44,11 @@ func (g *Generator) OnEvent(ts Millis, now time.Time) {
 // Current returns the partition's watermark.
 func (g *Generator) Current() Millis { return g.wm }
 
+// MaxSeen returns the largest event time seen, MinWatermark before any:
+// what a checkpoint keeps so that a restart resumes the partition's
+// watermark by feeding it back to OnEvent.
+func (g *Generator) MaxSeen() Millis { return g.maxSeen }
+
 // IsIdle reports whether no record has arrived for the idle timeout, that
 // is now - (processing time of the last record) >= timeout. It is always
 // false when the strategy has no idle timeout.
