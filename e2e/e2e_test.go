@@ -49,14 +49,16 @@ type build struct {
 // returns its path.
 func jobBinary(t *testing.T) string { return binary(t, "stateless") }
 
-// binary builds e2e/jobs/<name> once, with the race detector.
+// binary builds e2e/jobs/<name> once, with the race detector and the
+// fault points (engine/fault_on.go), which do nothing unless WEIR_FAULT
+// names them.
 func binary(t *testing.T, name string) string {
 	t.Helper()
 	v, _ := builds.LoadOrStore(name, &build{})
 	b := v.(*build)
 	b.once.Do(func() {
 		b.path = filepath.Join(binDir, name)
-		out, err := exec.Command("go", "build", "-race", "-o", b.path, "./jobs/"+name).CombinedOutput()
+		out, err := exec.Command("go", "build", "-race", "-tags", "weirfault", "-o", b.path, "./jobs/"+name).CombinedOutput()
 		if err != nil {
 			b.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}

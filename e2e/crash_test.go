@@ -1,0 +1,362 @@
+package e2e
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/e2e/jobs/shared"
+	"github.com/weirstream/weir/internal/kafkatest"
+)
+
+// payments generates the totals job's input: n payments of accounts keyed
+// by account (so each account's payments keep their order through the
+// job's repartition), event times rising with the index so none is late,
+// then one trailer per partition an hour later so every window closes.
+// It returns the records in production order.
+func payments(topic string, n int, partitions int32) []*kgo.Record {
+	rng := rand.New(rand.NewPCG(3, 5))
+	base := time.Date(2024, 3, 1, 9, 0, 0, 0, time.UTC)
+	recs := make([]*kgo.Record, 0, n+int(partitions))
+	at := base
+	for i := range n {
+		at = base.Add(time.Duration(i) * 5 * time.Millisecond)
+		p := shared.Payment{Account: fmt.Sprintf("acct-%d", rng.IntN(1000)), Amount: 1 + rng.Int64N(1000), At: at}
+		b, _ := json.Marshal(p)
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(p.Account), Value: b, Timestamp: at, Partition: javaPartition([]byte(p.Account), partitions)})
+	}
+	for p := range partitions {
+		// A trailer account hashing to partition p.
+		for k := 0; ; k++ {
+			acct := fmt.Sprintf("zz-trailer-%d", k)
+			if javaPartition([]byte(acct), partitions) != p {
+				continue
+			}
+			tr := shared.Payment{Account: acct, Amount: 1, At: at.Add(time.Hour)}
+			b, _ := json.Marshal(tr)
+			recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(acct), Value: b, Timestamp: tr.At, Partition: p})
+			break
+		}
+	}
+	return recs
+}
+
+// totalsReference computes the totals job's outputs from its input alone:
+// per account, the running totals in order, and the count per account and
+// window of every window the trailers close.
+func totalsReference(t *testing.T, input []*kgo.Record) (map[string][]shared.Total, map[string]int64) {
+	t.Helper()
+	totals := map[string][]shared.Total{}
+	windows := map[string]int64{}
+	for _, r := range input {
+		var p shared.Payment
+		if err := json.Unmarshal(r.Value, &p); err != nil {
+			t.Fatal(err)
+		}
+		prev := shared.Total{Account: p.Account}
+		if ts := totals[p.Account]; len(ts) > 0 {
+			prev = ts[len(ts)-1]
+		}
+		totals[p.Account] = append(totals[p.Account], shared.Total{Account: p.Account, N: prev.N + 1, Total: prev.Total + p.Amount})
+		if !strings.HasPrefix(p.Account, "zz-trailer") {
+			windows[windowKey(p.Account, p.At.Truncate(shared.TotalsWindow))]++
+		}
+	}
+	return totals, windows
+}
+
+func windowKey(account string, start time.Time) string {
+	return account + " " + start.UTC().Format(time.RFC3339)
+}
+
+// createNamedTopic creates topic, named exactly, deleted after the test.
+func createNamedTopic(t *testing.T, brokers []string, name string, partitions int32) {
+	t.Helper()
+	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, partitions, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")}, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("creating topic %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = kadm.NewClient(kafkatest.Client(t, brokers)).DeleteTopics(ctx, name)
+	})
+}
+
+// weirCLI builds cmd/weir once.
+func weirCLI(t *testing.T) string {
+	t.Helper()
+	v, _ := builds.LoadOrStore("cmd/weir", &build{})
+	b := v.(*build)
+	b.once.Do(func() {
+		b.path = filepath.Join(binDir, "weir")
+		if out, err := exec.Command("go", "build", "-o", b.path, "../cmd/weir").CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+// runVerify runs `weir verify` and fails the test unless it exits 0.
+func runVerify(t *testing.T, brokers []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(weirCLI(t), append([]string{"verify", "--brokers", strings.Join(brokers, ","), "--require-provenance"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("weir verify %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// replica is one replica of the crash test's job: its state directory
+// outlives the processes that run on it.
+type replica struct {
+	name string
+	env  []string
+	p    *process
+}
+
+func (r *replica) start(t *testing.T) {
+	r.p = startBinary(t, binary(t, "totals"), r.env...)
+}
+
+func (r *replica) exited() bool {
+	select {
+	case <-r.p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// faulted reports whether the process died at an injected fault.
+func (r *replica) faulted() bool { return strings.Contains(r.p.output.String(), "fault injected at") }
+
+// TestCrashesExactlyOnce is the exactly-once proof: a stateful job (keyed
+// running totals and tumbling-window counts, behind a repartition) over
+// 200k payments on 4 partitions, written while it runs, is SIGKILLed at
+// least 10 times at random moments, and kills itself at random between a
+// transaction's commit and the Pebble commit (fault point after-commit);
+// the broker is restarted once under it, and a second replica joins and
+// leaves. Afterwards weir verify (provenance headers against the input)
+// and a reference computed from the input alone find no duplicate, no
+// missing and no wrong record.
+func TestCrashesExactlyOnce(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	script := os.Getenv("WEIR_KAFKA_SH")
+	if script == "" {
+		t.Skip("needs the broker scripts/kafka.sh started (make test); it restarts it")
+	}
+	const n, parts = 200_000, 4
+	in := kafkatest.CreateTopic(t, brokers, "crash-in", parts)
+	out := kafkatest.CreateTopic(t, brokers, "crash-totals", parts)
+	createNamedTopic(t, brokers, shared.WindowsTopic(out), parts)
+	group := kafkatest.Name("crash")
+	input := payments(in, n, parts)
+	wantTotals, wantWindows := totalsReference(t, input)
+
+	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
+		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=200ms", "WEIR_SESSION_TIMEOUT=3s",
+		"WEIR_PROVENANCE=true", "WEIR_FAULT=after-commit:0.03", "WEIR_LOG_LEVEL=" + cmp.Or(os.Getenv("WEIR_CRASH_LOG_LEVEL"), "info")}
+	a := &replica{name: "a", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
+	b := &replica{name: "b", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
+	a.start(t)
+
+	// The input arrives while the job runs and crashes: 20 slices, one
+	// every half second.
+	producer := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		step := len(input)/20 + 1
+		for i := 0; i < len(input); i += step {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			err := producer.ProduceSync(ctx, input[i:min(i+step, len(input))]...).FirstErr()
+			cancel()
+			if err != nil {
+				t.Errorf("producing input: %v", err)
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	var kills, faults int
+	bRunning, bDone := false, false
+	// restartDead restarts a replica that died on its own: at an injected
+	// fault (counted), or for any other reason (a failure).
+	restartDead := func(r *replica) {
+		if !r.exited() {
+			return
+		}
+		if !r.faulted() {
+			t.Fatalf("replica %s died, not at an injected fault:\n%s", r.name, r.p.output.String())
+		}
+		faults++
+		r.start(t)
+	}
+	minKills := 12
+	if v, err := strconv.Atoi(os.Getenv("WEIR_CRASH_KILLS")); err == nil {
+		minKills = v // for debugging the job without chaos
+	}
+	for kills < minKills {
+		// A random moment: anywhere from mid-restore to mid-commit.
+		time.Sleep(time.Duration(300+rng.IntN(2200)) * time.Millisecond)
+		restartDead(a)
+		if bRunning {
+			restartDead(b)
+		}
+		victim := a
+		if bRunning && rng.IntN(3) == 0 {
+			victim = b
+		}
+		if err := victim.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-victim.p.done
+		kills++
+		victim.start(t)
+		switch kills {
+		case 3:
+			b.start(t)
+			bRunning = true
+		case 5:
+			if out, err := exec.Command("bash", script, "restart", "--kill").CombinedOutput(); err != nil {
+				t.Fatalf("restarting the broker: %v\n%s", err, out)
+			}
+		case 8:
+			// SIGTERM once b handles it (it logs "job starting" after
+			// installing the handler), to see it leave, not die.
+			kafkatest.Eventually(t, time.Minute, "replica b started", func() bool {
+				restartDead(b)
+				return strings.Contains(b.p.output.String(), "job starting")
+			})
+			if err := b.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := b.p.wait(t, time.Minute); code != 0 && !b.faulted() {
+				t.Fatalf("replica b exited %d after SIGTERM:\n%s", code, b.p.output.String())
+			}
+			bRunning, bDone = false, true
+		}
+	}
+	if !bDone && minKills >= 8 {
+		t.Fatal("replica b never left")
+	}
+	<-produced
+	t.Logf("%d SIGKILLs, %d deaths at the after-commit fault point", kills, faults)
+
+	// Let the job catch up (restarting it should it die at the fault
+	// point), then stop it cleanly.
+	totals := collect(t, brokers, out)
+	windows := collect(t, brokers, shared.WindowsTopic(out))
+	start := time.Now()
+	kafkatest.Eventually(t, 4*time.Minute, "every total and window committed", func() bool {
+		restartDead(a)
+		done := totals.len() >= len(input) && windows.len() >= len(wantWindows)
+		if !done && time.Since(start) > 3*time.Minute {
+			t.Logf("%d of %d totals, %d of %d windows", totals.len(), len(input), windows.len(), len(wantWindows))
+		}
+		return done
+	})
+	t.Logf("caught up %v after the last kill", time.Since(start))
+	if err := a.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := a.p.wait(t, time.Minute); code != 0 && !a.faulted() {
+		t.Fatalf("replica a exited %d after SIGTERM", code)
+	}
+
+	// weir verify: provenance against the input (every payment produced
+	// exactly one total), and the windows for duplicates and order.
+	t.Log(runVerify(t, brokers, "--output", out, "--input", in))
+	t.Log(runVerify(t, brokers, "--output", shared.WindowsTopic(out)))
+
+	// The reference, from the input alone.
+	gotTotals := kafkatest.ReadAll(t, brokers, out, len(input)+1, 5*time.Second)
+	perAccount := map[string][]shared.Total{}
+	for _, r := range gotTotals {
+		var tot shared.Total
+		if err := json.Unmarshal(r.Value, &tot); err != nil {
+			t.Fatalf("undecodable total %q: %v", r.Value, err)
+		}
+		perAccount[tot.Account] = append(perAccount[tot.Account], tot)
+	}
+	var dupTotals, missingTotals, wrongTotals int
+	for acct, want := range wantTotals {
+		got := perAccount[acct]
+		seen := map[int64]bool{}
+		for _, g := range got {
+			if seen[g.N] {
+				dupTotals++
+			}
+			seen[g.N] = true
+			if g.N < 1 || g.N > int64(len(want)) || want[g.N-1] != g {
+				wrongTotals++
+			}
+		}
+		for _, w := range want {
+			if !seen[w.N] {
+				missingTotals++
+			}
+		}
+		if len(got) == len(want) && !slices.Equal(got, want) {
+			t.Errorf("account %s: totals out of order", acct)
+		}
+	}
+	if len(perAccount) != len(wantTotals) {
+		t.Errorf("totals for %d accounts, want %d", len(perAccount), len(wantTotals))
+	}
+	gotWindows := kafkatest.ReadAll(t, brokers, shared.WindowsTopic(out), len(wantWindows)+1, 5*time.Second)
+	var dupWindows, wrongWindows int
+	seenWindows := map[string]bool{}
+	for _, r := range gotWindows {
+		var w shared.WindowCount
+		if err := json.Unmarshal(r.Value, &w); err != nil {
+			t.Fatalf("undecodable window %q: %v", r.Value, err)
+		}
+		k := windowKey(w.Account, w.Start)
+		if seenWindows[k] {
+			dupWindows++
+		}
+		seenWindows[k] = true
+		if wantWindows[k] != w.Count {
+			wrongWindows++
+		}
+	}
+	missingWindows := 0
+	for k := range wantWindows {
+		if !seenWindows[k] {
+			missingWindows++
+		}
+	}
+	t.Logf("totals: %d records, %d duplicates, %d missing, %d wrong; windows: %d records, %d duplicates, %d missing, %d wrong",
+		len(gotTotals), dupTotals, missingTotals, wrongTotals, len(gotWindows), dupWindows, missingWindows, wrongWindows)
+	if dupTotals+missingTotals+wrongTotals+dupWindows+missingWindows+wrongWindows != 0 || len(gotTotals) != len(input) {
+		t.Fatal("the outputs are not exactly once")
+	}
+}
