@@ -103,6 +103,43 @@ func createNamedTopic(t *testing.T, brokers []string, name string, partitions in
 	})
 }
 
+// produceInSlices writes input in n slices, one every pause, in the
+// background; the channel closes once all is written.
+func produceInSlices(t *testing.T, brokers []string, input []*kgo.Record, n int, pause time.Duration) <-chan struct{} {
+	t.Helper()
+	producer := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		step := len(input)/n + 1
+		for i := 0; i < len(input); i += step {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			err := producer.ProduceSync(ctx, input[i:min(i+step, len(input))]...).FirstErr()
+			cancel()
+			if err != nil {
+				t.Errorf("producing input: %v", err)
+				return
+			}
+			time.Sleep(pause)
+		}
+	}()
+	return produced
+}
+
+// grepLines returns the lines of s containing any of subs.
+func grepLines(s string, subs ...string) string {
+	var out []string
+	for line := range strings.Lines(s) {
+		for _, sub := range subs {
+			if strings.Contains(line, sub) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "")
+}
+
 // weirCLI builds cmd/weir once.
 func weirCLI(t *testing.T) string {
 	t.Helper()
@@ -176,7 +213,7 @@ func TestCrashesExactlyOnce(t *testing.T) {
 	createNamedTopic(t, brokers, shared.WindowsTopic(out), parts)
 	group := kafkatest.Name("crash")
 	input := payments(in, n, parts)
-	wantTotals, wantWindows := totalsReference(t, input)
+	_, wantWindows := totalsReference(t, input)
 
 	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
 		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=200ms", "WEIR_SESSION_TIMEOUT=3s",
@@ -185,24 +222,8 @@ func TestCrashesExactlyOnce(t *testing.T) {
 	b := &replica{name: "b", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
 	a.start(t)
 
-	// The input arrives while the job runs and crashes: 20 slices, one
-	// every half second.
-	producer := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	produced := make(chan struct{})
-	go func() {
-		defer close(produced)
-		step := len(input)/20 + 1
-		for i := 0; i < len(input); i += step {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			err := producer.ProduceSync(ctx, input[i:min(i+step, len(input))]...).FirstErr()
-			cancel()
-			if err != nil {
-				t.Errorf("producing input: %v", err)
-				return
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-	}()
+	// The input arrives while the job runs and crashes.
+	produced := produceInSlices(t, brokers, input, 20, 500*time.Millisecond)
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	var kills, faults int
@@ -291,8 +312,17 @@ func TestCrashesExactlyOnce(t *testing.T) {
 		t.Fatalf("replica a exited %d after SIGTERM", code)
 	}
 
-	// weir verify: provenance against the input (every payment produced
-	// exactly one total), and the windows for duplicates and order.
+	checkTotalsExactlyOnce(t, brokers, in, out, input)
+}
+
+// checkTotalsExactlyOnce checks the totals job's committed outputs with
+// weir verify (provenance against the input: every payment produced
+// exactly one total; the windows for duplicates and order) and against a
+// reference computed from the input alone: no duplicate, missing or wrong
+// total or window.
+func checkTotalsExactlyOnce(t *testing.T, brokers []string, in, out string, input []*kgo.Record) {
+	t.Helper()
+	wantTotals, wantWindows := totalsReference(t, input)
 	t.Log(runVerify(t, brokers, "--output", out, "--input", in))
 	t.Log(runVerify(t, brokers, "--output", shared.WindowsTopic(out)))
 
@@ -359,4 +389,79 @@ func TestCrashesExactlyOnce(t *testing.T) {
 	if dupTotals+missingTotals+wrongTotals+dupWindows+missingWindows+wrongWindows != 0 || len(gotTotals) != len(input) {
 		t.Fatal("the outputs are not exactly once")
 	}
+}
+
+// TestZombieIsFenced freezes a replica (SIGSTOP) in the middle of its
+// work, past its session timeout, while the other replica takes over its
+// tasks, then lets it run again: whatever it had in flight, and whatever
+// it tries to commit on waking, is fenced (its transaction aborted, its
+// group generation stale), and the outputs stay exactly once.
+func TestZombieIsFenced(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	const n, parts = 60_000, 4
+	in := kafkatest.CreateTopic(t, brokers, "zombie-in", parts)
+	out := kafkatest.CreateTopic(t, brokers, "zombie-totals", parts)
+	createNamedTopic(t, brokers, shared.WindowsTopic(out), parts)
+	group := kafkatest.Name("zombie")
+	input := payments(in, n, parts)
+	_, wantWindows := totalsReference(t, input)
+	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
+		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=200ms", "WEIR_SESSION_TIMEOUT=3s",
+		"WEIR_PROVENANCE=true", "WEIR_LOG_LEVEL=info"}
+	a := &replica{name: "a", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
+	b := &replica{name: "b", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
+	a.start(t)
+	b.start(t)
+	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	members := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		gs, err := adm.DescribeGroups(ctx, group)
+		if err != nil {
+			return -1
+		}
+		if g := gs[group]; g.State == "Stable" {
+			return len(g.Members)
+		}
+		return -1
+	}
+	kafkatest.Eventually(t, time.Minute, "both replicas in the group", func() bool { return members() == 2 })
+	produced := produceInSlices(t, brokers, input, 30, 300*time.Millisecond)
+	totals := collect(t, brokers, out)
+	windows := collect(t, brokers, shared.WindowsTopic(out))
+	kafkatest.Eventually(t, time.Minute, "a working", func() bool {
+		return strings.Contains(a.p.output.String(), "end transaction response successfully received") && totals.len() > 0
+	})
+
+	// Freeze a mid-work, until the group has given its tasks to b and b
+	// has committed work of its own since.
+	if err := a.p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozen := totals.len()
+	kafkatest.Eventually(t, time.Minute, "b alone in the group", func() bool { return members() == 1 })
+	kafkatest.Eventually(t, time.Minute, "b committing a's work", func() bool { return totals.len() > frozen+1000 })
+	before := len(a.p.output.String())
+	if err := a.p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// On waking, a finds its membership gone: the work it held is aborted.
+	kafkatest.Eventually(t, time.Minute, "a fenced", func() bool {
+		woke := a.p.output.String()[before:]
+		return strings.Contains(woke, "partitions lost") || strings.Contains(woke, "transaction aborted")
+	})
+	t.Logf("a on waking:\n%s", grepLines(a.p.output.String()[before:], "partitions lost", "transaction aborted", "checkpoint failed"))
+	<-produced
+	kafkatest.Eventually(t, 3*time.Minute, "every total and window committed", func() bool {
+		return totals.len() >= len(input) && windows.len() >= len(wantWindows)
+	})
+	for _, r := range []*replica{a, b} {
+		if err := r.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if code := r.p.wait(t, time.Minute); code != 0 {
+			t.Fatalf("replica %s exited %d after SIGTERM", r.name, code)
+		}
+	}
+	checkTotalsExactlyOnce(t, brokers, in, out, input)
 }

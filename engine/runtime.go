@@ -33,7 +33,8 @@ import (
 // so it commits exactly for the tasks it holds. Rebalance callbacks run on
 // franz-go's goroutine while the poll loop waits in PollRecords.
 //
-// Lock order: cpMu, then mu.
+// Lock order: cpMu, then mu. Exactly once, the rebalance callbacks take
+// neither for long and never cpMu (see onRevoked).
 type runtime struct {
 	job *Job
 	cfg Config
@@ -581,9 +582,17 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 // once, their work is in the open transaction, which can no longer commit
 // (franz-go's session aborts it at its next end): every task restarts
 // from its last checkpoint once the rebalance is over.
+//
+// Exactly once it must not wait for cpMu: franz-go's session calls it
+// holding the lock that ending a transaction takes, so waiting for a
+// checkpoint in the middle of one would deadlock. It need not: a revoke
+// runs only while the poll loop allows rebalances, never inside a
+// checkpoint, and a commit it raced would be fenced anyway.
 func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-	rt.cpMu.Lock()
-	defer rt.cpMu.Unlock()
+	if !rt.exactlyOnce() {
+		rt.cpMu.Lock()
+		defer rt.cpMu.Unlock()
+	}
 	trs := rt.stopTasks(rt.taskIDs(revoked))
 	if len(trs) == 0 {
 		return
@@ -607,10 +616,11 @@ func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 
 // onLost drops tasks whose partitions were taken away without a chance to
 // commit (session expired): committing now could overwrite the new owner's
-// progress.
+// progress. It can run in the middle of a checkpoint (a heartbeat finds
+// the membership gone), so it takes no checkpoint lock (see onRevoked):
+// stopping the tasks releases any the checkpoint holds, and the
+// checkpoint's commit, fenced, aborts.
 func (rt *runtime) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
-	rt.cpMu.Lock()
-	defer rt.cpMu.Unlock()
 	trs := rt.stopTasks(rt.taskIDs(lost))
 	for _, tr := range trs {
 		rt.dropTaskState(tr.id)
@@ -947,6 +957,12 @@ func (rt *runtime) commitTransaction(ctx context.Context, offsets map[string]map
 		}
 		return nil
 	})
+	// Before committing, the session makes sure of the group membership
+	// with a heartbeat. A member the group dropped (a frozen replica
+	// waking up) gets no answer while this poll blocks the callback that
+	// would say so: the bound turns that into an abort.
+	commitCtx, cancel := context.WithTimeout(commitCtx, rt.cfg.SessionTimeout)
+	defer cancel()
 	committed, err := rt.sess.End(commitCtx, kgo.TryCommit)
 	rt.obs.Transaction(committed)
 	rt.obs.TransactionOpen(time.Time{})
