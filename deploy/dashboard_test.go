@@ -2,36 +2,115 @@ package deploy_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/weirstream/weir/metrics"
+	"github.com/weirstream/weir/observe"
 )
 
-// engineMetrics lists the Prometheus series the Weir engine exports, all
-// labelled with `job` (the stream job's name). The dashboard may query these
-// and nothing else under the weir_ prefix. Keep it in step with the engine's
-// metrics.
-var engineMetrics = []struct {
+// metricFamily is one metric family the engine registers.
+type metricFamily struct {
 	name   string
-	kind   string // counter, gauge or histogram
-	labels []string
-}{
-	{"weir_records_in_total", "counter", []string{"job", "operator"}},
-	{"weir_records_out_total", "counter", []string{"job", "operator"}},
-	{"weir_records_failed_total", "counter", []string{"job", "operator"}},
-	{"weir_records_late_total", "counter", []string{"job", "operator"}},
-	{"weir_consumer_lag_records", "gauge", []string{"job", "topic", "partition"}},
-	{"weir_checkpoints_total", "counter", []string{"job", "outcome"}},
-	{"weir_checkpoint_duration_seconds", "histogram", []string{"job"}},
-	{"weir_tasks_assigned", "gauge", []string{"job"}},
-	{"weir_ready", "gauge", []string{"job"}},
-	{"weir_watermark_timestamp_seconds", "gauge", []string{"job", "task"}},
-	{"weir_task_inputs_idle", "gauge", []string{"job", "task"}},
+	kind   string   // counter, gauge, histogram, summary or untyped
+	labels []string // label names its series carry, the constant job label included
+}
+
+// registeredMetrics returns every metric family metrics.New registers: the
+// engine's weir_ metrics, all labelled with `job` (the stream job's name),
+// and the Go runtime and process collectors. The dashboard may query these
+// and no other weir_, go_ or process_ series. The list comes from the
+// metrics package itself, so it cannot drift from what the engine exports.
+//
+// A labelled metric exposes no series until it is observed, so every
+// observe.Observer method is called with sample arguments, and the registry
+// gathered after each call (TaskStopped and PartitionRevoked delete series).
+func registeredMetrics(t *testing.T) map[string]metricFamily {
+	t.Helper()
+	p := metrics.New("job")
+	families := map[string]metricFamily{}
+	gather := func() {
+		t.Helper()
+		mfs, err := p.Registry().Gather()
+		if err != nil {
+			t.Fatalf("gathering metrics: %v", err)
+		}
+		for _, mf := range mfs {
+			f := families[mf.GetName()]
+			f.name = mf.GetName()
+			f.kind = strings.ToLower(mf.GetType().String())
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if !slices.Contains(f.labels, l.GetName()) {
+						f.labels = append(f.labels, l.GetName())
+					}
+				}
+			}
+			families[f.name] = f
+		}
+	}
+	gather()
+	obs := reflect.ValueOf(p)
+	iface := reflect.TypeFor[observe.Observer]()
+	for i := range iface.NumMethod() {
+		m := iface.Method(i)
+		args := make([]reflect.Value, m.Type.NumIn())
+		for j := range args {
+			arg, ok := sampleArg(m.Type.In(j))
+			if !ok {
+				t.Fatalf("observe.Observer.%s takes a %s; teach sampleArg a sample value for it", m.Name, m.Type.In(j))
+			}
+			args[j] = arg
+		}
+		obs.MethodByName(m.Name).Call(args)
+		gather()
+	}
+	if len(engineMetrics(families)) == 0 {
+		t.Fatal("metrics.New registers no weir_ metrics")
+	}
+	return families
+}
+
+// sampleArg returns a value of type t to call an observer method with.
+func sampleArg(t reflect.Type) (reflect.Value, bool) {
+	switch t {
+	case reflect.TypeFor[time.Time]():
+		return reflect.ValueOf(time.Now()), true
+	case reflect.TypeFor[time.Duration]():
+		return reflect.ValueOf(time.Second), true
+	case reflect.TypeFor[error]():
+		return reflect.ValueOf(errors.New("sample")).Convert(t), true
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return reflect.ValueOf("0_0").Convert(t), true
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return reflect.ValueOf(1).Convert(t), true
+	case reflect.Bool:
+		return reflect.ValueOf(true).Convert(t), true
+	}
+	return reflect.Value{}, false
+}
+
+// engineMetrics returns the weir_ families, sorted by name.
+func engineMetrics(families map[string]metricFamily) []metricFamily {
+	var out []metricFamily
+	for _, name := range sortedKeys(families) {
+		if strings.HasPrefix(name, "weir_") {
+			out = append(out, families[name])
+		}
+	}
+	return out
 }
 
 // processMetrics are the Go client's standard process and runtime
@@ -48,14 +127,19 @@ const dashboardDatasourceUID = "weir-prometheus"
 
 const dashboardPath = "grafana/dashboards/weir.json"
 
-// seriesNames maps every series name the engine's metrics expose to its
-// metric family: histograms expose _bucket, _sum and _count series.
-func seriesNames() map[string]string {
+// seriesNames maps every series name the registered metrics expose to its
+// metric family: histograms expose _bucket, _sum and _count series, and
+// summaries the family name, _sum and _count.
+func seriesNames(families map[string]metricFamily) map[string]string {
 	names := map[string]string{}
-	for _, m := range engineMetrics {
+	for _, m := range families {
 		switch m.kind {
-		case "histogram":
+		case "histogram", "gauge_histogram":
 			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				names[m.name+suffix] = m.name
+			}
+		case "summary":
+			for _, suffix := range []string{"", "_sum", "_count"} {
 				names[m.name+suffix] = m.name
 			}
 		default:
@@ -201,6 +285,9 @@ func dashboardQueries(t *testing.T, d dashboard) []query {
 }
 
 var (
+	// metricRE matches the names of series the engine's registry exposes:
+	// its own weir_ metrics and the Go runtime and process collectors'.
+	metricRE     = regexp.MustCompile(`\b(?:weir|go|process)_[a-zA-Z0-9_]+`)
 	weirMetricRE = regexp.MustCompile(`\bweir_[a-zA-Z0-9_]+`)
 	// selectorRE matches a weir_ metric and its label matchers.
 	selectorRE = regexp.MustCompile(`\b(weir_[a-zA-Z0-9_]+)\s*\{([^}]*)\}`)
@@ -210,9 +297,13 @@ var (
 	groupingRE = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
 )
 
+// TestDashboardQueriesOnlyExportedMetrics checks that every weir_, go_ and
+// process_ series the dashboard queries is one metrics.New registers, and
+// that every weir_ metric, and the process metrics, has a panel.
 func TestDashboardQueriesOnlyExportedMetrics(t *testing.T) {
 	d := readDashboard(t)
-	known := seriesNames()
+	families := registeredMetrics(t)
+	known := seriesNames(families)
 	used := map[string]bool{}
 
 	qs := dashboardQueries(t, d)
@@ -220,32 +311,36 @@ func TestDashboardQueriesOnlyExportedMetrics(t *testing.T) {
 		t.Fatal("dashboard has no queries")
 	}
 	for _, q := range qs {
-		for _, name := range weirMetricRE.FindAllString(q.expr, -1) {
+		for _, name := range metricRE.FindAllString(q.expr, -1) {
 			family, ok := known[name]
 			if !ok {
-				t.Errorf("%s queries %s, which the engine does not export (known: %s)",
-					q.where, name, strings.Join(sortedKeys(known), ", "))
+				prefix, _, _ := strings.Cut(name, "_")
+				var similar []string
+				for _, k := range sortedKeys(known) {
+					if strings.HasPrefix(k, prefix+"_") {
+						similar = append(similar, k)
+					}
+				}
+				t.Errorf("%s queries %s, which the engine's metrics do not expose (%s_ series: %s)",
+					q.where, name, prefix, strings.Join(similar, ", "))
 				continue
 			}
 			used[family] = true
-		}
-		for _, name := range processMetrics {
-			if strings.Contains(q.expr, name) {
-				used[name] = true
-			}
 		}
 		if err := checkBalanced(q.expr); err != nil {
 			t.Errorf("%s: %v in %q", q.where, err, q.expr)
 		}
 	}
 
-	// Every exported metric, and the process metrics, has a panel.
-	for _, m := range engineMetrics {
+	for _, m := range engineMetrics(families) {
 		if !used[m.name] {
 			t.Errorf("no dashboard query uses %s", m.name)
 		}
 	}
 	for _, name := range processMetrics {
+		if _, ok := families[name]; !ok {
+			t.Errorf("metrics.New does not register %s", name)
+		}
 		if !used[name] {
 			t.Errorf("no dashboard query uses %s", name)
 		}
@@ -256,15 +351,20 @@ func TestDashboardQueriesOnlyExportedMetrics(t *testing.T) {
 // that panels honour the $job variable.
 func TestDashboardLabels(t *testing.T) {
 	d := readDashboard(t)
+	families := registeredMetrics(t)
+	series := seriesNames(families)
 	labels := map[string][]string{}
-	for _, m := range engineMetrics {
+	for _, m := range engineMetrics(families) {
+		if !slices.Contains(m.labels, "job") {
+			t.Errorf("%s does not carry the job label", m.name)
+		}
 		ls := append([]string{"instance"}, m.labels...) // instance is added by Prometheus
 		if m.kind == "histogram" {
 			ls = append(ls, "le")
 		}
-		for series, family := range seriesNames() {
+		for name, family := range series {
 			if family == m.name {
-				labels[series] = ls
+				labels[name] = ls
 			}
 		}
 	}
