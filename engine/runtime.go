@@ -386,6 +386,12 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 		// caught-up replica stalled seconds on every resume (measured in
 		// BenchmarkStatelessE2E). Java's default is 500ms.
 		kgo.FetchMaxWait(200*time.Millisecond),
+		// A produce answered CONCURRENT_TRANSACTIONS (the previous
+		// transaction's markers still being written) is retried after a
+		// metadata refresh, which franz-go spaces 5s apart by default: a
+		// checkpoint right after a new changelog topic's first write stalled
+		// that long (seen in BenchmarkGuarantees).
+		kgo.MetadataMinAge(100*time.Millisecond),
 		// The range balancer gives a member the same partition numbers of
 		// every co-partitioned topic, which is what makes a task.
 		kgo.Balancers(kgo.RangeBalancer()),
