@@ -116,12 +116,20 @@ func (t *Task) onControl(r *kgo.Record, value []byte) error {
 	return t.advance()
 }
 
+// taskWatermarkKey is where saveEventTime keeps the task's own watermark:
+// not a topic name, which cannot hold a '~'.
+const taskWatermarkKey = "~task"
+
 // saveEventTime returns the task's event-time state by input topic, as a
 // checkpoint records it (commitMeta): a source partition's highest event
 // time; a repartition topic's last watermark from each upstream task, in
-// task order, "!" marking an idle one.
+// task order, "!" marking an idle one; and under taskWatermarkKey the
+// task's watermark itself.
 func (t *Task) saveEventTime() map[string]string {
 	m := map[string]string{}
+	if t.watermark != minWatermark {
+		m[taskWatermarkKey] = strconv.FormatInt(t.watermark, 10)
+	}
 	for topic, g := range t.et.generators {
 		if ms := g.MaxSeen(); ms != windowing.MinWatermark {
 			m[topic] = strconv.FormatInt(int64(ms), 10)
@@ -153,10 +161,24 @@ func (t *Task) saveEventTime() map[string]string {
 // beginning, or an input with nothing more to read would hold its
 // watermark, and every watermark downstream, back for ever. State the
 // topology no longer matches (a topic gone, another upstream count) is
-// skipped. The watermark moves at the task's next record or tick.
+// skipped.
+//
+// The task's watermark is set as it was, without firing anything: a timer
+// registered behind the watermark (due, not fired until the watermark next
+// moves) must stay that way, or a restart would fire it early and change
+// the output. From there the watermark moves at the task's next record or
+// tick.
 func (t *Task) restoreEventTime(saved map[string]string) error {
 	now := t.clock.Now()
 	for topic, s := range saved {
+		if topic == taskWatermarkKey {
+			wm, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return fmt.Errorf("task watermark %q: %w", s, err)
+			}
+			t.watermark = max(t.watermark, wm)
+			continue
+		}
 		if g, ok := t.et.generators[topic]; ok {
 			ms, err := strconv.ParseInt(s, 10, 64)
 			if err != nil {
