@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -18,6 +20,28 @@ import (
 // test harnesses and the engine-only benchmarks; it is not for production.
 type LocalTask struct {
 	t *Task
+	// committed is the last checkpoint the task committed, or resumed from.
+	committed LocalCheckpoint
+}
+
+// LocalCheckpoint is what a local task's checkpoint committed besides its
+// state (which is in the changelog records it produced): what a running
+// job commits to Kafka with the checkpoint's input offsets, in the
+// offset-commit metadata. Pass it as LocalEnv.Resume to restart the task
+// from it.
+type LocalCheckpoint struct {
+	// ID is the checkpoint's id; 0 for none.
+	ID int64
+	// Offsets is, per input topic, the offset of the next record to
+	// process: where a restarted task reads from.
+	Offsets map[string]int64
+	// Changelog is, per changelog topic of the task's operators, the
+	// offset after the last record the checkpoint's state includes.
+	Changelog map[string]int64
+	// EventTime is the task's event-time state (by input topic, and its
+	// watermark, AdvanceWatermark's included), which a running job keeps in
+	// the commit metadata.
+	EventTime map[string]string
 }
 
 // LocalEnv is what local tasks run with. Zero fields get defaults: the
@@ -30,6 +54,14 @@ type LocalEnv struct {
 	// Store holds the tasks' state; share one between a job's local tasks
 	// as a replica does.
 	Store *state.Store
+	// Resume restarts the task from a checkpoint it committed before (see
+	// LocalTask.Committed): the task's state in Store must already be the
+	// checkpoint's, restored from its changelog (state.TaskStore.Restore,
+	// then FinishRestore with Resume.Changelog), and the caller feeds it
+	// its inputs from Resume.Offsets. The task resumes the checkpoint's
+	// event time and numbers its next checkpoint after Resume.ID. The zero
+	// value starts the task afresh.
+	Resume LocalCheckpoint
 }
 
 // PrepareLocal fixes what Run would learn from the cluster, for running
@@ -40,13 +72,28 @@ func (j *Job) PrepareLocal(partitions int32) {
 	j.resolveInternalTopics(j.name)
 }
 
-// InternalTopics names the job's internal topics (repartition and
-// late-data topics); empty before Run or PrepareLocal.
+// InternalTopics names the job's internal topics (repartition, late-data
+// and changelog topics); empty before Run or PrepareLocal.
 func (j *Job) InternalTopics() []string {
 	var ts []string
 	for _, it := range j.internal {
 		ts = append(ts, it.name)
 	}
+	return ts
+}
+
+// ChangelogTopics names the changelog topics of stage's stateful
+// operators, sorted: a task of the stage writes the changes of its state
+// to the partition of each numbered as the task. Empty before Run or
+// PrepareLocal.
+func (j *Job) ChangelogTopics(stage int) []string {
+	var ts []string
+	for _, it := range j.changelogs {
+		if it.from == stage {
+			ts = append(ts, it.name)
+		}
+	}
+	slices.Sort(ts)
 	return ts
 }
 
@@ -88,11 +135,20 @@ func (j *Job) NewLocalTaskWith(ctx context.Context, id TaskID, env LocalEnv) (*L
 	if log == nil {
 		log = zap.NewNop()
 	}
-	t, err := newTask(taskEnv{ctx: ctx, log: log, obs: env.Observer, producer: env.Producer, clock: env.Clock, store: env.Store}, id, j)
+	r := env.Resume
+	t, err := newTask(taskEnv{
+		ctx: ctx, log: log, obs: env.Observer, producer: env.Producer, clock: env.Clock, store: env.Store,
+		checkpoint: r.ID, changelogNext: maps.Clone(r.Changelog), eventTime: r.EventTime,
+	}, id, j)
 	if err != nil {
 		return nil, err
 	}
-	return &LocalTask{t: t}, nil
+	return &LocalTask{t: t, committed: cloneCheckpoint(r)}, nil
+}
+
+func cloneCheckpoint(c LocalCheckpoint) LocalCheckpoint {
+	c.Offsets, c.Changelog, c.EventTime = maps.Clone(c.Offsets), maps.Clone(c.Changelog), maps.Clone(c.EventTime)
+	return c
 }
 
 // Process runs the records of one input topic through the chain in order.
@@ -146,14 +202,31 @@ func (l *LocalTask) AdvanceWatermark(wm time.Time) error {
 }
 
 // Checkpoint takes a barrier and commits its state at once, as a running
-// job does once Kafka has the checkpoint's offsets.
+// job does once Kafka has the checkpoint's offsets. The producer must
+// have acknowledged the barrier's records (the changelog's among them)
+// by the time it returns, as a running job's transaction has before it
+// commits. Committed then returns what the checkpoint committed.
 func (l *LocalTask) Checkpoint(id int64) error {
 	snap := l.t.barrier()
 	if snap.fail != nil {
 		return snap.fail
 	}
-	return l.t.commitState(id, snap.changelogNext())
+	clNext := snap.changelogNext()
+	if err := l.t.commitState(id, clNext); err != nil {
+		return err
+	}
+	offsets := make(map[string]int64, len(snap.offsets))
+	for topic, o := range snap.offsets {
+		offsets[topic] = o.Offset
+	}
+	l.committed = LocalCheckpoint{ID: id, Offsets: offsets, Changelog: maps.Clone(clNext), EventTime: snap.eventTime}
+	return nil
 }
+
+// Committed is the last checkpoint the task committed (or, before any,
+// the one it resumed from; the zero value if neither): pass it as
+// LocalEnv.Resume to restart the task from it. The maps are the caller's.
+func (l *LocalTask) Committed() LocalCheckpoint { return cloneCheckpoint(l.committed) }
 
 // Watermark is the task's event-time watermark; the zero time before any.
 func (l *LocalTask) Watermark() time.Time { return watermarkTime(l.t.watermark) }

@@ -6,12 +6,16 @@
 //
 // It runs the engine's own tasks, so operators, state, timers and
 // watermarks behave as in a running job; what it leaves out is Kafka:
-// consumer groups, transactions and the network.
+// consumer groups, transactions and the network. Checkpoint and Crash
+// (recovery.go) stand for the exactly-once protocol: what a checkpoint
+// commits survives a crash, the rest is replayed.
 package weirtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -65,16 +69,37 @@ type Harness struct {
 	clock *Clock
 	store *state.Store
 	tasks map[engine.TaskID]*engine.LocalTask
+	// ids are the tasks' ids in (stage, partition) order: the order the
+	// harness ticks and checkpoints them in, so runs repeat exactly.
+	ids []engine.TaskID
 
 	internal map[string]bool
-	offsets  map[string]map[int32]int64
-	// outputs holds what sinks wrote, by topic, until read.
-	outputs map[string][]*kgo.Record
+	// offsets is, per input topic and partition, the offset of the next
+	// record delivered.
+	offsets map[string]map[int32]int64
+	// outputs holds what the job wrote to every topic that is not a
+	// repartition topic (sinks, late data, changelogs), by topic.
+	outputs map[string]*outputLog
 	// queue holds repartition records not yet delivered downstream.
 	queue []*kgo.Record
 	part  kgo.Partitioner
 	parts map[string]kgo.TopicPartitioner // by topic, made once: making one seeds an RNG
 	cpID  int64
+
+	// recovery is what Crash goes back to and replays (recovery.go).
+	recovery recovery
+}
+
+// outputLog is one output topic: every record written and not aborted,
+// in the order written, kept for CommittedOutput and Crash.
+type outputLog struct {
+	recs []*kgo.Record
+	// read is how many of recs Output has handed out; committed how many
+	// the last checkpoint committed.
+	read, committed int
+	// next is, per partition, the offset of the next record: it never
+	// goes back, as in Kafka, where aborted records keep theirs.
+	next map[int32]int64
 }
 
 // New builds every task of every stage of job. The job must not be run
@@ -89,14 +114,14 @@ func New(tb testing.TB, job *engine.Job, opts ...Opt) *Harness {
 	if err != nil {
 		tb.Fatalf("weirtest: opening the state store: %v", err)
 	}
-	tb.Cleanup(func() { _ = store.Close() })
 	job.PrepareLocal(cfg.partitions)
 	h := &Harness{
 		tb: tb, job: job, clock: &Clock{now: cfg.start}, store: store,
-		tasks: map[engine.TaskID]*engine.LocalTask{}, internal: map[string]bool{},
-		offsets: map[string]map[int32]int64{}, outputs: map[string][]*kgo.Record{},
+		internal: map[string]bool{},
+		offsets:  map[string]map[int32]int64{}, outputs: map[string]*outputLog{},
 		part: engine.Partitioner(), parts: map[string]kgo.TopicPartitioner{},
 	}
+	tb.Cleanup(func() { _ = h.store.Close() }) // the store of the last restart
 	for _, t := range job.InternalTopics() {
 		if _, read := job.StageOf(t); read {
 			h.internal[t] = true // a repartition topic; the others are outputs
@@ -104,28 +129,50 @@ func New(tb testing.TB, job *engine.Job, opts ...Opt) *Harness {
 	}
 	for stage := range job.Stages() {
 		for p := range cfg.partitions {
-			id := engine.TaskID{Stage: stage, Partition: p}
-			lt, err := job.NewLocalTaskWith(context.Background(), id, engine.LocalEnv{Producer: h, Clock: h.clock, Store: store})
-			if err != nil {
-				tb.Fatalf("weirtest: building task %s: %v", id, err)
-			}
-			h.tasks[id] = lt
+			h.ids = append(h.ids, engine.TaskID{Stage: stage, Partition: p})
 		}
 	}
+	if err := h.startTasks(nil); err != nil {
+		tb.Fatal(err)
+	}
 	return h
+}
+
+// startTasks builds every task anew in h.store, each resuming the
+// checkpoint resume has for it (from nothing without one).
+func (h *Harness) startTasks(resume map[engine.TaskID]engine.LocalCheckpoint) error {
+	h.tasks = make(map[engine.TaskID]*engine.LocalTask, len(h.ids))
+	for _, id := range h.ids {
+		lt, err := h.job.NewLocalTaskWith(context.Background(), id, engine.LocalEnv{
+			Producer: h, Clock: h.clock, Store: h.store, Resume: resume[id],
+		})
+		if err != nil {
+			return fmt.Errorf("weirtest: building task %s: %w", id, err)
+		}
+		h.tasks[id] = lt
+	}
+	return nil
 }
 
 // Clock is the harness's processing-time clock.
 func (h *Harness) Clock() *Clock { return h.clock }
 
-// Produce implements engine.Producer: sinks' outputs are kept for Output,
-// repartition records are queued for the next stage.
+// Produce implements engine.Producer: outputs (sinks', and changelog
+// records) are kept for Output, repartition records are queued for the
+// next stage. Outputs get the partition and offset Kafka would give them.
 func (h *Harness) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
 	if h.internal[r.Topic] {
 		h.queue = append(h.queue, r)
 	} else {
 		r.Partition = h.partitionOf(r)
-		h.outputs[r.Topic] = append(h.outputs[r.Topic], r)
+		l := h.outputs[r.Topic]
+		if l == nil {
+			l = &outputLog{next: map[int32]int64{}}
+			h.outputs[r.Topic] = l
+		}
+		r.Offset = l.next[r.Partition]
+		l.next[r.Partition]++
+		l.recs = append(l.recs, r)
 	}
 	promise(r, nil)
 }
@@ -156,7 +203,7 @@ func (h *Harness) topicPartitioner(topic string) kgo.TopicPartitioner {
 func (h *Harness) Send(topic string, key, value []byte, ts time.Time) error {
 	r := &kgo.Record{Topic: topic, Key: key, Value: value, Timestamp: ts}
 	r.Partition = h.partitionOf(r)
-	return h.deliver(r)
+	return h.send(r)
 }
 
 // SendValue encodes v with c and sends it under key.
@@ -192,8 +239,8 @@ func (h *Harness) deliver(r *kgo.Record) error {
 // the stages downstream where its watermark is, until nothing moves.
 func (h *Harness) settle() error {
 	for {
-		for _, lt := range h.tasks {
-			if err := lt.Tick(); err != nil {
+		for _, id := range h.ids {
+			if err := h.tasks[id].Tick(); err != nil {
 				return err
 			}
 		}
@@ -223,9 +270,14 @@ func (h *Harness) AdvanceTime(d time.Duration) error {
 // processWatermark), and lets it flow downstream: event-time timers it
 // passes fire.
 func (h *Harness) AdvanceWatermark(wm time.Time) error {
-	for id, lt := range h.tasks {
+	h.recovery.log(event{watermark: wm})
+	return h.advanceWatermark(wm)
+}
+
+func (h *Harness) advanceWatermark(wm time.Time) error {
+	for _, id := range h.ids {
 		if id.Stage == 0 {
-			if err := lt.AdvanceWatermark(wm); err != nil {
+			if err := h.tasks[id].AdvanceWatermark(wm); err != nil {
 				return err
 			}
 		}
@@ -233,25 +285,39 @@ func (h *Harness) AdvanceWatermark(wm time.Time) error {
 	return h.settle()
 }
 
-// Checkpoint does what a checkpoint does to state: it commits every task's
-// writes to the (in-memory) store.
+// Checkpoint takes a checkpoint of every task, as a running job does,
+// and commits it at once: each task writes its state's changes to its
+// changelog topics and commits them to the (in-memory) store, and
+// everything the job wrote so far is committed, changelogs included.
+// Crash goes back to the last Checkpoint that succeeded. Checkpointing a
+// task that failed is an error: a running job stops instead.
 func (h *Harness) Checkpoint() error {
 	h.cpID++
-	for id, lt := range h.tasks {
-		if err := lt.Checkpoint(h.cpID); err != nil {
+	for _, id := range h.ids {
+		if err := h.tasks[id].Checkpoint(h.cpID); err != nil {
 			return fmt.Errorf("weirtest: checkpoint of task %s: %w", id, err)
 		}
 	}
-	return nil
+	return h.committed()
 }
 
-// Output returns the records sinks wrote to topic since the last call, in
-// the order they were written, with the partition a running job's producer
-// would have chosen.
+// Output returns the records the job wrote to topic since the last call,
+// in the order they were written, with the partition a running job's
+// producer would have chosen. It reads as a read_uncommitted consumer
+// does: records not yet committed by a Checkpoint are handed out too, and
+// after a Crash, which aborts them, the replay's records are handed out
+// again. CommittedOutput reads what was committed.
 func (h *Harness) Output(topic string) []*kgo.Record {
-	out := h.outputs[topic]
-	delete(h.outputs, topic)
-	return out
+	l := h.outputs[topic]
+	if l == nil {
+		return nil
+	}
+	out := l.recs[l.read:]
+	l.read = len(l.recs)
+	if len(out) == 0 {
+		return nil
+	}
+	return slices.Clip(out)
 }
 
 // Record is a decoded output record.
@@ -265,8 +331,13 @@ type Record[T any] struct {
 // Outputs decodes what sinks wrote to topic since the last read.
 func Outputs[T any](h *Harness, topic string, c codec.Codec[T]) []Record[T] {
 	h.tb.Helper()
+	return decode(h, topic, c, h.Output(topic))
+}
+
+func decode[T any](h *Harness, topic string, c codec.Codec[T], recs []*kgo.Record) []Record[T] {
+	h.tb.Helper()
 	var out []Record[T]
-	for _, r := range h.Output(topic) {
+	for _, r := range recs {
 		v, err := c.Decode(r.Value)
 		if err != nil {
 			h.tb.Fatalf("weirtest: decoding output %s@%d: %v", topic, r.Partition, err)
@@ -305,5 +376,20 @@ func (s scope) ProcessingTime() time.Time   { return s.clock.Now() }
 // SendTo is Send into an explicit partition, as a producer choosing its
 // partition would.
 func (h *Harness) SendTo(topic string, partition int32, key, value []byte, ts time.Time) error {
-	return h.deliver(&kgo.Record{Topic: topic, Partition: partition, Key: key, Value: value, Timestamp: ts})
+	return h.send(&kgo.Record{Topic: topic, Partition: partition, Key: key, Value: value, Timestamp: ts})
+}
+
+// send delivers a record sent into a source topic, noting it for Crash
+// to replay.
+func (h *Harness) send(r *kgo.Record) error {
+	if _, ok := h.job.StageOf(r.Topic); !ok {
+		return fmt.Errorf("weirtest: the job reads no topic %q", r.Topic)
+	}
+	// Copied, as a producer copies: the caller may reuse its slices, which
+	// outputs (a sink's key) would share.
+	c := *r
+	c.Key, c.Value = bytes.Clone(r.Key), bytes.Clone(r.Value)
+	h.recovery.log(event{record: &c})
+	d := c
+	return h.deliver(&d)
 }

@@ -1,0 +1,196 @@
+package weirtest_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/connectors"
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/weirtest"
+	"github.com/weirstream/weir/windowing"
+)
+
+// recoveryCase is a job for the crash property test, with its random
+// inputs.
+type recoveryCase struct {
+	name       string
+	partitions int32
+	build      func() *engine.Job
+	// sink is the topic whose committed records are compared.
+	sink string
+	// send sends one random input at event time at.
+	send func(h *weirtest.Harness, rng *rand.Rand, at time.Time) error
+}
+
+func recoveryCases() []recoveryCase {
+	clicks := func(h *weirtest.Harness, rng *rand.Rand, at time.Time) error {
+		user := fmt.Sprintf("u%d", rng.IntN(6))
+		page := fmt.Sprintf("/p%d", rng.IntN(5))
+		if rng.IntN(10) == 0 {
+			page = "/error"
+		}
+		return weirtest.SendValue(h, "clicks", codec.JSON[click](), page, click{User: user, Page: page, At: at}, at)
+	}
+	events := func(h *weirtest.Harness, rng *rand.Rand, at time.Time) error {
+		key := fmt.Sprintf("k%d", rng.IntN(5))
+		return weirtest.SendValue(h, "events", codec.JSON[event](), key, event{Key: key, At: at}, at)
+	}
+	windows := func(a windowing.Assigner, lateness time.Duration) func() *engine.Job {
+		return func() *engine.Job {
+			job := engine.NewJob("windows")
+			src := connectors.KafkaSource(job, "events", codec.JSON[event](),
+				connectors.WithWatermarks(windowing.BoundedOutOfOrderness(time.Second, func(e event) time.Time { return e.At })))
+			counts := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", a,
+				operators.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64](),
+				engine.AllowedLateness[event](lateness))
+			connectors.KafkaSink(counts, "counts", codec.JSON[engine.Windowed[string, int64]]())
+			return job
+		}
+	}
+	activityJob := func() *engine.Job {
+		job, _ := buildActivity(0)
+		return job
+	}
+	return []recoveryCase{
+		{name: "activity/1", partitions: 1, build: activityJob, sink: "activity", send: clicks},
+		{name: "activity/3", partitions: 3, build: activityJob, sink: "activity", send: clicks},
+		{name: "tumbling", partitions: 2, build: windows(windowing.Tumbling(5*time.Second), 2*time.Second), sink: "counts", send: events},
+		{name: "sliding", partitions: 1, build: windows(windowing.Sliding(6*time.Second, 2*time.Second), 0), sink: "counts", send: events},
+		{name: "sessions", partitions: 2, build: windows(windowing.Sessions(3*time.Second), time.Second), sink: "counts", send: events},
+	}
+}
+
+// TestCrashesChangeNoCommittedOutput runs each job twice on the same
+// random inputs, watermark moves, clock moves and checkpoints, crashing
+// one run at random points: at every checkpoint, what the crashing run
+// committed must be what the other did, record for record in every
+// partition of the output topic, and so must its late-data topic.
+func TestCrashesChangeNoCommittedOutput(t *testing.T) {
+	const steps = 300
+	for _, tc := range recoveryCases() {
+		for seed := uint64(1); seed <= 8; seed++ {
+			t.Run(fmt.Sprintf("%s/seed=%d", tc.name, seed), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(seed, 0x5eed))
+				crashing := weirtest.New(t, tc.build(), weirtest.Partitions(tc.partitions))
+				ref := weirtest.New(t, tc.build(), weirtest.Partitions(tc.partitions))
+				topics := []string{tc.sink, "windows-counts-late"}
+				at := parseClock(t, "10:00:00")
+				var history []string // the steps so far, to tell a failure
+				crashes := 0
+				both := func(what string, f func(h *weirtest.Harness) error) {
+					history = append(history, what)
+					err, refErr := f(crashing), f(ref)
+					if err != nil || refErr != nil {
+						t.Fatalf("%s: %v (without crashes: %v)\nsteps:\n%s", what, err, refErr, strings.Join(history, "\n"))
+					}
+				}
+				for step := range steps {
+					switch r := rng.IntN(100); {
+					case r < 70:
+						// Mostly forward, sometimes out of order or late.
+						d := time.Duration(rng.IntN(1500)) * time.Millisecond
+						if rng.IntN(8) == 0 {
+							d = -time.Duration(rng.IntN(8000)) * time.Millisecond
+						}
+						ts := at.Add(d)
+						if d > 0 {
+							at = ts
+						}
+						seed := rng.Uint64()
+						both(fmt.Sprintf("%d: send at %s", step, ts.Format("15:04:05.000")), func(h *weirtest.Harness) error {
+							return tc.send(h, rand.New(rand.NewPCG(seed, 0)), ts)
+						})
+					case r < 74:
+						at = at.Add(time.Duration(rng.IntN(5000)) * time.Millisecond)
+						wm := at
+						both(fmt.Sprintf("%d: watermark to %s", step, wm.Format("15:04:05.000")), func(h *weirtest.Harness) error {
+							return h.AdvanceWatermark(wm)
+						})
+					case r < 78:
+						d := time.Duration(rng.IntN(3000)) * time.Millisecond
+						both(fmt.Sprintf("%d: advance %s", step, d), func(h *weirtest.Harness) error { return h.AdvanceTime(d) })
+					case r < 90:
+						both(fmt.Sprintf("%d: checkpoint", step), func(h *weirtest.Harness) error { return h.Checkpoint() })
+						compareCommitted(t, crashing, ref, topics, history)
+					default:
+						history = append(history, fmt.Sprintf("%d: crash", step))
+						crashes++
+						if err := crashing.Crash(); err != nil {
+							t.Fatalf("crash: %v\nsteps:\n%s", err, strings.Join(history, "\n"))
+						}
+					}
+				}
+				both("final watermark", func(h *weirtest.Harness) error { return h.AdvanceWatermark(at.Add(time.Hour)) })
+				both("final checkpoint", func(h *weirtest.Harness) error { return h.Checkpoint() })
+				compareCommitted(t, crashing, ref, topics, history)
+				if crashes == 0 || len(ref.CommittedOutput(tc.sink)) == 0 {
+					t.Fatalf("a vacuous run: %d crashes, %d outputs", crashes, len(ref.CommittedOutput(tc.sink)))
+				}
+			})
+		}
+	}
+}
+
+// compareCommitted fails t unless got and want committed the same records
+// to topics, partition by partition.
+func compareCommitted(t *testing.T, got, want *weirtest.Harness, topics []string, history []string) {
+	t.Helper()
+	for _, topic := range topics {
+		g, w := byPartition(got.CommittedOutput(topic)), byPartition(want.CommittedOutput(topic))
+		for p := range max(len(g), len(w)) {
+			var gp, wp []*kgo.Record
+			if p < len(g) {
+				gp = g[p]
+			}
+			if p < len(w) {
+				wp = w[p]
+			}
+			if i, ok := sameRecords(gp, wp); !ok {
+				t.Fatalf("%s partition %d: committed record %d differs from the run without crashes:\n with crashes: %s\n without:      %s\nsteps:\n%s",
+					topic, p, i, describe(gp, i), describe(wp, i), strings.Join(history, "\n"))
+			}
+		}
+	}
+}
+
+func byPartition(rs []*kgo.Record) [][]*kgo.Record {
+	var out [][]*kgo.Record
+	for _, r := range rs {
+		for int(r.Partition) >= len(out) {
+			out = append(out, nil)
+		}
+		out[r.Partition] = append(out[r.Partition], r)
+	}
+	return out
+}
+
+// sameRecords reports whether a and b hold the same records (key, value,
+// timestamp) in the same order, and else the index of the first that
+// differs.
+func sameRecords(a, b []*kgo.Record) (int, bool) {
+	for i := range max(len(a), len(b)) {
+		if i >= len(a) || i >= len(b) {
+			return i, false
+		}
+		x, y := a[i], b[i]
+		if !bytes.Equal(x.Key, y.Key) || !bytes.Equal(x.Value, y.Value) || !x.Timestamp.Equal(y.Timestamp) {
+			return i, false
+		}
+	}
+	return 0, true
+}
+
+func describe(rs []*kgo.Record, i int) string {
+	if i >= len(rs) {
+		return "(none)"
+	}
+	return fmt.Sprintf("%s %s at %s", rs[i].Key, rs[i].Value, rs[i].Timestamp.UTC().Format("15:04:05.000"))
+}
