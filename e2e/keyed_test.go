@@ -183,8 +183,12 @@ func TestKeyedJobRestartKeepsLocalState(t *testing.T) {
 		return configValue(c, "retention.ms")
 	}
 	kafkatest.Eventually(t, time.Minute, "the repartition topic, with infinite retention", func() bool { return retention() == "-1" })
+	// Each partition of the repartition topic ends with the marker of the
+	// last transaction that wrote it, which takes an offset but is no
+	// record: the committed offset stops one short of the end.
 	kafkatest.Eventually(t, 2*time.Minute, "the first half committed through both stages", func() bool {
-		return committed(in) == int64(half) && committed(repartition) > 0 && committed(repartition) == endOf(repartition)
+		c := committed(repartition)
+		return committed(in) == int64(half) && c > 0 && c >= endOf(repartition)-partitions
 	})
 	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
