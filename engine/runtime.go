@@ -423,6 +423,10 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 			}
 			rt.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
 		})
+		if ctx.Err() != nil {
+			rt.cl.AllowRebalance() // or leaving the group waits on this poll
+			return                 // shutdown commits (or aborts) what is in hand
+		}
 		rt.noteFetched(fetches)
 		// A poll that returned anything blocks rebalances until
 		// AllowRebalance: from here, no callback changes the tasks.
@@ -699,7 +703,9 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 	rt.stopTasks(ids)
 	if rt.sess != nil {
 		if _, err := rt.sess.End(ctx, kgo.TryAbort); err != nil {
-			rt.fail(fmt.Errorf("aborting the transaction: %w", err))
+			if ctx.Err() == nil { // stopping: shutdown aborts it
+				rt.fail(fmt.Errorf("aborting the transaction: %w", err))
+			}
 			return
 		}
 		rt.obs.Transaction(false)
