@@ -59,13 +59,14 @@ func IntervalJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right Key
 		if j, ok := joiners.LoadAndDelete(t); ok {
 			return j.(*intervalJoiner[K, L, R, OUT]), nil
 		}
+		timers := t.timerOwner(out.Name(), nil) // before downstream's: see timerOwner
 		down, err := out.Build(t)
 		if err != nil {
 			return nil, err
 		}
-		ij := &intervalJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key}, lbuf: lbuf, rbuf: rbuf,
+		ij := &intervalJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers}, lbuf: lbuf, rbuf: rbuf,
 			lo: lo, hi: hi, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
-		ij.c.timers = t.timerOwner(out.Name(), ij.onTimer)
+		timers.fire = ij.onTimer
 		joiners.Store(t, ij)
 		return ij, nil
 	}

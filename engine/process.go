@@ -93,6 +93,7 @@ func Process[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, fn K
 	in.Subscribe(func(t *Task) (Emit[IN], error) {
 		opName := out.Name()
 		stats := t.Stats(opName)
+		timers := t.timerOwner(opName, nil) // before downstream's: see timerOwner
 		down, err := out.Build(t)
 		if err != nil {
 			return nil, err
@@ -101,9 +102,9 @@ func Process[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, fn K
 		if err != nil {
 			return nil, err
 		}
-		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides}
+		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides, timers: timers}
 		col := &keyedCollector[OUT]{ctx: &c.rec, down: down, stats: stats}
-		c.timers = t.timerOwner(opName, func(key []byte, at int64, domain TimeDomain) error {
+		timers.fire = func(key []byte, at int64, domain TimeDomain) error {
 			if err := c.setKey(key, at); err != nil {
 				return &OperatorError{Operator: opName, Err: err}
 			}
@@ -113,7 +114,7 @@ func Process[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, fn K
 				return col.err
 			}
 			return err
-		})
+		}
 		return func(r Record[IN]) error {
 			stats.In++
 			if err := c.setKey(r.Key, r.Timestamp.UnixMilli()); err != nil {

@@ -49,7 +49,13 @@ type timerOwner struct {
 	loaded bool
 }
 
-// timerOwner registers the named operator's timer callback in the task.
+// timerOwner registers the named operator's timers in the task; the
+// operator sets fire before its first record. An operator registers before
+// it builds the operators downstream of it, so the task's owners are in
+// topology order, which is the order a watermark fires them in: a timer
+// that a downstream operator sets for a time the watermark passed, while
+// an upstream window fires at that watermark, fires at the same watermark,
+// as Flink's forwarding of the watermark operator by operator does.
 func (t *Task) timerOwner(op string, fire func(key []byte, at int64, domain TimeDomain) error) *timerOwner {
 	p := binary.AppendUvarint(nil, uint64(len(op)))
 	p = append(p, op...)

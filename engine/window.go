@@ -160,6 +160,7 @@ func windowOperator[K comparable, IN, OUT any](in KeyedStream[K, IN], name strin
 	in.Subscribe(func(t *Task) (Emit[IN], error) {
 		opName := out.Name()
 		stats := t.Stats(opName)
+		timers := t.timerOwner(opName, nil) // before downstream's: see timerOwner
 		down, err := out.Build(t)
 		if err != nil {
 			return nil, err
@@ -178,12 +179,12 @@ func windowOperator[K comparable, IN, OUT any](in KeyedStream[K, IN], name strin
 			}
 			lateEmit = lateToTopic(t, opName, topic, cfg.lateCodec, cfg.lateness)
 		}
-		c := &keyedCtx[K]{task: t, keys: in.Key}
+		c := &keyedCtx[K]{task: t, keys: in.Key, timers: timers}
 		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner,
 			lateness: lateness, stats: stats, op: opName, trigger: cfg.trigger, counts: counts,
 			col: &windowCollector[K, OUT]{c: c, down: down, stats: stats}}
-		c.timers = t.timerOwner(opName, w.onTimer)
-		w.timers = c.timers
+		timers.fire = w.onTimer
+		w.timers = timers
 		return func(r Record[IN]) error {
 			stats.In++
 			if err := c.setKey(r.Key, r.Timestamp.UnixMilli()); err != nil {

@@ -43,13 +43,14 @@ func WindowJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right Keyed
 		if j, ok := joiners.LoadAndDelete(t); ok {
 			return j.(*windowJoiner[K, L, R, OUT]), nil
 		}
+		timers := t.timerOwner(out.Name(), nil) // before downstream's: see timerOwner
 		down, err := out.Build(t)
 		if err != nil {
 			return nil, err
 		}
-		wj := &windowJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key}, lbuf: lbuf, rbuf: rbuf,
+		wj := &windowJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers}, lbuf: lbuf, rbuf: rbuf,
 			assigner: assigner, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
-		wj.c.timers = t.timerOwner(out.Name(), wj.onTimer)
+		timers.fire = wj.onTimer
 		joiners.Store(t, wj)
 		return wj, nil
 	}
