@@ -1,0 +1,138 @@
+// Command nexmark writes the Nexmark event topic and runs the Nexmark
+// queries as Weir jobs, for the benchmark against other stream processors
+// on the same broker.
+//
+//	nexmark gen [-brokers host:port,...] [-topic nexmark] [-events 10000000]
+//	            [-rate 10000] [-seed 0] [-partitions 8]
+//	nexmark run -query q5 [-in nexmark] [-out nexmark-q5]
+//	nexmark list
+//
+// gen creates the topic if it is missing (with -partitions partitions) and
+// writes -events events of package nexmark's generator, round robin over
+// its partitions, as fast as the broker takes them; -rate is the rate of
+// event time, not of writing. run runs one query until SIGINT or SIGTERM,
+// configured as every Weir job is (WEIR_BROKERS, WEIR_GROUP, ...); the
+// output topic must exist.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/bench/nexmark"
+	"github.com/weirstream/weir/engine"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	var usage usageError
+	switch {
+	case errors.As(err, &usage):
+		fmt.Fprintln(os.Stderr, "nexmark:", err)
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "nexmark:", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ error }
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return usageError{errors.New("want a command: gen, run or list")}
+	}
+	switch args[0] {
+	case "gen":
+		return gen(ctx, args[1:], out)
+	case "run":
+		return runQuery(ctx, args[1:])
+	case "list":
+		for _, q := range nexmark.Queries {
+			fmt.Fprintln(out, q.Name)
+		}
+		return nil
+	}
+	return usageError{fmt.Errorf("unknown command %q: want gen, run or list", args[0])}
+}
+
+func defaultBrokers() string {
+	if b := os.Getenv("WEIR_BROKERS"); b != "" {
+		return b
+	}
+	return "localhost:9092"
+}
+
+func gen(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	brokers := fs.String("brokers", defaultBrokers(), "Kafka seed brokers, comma separated (default $WEIR_BROKERS)")
+	topic := fs.String("topic", "nexmark", "topic to write")
+	events := fs.Int("events", 10_000_000, "how many events to write")
+	rate := fs.Int("rate", 10_000, "events per second of event time")
+	seed := fs.Uint64("seed", 0, "generator seed")
+	partitions := fs.Int("partitions", 8, "partitions of the topic, if gen creates it")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	cfg := nexmark.Config{Seed: *seed, EventsPerSecond: *rate}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(*partitions), -1, nil, *topic)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", *topic, err)
+	}
+	for _, r := range resp {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("creating %s: %w", r.Topic, r.Err)
+		}
+	}
+	start := time.Now()
+	if err := nexmark.WriteTopic(ctx, cl, *topic, *events, cfg); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	fmt.Fprintf(out, "wrote %d events to %s in %v (%.0f events/s)\n", *events, *topic, took.Round(time.Millisecond), float64(*events)/took.Seconds())
+	return nil
+}
+
+func runQuery(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	name := fs.String("query", "", "query to run: q0, q1, ... (see nexmark list)")
+	in := fs.String("in", "nexmark", "the event topic")
+	out := fs.String("out", "", "the output topic (default nexmark-<query>)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	q, err := nexmark.QueryByName(*name)
+	if err != nil {
+		return usageError{err}
+	}
+	if *out == "" {
+		*out = "nexmark-" + q.Name
+	}
+	job := engine.NewJob("nexmark-"+q.Name, engine.FromEnv())
+	q.Build(job, *in, *out)
+	return job.Run(ctx)
+}

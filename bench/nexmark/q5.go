@@ -1,0 +1,124 @@
+package nexmark
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/connectors"
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/windowing"
+)
+
+// Query 5's sliding windows, as nexmark-flink's: 10 seconds, every 2.
+const (
+	Q5WindowSize  = 10 * time.Second
+	Q5WindowSlide = 2 * time.Second
+)
+
+// Q5Result is query 5's output row: an auction with the most bids in a
+// window, and how many it had.
+type Q5Result struct {
+	Auction int64 `json:"auction"`
+	Num     int64 `json:"num"`
+}
+
+// BuildQ5 is query 5, hot items: per sliding window (Q5WindowSize every
+// Q5WindowSlide), the auctions with the most bids, each with its count
+// (every auction tied for the most). Bids are counted per auction and
+// window (keyed by auction, WindowAggregate), then the counts of each
+// window are keyed by the window, where a process function keeps the
+// highest count and its auctions until the watermark passes the window's
+// end: the counts of a window all come before the watermark that passes
+// it, since each was emitted when the watermark upstream reached it.
+func BuildQ5(job *engine.Job, in, out string) {
+	auctions := operators.Map(Bids(Source(job, in)), func(b Bid) (int64, error) { return b.Auction, nil }).Named("q5-auction")
+	byAuction := operators.KeyBy(auctions, func(a int64) int64 { return a },
+		operators.KeyByName[int64, int64]("q5-by-auction"), operators.KeyByCodecs(int64Codec, int64Codec))
+	counts := operators.WindowAggregate(byAuction, "q5-counts", windowing.Sliding(Q5WindowSize, Q5WindowSlide),
+		operators.AggregateFunction[int64, int64, int64](operators.Count[int64]{}), int64Codec)
+	perWindow := operators.Map(counts, func(w engine.Windowed[int64, int64]) (q5Count, error) {
+		return q5Count{Auction: w.Key, Num: w.Value, End: w.End.UnixMilli()}, nil
+	}).Named("q5-count")
+	byWindow := operators.KeyBy(perWindow, func(c q5Count) int64 { return c.End },
+		operators.KeyByName[int64, q5Count]("q5-by-window"), operators.KeyByCodecs[int64, q5Count](int64Codec, q5CountCodec{}))
+	top := operators.Process(byWindow, "q5-top", operators.KeyedProcessFunction[int64, q5Count, Q5Result](&q5Top{}))
+	connectors.KafkaSink(top, out, codec.JSON[Q5Result]())
+}
+
+// q5Count is an auction's bid count in the window ending at End (Unix ms).
+type q5Count struct{ Auction, Num, End int64 }
+
+// q5CountCodec writes a q5Count in 24 big-endian bytes.
+type q5CountCodec struct{}
+
+func (q5CountCodec) Encode(c q5Count) ([]byte, error) {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 24), uint64(c.Auction))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Num))
+	return binary.BigEndian.AppendUint64(b, uint64(c.End)), nil
+}
+
+func (q5CountCodec) Decode(b []byte) (q5Count, error) {
+	if len(b) != 24 {
+		return q5Count{}, fmt.Errorf("nexmark: q5 count of %d bytes, want 24", len(b))
+	}
+	u := func(i int) int64 { return int64(binary.BigEndian.Uint64(b[i:])) }
+	return q5Count{Auction: u(0), Num: u(8), End: u(16)}, nil
+}
+
+// q5Top keeps, per window (the key: its end), the highest count so far and
+// the auctions that have it, and emits them when the window's timer fires.
+type q5Top struct {
+	top *state.Value[q5Acc]
+}
+
+// q5Acc is a window's highest count and the auctions with it.
+type q5Acc struct {
+	Max      int64   `json:"max"`
+	Auctions []int64 `json:"auctions"`
+}
+
+func (q *q5Top) Open(r *state.Registry) error {
+	q.top = state.NewValue(r, "top", codec.JSON[q5Acc]())
+	return nil
+}
+
+func (q *q5Top) Process(c engine.Context[int64], n q5Count, _ engine.Collector[Q5Result]) error {
+	acc, ok, err := q.top.Get(c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !ok:
+		// The window's last millisecond: the watermark passes it after
+		// every count of the window came.
+		c.Timers().RegisterEventTimeTimer(time.UnixMilli(n.End - 1))
+		acc = q5Acc{Max: n.Num, Auctions: []int64{n.Auction}}
+	case n.Num > acc.Max:
+		acc = q5Acc{Max: n.Num, Auctions: []int64{n.Auction}}
+	case n.Num == acc.Max:
+		acc.Auctions = append(acc.Auctions, n.Auction)
+	default:
+		return nil
+	}
+	return q.top.Set(c, acc)
+}
+
+func (q *q5Top) OnTimer(c engine.Context[int64], _ time.Time, _ engine.TimeDomain, out engine.Collector[Q5Result]) error {
+	acc, ok, err := q.top.Get(c)
+	if err != nil || !ok {
+		return err
+	}
+	q.top.Clear(c)
+	slices.Sort(acc.Auctions)
+	for _, a := range acc.Auctions {
+		if err := out.Collect(Q5Result{Auction: a, Num: acc.Max}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
