@@ -465,3 +465,53 @@ func TestZombieIsFenced(t *testing.T) {
 	}
 	checkTotalsExactlyOnce(t, brokers, in, out, input)
 }
+
+// TestRebalanceWithUncommittedState rebalances a replica whose tasks hold
+// state not yet checkpointed (a long interval makes sure there is some):
+// a second replica joins, then leaves. Exactly once, the work in the open
+// transaction is aborted at each rebalance and the tasks start again from
+// their committed state; the outputs stay exact. (Whether a task given
+// back reads the aborted work's cached writes depends on when the abort
+// falls in the rebalance; TestRestoreDiscardsUncommittedWrites pins that.)
+func TestRebalanceWithUncommittedState(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	const n, parts = 40_000, 4
+	in := kafkatest.CreateTopic(t, brokers, "rebalance-in", parts)
+	out := kafkatest.CreateTopic(t, brokers, "rebalance-totals", parts)
+	createNamedTopic(t, brokers, shared.WindowsTopic(out), parts)
+	group := kafkatest.Name("rebalance")
+	input := payments(in, n, parts)
+	_, wantWindows := totalsReference(t, input)
+	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
+		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=3s", "WEIR_SESSION_TIMEOUT=6s",
+		"WEIR_PROVENANCE=true", "WEIR_LOG_LEVEL=info"}
+	a := &replica{name: "a", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
+	b := &replica{name: "b", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
+	a.start(t)
+	produced := produceInSlices(t, brokers, input, 20, 400*time.Millisecond)
+	totals := collect(t, brokers, out)
+	windows := collect(t, brokers, shared.WindowsTopic(out))
+	kafkatest.Eventually(t, time.Minute, "a committing", func() bool { return totals.len() > 0 })
+	b.start(t)
+	kafkatest.Eventually(t, time.Minute, "b assigned", func() bool { return strings.Contains(b.p.output.String(), "partitions assigned") })
+	kafkatest.Eventually(t, time.Minute, "b committing", func() bool {
+		return strings.Contains(b.p.output.String(), "end transaction response successfully received")
+	})
+	if err := b.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := b.p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("replica b exited %d after SIGTERM", code)
+	}
+	<-produced
+	kafkatest.Eventually(t, 3*time.Minute, "every total and window committed", func() bool {
+		return totals.len() >= len(input) && windows.len() >= len(wantWindows)
+	})
+	if err := a.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := a.p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("replica a exited %d after SIGTERM", code)
+	}
+	checkTotalsExactlyOnce(t, brokers, in, out, input)
+}

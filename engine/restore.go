@@ -119,6 +119,11 @@ func (rt *runtime) restoreState(ctx context.Context, id TaskID, meta commitMeta,
 		return nil, nil
 	}
 	ts := rt.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition})
+	// A task starts from committed state only: writes an earlier run of
+	// the task left in the store's cache (its work went with an aborted
+	// transaction, or a revocation at least once failed to commit it) are
+	// not Kafka's and must not be read.
+	ts.AbortPending()
 	localCp, local, hasLocal, err := ts.Checkpoint()
 	if err != nil {
 		return nil, fmt.Errorf("task %s: reading the local checkpoint: %w", id, err)
