@@ -201,7 +201,17 @@ func (r *replica) faulted() bool { return strings.Contains(r.p.output.String(), 
 // leaves. Afterwards weir verify (provenance headers against the input)
 // and a reference computed from the input alone find no duplicate, no
 // missing and no wrong record.
-func TestCrashesExactlyOnce(t *testing.T) {
+func TestCrashesExactlyOnce(t *testing.T) { runCrashes(t, "exactly-once", 12) }
+
+// TestCrashesAtLeastOnce runs the same chaos at least once, with fewer
+// kills: nothing may be lost. Outputs repeat, and so do the repartition
+// records of work redone after a crash, which the second stage counts
+// again (as Kafka Streams at least once does): totals and window counts
+// may come out higher, never lower, and every total's position (the n-th
+// payment of an account) must appear.
+func TestCrashesAtLeastOnce(t *testing.T) { runCrashes(t, "at-least-once", 6) }
+
+func runCrashes(t *testing.T, guarantee string, minKills int) {
 	brokers := kafkatest.Brokers(t)
 	script := os.Getenv("WEIR_KAFKA_SH")
 	if script == "" {
@@ -217,7 +227,8 @@ func TestCrashesExactlyOnce(t *testing.T) {
 
 	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
 		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=200ms", "WEIR_SESSION_TIMEOUT=3s",
-		"WEIR_PROVENANCE=true", "WEIR_FAULT=after-commit:0.03", "WEIR_LOG_LEVEL=" + cmp.Or(os.Getenv("WEIR_CRASH_LOG_LEVEL"), "info")}
+		"WEIR_PROVENANCE=true", "WEIR_FAULT=after-commit:0.03", "WEIR_GUARANTEE=" + guarantee,
+		"WEIR_LOG_LEVEL=" + cmp.Or(os.Getenv("WEIR_CRASH_LOG_LEVEL"), "info")}
 	a := &replica{name: "a", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
 	b := &replica{name: "b", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
 	a.start(t)
@@ -240,7 +251,6 @@ func TestCrashesExactlyOnce(t *testing.T) {
 		faults++
 		r.start(t)
 	}
-	minKills := 12
 	if v, err := strconv.Atoi(os.Getenv("WEIR_CRASH_KILLS")); err == nil {
 		minKills = v // for debugging the job without chaos
 	}
@@ -299,6 +309,11 @@ func TestCrashesExactlyOnce(t *testing.T) {
 	kafkatest.Eventually(t, 4*time.Minute, "every total and window committed", func() bool {
 		restartDead(a)
 		done := totals.len() >= len(input) && windows.len() >= len(wantWindows)
+		if guarantee == "at-least-once" {
+			// Repeats count too: wait for the job to have committed
+			// everything it read, through both stages.
+			done = done && caughtUp(t, brokers, group, in, group+"-by-account-repartition", parts)
+		}
 		if !done && time.Since(start) > 3*time.Minute {
 			t.Logf("%d of %d totals, %d of %d windows", totals.len(), len(input), windows.len(), len(wantWindows))
 		}
@@ -312,7 +327,37 @@ func TestCrashesExactlyOnce(t *testing.T) {
 		t.Fatalf("replica a exited %d after SIGTERM", code)
 	}
 
+	if guarantee == "at-least-once" {
+		checkTotals(t, brokers, in, out, input, true)
+		return
+	}
 	checkTotalsExactlyOnce(t, brokers, in, out, input)
+}
+
+// caughtUp reports whether group has committed the end of in and, but for
+// a trailing transaction marker per partition, of the repartition topic.
+func caughtUp(t *testing.T, brokers []string, group, in, repartition string, parts int64) bool {
+	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, in, repartition)
+	if err != nil {
+		return false
+	}
+	sum := func(topic string) (end, committed int64) {
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Topic == topic {
+				end += o.Offset
+			}
+		})
+		for _, o := range kafkatest.CommittedOffsets(t, brokers, group, topic) {
+			committed += o
+		}
+		return end, committed
+	}
+	inEnd, inCommitted := sum(in)
+	repEnd, repCommitted := sum(repartition)
+	return inCommitted == inEnd && repCommitted >= repEnd-parts
 }
 
 // checkTotalsExactlyOnce checks the totals job's committed outputs with
@@ -322,12 +367,18 @@ func TestCrashesExactlyOnce(t *testing.T) {
 // total or window.
 func checkTotalsExactlyOnce(t *testing.T, brokers []string, in, out string, input []*kgo.Record) {
 	t.Helper()
-	wantTotals, wantWindows := totalsReference(t, input)
 	t.Log(runVerify(t, brokers, "--output", out, "--input", in))
 	t.Log(runVerify(t, brokers, "--output", shared.WindowsTopic(out)))
+	checkTotals(t, brokers, in, out, input, false)
+}
 
-	// The reference, from the input alone.
-	gotTotals := kafkatest.ReadAll(t, brokers, out, len(input)+1, 5*time.Second)
+// checkTotals compares the totals job's committed outputs with a reference
+// computed from the input alone: no missing or wrong total or window, and,
+// unless repeats are allowed (at least once), no repeated one either.
+func checkTotals(t *testing.T, brokers []string, in, out string, input []*kgo.Record, repeats bool) {
+	t.Helper()
+	wantTotals, wantWindows := totalsReference(t, input)
+	gotTotals := kafkatest.ReadAll(t, brokers, out, 10*len(input), 10*time.Second)
 	perAccount := map[string][]shared.Total{}
 	for _, r := range gotTotals {
 		var tot shared.Total
@@ -361,8 +412,8 @@ func checkTotalsExactlyOnce(t *testing.T, brokers []string, in, out string, inpu
 	if len(perAccount) != len(wantTotals) {
 		t.Errorf("totals for %d accounts, want %d", len(perAccount), len(wantTotals))
 	}
-	gotWindows := kafkatest.ReadAll(t, brokers, shared.WindowsTopic(out), len(wantWindows)+1, 5*time.Second)
-	var dupWindows, wrongWindows int
+	gotWindows := kafkatest.ReadAll(t, brokers, shared.WindowsTopic(out), 10*len(wantWindows), 10*time.Second)
+	var dupWindows, wrongWindows, lowWindows int
 	seenWindows := map[string]bool{}
 	for _, r := range gotWindows {
 		var w shared.WindowCount
@@ -377,6 +428,9 @@ func checkTotalsExactlyOnce(t *testing.T, brokers []string, in, out string, inpu
 		if wantWindows[k] != w.Count {
 			wrongWindows++
 		}
+		if w.Count < wantWindows[k] {
+			lowWindows++
+		}
 	}
 	missingWindows := 0
 	for k := range wantWindows {
@@ -386,6 +440,12 @@ func checkTotalsExactlyOnce(t *testing.T, brokers []string, in, out string, inpu
 	}
 	t.Logf("totals: %d records, %d duplicates, %d missing, %d wrong; windows: %d records, %d duplicates, %d missing, %d wrong",
 		len(gotTotals), dupTotals, missingTotals, wrongTotals, len(gotWindows), dupWindows, missingWindows, wrongWindows)
+	if repeats {
+		if missingTotals+missingWindows+lowWindows != 0 {
+			t.Fatalf("outputs lost: %d windows counted low", lowWindows)
+		}
+		return
+	}
 	if dupTotals+missingTotals+wrongTotals+dupWindows+missingWindows+wrongWindows != 0 || len(gotTotals) != len(input) {
 		t.Fatal("the outputs are not exactly once")
 	}

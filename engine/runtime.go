@@ -811,6 +811,7 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 	case committed:
 		// At least once the tasks went on after their barriers; their
 		// state of this checkpoint is committed in their goroutines.
+		faultPoint("after-commit")
 		for _, h := range hs {
 			if !h.snap.stateful {
 				continue
