@@ -32,10 +32,11 @@ type Config struct {
 	// disables the server. Default: :9464. Environment WEIR_METRICS_ADDR,
 	// flag --metrics-addr.
 	MetricsAddr string
-	// CheckpointInterval is how often offsets are committed, after the
-	// outputs they produced are acknowledged. It bounds how much is
-	// reprocessed after a crash. Default: 500ms. Environment
-	// WEIR_CHECKPOINT_INTERVAL, flag --checkpoint-interval.
+	// CheckpointInterval is how often a checkpoint commits what the tasks
+	// did: outputs, state changelog and input offsets (in one transaction
+	// exactly once). It bounds the end-to-end latency exactly once, and
+	// what is redone after a crash at least once. Default: 500ms.
+	// Environment WEIR_CHECKPOINT_INTERVAL, flag --checkpoint-interval.
 	CheckpointInterval time.Duration
 	// StartOffset is where a partition with no committed offset starts:
 	// "earliest" or "latest". Default: earliest. Environment
@@ -129,7 +130,7 @@ func WithStateDir(dir string) Opt { return optFunc(func(c *Config) { c.StateDir 
 // WithMetricsAddr sets the address of the metrics and health server; "" disables it.
 func WithMetricsAddr(addr string) Opt { return optFunc(func(c *Config) { c.MetricsAddr = addr }) }
 
-// WithCheckpointInterval sets how often offsets are committed.
+// WithCheckpointInterval sets how often a checkpoint commits.
 func WithCheckpointInterval(d time.Duration) Opt {
 	return optFunc(func(c *Config) { c.CheckpointInterval = d })
 }
@@ -273,7 +274,7 @@ func configVars(c *Config) []configVar {
 		v("WEIR_GROUP", "group", "consumer group shared by the job's replicas", g, gs),
 		v("WEIR_STATE_DIR", "state-dir", "local state directory", sd, sds),
 		v("WEIR_METRICS_ADDR", "metrics-addr", "address serving /metrics, /healthz, /readyz (empty disables)", ma, mas),
-		v("WEIR_CHECKPOINT_INTERVAL", "checkpoint-interval", "how often offsets are committed", ci, cis),
+		v("WEIR_CHECKPOINT_INTERVAL", "checkpoint-interval", "how often a checkpoint commits outputs, state and offsets", ci, cis),
 		v("WEIR_START_OFFSET", "start-offset", "where partitions without a committed offset start: earliest or latest", so, sos),
 		v("WEIR_TASK_QUEUE_RECORDS", "task-queue-records", "fetched records a task may queue before its partitions pause", tq, tqs),
 		v("WEIR_SESSION_TIMEOUT", "session-timeout", "how long the group waits for a silent replica before moving its tasks", se, ses),
