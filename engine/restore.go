@@ -21,8 +21,8 @@ import (
 // while a transaction that commits some of them is still open
 // (UNSTABLE_OFFSET_COMMIT): those offsets are about to change, and the
 // state matching them with them.
-func (rt *runtime) fetchCommitted(ctx context.Context, topics []string) (kadm.OffsetResponses, error) {
-	adm := kadm.NewClient(rt.cl)
+func (rt *runtime) fetchCommitted(ctx context.Context, cl *kgo.Client, topics []string) (kadm.OffsetResponses, error) {
+	adm := kadm.NewClient(cl)
 	return backoff.Retry(ctx, func() (kadm.OffsetResponses, error) {
 		resps, err := adm.FetchOffsetsForTopics(kadm.RequireStable(ctx), rt.cfg.Group, topics...)
 		if err != nil {
@@ -43,9 +43,9 @@ func (rt *runtime) fetchCommitted(ctx context.Context, topics []string) (kadm.Of
 // committedCheckpoint returns what the group committed for task id: its
 // checkpoint metadata, and whether any of its input partitions has a
 // committed offset at all.
-func (rt *runtime) committedCheckpoint(ctx context.Context, id TaskID) (commitMeta, bool, error) {
+func (rt *runtime) committedCheckpoint(ctx context.Context, cl *kgo.Client, id TaskID) (commitMeta, bool, error) {
 	topics := rt.job.stageTopics(id.Stage)
-	resps, err := rt.fetchCommitted(ctx, topics)
+	resps, err := rt.fetchCommitted(ctx, cl, topics)
 	if err != nil {
 		return commitMeta{}, false, fmt.Errorf("task %s: fetching committed offsets: %w", id, err)
 	}
@@ -98,12 +98,12 @@ func (j *Job) taskChangelogs(stage int) []string {
 // the committed one is applied. Where there is no local state, the whole
 // changelog up to it. Local state ahead of Kafka (offsets reset by hand)
 // is dropped first. A task with nothing committed starts empty.
-func (rt *runtime) restoreTask(ctx context.Context, id TaskID) (commitMeta, error) {
-	meta, committed, err := rt.committedCheckpoint(ctx, id)
+func (rt *runtime) restoreTask(ctx context.Context, cl *kgo.Client, id TaskID) (commitMeta, error) {
+	meta, committed, err := rt.committedCheckpoint(ctx, cl, id)
 	if err != nil {
 		return commitMeta{}, err
 	}
-	positions, err := rt.restoreState(ctx, id, meta, committed)
+	positions, err := rt.restoreState(ctx, cl, id, meta, committed)
 	if err != nil {
 		return commitMeta{}, err
 	}
@@ -113,7 +113,7 @@ func (rt *runtime) restoreTask(ctx context.Context, id TaskID) (commitMeta, erro
 
 // restoreState restores the task's state to meta and returns the changelog
 // positions it has then.
-func (rt *runtime) restoreState(ctx context.Context, id TaskID, meta commitMeta, committed bool) (map[string]int64, error) {
+func (rt *runtime) restoreState(ctx context.Context, cl *kgo.Client, id TaskID, meta commitMeta, committed bool) (map[string]int64, error) {
 	topics := rt.job.taskChangelogs(id.Stage)
 	if rt.store == nil || len(topics) == 0 {
 		return nil, nil
@@ -152,7 +152,7 @@ func (rt *runtime) restoreState(ctx context.Context, id TaskID, meta commitMeta,
 		}
 	}
 	if len(unknown) > 0 { // not Weir's commit: restore to the end
-		ends, err := kadm.NewClient(rt.cl).ListCommittedOffsets(ctx, unknown...)
+		ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, unknown...)
 		if err != nil {
 			return nil, fmt.Errorf("task %s: listing changelog end offsets: %w", id, err)
 		}
@@ -189,7 +189,7 @@ func (rt *runtime) restoreState(ctx context.Context, id TaskID, meta commitMeta,
 		}
 		return targets, nil
 	}
-	if err := rt.readChangelog(ctx, id, ts, from, targets); err != nil {
+	if err := rt.readChangelog(ctx, cl, id, ts, from, targets); err != nil {
 		ts.AbortPending() // drops an unfinished restore batch with the rest
 		return nil, err
 	}
@@ -205,7 +205,7 @@ const restoreProgressEvery = 10000
 
 // readChangelog applies the changelog records of task id in [from, to) of
 // each topic to ts, reading committed records only.
-func (rt *runtime) readChangelog(ctx context.Context, id TaskID, ts *state.TaskStore, from, to map[string]int64) error {
+func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID, ts *state.TaskStore, from, to map[string]int64) error {
 	start := time.Now()
 	var total int64
 	for topic, f := range from {
@@ -215,7 +215,7 @@ func (rt *runtime) readChangelog(ctx context.Context, id TaskID, ts *state.TaskS
 		zap.Any("from", from), zap.Any("to", to), zap.Int64("records_at_most", total))
 	// The committed positions must exist: a changelog ending below them
 	// was deleted or truncated, and waiting would wait forever.
-	ends, err := kadm.NewClient(rt.cl).ListEndOffsets(ctx, slices.Collect(maps.Keys(from))...)
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, slices.Collect(maps.Keys(from))...)
 	if err != nil {
 		return fmt.Errorf("task %s: listing changelog end offsets: %w", id, err)
 	}
@@ -233,7 +233,7 @@ func (rt *runtime) readChangelog(ctx context.Context, id TaskID, ts *state.TaskS
 	for topic, f := range from {
 		parts[topic] = map[int32]kgo.Offset{id.Partition: kgo.NewOffset().At(f)}
 	}
-	cl, err := kgo.NewClient(append(slices.Clone(rt.cfg.kgoOpts),
+	rc, err := kgo.NewClient(append(slices.Clone(rt.cfg.kgoOpts),
 		kgo.SeedBrokers(rt.cfg.Brokers...),
 		kgo.WithLogger(kgoLogger{rt.log}),
 		kgo.ConsumePartitions(parts),
@@ -243,7 +243,7 @@ func (rt *runtime) readChangelog(ctx context.Context, id TaskID, ts *state.TaskS
 	if err != nil {
 		return fmt.Errorf("task %s: restore client: %w", id, err)
 	}
-	defer cl.Close()
+	defer rc.Close()
 	pending := map[string]int64{} // topic -> target, until reached
 	for topic := range from {
 		pending[topic] = to[topic]
@@ -251,7 +251,7 @@ func (rt *runtime) readChangelog(ctx context.Context, id TaskID, ts *state.TaskS
 	var restored int64
 	var lastReport int64
 	for len(pending) > 0 {
-		fs := cl.PollFetches(ctx)
+		fs := rc.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -282,7 +282,7 @@ func (rt *runtime) readChangelog(ctx context.Context, id TaskID, ts *state.TaskS
 			// which is then read instead: either ends this topic.
 			if r.Offset >= target-1 {
 				delete(pending, r.Topic)
-				cl.PauseFetchPartitions(map[string][]int32{r.Topic: {id.Partition}})
+				rc.PauseFetchPartitions(map[string][]int32{r.Topic: {id.Partition}})
 			}
 		})
 		if rerr != nil {

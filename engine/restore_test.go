@@ -40,7 +40,7 @@ func TestRestoreDiscardsUncommittedWrites(t *testing.T) {
 	ts.Flush()
 	ts.Set(key, []byte("aborted, pending"))
 
-	got, err := rt.restoreState(context.Background(), id, commitMeta{cp: 4, changelog: positions}, true)
+	got, err := rt.restoreState(context.Background(), nil, id, commitMeta{cp: 4, changelog: positions}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

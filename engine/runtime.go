@@ -561,7 +561,7 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 		fatal: rt.fail,
 	}
 	tr.start = func(ctx context.Context) (*Task, error) {
-		cp, err := rt.restoreTask(ctx, id)
+		cp, err := rt.restoreTask(ctx, cl, id)
 		if err != nil {
 			return nil, err
 		}
@@ -723,7 +723,7 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 				topics[t] = true
 			}
 		}
-		committed, err := rt.fetchCommitted(ctx, slices.Sorted(maps.Keys(topics)))
+		committed, err := rt.fetchCommitted(ctx, rt.cl, slices.Sorted(maps.Keys(topics)))
 		if err != nil {
 			if ctx.Err() == nil {
 				rt.fail(fmt.Errorf("fetching committed offsets to restart tasks: %w", err))
