@@ -96,10 +96,14 @@ func TestNotReadyWhileBrokerUnreachable(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- job.Run(ctx) }()
 	kafkatest.Eventually(t, 10*time.Second, "/healthz", func() bool { c, _ := get("http://" + addr + "/healthz"); return c == 200 })
-	code, body := get("http://" + addr + "/readyz")
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "waiting for the Kafka cluster") {
-		t.Fatalf("/readyz = %d %q, want 503 saying it waits for Kafka", code, body)
-	}
+	// Not ready from the start ("starting"), then saying why.
+	kafkatest.Eventually(t, 10*time.Second, "/readyz saying it waits for Kafka", func() bool {
+		code, body := get("http://" + addr + "/readyz")
+		if code != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz = %d %q while the broker is unreachable, want 503", code, body)
+		}
+		return strings.Contains(body, "waiting for the Kafka cluster")
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run after cancel while waiting: %v", err)
