@@ -83,26 +83,6 @@ func windowKey(account string, start time.Time) string {
 	return account + " " + start.UTC().Format(time.RFC3339)
 }
 
-// createNamedTopic creates topic, named exactly, deleted after the test.
-func createNamedTopic(t *testing.T, brokers []string, name string, partitions int32) {
-	t.Helper()
-	adm := kadm.NewClient(kafkatest.Client(t, brokers))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := adm.CreateTopic(ctx, partitions, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")}, name)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		t.Fatalf("creating topic %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, _ = kadm.NewClient(kafkatest.Client(t, brokers)).DeleteTopics(ctx, name)
-	})
-}
-
 // produceInSlices writes input in n slices, one every pause, in the
 // background; the channel closes once all is written.
 func produceInSlices(t *testing.T, brokers []string, input []*kgo.Record, n int, pause time.Duration) <-chan struct{} {
@@ -168,6 +148,36 @@ func runVerify(t *testing.T, brokers []string, args ...string) string {
 	return string(out)
 }
 
+// totalsRun is what the totals job's chaos tests share: fresh input and
+// output topics and group, the generated input with the windows it must
+// give, and two replicas, each with a state directory of its own.
+type totalsRun struct {
+	brokers        []string
+	in, out, group string
+	input          []*kgo.Record
+	wantWindows    map[string]int64
+	a, b           *replica
+}
+
+// newTotalsRun sets up a run over n payments on 4 partitions; env adds to
+// (or, later in the list, overrides) the replicas' common settings.
+func newTotalsRun(t *testing.T, name string, n int, env ...string) *totalsRun {
+	t.Helper()
+	const parts = 4
+	r := &totalsRun{brokers: kafkatest.Brokers(t)}
+	r.in = kafkatest.CreateTopic(t, r.brokers, name+"-in", parts)
+	r.out = kafkatest.CreateTopic(t, r.brokers, name+"-totals", parts)
+	kafkatest.CreateNamedTopic(t, r.brokers, shared.WindowsTopic(r.out), parts)
+	r.group = kafkatest.Name(name)
+	r.input = payments(r.in, n, parts)
+	_, r.wantWindows = totalsReference(t, r.input)
+	common := append([]string{"JOB_INPUT=" + r.in, "JOB_OUTPUT=" + r.out, "WEIR_BROKERS=" + strings.Join(r.brokers, ","),
+		"WEIR_GROUP=" + r.group, "WEIR_METRICS_ADDR=", "WEIR_PROVENANCE=true", "WEIR_LOG_LEVEL=info"}, env...)
+	r.a = &replica{name: "a", env: append(slices.Clone(common), "WEIR_STATE_DIR="+t.TempDir())}
+	r.b = &replica{name: "b", env: append(slices.Clone(common), "WEIR_STATE_DIR="+t.TempDir())}
+	return r
+}
+
 // replica is one replica of the crash test's job: its state directory
 // outlives the processes that run on it.
 type replica struct {
@@ -212,25 +222,14 @@ func TestCrashesExactlyOnce(t *testing.T) { runCrashes(t, "exactly-once", 12) }
 func TestCrashesAtLeastOnce(t *testing.T) { runCrashes(t, "at-least-once", 6) }
 
 func runCrashes(t *testing.T, guarantee string, minKills int) {
-	brokers := kafkatest.Brokers(t)
 	script := os.Getenv("WEIR_KAFKA_SH")
 	if script == "" {
 		t.Skip("needs the broker scripts/kafka.sh started (make test); it restarts it")
 	}
-	const n, parts = 200_000, 4
-	in := kafkatest.CreateTopic(t, brokers, "crash-in", parts)
-	out := kafkatest.CreateTopic(t, brokers, "crash-totals", parts)
-	createNamedTopic(t, brokers, shared.WindowsTopic(out), parts)
-	group := kafkatest.Name("crash")
-	input := payments(in, n, parts)
-	_, wantWindows := totalsReference(t, input)
-
-	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
-		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=200ms", "WEIR_SESSION_TIMEOUT=3s",
-		"WEIR_PROVENANCE=true", "WEIR_FAULT=after-commit:0.03", "WEIR_GUARANTEE=" + guarantee,
-		"WEIR_LOG_LEVEL=" + cmp.Or(os.Getenv("WEIR_CRASH_LOG_LEVEL"), "info")}
-	a := &replica{name: "a", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
-	b := &replica{name: "b", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
+	run := newTotalsRun(t, "crash", 200_000, "WEIR_CHECKPOINT_INTERVAL=200ms", "WEIR_SESSION_TIMEOUT=3s",
+		"WEIR_FAULT=after-commit:0.03", "WEIR_GUARANTEE="+guarantee,
+		"WEIR_LOG_LEVEL="+cmp.Or(os.Getenv("WEIR_CRASH_LOG_LEVEL"), "info"))
+	brokers, in, out, group, input, wantWindows, a, b := run.brokers, run.in, run.out, run.group, run.input, run.wantWindows, run.a, run.b
 	a.start(t)
 
 	// The input arrives while the job runs and crashes.
@@ -312,7 +311,7 @@ func runCrashes(t *testing.T, guarantee string, minKills int) {
 		if guarantee == "at-least-once" {
 			// Repeats count too: wait for the job to have committed
 			// everything it read, through both stages.
-			done = done && caughtUp(t, brokers, group, in, group+"-by-account-repartition", parts)
+			done = done && caughtUp(t, brokers, group, in, group+"-by-account-repartition", 4)
 		}
 		if !done && time.Since(start) > 3*time.Minute {
 			t.Logf("%d of %d totals, %d of %d windows", totals.len(), len(input), windows.len(), len(wantWindows))
@@ -457,19 +456,8 @@ func checkTotals(t *testing.T, brokers []string, in, out string, input []*kgo.Re
 // it tries to commit on waking, is fenced (its transaction aborted, its
 // group generation stale), and the outputs stay exactly once.
 func TestZombieIsFenced(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	const n, parts = 60_000, 4
-	in := kafkatest.CreateTopic(t, brokers, "zombie-in", parts)
-	out := kafkatest.CreateTopic(t, brokers, "zombie-totals", parts)
-	createNamedTopic(t, brokers, shared.WindowsTopic(out), parts)
-	group := kafkatest.Name("zombie")
-	input := payments(in, n, parts)
-	_, wantWindows := totalsReference(t, input)
-	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
-		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=200ms", "WEIR_SESSION_TIMEOUT=3s",
-		"WEIR_PROVENANCE=true", "WEIR_LOG_LEVEL=info"}
-	a := &replica{name: "a", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
-	b := &replica{name: "b", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
+	run := newTotalsRun(t, "zombie", 60_000, "WEIR_CHECKPOINT_INTERVAL=200ms", "WEIR_SESSION_TIMEOUT=3s")
+	brokers, in, out, group, input, wantWindows, a, b := run.brokers, run.in, run.out, run.group, run.input, run.wantWindows, run.a, run.b
 	a.start(t)
 	b.start(t)
 	adm := kadm.NewClient(kafkatest.Client(t, brokers))
@@ -534,19 +522,8 @@ func TestZombieIsFenced(t *testing.T) {
 // back reads the aborted work's cached writes depends on when the abort
 // falls in the rebalance; TestRestoreDiscardsUncommittedWrites pins that.)
 func TestRebalanceWithUncommittedState(t *testing.T) {
-	brokers := kafkatest.Brokers(t)
-	const n, parts = 40_000, 4
-	in := kafkatest.CreateTopic(t, brokers, "rebalance-in", parts)
-	out := kafkatest.CreateTopic(t, brokers, "rebalance-totals", parts)
-	createNamedTopic(t, brokers, shared.WindowsTopic(out), parts)
-	group := kafkatest.Name("rebalance")
-	input := payments(in, n, parts)
-	_, wantWindows := totalsReference(t, input)
-	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
-		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=3s", "WEIR_SESSION_TIMEOUT=6s",
-		"WEIR_PROVENANCE=true", "WEIR_LOG_LEVEL=info"}
-	a := &replica{name: "a", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
-	b := &replica{name: "b", env: append(slices.Clone(env), "WEIR_STATE_DIR="+t.TempDir())}
+	run := newTotalsRun(t, "rebalance", 40_000, "WEIR_CHECKPOINT_INTERVAL=3s", "WEIR_SESSION_TIMEOUT=6s")
+	brokers, in, out, input, wantWindows, a, b := run.brokers, run.in, run.out, run.input, run.wantWindows, run.a, run.b
 	a.start(t)
 	produced := produceInSlices(t, brokers, input, 20, 400*time.Millisecond)
 	totals := collect(t, brokers, out)

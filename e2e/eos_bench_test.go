@@ -80,22 +80,8 @@ func (j benchJob) createOutputs(b *testing.B, brokers []string) string {
 	if j.sideOutputs == nil {
 		return out
 	}
-	adm := kadm.NewClient(kafkatest.Client(b, brokers))
 	for _, topic := range j.sideOutputs(out) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		resp, err := adm.CreateTopic(ctx, partitions, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")}, topic)
-		cancel()
-		if err == nil {
-			err = resp.Err
-		}
-		if err != nil {
-			b.Fatalf("creating topic %s: %v", topic, err)
-		}
-		b.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_, _ = kadm.NewClient(kafkatest.Client(b, brokers)).DeleteTopics(ctx, topic)
-		})
+		kafkatest.CreateNamedTopic(b, brokers, topic, partitions)
 	}
 	return out
 }

@@ -67,8 +67,16 @@ func Client(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
 // and deletes it at the end of the test.
 func CreateTopic(t testing.TB, brokers []string, prefix string, partitions int32) string {
 	t.Helper()
-	adm := kadm.NewClient(Client(t, brokers))
 	name := Name(prefix)
+	CreateNamedTopic(t, brokers, name, partitions)
+	return name
+}
+
+// CreateNamedTopic creates topic name, named exactly (a job may derive it
+// from another topic's name), and deletes it at the end of the test.
+func CreateNamedTopic(t testing.TB, brokers []string, name string, partitions int32) {
+	t.Helper()
+	adm := kadm.NewClient(Client(t, brokers))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Tests write records with event times from the past; time-based
@@ -86,7 +94,6 @@ func CreateTopic(t testing.TB, brokers []string, prefix string, partitions int32
 		defer cancel()
 		_, _ = kadm.NewClient(Client(t, brokers)).DeleteTopics(ctx, name)
 	})
-	return name
 }
 
 // ProduceSync writes records and fails the test on any error.
