@@ -210,26 +210,32 @@ func TestKeyedScripts(t *testing.T) {
 				}
 				return b.String()
 			case "state":
-				var user string
-				d.ScanArgs(t, "user", &user)
-				sc := h.Scope(1, []byte(user))
-				var counts []string
-				if err := fn.counts.Range(sc, func(start int64, n int) bool {
-					counts = append(counts, fmt.Sprintf("%s:%d", clockOf(time.UnixMilli(start)), n))
-					return true
-				}); err != nil {
-					d.Fatalf(t, "%v", err)
-				}
-				last, okL, err := fn.last.Get(sc)
-				if err != nil {
-					d.Fatalf(t, "%v", err)
-				}
-				return fmt.Sprintf("counts=[%s] last=%s\n", strings.Join(counts, " "), orNone(okL, last))
+				return bucketedState(t, h, d, fn)
 			}
 			d.Fatalf(t, "unknown command %q", d.Cmd)
 			return ""
 		})
 	})
+}
+
+// bucketedState prints the activity function's state of the user the
+// command names: its bucket counts and last page.
+func bucketedState(t *testing.T, h *weirtest.Harness, d *datadriven.TestData, fn *bucketed) string {
+	var user string
+	d.ScanArgs(t, "user", &user)
+	sc := h.Scope(1, []byte(user))
+	var counts []string
+	if err := fn.counts.Range(sc, func(start int64, n int) bool {
+		counts = append(counts, fmt.Sprintf("%s:%d", clockOf(time.UnixMilli(start)), n))
+		return true
+	}); err != nil {
+		d.Fatalf(t, "%v", err)
+	}
+	last, ok, err := fn.last.Get(sc)
+	if err != nil {
+		d.Fatalf(t, "%v", err)
+	}
+	return fmt.Sprintf("counts=[%s] last=%s\n", strings.Join(counts, " "), orNone(ok, last))
 }
 
 func orNone(ok bool, s string) string {

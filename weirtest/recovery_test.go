@@ -129,23 +129,7 @@ func newRecoveryJob(t *testing.T, d *datadriven.TestData) recoveryJob {
 				}
 				return fmt.Sprintf("%s %s last=%s (partition %d)", a.Kind, a.User, a.Last, r.Partition)
 			},
-			state: func(h *weirtest.Harness, d *datadriven.TestData) string {
-				var user string
-				d.ScanArgs(t, "user", &user)
-				sc := h.Scope(1, []byte(user))
-				var counts []string
-				if err := fn.counts.Range(sc, func(start int64, n int) bool {
-					counts = append(counts, fmt.Sprintf("%s:%d", clockOf(time.UnixMilli(start)), n))
-					return true
-				}); err != nil {
-					d.Fatalf(t, "%v", err)
-				}
-				last, ok, err := fn.last.Get(sc)
-				if err != nil {
-					d.Fatalf(t, "%v", err)
-				}
-				return fmt.Sprintf("counts=[%s] last=%s\n", strings.Join(counts, " "), orNone(ok, last))
-			},
+			state: func(h *weirtest.Harness, d *datadriven.TestData) string { return bucketedState(t, h, d, fn) },
 		}
 	case "windows":
 		var a windowing.Assigner
