@@ -202,6 +202,26 @@ func (r *replica) exited() bool {
 // faulted reports whether the process died at an injected fault.
 func (r *replica) faulted() bool { return strings.Contains(r.p.output.String(), "fault injected at") }
 
+// stop sends SIGTERM once the process handles it (it logs "job starting"
+// after installing the handler: a process killed before that would only
+// show the test's timing) and wants a clean exit, or a death at an injected
+// fault. revive, if not nil, restarts the process should it die meanwhile.
+func (r *replica) stop(t *testing.T, revive func(*replica)) {
+	t.Helper()
+	kafkatest.Eventually(t, time.Minute, "replica "+r.name+" handling SIGTERM", func() bool {
+		if revive != nil {
+			revive(r)
+		}
+		return strings.Contains(r.p.output.String(), "job starting")
+	})
+	if err := r.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.p.wait(t, time.Minute); code != 0 && !r.faulted() {
+		t.Fatalf("replica %s exited %d after SIGTERM:\n%s", r.name, code, r.p.output.String())
+	}
+}
+
 // TestCrashesExactlyOnce is the exactly-once proof: a stateful job (keyed
 // running totals and tumbling-window counts, behind a repartition) over
 // 200k payments on 4 partitions, written while it runs, is SIGKILLed at
@@ -279,18 +299,7 @@ func runCrashes(t *testing.T, guarantee string, minKills int) {
 				t.Fatalf("restarting the broker: %v\n%s", err, out)
 			}
 		case 8:
-			// SIGTERM once b handles it (it logs "job starting" after
-			// installing the handler), to see it leave, not die.
-			kafkatest.Eventually(t, time.Minute, "replica b started", func() bool {
-				restartDead(b)
-				return strings.Contains(b.p.output.String(), "job starting")
-			})
-			if err := b.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			if code := b.p.wait(t, time.Minute); code != 0 && !b.faulted() {
-				t.Fatalf("replica b exited %d after SIGTERM:\n%s", code, b.p.output.String())
-			}
+			b.stop(t, restartDead) // it leaves the group
 			bRunning, bDone = false, true
 		}
 	}
@@ -319,12 +328,7 @@ func runCrashes(t *testing.T, guarantee string, minKills int) {
 		return done
 	})
 	t.Logf("caught up %v after the last kill", time.Since(start))
-	if err := a.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := a.p.wait(t, time.Minute); code != 0 && !a.faulted() {
-		t.Fatalf("replica a exited %d after SIGTERM", code)
-	}
+	a.stop(t, restartDead)
 
 	if guarantee == "at-least-once" {
 		checkTotals(t, brokers, in, out, input, true)
@@ -503,14 +507,8 @@ func TestZombieIsFenced(t *testing.T) {
 	kafkatest.Eventually(t, 3*time.Minute, "every total and window committed", func() bool {
 		return totals.len() >= len(input) && windows.len() >= len(wantWindows)
 	})
-	for _, r := range []*replica{a, b} {
-		if err := r.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		if code := r.p.wait(t, time.Minute); code != 0 {
-			t.Fatalf("replica %s exited %d after SIGTERM", r.name, code)
-		}
-	}
+	a.stop(t, nil)
+	b.stop(t, nil)
 	checkTotalsExactlyOnce(t, brokers, in, out, input)
 }
 
@@ -534,21 +532,11 @@ func TestRebalanceWithUncommittedState(t *testing.T) {
 	kafkatest.Eventually(t, time.Minute, "b committing", func() bool {
 		return strings.Contains(b.p.output.String(), "end transaction response successfully received")
 	})
-	if err := b.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := b.p.wait(t, time.Minute); code != 0 {
-		t.Fatalf("replica b exited %d after SIGTERM", code)
-	}
+	b.stop(t, nil)
 	<-produced
 	kafkatest.Eventually(t, 3*time.Minute, "every total and window committed", func() bool {
 		return totals.len() >= len(input) && windows.len() >= len(wantWindows)
 	})
-	if err := a.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := a.p.wait(t, time.Minute); code != 0 {
-		t.Fatalf("replica a exited %d after SIGTERM", code)
-	}
+	a.stop(t, nil)
 	checkTotalsExactlyOnce(t, brokers, in, out, input)
 }
