@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
@@ -183,5 +187,52 @@ func TestJoinedTopicsMustBeCoPartitioned(t *testing.T) {
 	err := job.Run(ctx)
 	if !errors.Is(err, engine.ErrTopology) || !strings.Contains(err.Error(), "profiles has 3 partitions") {
 		t.Fatalf("Run returned %v, want a co-partitioning ErrTopology naming profiles", err)
+	}
+}
+
+// TestInternalTopicCreationWaitsOutTheBroker: a replica that starts while
+// the broker drops its connections or answers "not controller" (as during
+// a broker restart) retries creating its repartition topic instead of
+// exiting, and then runs.
+func TestInternalTopicCreationWaitsOutTheBroker(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "views", "counted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	var failed atomic.Int32
+	c.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		switch failed.Add(1) {
+		case 1, 2: // the connection drops
+			return nil, errors.New("broker going down"), true
+		case 3: // the broker is back but has no controller yet
+			creq := req.(*kmsg.CreateTopicsRequest)
+			resp := creq.ResponseKind().(*kmsg.CreateTopicsResponse)
+			for _, rt := range creq.Topics {
+				st := kmsg.NewCreateTopicsResponseTopic()
+				st.Topic = rt.Topic
+				st.ErrorCode = kerr.NotController.Code
+				resp.Topics = append(resp.Topics, st)
+			}
+			return resp, nil, true
+		}
+		c.DropControl()
+		return nil, nil, false
+	})
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), &kgo.Record{Topic: "views", Value: []byte(`{"user":"a","seq":1}`)})
+
+	job := engine.NewJob("retry-create", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""), engine.WithStateDir(t.TempDir()),
+		engine.WithCheckpointInterval(20*time.Millisecond))
+	views := connectors.KafkaSource(job, "views", codec.JSON[event]())
+	users := operators.Map(operators.KeyBy(views, func(e event) string { return e.User }).Stream, func(e event) (string, error) { return e.User, nil })
+	connectors.KafkaSink(users, "counted", codec.String())
+	runJob(t, job)
+	if out := kafkatest.ReadAll(t, brokers, "counted", 1, 30*time.Second); len(out) != 1 {
+		t.Fatalf("got %d outputs, want 1", len(out))
+	}
+	if n := failed.Load(); n < 4 {
+		t.Fatalf("CreateTopics was asked %d times, want the 3 failures and a success", n)
 	}
 }

@@ -324,10 +324,13 @@ func (rt *runtime) ensureInternalTopics(ctx context.Context, adm *kadm.Client, f
 		if it.compact {
 			conf = changelogTopicConfig
 		}
-		resp, err := adm.CreateTopic(ctx, int32(want), -1, conf, it.name)
-		if err == nil {
-			err = resp.Err
-		}
+		err := rt.retryTransient(ctx, "creating internal topic "+it.name, func(ctx context.Context) error {
+			resp, err := adm.CreateTopic(ctx, int32(want), -1, conf, it.name)
+			if err == nil {
+				err = resp.Err
+			}
+			return err
+		})
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("creating internal topic %s: %w", it.name, err)
 		}
@@ -361,6 +364,34 @@ func (rt *runtime) ensureInternalTopics(ctx context.Context, adm *kadm.Client, f
 		}
 	}
 	return nil
+}
+
+// retryTransient calls fn until it succeeds, fails with an error Kafka
+// calls final (a topic that exists, a policy violation, a missing ACL), or
+// ctx ends. A broker that cannot be reached, a request that times out and
+// a retriable Kafka error are waited out with backoff: a replica starting
+// while the broker restarts waits for it, as it does in checkTopics,
+// instead of exiting.
+func (rt *runtime) retryTransient(ctx context.Context, what string, fn func(context.Context) error) error {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err := fn(reqCtx)
+		var ke *kerr.Error
+		switch {
+		case err == nil:
+			return struct{}{}, nil
+		case ctx.Err() != nil:
+			return struct{}{}, backoff.Permanent(err)
+		case errors.As(err, &ke) && !ke.Retriable:
+			return struct{}{}, backoff.Permanent(err)
+		}
+		rt.log.Warn(what+" failed, retrying", zap.Error(err))
+		return struct{}{}, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
+		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 5 * time.Second,
+	}), backoff.WithMaxElapsedTime(0))
+	return err
 }
 
 func (rt *runtime) clientOpts() []kgo.Opt {
