@@ -56,10 +56,11 @@ staticcheck:
 
 # scripts/kafka.sh run: starts a broker only if KAFKA_BROKERS is unset, and
 # then always stops it, keeping the exit code of the tests; on failure it
-# prints the last 50 lines of the broker log.
+# prints the last 50 lines of the broker log. scripts/gotest.sh runs the
+# packages whose tests restart that broker (e2e) after all others, alone.
 test: lint
-	WEIR_REQUIRE_KAFKA=1 $(KAFKA_SH) run \
-		$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) $(PKGS)
+	WEIR_REQUIRE_KAFKA=1 GO=$(GO) $(KAFKA_SH) run bash scripts/gotest.sh \
+		-race -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) -- $(PKGS)
 
 bench:
 	WEIR_REQUIRE_KAFKA=1 $(KAFKA_SH) run \
