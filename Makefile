@@ -6,6 +6,9 @@
 #                   broker: the one in $KAFKA_BROKERS if set, else a local
 #                   Kafka 4.4 started (and always stopped) by scripts/kafka.sh
 #   make bench      benchmarks, same broker handling
+#   make bench-nexmark  Nexmark on Weir, Kafka Streams, Flink and the bare
+#                   client (builds the Java baselines with mvn), writing its
+#                   tables into bench/README.md
 #   make demo       run the demo (it embeds its own broker)
 #   make kafka-up / kafka-down   start / stop the local test broker by hand
 #   make clean
@@ -27,7 +30,7 @@ TESTFLAGS ?=
 BENCHFLAGS ?=
 PKGS ?= ./...
 
-.PHONY: all build lint fmt vet staticcheck test bench demo \
+.PHONY: all build lint fmt vet staticcheck test bench bench-nexmark demo \
 	kafka-up kafka-down kafka-restart kafka-status clean
 
 all: lint build test
@@ -65,6 +68,17 @@ test: lint
 bench:
 	WEIR_REQUIRE_KAFKA=1 $(KAFKA_SH) run \
 		$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout $(BENCH_TIMEOUT) $(BENCHFLAGS) $(PKGS)
+
+# Extra flags for the runner, e.g. NEXMARK_FLAGS='-queries q1,q5 -engines weir,flink'
+NEXMARK_FLAGS ?=
+MVN ?= mvn -B -q
+
+bench-nexmark:
+	$(GO) build -o bin/nexmark ./bench/nexmark/cmd/nexmark
+	$(MVN) -f bench/nexmark/kstreams/pom.xml package -DskipTests
+	$(MVN) -f bench/nexmark/flink/pom.xml package -DskipTests
+	$(KAFKA_SH) run bash -c 'bin/nexmark bench -brokers "$$KAFKA_BROKERS" \
+		-readme bench/README.md -json bench/nexmark/results.json $(NEXMARK_FLAGS)'
 
 demo:
 	$(GO) run ./cmd/demo

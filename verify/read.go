@@ -164,3 +164,21 @@ func readTopics(ctx context.Context, clientOpts []kgo.Opt, sp spans, fn func(*kg
 	}
 	return nil
 }
+
+// ReadCommitted calls fn with every committed data record of topics, from
+// each partition's start to its last stable offset at the call, in offset
+// order within a partition: what a read_committed consumer sees of the
+// topics now. opts configure the clients it creates (at least the seed
+// brokers).
+func ReadCommitted(ctx context.Context, topics []string, fn func(*kgo.Record), opts ...kgo.Opt) error {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("verify: creating client: %w", err)
+	}
+	sp, err := snapshot(ctx, kadm.NewClient(cl), "output", topics)
+	cl.Close()
+	if err != nil {
+		return err
+	}
+	return readTopics(ctx, opts, sp, fn)
+}

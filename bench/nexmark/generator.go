@@ -200,6 +200,9 @@ func (g *Generator) Next() Event {
 	return e
 }
 
+// SkipTo moves the generator to event n: Next returns event n next.
+func (g *Generator) SkipTo(n int64) { g.n = n }
+
 // At returns event n (from 0) without moving the generator: the event
 // Next returns as its n+1-th.
 func (g *Generator) At(n int64) Event {

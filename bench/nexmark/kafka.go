@@ -22,13 +22,21 @@ import (
 // it needs itself. Within a partition, events keep their order, so each
 // partition's event time never goes back.
 func WriteTopic(ctx context.Context, cl *kgo.Client, topic string, n int, cfg Config) error {
+	return WriteEvents(ctx, cl, topic, 0, n, cfg)
+}
+
+// WriteEvents is WriteTopic for events from, from+1, ... from+n-1 of cfg's
+// stream: a later batch of the same stream, with the ids and times it has
+// there (cfg.BaseTime is the time of event 0, not of event from).
+func WriteEvents(ctx context.Context, cl *kgo.Client, topic string, from int64, n int, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if n < 0 {
-		return fmt.Errorf("nexmark: cannot write %d events", n)
+	if n < 0 || from < 0 {
+		return fmt.Errorf("nexmark: cannot write %d events from event %d", n, from)
 	}
 	g := NewGenerator(cfg)
+	g.SkipTo(from)
 	var (
 		mu    sync.Mutex
 		first error

@@ -1,18 +1,30 @@
-// Command nexmark writes the Nexmark event topic and runs the Nexmark
-// queries as Weir jobs, for the benchmark against other stream processors
-// on the same broker.
+// Command nexmark writes the Nexmark event topic, runs the Nexmark
+// queries as Weir jobs, and runs the benchmark against other stream
+// processors on the same broker.
 //
 //	nexmark gen [-brokers host:port,...] [-topic nexmark] [-events 10000000]
 //	            [-rate 10000] [-seed 0] [-partitions 8]
+//	            [-start-event 0] [-base-time 2024-01-01T00:00:00Z]
 //	nexmark run -query q5 [-in nexmark] [-out nexmark-q5]
+//	nexmark bare --brokers B --input IN --output OUT --group G
+//	            --guarantee exactly-once|at-least-once --interval-ms 1000 ...
+//	nexmark dump -topic OUT [-brokers B] [-before RFC3339]
+//	nexmark bench [-engines weir,kstreams,flink,bare] [-queries q0,q1,...]
+//	            [-events 200000] [-readme bench/README.md] ...
 //	nexmark list
 //
 // gen creates the topic if it is missing (with -partitions partitions) and
 // writes -events events of package nexmark's generator, round robin over
 // its partitions, as fast as the broker takes them; -rate is the rate of
-// event time, not of writing. run runs one query until SIGINT or SIGTERM,
-// configured as every Weir job is (WEIR_BROKERS, WEIR_GROUP, ...); the
-// output topic must exist.
+// event time, not of writing. -start-event and -base-time write a later
+// part of a stream: events from -start-event on, event 0 being at
+// -base-time. run runs one query until SIGINT or SIGTERM, configured as
+// every Weir job is (WEIR_BROKERS, WEIR_GROUP, ...); the output topic must
+// exist. bare is the benchmark's ceiling (runner.Bare), with the command
+// line every engine of the benchmark takes (runner.ContractArgs). dump
+// prints a topic's committed results, normalised (runner.Normalize) and
+// sorted, one per line, for diff. bench runs the benchmark (package
+// runner); see bench/README.md.
 package main
 
 import (
@@ -55,20 +67,26 @@ type usageError struct{ error }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return usageError{errors.New("want a command: gen, run or list")}
+		return usageError{errors.New("want a command: gen, run, bare, dump, bench or list")}
 	}
 	switch args[0] {
 	case "gen":
 		return gen(ctx, args[1:], out)
 	case "run":
 		return runQuery(ctx, args[1:])
+	case "bare":
+		return bare(ctx, args[1:])
+	case "dump":
+		return dump(ctx, args[1:], out)
+	case "bench":
+		return bench(ctx, args[1:], out)
 	case "list":
 		for _, q := range nexmark.Queries {
 			fmt.Fprintln(out, q.Name)
 		}
 		return nil
 	}
-	return usageError{fmt.Errorf("unknown command %q: want gen, run or list", args[0])}
+	return usageError{fmt.Errorf("unknown command %q: want gen, run, bare, dump, bench or list", args[0])}
 }
 
 func defaultBrokers() string {
@@ -86,10 +104,19 @@ func gen(ctx context.Context, args []string, out io.Writer) error {
 	rate := fs.Int("rate", 10_000, "events per second of event time")
 	seed := fs.Uint64("seed", 0, "generator seed")
 	partitions := fs.Int("partitions", 8, "partitions of the topic, if gen creates it")
+	startEvent := fs.Int64("start-event", 0, "number of the first event written (a later part of the stream)")
+	baseTime := fs.String("base-time", nexmark.BaseTime.Format(time.RFC3339), "time of event 0 (RFC 3339)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	cfg := nexmark.Config{Seed: *seed, EventsPerSecond: *rate}
+	base, err := time.Parse(time.RFC3339Nano, *baseTime)
+	if err != nil {
+		return usageError{fmt.Errorf("-base-time: %w", err)}
+	}
+	if *startEvent < 0 || *events < 0 {
+		return usageError{errors.New("-start-event and -events cannot be negative")}
+	}
+	cfg := nexmark.Config{Seed: *seed, EventsPerSecond: *rate, BaseTime: base}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -109,7 +136,7 @@ func gen(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	start := time.Now()
-	if err := nexmark.WriteTopic(ctx, cl, *topic, *events, cfg); err != nil {
+	if err := nexmark.WriteEvents(ctx, cl, *topic, *startEvent, *events, cfg); err != nil {
 		return err
 	}
 	took := time.Since(start)

@@ -55,7 +55,11 @@ func TestUsage(t *testing.T) {
 	if err := run(context.Background(), []string{"list"}, &out); err != nil || !strings.Contains(out.String(), "q12\n") {
 		t.Errorf("list: %q, %v", out.String(), err)
 	}
-	for _, args := range [][]string{nil, {"nope"}, {"run", "-query", "q4"}, {"gen", "-rate", "-1"}, {"gen", "-bogus"}} {
+	for _, args := range [][]string{nil, {"nope"}, {"run", "-query", "q4"}, {"gen", "-rate", "-1"}, {"gen", "-bogus"},
+		{"gen", "-base-time", "yesterday"}, {"gen", "-start-event", "-5"}, {"bare"},
+		{"bare", "--input", "a", "--output", "b", "--group", "g", "--guarantee", "maybe"},
+		{"bare", "--query", "q1", "--input", "a", "--output", "b", "--group", "g"},
+		{"dump"}, {"bench", "-engines", "spark"}, {"bench", "-queries", "q4"}, {"bench", "-alo-queries", "q99"}} {
 		var u usageError
 		if err := run(context.Background(), args, &out); !errors.As(err, &u) {
 			t.Errorf("%v: %v, want a usage error", args, err)

@@ -1,0 +1,115 @@
+package runner
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Spec is one run of one query on one engine: what every engine's command
+// line says, in the same words (see ContractArgs).
+type Spec struct {
+	Brokers       []string
+	Query         string
+	Input, Output string
+	// Group is the consumer group (Kafka Streams' application id) whose
+	// committed offsets on Input tell the runner how far the engine got.
+	Group string
+	// Guarantee is "exactly-once" or "at-least-once".
+	Guarantee string
+	// Interval is the checkpoint or commit interval.
+	Interval    time.Duration
+	Parallelism int
+	// StateDir is the engine's own directory for local state and
+	// checkpoints; the runner removes it after the run.
+	StateDir string
+}
+
+// ContractArgs is the command line every non-Weir engine takes:
+//
+//	--brokers B --query Q --input IN --output OUT --group G
+//	--guarantee exactly-once|at-least-once --interval-ms N --parallelism P --state-dir DIR
+//
+// The engine runs until SIGTERM, then stops cleanly and exits 0.
+func ContractArgs(s Spec) []string {
+	return []string{
+		"--brokers", strings.Join(s.Brokers, ","),
+		"--query", s.Query,
+		"--input", s.Input,
+		"--output", s.Output,
+		"--group", s.Group,
+		"--guarantee", s.Guarantee,
+		"--interval-ms", strconv.FormatInt(s.Interval.Milliseconds(), 10),
+		"--parallelism", strconv.Itoa(s.Parallelism),
+		"--state-dir", s.StateDir,
+	}
+}
+
+// Engine is a stream processor the runner measures.
+type Engine struct {
+	// Name names it in the tables: weir, kstreams, flink, bare.
+	Name string
+	// Queries are those it runs; nil is every query.
+	Queries []string
+	// Command returns the command running spec. Its process (after any
+	// exec) is the one measured: CPU, memory.
+	Command func(Spec) *exec.Cmd
+}
+
+// Runs reports whether e runs query q.
+func (e Engine) Runs(q string) bool {
+	if e.Queries == nil {
+		return q != CopyQuery
+	}
+	for _, x := range e.Queries {
+		if x == q {
+			return true
+		}
+	}
+	return false
+}
+
+// CopyQuery is the bare client's only "query": every record copied as it
+// is.
+const CopyQuery = "copy"
+
+// Weir runs the queries as Weir jobs: `nexmark run` of the binary at
+// self, configured as every Weir job is, by WEIR_* variables.
+func Weir(self string) Engine {
+	return Engine{Name: "weir", Command: func(s Spec) *exec.Cmd {
+		cmd := exec.Command(self, "run", "-query", s.Query, "-in", s.Input, "-out", s.Output)
+		cmd.Env = append(os.Environ(),
+			"WEIR_BROKERS="+strings.Join(s.Brokers, ","),
+			"WEIR_GROUP="+s.Group,
+			"WEIR_GUARANTEE="+s.Guarantee,
+			"WEIR_CHECKPOINT_INTERVAL="+s.Interval.String(),
+			"WEIR_STATE_DIR="+s.StateDir,
+			"WEIR_METRICS_ADDR=",
+			"WEIR_LOG_LEVEL=warn",
+			"WEIR_ISOLATION=read_committed",
+			"WEIR_START_OFFSET=earliest",
+			"GOMAXPROCS="+strconv.Itoa(max(s.Parallelism, 1)),
+		)
+		return cmd
+	}}
+}
+
+// Bare runs the ceiling, `nexmark bare` of the binary at self.
+func BareEngine(self string) Engine {
+	return Engine{Name: "bare", Queries: []string{CopyQuery}, Command: func(s Spec) *exec.Cmd {
+		cmd := exec.Command(self, append([]string{"bare"}, ContractArgs(s)...)...)
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(max(s.Parallelism, 1)))
+		return cmd
+	}}
+}
+
+// Script runs an engine through a launcher script taking ContractArgs,
+// which must exec the engine's process (bench/nexmark/kstreams/run.sh,
+// bench/nexmark/flink/run.sh).
+func Script(name, script string) Engine {
+	return Engine{Name: name, Command: func(s Spec) *exec.Cmd {
+		return exec.Command("bash", append([]string{script}, ContractArgs(s)...)...)
+	}}
+}

@@ -1,0 +1,602 @@
+// Package runner runs the Nexmark queries on several stream processors in
+// turn, on one broker and the same input, and measures each run: events
+// per CPU-second of the engine's process, wall events per second, latency
+// from input timestamp to committed output at a fixed rate, peak RSS and
+// time to first output. It also compares the engines' results.
+//
+// One run is one engine, one query, one guarantee and one checkpoint
+// interval, on topics of its own:
+//
+//  1. The input topic gets Config.Events events of the generator
+//     (nexmark.WriteEvents), before the engine starts.
+//  2. The engine starts. The runner polls its group's committed offsets on
+//     the input every PollInterval; the throughput figures are taken from
+//     the moment 10% of the input is committed to the moment all of it is,
+//     so start-up, JIT warm-up and the first checkpoint are left out of
+//     both (start-up shows in time to first output instead).
+//  3. Live phase: the runner writes the events that follow at LiveRate
+//     events per second of wall time for LiveFor, each stamped with the
+//     moment it is written (the stream's event time continues at the
+//     present), and a read_committed consumer of the output measures, for
+//     every result stamped at or after the phase's start, the time it was
+//     read minus its timestamp. Every engine stamps a result with the
+//     event time it is about: the input's, or its window's last
+//     millisecond.
+//  4. The historical results (stamped before the live phase) of the
+//     engines are compared as multisets.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/bench/nexmark"
+)
+
+// Pass is a set of runs with one guarantee and interval.
+type Pass struct {
+	Guarantee string
+	Interval  time.Duration
+	// Queries run in this pass (the bare client's copy is added); nil is
+	// Config.Queries.
+	Queries []string
+	// Live runs the live phase, for latency (and the cross-check, whose
+	// windows only close once the live events move event time on).
+	Live bool
+	// CrossCheck compares the engines' historical results.
+	CrossCheck bool
+}
+
+func (p Pass) String() string {
+	return fmt.Sprintf("%s, %v", p.Guarantee, p.Interval)
+}
+
+// Config is what Run runs.
+type Config struct {
+	Brokers []string
+	Engines []Engine
+	// Queries are the queries of the passes that name none.
+	Queries []string
+	Passes  []Pass
+	// Events is how many events each run's input has before the engine
+	// starts.
+	Events int
+	// LiveRate and LiveFor are the live phase's rate of events per second
+	// and length; LiveForWindows is its length for the window queries,
+	// whose results come a window and the watermark's delay after their
+	// events.
+	LiveRate       int
+	LiveFor        time.Duration
+	LiveForWindows time.Duration
+	// Parallelism is each engine's parallelism, and the partition count
+	// of the input and output topics.
+	Parallelism int
+	// WorkDir holds the engines' state and logs.
+	WorkDir string
+	// Timeout bounds a run's wait for progress: a run whose committed
+	// offsets do not move for that long fails.
+	Timeout time.Duration
+	// Reference is the engine whose results the others must equal;
+	// Strict are the engines for which a difference fails the run (the
+	// rest are only reported).
+	Reference string
+	Strict    []string
+	// Log gets a line per step.
+	Log io.Writer
+}
+
+// PollInterval is how often a run reads committed offsets and CPU time.
+const PollInterval = 100 * time.Millisecond
+
+// MinCommits is how many commits a run must see between 10% and 100% of
+// its input for its throughput to count: committed offsets move only at
+// commits, so fewer make the figure more the interval's than the
+// engine's.
+const MinCommits = 5
+
+// windowQueries are the queries whose results wait for a window to close.
+var windowQueries = map[string]bool{"q5": true, "q7": true, "q8": true, "q11": true, "q12": true}
+
+// Latency is the latency of the results of a live phase.
+type Latency struct {
+	P50, P99, Max time.Duration
+	// N is how many results were measured.
+	N int
+}
+
+// Measurement is one run's figures.
+type Measurement struct {
+	Engine    string
+	Query     string
+	Guarantee string
+	Interval  time.Duration
+	Events    int
+	// WallRate and CPURate are events per second of wall time and per
+	// second of the engine's CPU time (user+sys, all threads), between
+	// 10% and 100% of the input committed.
+	WallRate, CPURate float64
+	// Commits is how many times the committed offsets moved between 10%
+	// and 100% of the input; below MinCommits the rates are not reported.
+	Commits int
+	// FirstOutput is the time from the engine's start to its first
+	// committed result; zero if there was none.
+	FirstOutput time.Duration
+	// PeakRSS is the most memory the engine's process held, in bytes.
+	PeakRSS int64
+	Latency *Latency
+	// Err is why the run failed, if it did.
+	Err string
+	// Results are the historical results, if the pass cross-checks.
+	Results Multiset `json:"-"`
+}
+
+// Failed reports whether the run failed.
+func (m *Measurement) Failed() bool { return m.Err != "" }
+
+// Run runs every pass, each query of it on every engine that runs it, the
+// engines of a query one after the other (so that drift in the machine's
+// load touches them alike). It returns the measurements, and an error
+// listing the strict cross-check mismatches and failed runs, if any.
+func Run(ctx context.Context, cfg Config) ([]*Measurement, []string, error) {
+	if cfg.Parallelism <= 0 {
+		cfg.Parallelism = 2
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 90 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cl.Close()
+	r := &run{cfg: cfg, cl: cl, adm: kadm.NewClient(cl), id: time.Now().UTC().Format("150405")}
+	var all []*Measurement
+	var problems []string
+	for _, p := range cfg.Passes {
+		queries := p.Queries
+		if queries == nil {
+			queries = cfg.Queries
+		}
+		for _, q := range append([]string{CopyQuery}, queries...) {
+			byEngine := map[string]*Measurement{}
+			for _, e := range cfg.Engines {
+				if !e.Runs(q) {
+					continue
+				}
+				if err := ctx.Err(); err != nil {
+					return all, problems, err
+				}
+				m := r.measure(ctx, e, q, p)
+				all = append(all, m)
+				byEngine[e.Name] = m
+				if m.Failed() {
+					problems = append(problems, fmt.Sprintf("%s %s (%s): %s", e.Name, q, p, m.Err))
+				}
+			}
+			if p.CrossCheck && q != CopyQuery {
+				problems = append(problems, r.crossCheck(q, p, byEngine)...)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return all, problems, fmt.Errorf("nexmark: %d problems:\n%s", len(problems), strings.Join(problems, "\n"))
+	}
+	return all, nil, nil
+}
+
+type run struct {
+	cfg Config
+	cl  *kgo.Client
+	adm *kadm.Client
+	id  string
+	n   int
+}
+
+func (r *run) logf(format string, args ...any) {
+	fmt.Fprintf(r.cfg.Log, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05.0")}, args...)...)
+}
+
+// crossCheck compares each engine's results of q with the reference
+// engine's, and returns the strict engines' differences.
+func (r *run) crossCheck(q string, p Pass, byEngine map[string]*Measurement) []string {
+	ref, ok := byEngine[r.cfg.Reference]
+	if !ok || ref.Failed() || ref.Results == nil {
+		return nil
+	}
+	var problems []string
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for k := range byEngine {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		m := byEngine[name]
+		if name == ref.Engine || m.Failed() || m.Results == nil {
+			continue
+		}
+		d := Diff(ref.Engine, ref.Results, name, m.Results, 5)
+		if d == "" {
+			r.logf("cross-check %s: %s equals %s (%d results)", q, name, ref.Engine, ref.Results.Len())
+			continue
+		}
+		r.logf("cross-check %s: %s DIFFERS from %s: %s", q, name, ref.Engine, d)
+		if slices.Contains(r.cfg.Strict, name) {
+			problems = append(problems, fmt.Sprintf("cross-check %s (%s): %s", q, p, d))
+		}
+	}
+	return problems
+}
+
+// measure runs q on e and measures it. Errors go into the measurement.
+func (r *run) measure(ctx context.Context, e Engine, q string, p Pass) *Measurement {
+	r.n++
+	m := &Measurement{Engine: e.Name, Query: q, Guarantee: p.Guarantee, Interval: p.Interval, Events: r.cfg.Events}
+	name := fmt.Sprintf("nx%s-%02d-%s-%s", r.id, r.n, e.Name, q)
+	spec := Spec{
+		Brokers: r.cfg.Brokers, Query: q, Input: name + "-in", Output: name + "-out", Group: name,
+		Guarantee: p.Guarantee, Interval: p.Interval, Parallelism: r.cfg.Parallelism,
+		StateDir: filepath.Join(r.cfg.WorkDir, "state", name),
+	}
+	r.logf("%s %s (%s): starting", e.Name, q, p)
+	if err := r.do(ctx, e, spec, p, m); err != nil {
+		m.Err = err.Error()
+		r.logf("%s %s: FAILED: %v", e.Name, q, err)
+	} else {
+		r.logf("%s %s: %.0f events/s, %.0f events/CPU-s, first output %v, peak RSS %d MiB, latency %s",
+			e.Name, q, m.WallRate, m.CPURate, m.FirstOutput.Round(time.Millisecond), m.PeakRSS>>20, m.Latency)
+	}
+	r.cleanup(spec)
+	return m
+}
+
+func (l *Latency) String() string {
+	if l == nil {
+		return "-"
+	}
+	return fmt.Sprintf("p50 %v p99 %v (n=%d)", l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond), l.N)
+}
+
+func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measurement) error {
+	q := spec.Query
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, t := range []string{spec.Input, spec.Output} {
+		if err := r.createTopic(ctx, t); err != nil {
+			return err
+		}
+	}
+	if err := nexmark.WriteEvents(ctx, r.cl, spec.Input, 0, r.cfg.Events, nexmark.Config{}); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(spec.StateDir, 0o755); err != nil {
+		return err
+	}
+	logPath := filepath.Join(r.cfg.WorkDir, "logs", spec.Group+".log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return err
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+
+	cmd := e.Command(spec)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", e.Name, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	pid := cmd.Process.Pid
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				return fmt.Errorf("%s exited with %v after SIGTERM (log: %s)", e.Name, err, logPath)
+			}
+			return nil
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("%s did not stop within 30s of SIGTERM (log: %s)", e.Name, logPath)
+		}
+	}
+	defer func() { _ = stop() }()
+	died := func(err error) error {
+		stopped = true
+		return fmt.Errorf("%s exited during the run (%v); the end of its log %s:\n%s", e.Name, err, logPath, tail(logPath, 15))
+	}
+
+	// Time to first output, watched apart from the rest: it may come
+	// only in the live phase.
+	firstOutput := make(chan time.Duration, 1)
+	go func() {
+		defer close(firstOutput)
+		t := time.NewTicker(PollInterval)
+		defer t.Stop()
+		for {
+			if has, err := r.hasOutput(ctx, spec.Output); err == nil && has {
+				firstOutput <- time.Since(start)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		m.FirstOutput = <-firstOutput
+	}()
+
+	// Throughput.
+	n := int64(r.cfg.Events)
+	var t10, t100 time.Time
+	var cpu10, cpu100 time.Duration
+	lastMove, lastOff := time.Now(), int64(-1)
+	tick := time.NewTicker(PollInterval)
+	defer tick.Stop()
+	for t100.IsZero() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-exited:
+			return died(err)
+		case <-tick.C:
+		}
+		now := time.Now()
+		off, err := r.committed(ctx, spec.Group, spec.Input)
+		if err != nil {
+			return err
+		}
+		cpu, err := cpuTime(pid)
+		if err != nil {
+			return fmt.Errorf("reading the CPU time of %s: %w", e.Name, err)
+		}
+		if off != lastOff {
+			lastOff, lastMove = off, now
+			if !t10.IsZero() {
+				m.Commits++
+			}
+		} else if now.Sub(lastMove) > r.cfg.Timeout {
+			return fmt.Errorf("%s committed no progress for %v: %d of %d events (log: %s)", e.Name, r.cfg.Timeout, off, n, logPath)
+		}
+		if t10.IsZero() && off*10 >= n {
+			t10, cpu10 = now, cpu
+		}
+		if off >= n {
+			t100, cpu100 = now, cpu
+		}
+	}
+	if d := t100.Sub(t10); d > 0 {
+		m.WallRate = float64(n-n/10) / d.Seconds()
+	}
+	if d := cpu100 - cpu10; d > 0 {
+		m.CPURate = float64(n-n/10) / d.Seconds()
+	}
+
+	// Latency.
+	var liveStart time.Time
+	liveFor := r.cfg.LiveFor
+	if windowQueries[q] && r.cfg.LiveForWindows > 0 {
+		liveFor = r.cfg.LiveForWindows
+	}
+	if p.Live && liveFor > 0 {
+		lat, start, err := r.live(ctx, spec, liveFor, exited)
+		if err != nil {
+			if errors.Is(err, errExited) {
+				return died(err)
+			}
+			return err
+		}
+		m.Latency, liveStart = lat, start
+	}
+	if rss, err := peakRSS(pid); err == nil {
+		m.PeakRSS = rss
+	}
+	if err := stop(); err != nil {
+		return err
+	}
+	if p.CrossCheck && !liveStart.IsZero() {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		res, err := ReadResults(rctx, r.cfg.Brokers, spec.Output, liveStart)
+		if err != nil {
+			return fmt.Errorf("reading the results: %w", err)
+		}
+		m.Results = res
+	}
+	return nil
+}
+
+var errExited = errors.New("engine exited")
+
+// live writes events at LiveRate for LiveFor, stamped with the present,
+// and measures the latency of the results stamped from its start on.
+func (r *run) live(ctx context.Context, spec Spec, liveFor time.Duration, exited <-chan error) (*Latency, time.Time, error) {
+	ends, err := r.adm.ListEndOffsets(ctx, spec.Output)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("listing the end of %s: %w", spec.Output, err)
+	}
+	from := map[string]map[int32]kgo.Offset{spec.Output: {}}
+	ends.Each(func(o kadm.ListedOffset) { from[spec.Output][o.Partition] = kgo.NewOffset().At(o.Offset) })
+	reader, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Brokers...), kgo.ConsumePartitions(from),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer reader.Close()
+
+	start := time.Now().Truncate(time.Millisecond)
+	rate := r.cfg.LiveRate
+	gcfg := nexmark.Config{
+		EventsPerSecond: rate,
+		// Event Events, the first live one, happens at start.
+		BaseTime: start.Add(-time.Duration(int64(r.cfg.Events) * int64(time.Second) / int64(rate))),
+	}
+	g := nexmark.NewGenerator(gcfg)
+	g.SkipTo(int64(r.cfg.Events))
+	end := start.Add(liveFor)
+
+	var samples []time.Duration
+	readCtx, stopReading := context.WithCancel(ctx)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		for readCtx.Err() == nil {
+			fs := reader.PollFetches(readCtx)
+			now := time.Now()
+			fs.EachRecord(func(rec *kgo.Record) {
+				if !rec.Timestamp.Before(start) {
+					samples = append(samples, now.Sub(rec.Timestamp))
+				}
+			})
+		}
+	}()
+	defer func() { stopReading(); <-readDone }()
+
+	var perr firstErr
+	promise := func(_ *kgo.Record, err error) { perr.set(err) }
+	for {
+		e := g.Next()
+		t := e.Time()
+		if !t.Before(end) {
+			break
+		}
+		if d := time.Until(t); d > time.Millisecond {
+			select {
+			case <-ctx.Done():
+				return nil, start, ctx.Err()
+			case err := <-exited:
+				return nil, start, fmt.Errorf("%w: %v", errExited, err)
+			case <-time.After(d):
+			}
+		}
+		r.cl.Produce(ctx, &kgo.Record{Topic: spec.Input, Value: nexmark.AppendEvent(make([]byte, 0, 256), e), Timestamp: t}, promise)
+	}
+	if err := perr.take(); err != nil {
+		return nil, start, fmt.Errorf("writing live events: %w", err)
+	}
+	// The results of the last events: a checkpoint interval or two, and
+	// the watermark's delay for windows.
+	drain := 2*spec.Interval + time.Second
+	select {
+	case <-ctx.Done():
+		return nil, start, ctx.Err()
+	case err := <-exited:
+		return nil, start, fmt.Errorf("%w: %v", errExited, err)
+	case <-time.After(drain):
+	}
+	stopReading()
+	<-readDone
+	if len(samples) == 0 {
+		return &Latency{}, start, nil
+	}
+	slices.Sort(samples)
+	at := func(q float64) time.Duration { return samples[min(len(samples)-1, int(q*float64(len(samples))))] }
+	return &Latency{P50: at(0.50), P99: at(0.99), Max: samples[len(samples)-1], N: len(samples)}, start, nil
+}
+
+// committed is the sum of group's committed offsets on topic.
+func (r *run) committed(ctx context.Context, group, topic string) (int64, error) {
+	resp, err := r.adm.FetchOffsetsForTopics(ctx, group, topic)
+	if err != nil {
+		// A group not yet known to the coordinator has no offsets.
+		if errors.Is(err, kerr.GroupIDNotFound) || errors.Is(err, kerr.CoordinatorLoadInProgress) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("fetching the offsets of group %s: %w", group, err)
+	}
+	var sum int64
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Err == nil && o.At > 0 {
+			sum += o.At
+		}
+	})
+	return sum, nil
+}
+
+// hasOutput reports whether topic has a committed record.
+func (r *run) hasOutput(ctx context.Context, topic string) (bool, error) {
+	lso, err := r.adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return false, fmt.Errorf("listing the end of %s: %w", topic, err)
+	}
+	has := false
+	lso.Each(func(o kadm.ListedOffset) { has = has || (o.Err == nil && o.Offset > 0) })
+	return has, nil
+}
+
+func (r *run) createTopic(ctx context.Context, topic string) error {
+	resp, err := r.adm.CreateTopic(ctx, int32(r.cfg.Parallelism), -1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", topic, err)
+	}
+	return nil
+}
+
+// cleanup deletes the run's topics (the engine's internal ones too: those
+// named after its group) and its state.
+func (r *run) cleanup(spec Spec) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if topics, err := r.adm.ListTopics(ctx); err == nil {
+		var del []string
+		for _, t := range topics.Names() {
+			if strings.HasPrefix(t, spec.Group) {
+				del = append(del, t)
+			}
+		}
+		if len(del) > 0 {
+			if _, err := r.adm.DeleteTopics(ctx, del...); err != nil {
+				r.logf("deleting %v: %v", del, err)
+			}
+		}
+	}
+	_ = os.RemoveAll(spec.StateDir)
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

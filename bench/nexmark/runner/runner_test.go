@@ -1,0 +1,159 @@
+package runner
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/weirstream/weir/bench/nexmark"
+	"github.com/weirstream/weir/engine"
+)
+
+// The test binary is also the engines the runner tests start: with
+// RUNNER_TEST_ENGINE set it runs one and exits.
+func TestMain(m *testing.M) {
+	if e := os.Getenv("RUNNER_TEST_ENGINE"); e != "" {
+		os.Exit(testEngine(e))
+	}
+	os.Exit(m.Run())
+}
+
+// testEngine runs the query asked for as a Weir job ("weir"), another
+// query in its place ("broken": q7 for any), or the bare copy.
+func testEngine(kind string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	var err error
+	if kind == "bare" {
+		err = Bare{Brokers: strings.Split(os.Getenv("WEIR_BROKERS"), ","), Input: os.Getenv("RUNNER_TEST_IN"),
+			Output: os.Getenv("RUNNER_TEST_OUT"), Group: os.Getenv("WEIR_GROUP"), ExactlyOnce: true, Interval: 50 * time.Millisecond}.Run(ctx)
+	} else {
+		name := os.Getenv("RUNNER_TEST_QUERY")
+		if kind == "broken" {
+			name = "q7"
+		}
+		q, qerr := nexmark.QueryByName(name)
+		if qerr != nil {
+			panic(qerr)
+		}
+		job := engine.NewJob("runner-test", engine.FromEnv())
+		q.Build(job, os.Getenv("RUNNER_TEST_IN"), os.Getenv("RUNNER_TEST_OUT"))
+		err = job.Run(ctx)
+	}
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
+	}
+	return 0
+}
+
+func testEngineCmd(name, kind string) Engine {
+	e := Engine{Name: name, Command: func(s Spec) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(),
+			"RUNNER_TEST_ENGINE="+kind,
+			"RUNNER_TEST_QUERY="+s.Query, "RUNNER_TEST_IN="+s.Input, "RUNNER_TEST_OUT="+s.Output,
+			"WEIR_BROKERS="+strings.Join(s.Brokers, ","), "WEIR_GROUP="+s.Group, "WEIR_GUARANTEE="+s.Guarantee,
+			"WEIR_CHECKPOINT_INTERVAL="+s.Interval.String(), "WEIR_STATE_DIR="+s.StateDir, "WEIR_METRICS_ADDR=",
+			"WEIR_LOG_LEVEL=warn")
+		return cmd
+	}}
+	if kind == "bare" {
+		e.Queries = []string{CopyQuery}
+	}
+	return e
+}
+
+// TestRunMeasuresAndCrossChecks runs the runner end to end on franz-go's
+// in-process broker: the bare copy and a Weir query twice under two
+// engine names, which must agree, and a third that runs another query,
+// which the cross-check must catch.
+func TestRunMeasuresAndCrossChecks(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var log strings.Builder
+	cfg := Config{
+		Brokers: c.ListenAddrs(),
+		Engines: []Engine{
+			testEngineCmd("weir", "weir"), testEngineCmd("twin", "weir"), testEngineCmd("broken", "broken"), testEngineCmd("bare", "bare"),
+		},
+		Queries: []string{"q5"},
+		Passes:  []Pass{{Guarantee: "exactly-once", Interval: 50 * time.Millisecond, Live: true, CrossCheck: true}},
+		Events:  20_000, LiveRate: 2000, LiveFor: time.Second, LiveForWindows: 2 * time.Second,
+		Parallelism: 2, WorkDir: t.TempDir(), Timeout: 30 * time.Second,
+		Reference: "weir", Strict: []string{"twin", "broken"}, Log: &log,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ms, problems, err := Run(ctx, cfg)
+	t.Logf("runner log:\n%s", log.String())
+	if err == nil || len(problems) != 1 || !strings.Contains(problems[0], "cross-check q5") || !strings.Contains(problems[0], "only in weir") {
+		t.Fatalf("Run: err %v, problems %q; want one: broken's q5 differs", err, problems)
+	}
+	by := map[string]*Measurement{}
+	for _, m := range ms {
+		by[m.Engine] = m
+	}
+	for _, name := range []string{"weir", "twin", "broken", "bare"} {
+		m := by[name]
+		if m == nil || m.Failed() {
+			t.Fatalf("%s: %+v", name, m)
+		}
+		if m.PeakRSS <= 0 || (m.Commits >= MinCommits && (m.WallRate <= 0 || m.CPURate <= 0)) {
+			t.Errorf("%s: rates %.0f/%.0f after %d commits, peak RSS %d", name, m.WallRate, m.CPURate, m.Commits, m.PeakRSS)
+		}
+	}
+	if w := by["weir"]; w.Results.Len() == 0 || w.FirstOutput <= 0 || w.Latency == nil {
+		t.Errorf("weir: %d historical results, first output %v, latency %v; want results, a first output and a latency phase",
+			w.Results.Len(), w.FirstOutput, w.Latency)
+	}
+	if b := by["bare"]; b.Latency == nil || b.Latency.N == 0 || b.Latency.P50 <= 0 {
+		t.Errorf("bare latency %v", b.Latency)
+	}
+	var tables strings.Builder
+	WriteTables(&tables, cfg, ms)
+	for _, want := range []string{"| q5 | weir |", "| copy | bare |", "| q5 | twin |"} {
+		if !strings.Contains(tables.String(), want) {
+			t.Errorf("tables lack %q:\n%s", want, tables.String())
+		}
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"b":1,"a":"x"}`, `{"a":"x","b":1}`},
+		{`{"price": 12.000, "t": "2024-01-01T00:00:01.5Z"}`, `{"price":12,"t":"2024-01-01 00:00:01.500"}`},
+		{`{"t":"2024-01-01 00:00:01.500","f":1.25}`, `{"f":1.25,"t":"2024-01-01 00:00:01.500"}`},
+		{`{"s":"2024-01-01 not a time"}`, `{"s":"2024-01-01 not a time"}`},
+	} {
+		got, err := Normalize([]byte(c.in))
+		if err != nil || got != c.want {
+			t.Errorf("Normalize(%s) = %s, %v; want %s", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{`{`, `{} {}`, `nope`} {
+		if _, err := Normalize([]byte(bad)); err == nil {
+			t.Errorf("Normalize(%s): no error", bad)
+		}
+	}
+	a, b := Multiset{`{"a":1}`: 2, `{"a":2}`: 1}, Multiset{`{"a":1}`: 1, `{"a":3}`: 1}
+	d := Diff("x", a, "y", b, 5)
+	for _, want := range []string{"x has 3 results, y 2", "2 only in x, 1 only in y", `only in x: {"a":1} ×1`, `only in y: {"a":3} ×1`} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Diff lacks %q:\n%s", want, d)
+		}
+	}
+	if d := Diff("x", a, "y", Multiset{`{"a":2}`: 1, `{"a":1}`: 2}, 5); d != "" {
+		t.Errorf("equal multisets differ: %s", d)
+	}
+}
