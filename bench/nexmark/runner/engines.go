@@ -3,6 +3,7 @@ package runner
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -77,9 +78,15 @@ const CopyQuery = "copy"
 
 // Weir runs the queries as Weir jobs: `nexmark run` of the binary at
 // self, configured as every Weir job is, by WEIR_* variables.
-func Weir(self string) Engine {
+// With profileDir set, each run writes a CPU profile there, named after
+// the run's group.
+func Weir(self, profileDir string) Engine {
 	return Engine{Name: "weir", Command: func(s Spec) *exec.Cmd {
-		cmd := exec.Command(self, "run", "-query", s.Query, "-in", s.Input, "-out", s.Output)
+		args := []string{"run", "-query", s.Query, "-in", s.Input, "-out", s.Output}
+		if profileDir != "" {
+			args = append(args, "-cpuprofile", filepath.Join(profileDir, s.Group+".pprof"))
+		}
+		cmd := exec.Command(self, args...)
 		cmd.Env = append(os.Environ(),
 			"WEIR_BROKERS="+strings.Join(s.Brokers, ","),
 			"WEIR_GROUP="+s.Group,

@@ -91,7 +91,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	brokers := fs.String("brokers", defaultBrokers(), "Kafka seed brokers, comma separated")
 	engines := fs.String("engines", "weir,kstreams,flink,bare", "engines to run, in this order for each query")
 	queries := fs.String("queries", "all", "queries of the main pass (all: every query Weir has)")
-	events := fs.Int("events", 200_000, "events in each run's input, before the engine starts")
+	events := fs.Int("events", 500_000, "events in each run's input, before the engine starts")
 	liveRate := fs.Int("live-rate", 5_000, "events per second of the live phase (latency)")
 	liveFor := fs.Duration("live-for", 6*time.Second, "length of the live phase")
 	liveForWindows := fs.Duration("live-for-windows", 16*time.Second, "length of the live phase of the window queries (q5, q7, q8, q11, q12)")
@@ -106,6 +106,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	timeout := fs.Duration("timeout", 90*time.Second, "fail a run whose committed offsets stop moving this long")
 	readme := fs.String("readme", "", "also write the tables into this file, between the nexmark-results markers")
 	jsonOut := fs.String("json", "", "also write the measurements to this file as JSON")
+	profileDir := fs.String("profile", "", "write a CPU profile of every Weir run into this directory (go tool pprof bin/nexmark FILE)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -121,7 +122,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	for _, name := range list(*engines) {
 		switch name {
 		case "weir":
-			cfg.Engines = append(cfg.Engines, runner.Weir(self))
+			cfg.Engines = append(cfg.Engines, runner.Weir(self, *profileDir))
 		case "bare":
 			cfg.Engines = append(cfg.Engines, runner.BareEngine(self))
 		case "kstreams", "flink":
@@ -167,6 +168,11 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if len(also) > 0 {
 		cfg.Passes = append(cfg.Passes, runner.Pass{Guarantee: "exactly-once", Interval: *alsoInterval, Queries: also, Live: true})
+	}
+	if *profileDir != "" {
+		if err := os.MkdirAll(*profileDir, 0o755); err != nil {
+			return err
+		}
 	}
 	if cfg.WorkDir == "" {
 		if cfg.WorkDir, err = os.MkdirTemp("", "nexmark-bench-"); err != nil {

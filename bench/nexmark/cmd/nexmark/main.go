@@ -35,6 +35,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -149,8 +150,20 @@ func runQuery(ctx context.Context, args []string) error {
 	name := fs.String("query", "", "query to run: q0, q1, ... (see nexmark list)")
 	in := fs.String("in", "nexmark", "the event topic")
 	out := fs.String("out", "", "the output topic (default nexmark-<query>)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	q, err := nexmark.QueryByName(*name)
 	if err != nil {
