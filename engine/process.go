@@ -14,6 +14,28 @@ type Collector[T any] interface {
 	Collect(v T) error
 }
 
+// TimestampedCollector is a Collector that can also stamp an output with
+// an event time of its own: a join's result with the later of its two
+// sides' times, say, rather than the time of the side that came last.
+// Process functions' collectors are; use CollectAt.
+type TimestampedCollector[T any] interface {
+	Collector[T]
+	// CollectAt emits v under the current key, at event time ts. An
+	// output stamped behind the watermark is late for the operators
+	// after this one.
+	CollectAt(v T, ts time.Time) error
+}
+
+// CollectAt emits v at event time ts through out, which must be a
+// TimestampedCollector.
+func CollectAt[T any](out Collector[T], v T, ts time.Time) error {
+	tc, ok := out.(TimestampedCollector[T])
+	if !ok {
+		return fmt.Errorf("engine: CollectAt: %T cannot stamp its outputs", out)
+	}
+	return tc.CollectAt(v, ts)
+}
+
 // TimeDomain says which clock a timer follows.
 type TimeDomain uint8
 
@@ -175,9 +197,11 @@ type keyedCollector[T any] struct {
 	err   error
 }
 
-func (c *keyedCollector[T]) Collect(v T) error {
+func (c *keyedCollector[T]) Collect(v T) error { return c.CollectAt(v, c.ctx.Timestamp) }
+
+func (c *keyedCollector[T]) CollectAt(v T, ts time.Time) error {
 	c.stats.Out++
-	if err := c.down(Record[T]{Key: c.ctx.Key, Value: v, Timestamp: c.ctx.Timestamp}); err != nil {
+	if err := c.down(Record[T]{Key: c.ctx.Key, Value: v, Timestamp: ts}); err != nil {
 		if c.err == nil {
 			c.err = err
 		}

@@ -1,6 +1,8 @@
 package nexmark
 
 import (
+	"encoding/binary"
+	"fmt"
 	"time"
 
 	"github.com/weirstream/weir/codec"
@@ -35,6 +37,26 @@ type q3Row struct {
 	Name   string `json:"name,omitempty"`
 	City   string `json:"city,omitempty"`
 	State  string `json:"state,omitempty"`
+	// Time is the person's or the auction's dateTime (Unix ms): a result
+	// is stamped with the later of its two sides'.
+	Time int64 `json:"time"`
+}
+
+// q3Waiting is an auction that came before its seller: its id and time.
+type q3Waiting struct{ ID, Time int64 }
+
+// q3WaitingCodec writes a q3Waiting in 16 big-endian bytes.
+type q3WaitingCodec struct{}
+
+func (q3WaitingCodec) Encode(w q3Waiting) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(w.ID)), uint64(w.Time)), nil
+}
+
+func (q3WaitingCodec) Decode(b []byte) (q3Waiting, error) {
+	if len(b) != 16 {
+		return q3Waiting{}, fmt.Errorf("nexmark: q3 waiting auction of %d bytes, want 16", len(b))
+	}
+	return q3Waiting{ID: int64(binary.BigEndian.Uint64(b)), Time: int64(binary.BigEndian.Uint64(b[8:]))}, nil
 }
 
 // BuildQ3 is query 3, local item suggestion: the auctions of category
@@ -43,6 +65,9 @@ type q3Row struct {
 // auctions on person id = seller, in event order: persons and auctions are
 // keyed by the person id into one stage, where the person's task keeps the
 // person and, until the person comes, their auctions, in keyed state.
+//
+// A result is stamped with the later of the person's and the auction's
+// dateTime (engine.CollectAt), whichever came first.
 //
 // Person ids are unique, so an auction waiting for its seller is joined
 // once and dropped, where Flink's join keeps both sides for ever; the
@@ -53,9 +78,9 @@ func BuildQ3(job *engine.Job, in, out string) {
 		switch {
 		case e.Person != nil && q3States[e.Person.State]:
 			p := e.Person
-			return out.Collect(q3Row{Person: true, ID: p.ID, Name: p.Name, City: p.City, State: p.State})
+			return out.Collect(q3Row{Person: true, ID: p.ID, Name: p.Name, City: p.City, State: p.State, Time: int64(p.DateTime)})
 		case e.Auction != nil && e.Auction.Category == Q3Category:
-			return out.Collect(q3Row{ID: e.Auction.ID, Seller: e.Auction.Seller})
+			return out.Collect(q3Row{ID: e.Auction.ID, Seller: e.Auction.Seller, Time: int64(e.Auction.DateTime)})
 		}
 		return nil
 	}).Named("q3-select")
@@ -72,12 +97,12 @@ func BuildQ3(job *engine.Job, in, out string) {
 // q3Join joins a seller's person row with their auction rows.
 type q3Join struct {
 	person  *state.Value[q3Row]
-	waiting *state.List[int64] // auction ids that came before the person
+	waiting *state.List[q3Waiting] // auctions that came before the person
 }
 
 func (j *q3Join) Open(r *state.Registry) error {
 	j.person = state.NewValue(r, "person", codec.JSON[q3Row]())
-	j.waiting = state.NewList(r, "waiting", int64Codec)
+	j.waiting = state.NewList(r, "waiting", codec.Codec[q3Waiting](q3WaitingCodec{}))
 	return nil
 }
 
@@ -86,12 +111,13 @@ func (j *q3Join) Process(c engine.Context[int64], row q3Row, out engine.Collecto
 		if err := j.person.Set(c, row); err != nil {
 			return err
 		}
-		ids, err := j.waiting.Get(c)
-		if err != nil || len(ids) == 0 {
+		auctions, err := j.waiting.Get(c)
+		if err != nil || len(auctions) == 0 {
 			return err
 		}
-		for _, id := range ids {
-			if err := out.Collect(Q3Result{Name: row.Name, City: row.City, State: row.State, ID: id}); err != nil {
+		for _, a := range auctions {
+			r := Q3Result{Name: row.Name, City: row.City, State: row.State, ID: a.ID}
+			if err := engine.CollectAt(out, r, time.UnixMilli(max(row.Time, a.Time))); err != nil {
 				return err
 			}
 		}
@@ -102,9 +128,10 @@ func (j *q3Join) Process(c engine.Context[int64], row q3Row, out engine.Collecto
 		return err
 	}
 	if !ok {
-		return j.waiting.Add(c, row.ID)
+		return j.waiting.Add(c, q3Waiting{ID: row.ID, Time: row.Time})
 	}
-	return out.Collect(Q3Result{Name: p.Name, City: p.City, State: p.State, ID: row.ID})
+	r := Q3Result{Name: p.Name, City: p.City, State: p.State, ID: row.ID}
+	return engine.CollectAt(out, r, time.UnixMilli(max(row.Time, p.Time)))
 }
 
 func (j *q3Join) OnTimer(engine.Context[int64], time.Time, engine.TimeDomain, engine.Collector[Q3Result]) error {

@@ -56,23 +56,26 @@ func BuildQ8(job *engine.Job, in, out string) {
 }
 
 // q8Distinct passes a seller on once per window: the first of their
-// auctions in it. A timer at the window's end forgets the window.
+// auctions in it. It remembers every window a seller was passed on in,
+// not only the last: auctions from different input partitions meet here
+// out of time order, so a seller's auction of a window can come after
+// one of the next. A timer at a window's end forgets it.
 type q8Distinct struct {
-	seen *state.Value[int64] // start of the last window passed on
+	seen *state.Map[int64, int64] // window starts passed on (values unused)
 }
 
 func (q *q8Distinct) Open(r *state.Registry) error {
-	q.seen = state.NewValue(r, "seen", int64Codec)
+	q.seen = state.NewMap(r, "seen", int64Codec, int64Codec)
 	return nil
 }
 
 func (q *q8Distinct) Process(c engine.Context[int64], seller int64, out engine.Collector[int64]) error {
 	start := windowStart(c.Timestamp(), Q8Window)
-	seen, ok, err := q.seen.Get(c)
-	if err != nil || (ok && seen == start) {
+	_, ok, err := q.seen.Get(c, start)
+	if err != nil || ok {
 		return err
 	}
-	if err := q.seen.Set(c, start); err != nil {
+	if err := q.seen.Put(c, start, 1); err != nil {
 		return err
 	}
 	c.Timers().RegisterEventTimeTimer(time.UnixMilli(start + Q8Window.Milliseconds() - 1))
@@ -80,9 +83,5 @@ func (q *q8Distinct) Process(c engine.Context[int64], seller int64, out engine.C
 }
 
 func (q *q8Distinct) OnTimer(c engine.Context[int64], at time.Time, _ engine.TimeDomain, _ engine.Collector[int64]) error {
-	seen, ok, err := q.seen.Get(c)
-	if err == nil && ok && seen == at.UnixMilli()+1-Q8Window.Milliseconds() {
-		q.seen.Clear(c)
-	}
-	return err
+	return q.seen.Delete(c, at.UnixMilli()+1-Q8Window.Milliseconds())
 }
