@@ -127,7 +127,10 @@ func gen(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(*partitions), -1, nil, *topic)
+	// The events carry their dateTime as timestamp, 2024's by default:
+	// with the broker's time retention they would be deleted while read.
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(*partitions), -1,
+		map[string]*string{"retention.ms": kadm.StringPtr("-1")}, *topic)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", *topic, err)
 	}
