@@ -74,6 +74,23 @@ func WriteTables(w io.Writer, cfg Config, ms []*Measurement) {
 		}
 	}
 
+	// Cross-check.
+	var checked []*Measurement
+	for _, m := range ms {
+		if m.Match != "" {
+			checked = append(checked, m)
+		}
+	}
+	if len(checked) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Cross-check: each engine's results of the historical input against %s's, as multisets (q12 counts by processing time and is not compared):\n\n", cfg.Reference)
+		fmt.Fprintln(w, "| query | engine | results |")
+		fmt.Fprintln(w, "| --- | --- | --- |")
+		for _, m := range checked {
+			fmt.Fprintf(w, "| %s | %s | %s |\n", m.Query, m.Engine, oneLine(m.Match))
+		}
+	}
+
 	// Exactly once over at least once.
 	var rows []string
 	for _, m := range ms {
@@ -118,8 +135,8 @@ func thousands(f float64) string {
 
 func oneLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 120 {
-		s = s[:120] + "…"
+	if len(s) > 160 {
+		s = s[:160] + "…"
 	}
 	return strings.ReplaceAll(s, "|", "/")
 }
