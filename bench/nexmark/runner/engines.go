@@ -77,8 +77,8 @@ func (e Engine) Runs(q string) bool {
 const CopyQuery = "copy"
 
 // Weir runs the queries as Weir jobs: `nexmark run` of the binary at
-// self, configured as every Weir job is, by WEIR_* variables.
-// With profileDir set, each run writes a CPU profile there, named after
+// self, configured as every Weir job is, by WEIR_* variables. With
+// profileDir set, each run writes a CPU profile there, named after
 // the run's group.
 func Weir(self, profileDir string) Engine {
 	return Engine{Name: "weir", Command: func(s Spec) *exec.Cmd {
@@ -103,7 +103,7 @@ func Weir(self, profileDir string) Engine {
 	}}
 }
 
-// Bare runs the ceiling, `nexmark bare` of the binary at self.
+// BareEngine runs the ceiling, `nexmark bare` of the binary at self.
 func BareEngine(self string) Engine {
 	return Engine{Name: "bare", Queries: []string{CopyQuery}, Command: func(s Spec) *exec.Cmd {
 		cmd := exec.Command(self, append([]string{"bare"}, ContractArgs(s)...)...)
