@@ -31,12 +31,20 @@ type Query struct {
 	// Build adds the query to job, reading the topic in and writing its
 	// results to out.
 	Build func(job *engine.Job, in, out string)
+	// Windowed: its results wait for a window to close, a window's length
+	// (and the watermark's delay, in event time) after their events.
+	Windowed bool
+	// ProcessingTime: its results depend on when records arrive, so they
+	// differ from run to run and cannot be compared between engines.
+	ProcessingTime bool
 }
 
 // Queries are the queries implemented, in order.
 var Queries = []Query{
-	{"q0", BuildQ0}, {"q1", BuildQ1}, {"q2", BuildQ2}, {"q3", BuildQ3}, {"q5", BuildQ5},
-	{"q7", BuildQ7}, {"q8", BuildQ8}, {"q11", BuildQ11}, {"q12", BuildQ12},
+	{Name: "q0", Build: BuildQ0}, {Name: "q1", Build: BuildQ1}, {Name: "q2", Build: BuildQ2}, {Name: "q3", Build: BuildQ3},
+	{Name: "q5", Build: BuildQ5, Windowed: true}, {Name: "q7", Build: BuildQ7, Windowed: true},
+	{Name: "q8", Build: BuildQ8, Windowed: true}, {Name: "q11", Build: BuildQ11, Windowed: true},
+	{Name: "q12", Build: BuildQ12, Windowed: true, ProcessingTime: true},
 }
 
 // QueryByName returns the query called name.

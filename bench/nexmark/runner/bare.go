@@ -18,12 +18,11 @@ import (
 // outputs and the input offsets in one transaction (GroupTransactSession,
 // as franz-go's EOS example); at least once, a Flush and then the offsets.
 type Bare struct {
-	Brokers        []string
-	Input, Output  string
-	Group          string
-	ExactlyOnce    bool
-	Interval       time.Duration
-	ExtraClientOpt []kgo.Opt
+	Brokers       []string
+	Input, Output string
+	Group         string
+	ExactlyOnce   bool
+	Interval      time.Duration
 }
 
 // Run copies until ctx ends, then commits what it has and returns nil.
@@ -31,7 +30,7 @@ func (b Bare) Run(ctx context.Context) error {
 	if b.Interval <= 0 {
 		b.Interval = time.Second
 	}
-	opts := append([]kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(b.Brokers...),
 		kgo.ConsumerGroup(b.Group),
 		kgo.ConsumeTopics(b.Input),
@@ -39,7 +38,7 @@ func (b Bare) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0),
-	}, b.ExtraClientOpt...)
+	}
 	if os.Getenv("NEXMARK_BARE_DEBUG") != "" {
 		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, nil)))
 	}

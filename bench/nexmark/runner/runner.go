@@ -108,12 +108,11 @@ const PollInterval = 100 * time.Millisecond
 // engine's.
 const MinCommits = 5
 
-// windowQueries are the queries whose results wait for a window to close.
-var windowQueries = map[string]bool{"q5": true, "q7": true, "q8": true, "q11": true, "q12": true}
-
-// processingTimeQueries depend on when records arrive, so their results
-// differ from run to run and engine to engine: they are not cross-checked.
-var processingTimeQueries = map[string]bool{"q12": true}
+// query returns the Weir query called q; the zero Query for CopyQuery.
+func query(q string) nexmark.Query {
+	wq, _ := nexmark.QueryByName(q)
+	return wq
+}
 
 // Latency is the latency of the results of a live phase.
 type Latency struct {
@@ -197,7 +196,7 @@ func Run(ctx context.Context, cfg Config) ([]*Measurement, []string, error) {
 					problems = append(problems, fmt.Sprintf("%s %s (%s): %s", e.Name, q, p, m.Err))
 				}
 			}
-			if p.CrossCheck && q != CopyQuery && !processingTimeQueries[q] {
+			if p.CrossCheck && q != CopyQuery && !query(q).ProcessingTime {
 				problems = append(problems, r.crossCheck(q, p, byEngine)...)
 			}
 		}
@@ -228,13 +227,7 @@ func (r *run) crossCheck(q string, p Pass, byEngine map[string]*Measurement) []s
 		return nil
 	}
 	var problems []string
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range byEngine {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(byEngine)) {
 		m := byEngine[name]
 		if name == ref.Engine || m.Failed() || m.Results == nil {
 			continue
@@ -417,7 +410,7 @@ func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measuremen
 	// Latency.
 	var liveStart time.Time
 	liveFor := r.cfg.LiveFor
-	if windowQueries[q] && r.cfg.LiveForWindows > 0 {
+	if query(q).Windowed && r.cfg.LiveForWindows > 0 {
 		liveFor = r.cfg.LiveForWindows
 	}
 	if p.Live && liveFor > 0 {
