@@ -237,15 +237,12 @@ func (rt *runtime) checkTopics(ctx context.Context) (int, error) {
 	adm := kadm.NewClient(admin)
 	topics := append(rt.job.userSourceTopics(), slices.Sorted(maps.Keys(rt.job.sinks))...)
 	rt.setNotReady("waiting for the Kafka cluster")
-	details, err := backoff.Retry(ctx, func() (kadm.TopicDetails, error) {
-		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		d, err := adm.ListTopics(reqCtx, topics...)
-		if err != nil {
-			rt.log.Warn("kafka not reachable yet, retrying", zap.Error(err))
-		}
-		return d, err
-	}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(0))
+	var details kadm.TopicDetails
+	err = rt.retryTransient(ctx, "reaching the Kafka cluster", func(ctx context.Context) error {
+		d, err := adm.ListTopics(ctx, topics...)
+		details = d
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
