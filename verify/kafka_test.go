@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/internal/kafkatest"
@@ -35,6 +36,28 @@ func inTxn(t *testing.T, cl *kgo.Client, commit bool, recs ...*kgo.Record) {
 	if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
 		t.Fatalf("ending transaction (commit %v): %v", commit, err)
 	}
+	waitStable(t, cl, recs...)
+}
+
+// waitStable waits until the last stable offset of each record's
+// partition is past it: EndTxn can answer (transactions v2) before the
+// markers are written, and until then a read_committed reader does not
+// see the transaction's outcome.
+func waitStable(t *testing.T, cl *kgo.Client, recs ...*kgo.Record) {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	kafkatest.Eventually(t, 30*time.Second, "the transaction's markers", func() bool {
+		for _, r := range recs {
+			lso, err := adm.ListCommittedOffsets(context.Background(), r.Topic)
+			if err != nil {
+				return false
+			}
+			if o, ok := lso.Lookup(r.Topic, r.Partition); !ok || o.Offset <= r.Offset {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestRealBrokerTransactions checks against a real broker that aborted
