@@ -432,6 +432,7 @@ func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measuremen
 	if p.CrossCheck && !liveStart.IsZero() {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
+		r.waitSettled(rctx, spec.Output)
 		res, err := ReadResults(rctx, r.cfg.Brokers, spec.Output, liveStart)
 		if err != nil {
 			return fmt.Errorf("reading the results: %w", err)
@@ -583,6 +584,33 @@ func (r *run) committed(ctx context.Context, group, topic string) (int64, bool, 
 		}
 	})
 	return sum, caughtUp, nil
+}
+
+// waitSettled waits, up to 30s, until topic's last stable offsets equal
+// its end offsets: once the engine has stopped nothing is open, but the
+// broker writes a transaction's markers after it answers the commit, and
+// until then a read_committed reader would miss the last results.
+func (r *run) waitSettled(ctx context.Context, topic string) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		lso, err1 := r.adm.ListCommittedOffsets(ctx, topic)
+		end, err2 := r.adm.ListEndOffsets(ctx, topic)
+		settled := err1 == nil && err2 == nil
+		end.Each(func(o kadm.ListedOffset) {
+			l, ok := lso.Lookup(o.Topic, o.Partition)
+			settled = settled && ok && l.Offset == o.Offset
+		})
+		if settled {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			r.logf("%s: last stable offsets still short of the end after 30s; reading what is committed", topic)
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // hasOutput reports whether topic has a committed record.
