@@ -63,7 +63,10 @@ type source struct {
 	// internal is set for a repartition topic, whose name is only known
 	// once the consumer group is (at Run).
 	internal *InternalTopic
-	build    func(*Task) (SourceFunc, error)
+	// table is set for a table a join reads: it is read whole, from its
+	// start, whatever the job's start offset.
+	table bool
+	build func(*Task) (SourceFunc, error)
 }
 
 // InternalTopic is a topic Weir creates and owns, such as a repartition
@@ -257,6 +260,19 @@ func (j *Job) sourceTopics() []string {
 }
 
 // userSourceTopics returns the source topics the user declared.
+// readFromStart reports whether topic is one the job reads from its start
+// when the group has no offset for it, whatever the configured start
+// offset: an internal topic, whose records the job's upstream stage
+// committed, or a joined table.
+func (j *Job) readFromStart(topic string) bool {
+	for _, s := range j.sources {
+		if (s.internal != nil && s.internal.name == topic) || (s.table && s.topic == topic) {
+			return true
+		}
+	}
+	return false
+}
+
 func (j *Job) userSourceTopics() []string {
 	var ts []string
 	for _, s := range j.sources {

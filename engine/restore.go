@@ -41,36 +41,37 @@ func (rt *runtime) fetchCommitted(ctx context.Context, cl *kgo.Client, topics []
 }
 
 // committedCheckpoint returns what the group committed for task id: its
-// checkpoint metadata, and whether any of its input partitions has a
-// committed offset at all.
-func (rt *runtime) committedCheckpoint(ctx context.Context, cl *kgo.Client, id TaskID) (commitMeta, bool, error) {
+// checkpoint metadata, and the committed offset of each of its input
+// partitions that has one (none at all: the task has never committed).
+func (rt *runtime) committedCheckpoint(ctx context.Context, cl *kgo.Client, id TaskID) (commitMeta, map[string]kgo.EpochOffset, error) {
 	topics := rt.job.stageTopics(id.Stage)
 	resps, err := rt.fetchCommitted(ctx, cl, topics)
 	if err != nil {
-		return commitMeta{}, false, fmt.Errorf("task %s: fetching committed offsets: %w", id, err)
+		return commitMeta{}, nil, fmt.Errorf("task %s: fetching committed offsets: %w", id, err)
 	}
 	var meta commitMeta
-	var found, weir bool
+	var weir bool
+	offsets := map[string]kgo.EpochOffset{}
 	for _, topic := range topics {
 		r, ok := resps.Lookup(topic, id.Partition)
 		if !ok || r.At < 0 {
 			continue
 		}
-		found = true
+		offsets[topic] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.At}
 		m, ok, err := parseCommitMeta(r.Metadata)
 		if err != nil {
-			return commitMeta{}, false, fmt.Errorf("task %s: %s/%d: %w", id, topic, id.Partition, err)
+			return commitMeta{}, nil, fmt.Errorf("task %s: %s/%d: %w", id, topic, id.Partition, err)
 		}
 		if ok && (!weir || m.cp > meta.cp) {
 			meta, weir = m, true
 		}
 	}
-	if found && !weir {
+	if len(offsets) > 0 && !weir {
 		rt.log.Warn("committed offsets carry no Weir checkpoint (committed by another tool?); the state restores to the end of its changelog",
 			zap.Stringer("task", id))
 		meta.changelog = nil
 	}
-	return meta, found, nil
+	return meta, offsets, nil
 }
 
 // taskChangelogs returns the changelog topics of stage's operators.
@@ -98,17 +99,22 @@ func (j *Job) taskChangelogs(stage int) []string {
 // the committed one is applied. Where there is no local state, the whole
 // changelog up to it. Local state ahead of Kafka (offsets reset by hand)
 // is dropped first. A task with nothing committed starts empty.
-func (rt *runtime) restoreTask(ctx context.Context, cl *kgo.Client, id TaskID) (commitMeta, error) {
-	meta, committed, err := rt.committedCheckpoint(ctx, cl, id)
+//
+// It also returns the committed input offsets: they are the task's
+// position until it processes a record, so that a checkpoint of work done
+// before then (a processing-time timer that fires first) commits its
+// metadata with them.
+func (rt *runtime) restoreTask(ctx context.Context, cl *kgo.Client, id TaskID) (commitMeta, map[string]kgo.EpochOffset, error) {
+	meta, offsets, err := rt.committedCheckpoint(ctx, cl, id)
 	if err != nil {
-		return commitMeta{}, err
+		return commitMeta{}, nil, err
 	}
-	positions, err := rt.restoreState(ctx, cl, id, meta, committed)
+	positions, err := rt.restoreState(ctx, cl, id, meta, len(offsets) > 0)
 	if err != nil {
-		return commitMeta{}, err
+		return commitMeta{}, nil, err
 	}
 	meta.changelog = positions
-	return meta, nil
+	return meta, offsets, nil
 }
 
 // restoreState restores the task's state to meta and returns the changelog

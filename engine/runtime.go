@@ -408,6 +408,11 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 		kgo.HeartbeatInterval(min(3*time.Second, rt.cfg.SessionTimeout/3)),
 		kgo.ConsumeTopics(rt.job.sourceTopics()...),
 		kgo.ConsumeResetOffset(start),
+		// The start offset is for the job's own inputs: a partition of an
+		// internal topic (or a joined table) without a committed offset is
+		// read from its start, or a downstream task that crashed before
+		// its first checkpoint would skip what its upstream committed.
+		kgo.AdjustFetchOffsetsFn(rt.startInternalTopicsAtStart),
 		kgo.FetchIsolationLevel(isolation),
 		// A partition resumed after backpressure joins the next fetch, which
 		// waits for the one in flight; with franz-go's 5s default a
@@ -432,6 +437,23 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 		// outputs co-partition with any Java producer's.
 		kgo.RecordPartitioner(Partitioner()),
 	)
+}
+
+// startInternalTopicsAtStart moves partitions of internal topics that have
+// no committed offset (franz-go gives them the configured start offset,
+// which is negative) to their start.
+func (rt *runtime) startInternalTopicsAtStart(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for topic, ps := range offsets {
+		if !rt.job.readFromStart(topic) {
+			continue
+		}
+		for p, o := range ps {
+			if o.EpochOffset().Offset < 0 {
+				ps[p] = kgo.NewOffset().AtStart()
+			}
+		}
+	}
+	return offsets, nil
 }
 
 // pollLoop fetches until ctx is done or a task fails, handing each
@@ -589,13 +611,17 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 		fatal: rt.fail,
 	}
 	tr.start = func(ctx context.Context) (*Task, error) {
-		cp, err := rt.restoreTask(ctx, cl, id)
+		cp, offsets, err := rt.restoreTask(ctx, cl, id)
 		if err != nil {
 			return nil, err
 		}
+		// Read by the checkpointing goroutine only once the task has been
+		// activated, which this precedes.
+		tr.committed = offsets
 		return newTask(taskEnv{
 			ctx: rt.runCtx, log: rt.log, obs: rt.obs, producer: cl, clock: systemClock{}, store: rt.store,
 			checkpoint: cp.cp, changelogNext: cp.changelog, eventTime: cp.eventTime, provenance: rt.cfg.Provenance,
+			offsets: offsets,
 		}, id, rt.job)
 	}
 	rt.mu.restoring++

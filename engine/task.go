@@ -111,6 +111,9 @@ type taskEnv struct {
 	checkpoint    int64
 	changelogNext map[string]int64
 	eventTime     map[string]string
+	// offsets is the committed offset of each input partition that has
+	// one: where the task stands until it processes a record.
+	offsets map[string]kgo.EpochOffset
 }
 
 func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
@@ -141,6 +144,11 @@ func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
 	for topic, off := range env.changelogNext {
 		t.clNext[topic] = off
 	}
+	// A checkpoint commits the offsets of t.next with the task's
+	// metadata: without them, work done before the first record (a
+	// processing-time timer) would commit its changelog records under the
+	// previous metadata, and the next start would restore to before them.
+	maps.Copy(t.next, env.offsets)
 	t.newEpoch(nil)
 	if env.store != nil {
 		t.store = env.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition})
