@@ -212,7 +212,7 @@ func (l *LocalTask) Checkpoint(id int64) error {
 		return snap.fail
 	}
 	clNext := snap.changelogNext()
-	if err := l.t.commitState(id, clNext); err != nil {
+	if err := l.t.commitState(id, clNext, snap.clAcks()); err != nil {
 		return err
 	}
 	offsets := make(map[string]int64, len(snap.offsets))

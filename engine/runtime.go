@@ -841,7 +841,7 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 	release := func(commit bool) {
 		for _, h := range hs {
 			if h.release != nil {
-				h.release <- heldOutcome{commit: commit, cp: h.snap.cp, clNext: h.snap.changelogNext()}
+				h.release <- heldOutcome{commit: commit, cp: h.snap.cp, clNext: h.snap.changelogNext(), clAcks: h.snap.clAcks()}
 			}
 		}
 	}
@@ -871,8 +871,8 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 				continue
 			}
 			var err error
-			cp, next := h.snap.cp, h.snap.changelogNext()
-			if !h.tr.do(func(t *Task) { err = t.commitState(cp, next) }, ctx.Done()) {
+			cp, next, acks := h.snap.cp, h.snap.changelogNext(), h.snap.clAcks()
+			if !h.tr.do(func(t *Task) { err = t.commitState(cp, next, acks) }, ctx.Done()) {
 				return
 			}
 			if err != nil {
@@ -889,14 +889,9 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 		if ctx.Err() == nil {
 			rt.log.Warn("checkpoint failed; retrying at the next interval", zap.Error(err))
 		}
-		// The changelog records are in Kafka regardless: the next
-		// checkpoint's positions must include them, as its state does.
-		for _, h := range hs {
-			if h.snap.changelog != nil {
-				next := h.snap.changelogNext()
-				h.tr.do(func(t *Task) { t.clNext = next }, ctx.Done())
-			}
-		}
+		// The changelog records are in Kafka regardless: they stay
+		// pending in their tasks, so the next checkpoint's positions
+		// include them, as its state does.
 	}
 }
 
@@ -917,7 +912,7 @@ func (rt *runtime) commitStopped(ctx context.Context, trs []*taskRunner, why str
 		return
 	}
 	for _, h := range hs {
-		if err := h.tr.t.commitState(h.snap.cp, h.snap.changelogNext()); err != nil {
+		if err := h.tr.t.commitState(h.snap.cp, h.snap.changelogNext(), h.snap.clAcks()); err != nil {
 			rt.fail(err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,6 +92,11 @@ type Task struct {
 	// commitMeta).
 	changelogs map[string]string
 	clNext     map[string]int64
+	// clPending is the changelog records written at barriers since the
+	// last committed checkpoint, oldest first: a checkpoint cut short
+	// leaves its records in the open transaction, so the next one that
+	// commits must name their positions too.
+	clPending []*changelogAcks
 	// trace stamps outputs with provenance headers; nil unless enabled.
 	trace *tracer
 }
@@ -284,9 +290,12 @@ type snapshot struct {
 	// to Pebble once Kafka has the checkpoint.
 	stateful bool
 	// clNext is the changelog positions of the last committed state, and
-	// changelog the positions this barrier's records reached once they
-	// are acknowledged: together, the positions after this checkpoint.
+	// clPending the positions the records written at this barrier and at
+	// every earlier one not committed since reached once they are
+	// acknowledged: together, the positions after this checkpoint.
+	// changelog is this barrier's own records.
 	clNext    map[string]int64
+	clPending []*changelogAcks
 	changelog *changelogAcks
 	// eventTime is the task's event-time state at the barrier.
 	eventTime map[string]string
@@ -296,11 +305,24 @@ type snapshot struct {
 // includes. Call it only after the snapshot's epoch completed.
 func (s snapshot) changelogNext() map[string]int64 {
 	next := maps.Clone(s.clNext)
-	if s.changelog != nil {
-		maps.Copy(next, s.changelog.next)
+	if next == nil {
+		next = map[string]int64{}
+	}
+	for _, acks := range s.clPending {
+		acks.mu.Lock()
+		for topic, off := range acks.next {
+			if off > next[topic] {
+				next[topic] = off
+			}
+		}
+		acks.mu.Unlock()
 	}
 	return next
 }
+
+// clAcks is how many of the task's pending changelog writes the snapshot
+// covers: those its commit makes committed (see Task.commitState).
+func (s snapshot) clAcks() int { return len(s.clPending) }
 
 // changelogAcks collects, from produce callbacks on any goroutine, the
 // offset after the last acknowledged changelog record of each topic.
@@ -320,6 +342,9 @@ func (t *Task) barrier() snapshot {
 	var fail error
 	if t.store != nil {
 		cl, fail = t.writeChangelog(t.store.Flush())
+		if cl != nil {
+			t.clPending = append(t.clPending, cl)
+		}
 	}
 	sealed := t.epoch
 	t.newEpoch(sealed)
@@ -327,6 +352,7 @@ func (t *Task) barrier() snapshot {
 	snap := snapshot{
 		task: t.id, cp: t.cp, offsets: maps.Clone(t.next), epoch: sealed, err: t.err, fail: fail,
 		produced: t.produced, stateful: t.store != nil, clNext: t.clNext, changelog: cl,
+		clPending: slices.Clone(t.clPending),
 		eventTime: t.saveEventTime(),
 	}
 	t.produced = 0
@@ -510,6 +536,7 @@ type heldOutcome struct {
 	commit bool
 	cp     int64
 	clNext map[string]int64
+	clAcks int
 }
 
 // barrier takes a barrier in the task; with hold, the task then waits for
@@ -535,7 +562,7 @@ func (r *taskRunner) barrier(ctx context.Context, hold bool) (*held, bool) {
 		select {
 		case o := <-h.release:
 			if o.commit {
-				if err := t.commitState(o.cp, o.clNext); err != nil {
+				if err := t.commitState(o.cp, o.clNext, o.clAcks); err != nil {
 					t.err = err
 					r.fatal(err)
 				}
@@ -559,10 +586,12 @@ func (r *taskRunner) barrier(ctx context.Context, hold bool) (*held, bool) {
 // commitState makes checkpoint cp, which Kafka has committed, the task's
 // committed checkpoint: it writes the state flushed at its barrier to
 // Pebble with the changelog positions that state includes (clNext), so a
-// restart restores only the changelog after them.
-func (t *Task) commitState(cp int64, clNext map[string]int64) error {
+// restart restores only the changelog after them. clAcks is how many of
+// the pending changelog writes the checkpoint covered (snapshot.clAcks).
+func (t *Task) commitState(cp int64, clNext map[string]int64, clAcks int) error {
 	t.cp = cp + 1
 	t.clNext = clNext
+	t.clPending = t.clPending[clAcks:]
 	if t.store == nil {
 		return nil
 	}
