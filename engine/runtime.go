@@ -724,6 +724,10 @@ func (rt *runtime) stopTasks(ps []TaskID) []*taskRunner {
 	rt.mu.Unlock()
 	for _, tr := range trs {
 		<-tr.done
+		// Its partitions may be paused for backpressure; whoever reads
+		// them next (this replica's restarted task, after an abort, or
+		// the next owner) starts with an empty queue.
+		tr.in.release()
 		rt.obs.TaskStopped(tr.id.String())
 	}
 	return trs

@@ -469,6 +469,19 @@ func (q *inbox) push(b batch) {
 	}
 }
 
+// release drops what the queue holds and resumes its partitions if it
+// paused them: its task stopped, and the next one starts empty.
+func (q *inbox) release() {
+	q.mu.Lock()
+	q.mu.batches, q.mu.records = nil, 0
+	resume := q.mu.paused
+	q.mu.paused = false
+	q.mu.Unlock()
+	if resume {
+		q.resume()
+	}
+}
+
 func (q *inbox) pop() (batch, bool) {
 	q.mu.Lock()
 	if len(q.mu.batches) == 0 {
@@ -654,6 +667,13 @@ func (r *taskRunner) run() {
 			r.t.flushStats()
 		case <-r.in.notify:
 			for {
+				// A stopped task takes no more input: what it has not
+				// processed is read again by whoever runs it next.
+				select {
+				case <-r.stop:
+					return
+				default:
+				}
 				b, ok := r.in.pop()
 				if !ok {
 					break

@@ -1,0 +1,112 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/connectors"
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/operators"
+)
+
+// failProduces makes the cluster answer the transactional produce requests
+// for which fail (called with the count of such requests so far, from 1)
+// returns true with code, and every other request normally. (Requests name
+// topics by id, so the tests' jobs produce to one topic.)
+func failProduces(c *kfake.Cluster, code int16, fail func(n int64) bool) {
+	var n atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.ProduceRequest)
+		if req.TransactionID == nil || !fail(n.Add(1)) {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+}
+
+// slowJob is the stateless job with a map slow enough that, fetching
+// small batches, its task queue stays full, so its partitions stay paused
+// for backpressure.
+func slowJob(name, in, out string, opts ...engine.Opt) *engine.Job {
+	job := engine.NewJob(name, opts...)
+	views := connectors.KafkaSource(job, in, codec.JSON[event]())
+	tagged := operators.Map(views, func(e event) (enriched, error) {
+		time.Sleep(time.Millisecond)
+		return enriched{User: e.User, Seq: e.Seq, Tag: "seen"}, nil
+	})
+	connectors.KafkaSink(tagged, out, codec.JSON[enriched]())
+	return job
+}
+
+// TestAbortResumesPausedPartitions: a checkpoint fails (a produce error)
+// while the task's partitions are paused for backpressure; the transaction
+// aborts and the task restarts with an empty queue. Its partitions must
+// fetch again, or the task gets no input until the next rebalance.
+func TestAbortResumesPausedPartitions(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "views", "tagged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	const n = 3000
+	var recs []*kgo.Record
+	for i := range n {
+		b, _ := json.Marshal(event{User: "u" + strconv.Itoa(i%7), Seq: i})
+		recs = append(recs, &kgo.Record{Topic: "views", Value: b})
+	}
+	// In batches of 20, which fetches of 1000 bytes return one at a time:
+	// the task's queue fills with several, and its partition stays paused
+	// while it works through them.
+	cl := kafkatest.Client(t, brokers)
+	for i := 0; i < n; i += 20 {
+		kafkatest.ProduceSync(t, cl, recs[i:i+20]...)
+	}
+	failProduces(c, kerr.InvalidRecord.Code, func(n int64) bool { return n == 10 })
+
+	job := slowJob("paused", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""),
+		engine.WithStateDir(t.TempDir()), engine.WithTaskQueueRecords(50), engine.WithCheckpointInterval(500*time.Millisecond),
+		engine.WithLogLevel("error"), engine.WithKafkaOpts(kgo.FetchMaxPartitionBytes(1000), kgo.FetchMaxBytes(1000)))
+	stop := runJob(t, job)
+	out := kafkatest.ReadAll(t, brokers, "tagged", n, time.Minute)
+	if err := stop(); err != nil {
+		t.Fatalf("clean stop returned %v", err)
+	}
+	seen := map[int]bool{}
+	for _, r := range out {
+		var e enriched
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatal(err)
+		}
+		if seen[e.Seq] {
+			t.Fatalf("seq %d twice", e.Seq)
+		}
+		seen[e.Seq] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d of %d records came out after the abort", len(seen), n)
+	}
+}
