@@ -1,8 +1,11 @@
 package engine_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,5 +111,61 @@ func TestAbortResumesPausedPartitions(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Fatalf("%d of %d records came out after the abort", len(seen), n)
+	}
+}
+
+// TestDeterministicProduceErrorFailsTheJob: a record the broker will never
+// take (too large, say) fails every retry of its checkpoint the same way.
+// Exactly once used to abort and redo the checkpoint for ever; after a few
+// attempts the job must stop with an error that names the record, as at
+// least once does at once, committing nothing past the last checkpoint.
+func TestDeterministicProduceErrorFailsTheJob(t *testing.T) {
+	for _, guarantee := range []string{engine.ExactlyOnce, engine.AtLeastOnce} {
+		t.Run(guarantee, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "views", "tagged"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			brokers := c.ListenAddrs()
+			b, _ := json.Marshal(event{User: "u", Seq: 1})
+			kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), &kgo.Record{Topic: "views", Key: []byte("u"), Value: b})
+			var n atomic.Int64
+			c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+				c.KeepControl()
+				req := kreq.(*kmsg.ProduceRequest)
+				if req.TransactionID == nil && guarantee == engine.ExactlyOnce {
+					return nil, nil, false
+				}
+				n.Add(1)
+				resp := req.ResponseKind().(*kmsg.ProduceResponse)
+				for _, rt := range req.Topics {
+					st := kmsg.NewProduceResponseTopic()
+					st.Topic, st.TopicID = rt.Topic, rt.TopicID
+					for _, rp := range rt.Partitions {
+						sp := kmsg.NewProduceResponseTopicPartition()
+						sp.Partition, sp.ErrorCode = rp.Partition, kerr.MessageTooLarge.Code
+						st.Partitions = append(st.Partitions, sp)
+					}
+					resp.Topics = append(resp.Topics, st)
+				}
+				return resp, nil, true
+			})
+			job := buildJob("toolarge", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""),
+				engine.WithStateDir(t.TempDir()), engine.WithCheckpointInterval(50*time.Millisecond), engine.WithGuarantee(guarantee),
+				engine.WithLogLevel("error"))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err = job.Run(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("the job still ran after a minute and %d refused produce requests", n.Load())
+			}
+			if !errors.Is(err, kerr.MessageTooLarge) || !strings.Contains(err.Error(), "tagged") || !strings.Contains(err.Error(), `key "u"`) {
+				t.Fatalf("Run returned %v, want MESSAGE_TOO_LARGE naming the output topic and the record's key", err)
+			}
+			if got := kafkatest.CommittedOffsets(t, brokers, "toolarge", "views")[0]; got > 0 {
+				t.Fatalf("committed offset %d past the record whose output failed", got)
+			}
+		})
 	}
 }

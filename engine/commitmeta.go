@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,24 +33,25 @@ type commitMeta struct {
 }
 
 // commitMetaPrefix starts every metadata string Weir writes; anything else
-// (an empty string, another tool's) is not Weir's.
-const commitMetaPrefix = "weir1 "
+// (an empty string, another tool's) is not Weir's. commitMetaPrefixV1 is
+// the earlier format (decimal numbers, whole topic names), still read.
+const (
+	commitMetaPrefix   = "weir2 "
+	commitMetaPrefixV1 = "weir1 "
+)
 
-// maxCommitMeta is Kafka's default offset.metadata.max.bytes.
+// maxCommitMeta is Kafka's default offset.metadata.max.bytes. A job whose
+// metadata could grow past it does not start (see Job.checkCommitMetaFits):
+// the broker would refuse every commit.
 const maxCommitMeta = 4096
 
-// encode formats m as "weir1 cp=<id> cl=<topic>:<offset>,...
+// encode formats m as "weir2 cp=<id> cl=<topic>:<offset>,...
 // et=<topic>:<state>;...", topics sorted. Kafka topic names have none of
-// the separators. If that is longer than Kafka takes by default, the event
-// time is left out (a restart then waits for its inputs to tell it again).
-func (m commitMeta) encode() string {
-	if s := m.encodeWith(true); len(s) <= maxCommitMeta {
-		return s
-	}
-	return m.encodeWith(false)
-}
-
-func (m commitMeta) encodeWith(eventTime bool) string {
+// the separators. To fit more upstream tasks and changelogs into Kafka's
+// limit, a topic named <group>-<rest> is written ~<rest> ('~' is not
+// allowed in topic names), and the numbers of the event-time states are
+// written in base 36.
+func (m commitMeta) encode(group string) string {
 	var b strings.Builder
 	b.WriteString(commitMetaPrefix)
 	b.WriteString("cp=")
@@ -60,33 +62,81 @@ func (m commitMeta) encodeWith(eventTime bool) string {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString(topic)
+			b.WriteString(shortTopic(topic, group))
 			b.WriteByte(':')
 			b.WriteString(strconv.FormatInt(m.changelog[topic], 10))
 		}
 	}
-	if eventTime && len(m.eventTime) > 0 {
+	if len(m.eventTime) > 0 {
 		b.WriteString(" et=")
 		for i, topic := range slices.Sorted(maps.Keys(m.eventTime)) {
 			if i > 0 {
 				b.WriteByte(';')
 			}
-			b.WriteString(topic)
+			b.WriteString(shortTopic(topic, group))
 			b.WriteByte(':')
-			b.WriteString(m.eventTime[topic])
+			b.WriteString(rebaseNumbers(m.eventTime[topic], 10, 36))
 		}
 	}
 	return b.String()
 }
 
-// parseCommitMeta parses what encode wrote. ok is false for metadata that
-// is not Weir's; err is set for Weir metadata that does not parse.
-func parseCommitMeta(s string) (m commitMeta, ok bool, err error) {
+// shortTopic writes topic <group>-<rest> as ~<rest>; longTopic reads it.
+func shortTopic(topic, group string) string {
+	if rest, ok := strings.CutPrefix(topic, group+"-"); ok && group != "" {
+		return "~" + rest
+	}
+	return topic
+}
+
+func longTopic(s, group string) string {
+	if rest, ok := strings.CutPrefix(s, "~"); ok {
+		return group + "-" + rest
+	}
+	return s
+}
+
+// rebaseNumbers rewrites every integer in an event-time state (integers,
+// each maybe followed by '!', separated by ',') from base from to base to.
+// A token that is not an integer is left as it is, for restoreEventTime
+// to reject.
+func rebaseNumbers(s string, from, to int) string {
+	var b strings.Builder
+	for i, tok := range strings.Split(s, ",") {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		num, idle := strings.CutSuffix(tok, "!")
+		if v, err := strconv.ParseInt(num, from, 64); err == nil {
+			num = strconv.FormatInt(v, to)
+		}
+		b.WriteString(num)
+		if idle {
+			b.WriteByte('!')
+		}
+	}
+	return b.String()
+}
+
+// parseCommitMeta parses what encode wrote for a job in group. ok is false
+// for metadata that is not Weir's; err is set for Weir metadata that does
+// not parse.
+func parseCommitMeta(s, group string) (m commitMeta, ok bool, err error) {
 	rest, ok := strings.CutPrefix(s, commitMetaPrefix)
+	v1 := false
 	if !ok {
-		return commitMeta{}, false, nil
+		if rest, ok = strings.CutPrefix(s, commitMetaPrefixV1); !ok {
+			return commitMeta{}, false, nil
+		}
+		v1 = true
 	}
 	bad := func(what string) error { return fmt.Errorf("commit metadata %q: %s", s, what) }
+	topic := func(t string) string {
+		if v1 {
+			return t
+		}
+		return longTopic(t, group)
+	}
 	m.changelog = map[string]int64{}
 	m.eventTime = map[string]string{}
 	for field := range strings.FieldsSeq(rest) {
@@ -106,17 +156,58 @@ func parseCommitMeta(s string) (m commitMeta, ok bool, err error) {
 				if err != nil || off < 0 {
 					return commitMeta{}, true, bad("changelog offset " + entry)
 				}
-				m.changelog[entry[:i]] = off
+				m.changelog[topic(entry[:i])] = off
 			}
 		case "et":
 			for entry := range strings.SplitSeq(v, ";") {
-				topic, state, ok := strings.Cut(entry, ":")
-				if !ok || topic == "" {
+				t, state, ok := strings.Cut(entry, ":")
+				if !ok || t == "" {
 					return commitMeta{}, true, bad("event time entry " + entry)
 				}
-				m.eventTime[topic] = state
+				if !v1 {
+					state = rebaseNumbers(state, 36, 10)
+				}
+				m.eventTime[topic(t)] = state
 			}
 		}
 	}
 	return m, true, nil
+}
+
+// checkCommitMetaFits checks that the metadata of every stage's tasks fits
+// Kafka's limit at its largest: the highest checkpoint id and offsets, an
+// event-time state for every input topic, every upstream task's watermark
+// the lowest there is. What grows is the number of upstream tasks a stage
+// reading repartition topics hears from (about 16 bytes each) and of
+// changelogs (the operator's name and 20 bytes each).
+func (j *Job) checkCommitMetaFits(group string) error {
+	const widest = math.MinInt64 // the longest number, in any base
+	for stage := range j.stages {
+		m := commitMeta{cp: math.MaxInt64, changelog: map[string]int64{}, eventTime: map[string]string{}}
+		for _, topic := range j.taskChangelogs(stage) {
+			m.changelog[topic] = math.MaxInt64
+		}
+		m.eventTime[taskWatermarkKey] = strconv.FormatInt(widest, 10)
+		for _, s := range j.sources {
+			if s.stage != stage {
+				continue
+			}
+			if s.internal == nil {
+				m.eventTime[s.topic] = strconv.FormatInt(widest, 10)
+				continue
+			}
+			ups := make([]string, j.partitions)
+			for i := range ups {
+				ups[i] = strconv.FormatInt(widest, 10) + "!"
+			}
+			m.eventTime[s.internal.name] = strings.Join(ups, ",")
+		}
+		if n := len(m.encode(group)); n > maxCommitMeta {
+			return fmt.Errorf("%w: the checkpoint metadata of stage %d can reach %d bytes, over Kafka's %d-byte limit on offset metadata: "+
+				"it carries the watermark of each of the %d upstream tasks of each repartition topic it reads and the position of each of its %d changelogs; "+
+				"use fewer partitions, fewer operators in that stage or a shorter group name",
+				ErrTopology, stage, n, maxCommitMeta, j.partitions, len(m.changelog))
+		}
+	}
+	return nil
 }

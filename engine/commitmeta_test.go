@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -16,8 +18,8 @@ func TestCommitMetaRoundTrip(t *testing.T) {
 			"g-by-user-repartition": "-9223372036854775808,1709283600000!,5",
 		}},
 	} {
-		s := m.encode()
-		got, ok, err := parseCommitMeta(s)
+		s := m.encode("g")
+		got, ok, err := parseCommitMeta(s, "g")
 		if err != nil || !ok {
 			t.Fatalf("parse(%q): ok %v, %v", s, ok, err)
 		}
@@ -28,8 +30,8 @@ func TestCommitMetaRoundTrip(t *testing.T) {
 }
 
 func TestCommitMetaNotWeirs(t *testing.T) {
-	for _, s := range []string{"", "kgo-member-1234", "weir2 cp=1"} {
-		if _, ok, err := parseCommitMeta(s); ok || err != nil {
+	for _, s := range []string{"", "kgo-member-1234", "weir9 cp=1"} {
+		if _, ok, err := parseCommitMeta(s, "g"); ok || err != nil {
 			t.Errorf("parse(%q): ok %v, err %v; want not Weir's", s, ok, err)
 		}
 	}
@@ -37,25 +39,60 @@ func TestCommitMetaNotWeirs(t *testing.T) {
 
 func TestCommitMetaCorrupt(t *testing.T) {
 	for _, s := range []string{"weir1 cp=x", "weir1 cp=1 cl=topic", "weir1 cp=1 cl=t:-3", "weir1 cp=1 et=:5"} {
-		if _, ok, err := parseCommitMeta(s); !ok || err == nil {
+		if _, ok, err := parseCommitMeta(s, "g"); !ok || err == nil {
 			t.Errorf("parse(%q): ok %v, err %v; want a Weir parse error", s, ok, err)
 		}
 	}
 }
 
-// TestCommitMetaFitsKafka: when event time would push the metadata past
-// Kafka's default limit, it is left out, and the changelog positions,
-// which correctness needs, stay.
-func TestCommitMetaFitsKafka(t *testing.T) {
-	up := strings.Repeat("1709283600000,", 400)
-	m := commitMeta{cp: 3, changelog: map[string]int64{"g-x-changelog": 5}, eventTime: map[string]string{"g-r-repartition": up[:len(up)-1]}}
-	s := m.encode()
-	if len(s) > maxCommitMeta {
-		t.Fatalf("metadata of %d bytes, over Kafka's %d", len(s), maxCommitMeta)
+// TestCommitMetaV1StillReads: offsets committed by the previous format
+// (decimal, whole topic names) restore after an upgrade.
+func TestCommitMetaV1StillReads(t *testing.T) {
+	got, ok, err := parseCommitMeta("weir1 cp=4 cl=g-x-changelog:5 et=g-r-repartition:1709283600000,-3!", "g")
+	if err != nil || !ok || got.cp != 4 || got.changelog["g-x-changelog"] != 5 || got.eventTime["g-r-repartition"] != "1709283600000,-3!" {
+		t.Fatalf("got %+v, %v, %v", got, ok, err)
 	}
-	got, _, err := parseCommitMeta(s)
-	if err != nil || got.changelog["g-x-changelog"] != 5 || len(got.eventTime) != 0 {
-		t.Fatalf("got %+v, %v", got, err)
+}
+
+// TestCommitMetaIsCompact: the group prefix and decimal timestamps, which
+// every entry repeats, are what the encoding saves on.
+func TestCommitMetaIsCompact(t *testing.T) {
+	m := commitMeta{cp: 3, changelog: map[string]int64{"g-x-changelog": 5}, eventTime: map[string]string{"g-r-repartition": "1709283600000,1709283600001!"}}
+	if s, want := m.encode("g"), "weir2 cp=3 cl=~x-changelog:5 et=~r-repartition:lt8fbmo0,lt8fbmo1!"; s != want {
+		t.Fatalf("encoded %q, want %q", s, want)
+	}
+}
+
+// TestCommitMetaFitsKafkaOrTheJobDoesNotStart: the metadata of a task that
+// hears from every upstream task must fit Kafka's limit at its largest; a
+// job where it cannot is refused before it starts, instead of having its
+// commits refused (or its event time dropped) once running. The README
+// states the figures this checks.
+func TestCommitMetaFitsKafkaOrTheJobDoesNotStart(t *testing.T) {
+	job := func(partitions int32, repartitions int) *Job {
+		j := NewJob("fits")
+		for i := range repartitions {
+			j.AddInternalSource(fmt.Sprintf("by-key-%d-repartition", i), 0, 1, "src", nil)
+		}
+		j.AddStatefulOperator("counts", 1)
+		j.AddStatefulOperator("totals", 1)
+		j.stages = 2
+		j.resolveInternalTopics("orders-enrichment")
+		j.partitions = partitions
+		return j
+	}
+	for _, tc := range []struct {
+		partitions   int32
+		repartitions int
+		fits         bool
+	}{{64, 1, true}, {240, 1, true}, {256, 1, false}, {120, 2, true}, {128, 2, false}} {
+		err := job(tc.partitions, tc.repartitions).checkCommitMetaFits("orders-enrichment")
+		if tc.fits && err != nil {
+			t.Errorf("%d partitions, %d repartition topics: %v", tc.partitions, tc.repartitions, err)
+		}
+		if !tc.fits && (!errors.Is(err, ErrTopology) || !strings.Contains(err.Error(), "4096-byte limit")) {
+			t.Errorf("%d partitions, %d repartition topics: %v, want an ErrTopology naming the limit", tc.partitions, tc.repartitions, err)
+		}
 	}
 }
 

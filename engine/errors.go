@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // ErrConfig is returned by Run when the configuration is invalid. The job
@@ -60,3 +63,54 @@ func (e *TimerError) Error() string {
 }
 
 func (e *TimerError) Unwrap() error { return e.Err }
+
+// ProduceError says which record Kafka did not take: an output, a
+// repartitioned record or a changelog record. The checkpoint holding it
+// cannot commit. Exactly once, the checkpoint's transaction aborts and its
+// tasks redo it from the last one; an error Kafka calls final (a record
+// too large, a record a compacted topic refuses, a missing ACL) fails the
+// same way every time, so after a few attempts the job stops with it. At
+// least once it stops the job at once: what did reach Kafka cannot be
+// taken back, and the offsets behind the record are never committed.
+type ProduceError struct {
+	Topic     string
+	Partition int32
+	Key       []byte
+	Bytes     int // key and value
+	Err       error
+}
+
+func (e *ProduceError) Error() string {
+	key := e.Key
+	if len(key) > 64 {
+		key = key[:64]
+	}
+	return fmt.Sprintf("producing a record of %d bytes (key %q) to %s/%d: %v", e.Bytes, key, e.Topic, e.Partition, e.Err)
+}
+
+func (e *ProduceError) Unwrap() error { return e.Err }
+
+// newProduceError describes r, which failed with err.
+func newProduceError(r *kgo.Record, err error) error {
+	return &ProduceError{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Bytes: len(r.Key) + len(r.Value), Err: err}
+}
+
+// isFinal reports whether err is one Kafka says retrying will not cure: a
+// non-retriable Kafka error other than those that mean this replica lost
+// its place (fenced, its group membership or its producer id gone), which
+// a restart from the last checkpoint does cure.
+func isFinal(err error) bool {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) || ke.Retriable {
+		return false
+	}
+	switch ke {
+	case kerr.ProducerFenced, kerr.InvalidProducerEpoch, kerr.InvalidProducerIDMapping, kerr.UnknownProducerID,
+		kerr.OutOfOrderSequenceNumber, kerr.InvalidTxnState, kerr.TransactionAbortable, kerr.FencedInstanceID,
+		kerr.UnknownMemberID, kerr.IllegalGeneration, kerr.RebalanceInProgress, kerr.FencedMemberEpoch,
+		kerr.StaleMemberEpoch, kerr.UnknownTopicOrPartition, kerr.NotCoordinator, kerr.CoordinatorNotAvailable,
+		kerr.ConcurrentTransactions:
+		return false
+	}
+	return true
+}

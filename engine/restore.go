@@ -58,7 +58,7 @@ func (rt *runtime) committedCheckpoint(ctx context.Context, cl *kgo.Client, id T
 			continue
 		}
 		offsets[topic] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.At}
-		m, ok, err := parseCommitMeta(r.Metadata)
+		m, ok, err := parseCommitMeta(r.Metadata, rt.cfg.Group)
 		if err != nil {
 			return commitMeta{}, nil, fmt.Errorf("task %s: %s/%d: %w", id, topic, id.Partition, err)
 		}

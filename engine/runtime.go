@@ -71,6 +71,11 @@ type runtime struct {
 	// rebalance took tasks whose work is in it): the poll loop aborts it
 	// and restarts every task from its last checkpoint.
 	abort atomic.Bool
+	// failedCheckpoints counts the checkpoints that failed in a row, and
+	// finalFailures those of them that failed with an error Kafka calls
+	// final (see isFinal); a commit resets both. Only the goroutine
+	// holding cpMu touches them.
+	failedCheckpoints, finalFailures int
 
 	fatalOnce sync.Once
 	fatalErr  error
@@ -278,6 +283,12 @@ func (rt *runtime) checkTopics(ctx context.Context) (int, error) {
 				return 0, fmt.Errorf("%w: topic %s has %d partitions but is joined in a stage with %d: it is not co-partitioned", ErrTopology, t, c, n)
 			}
 		}
+	}
+	// Before anything is created: a job whose commits the broker would
+	// refuse must not leave topics behind.
+	rt.job.partitions = int32(n)
+	if err := rt.job.checkCommitMetaFits(rt.cfg.Group); err != nil {
+		return 0, err
 	}
 	if err := rt.ensureInternalTopics(ctx, adm, n); err != nil {
 		return 0, err
@@ -755,6 +766,15 @@ func (rt *runtime) abortAndRestart(ctx context.Context) {
 
 func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 	rt.abort.Store(false)
+	// Checkpoints failing in a row (a broker away) restart their tasks
+	// with growing pauses, not in a tight loop.
+	if n := rt.failedCheckpoints; n > 1 {
+		pause := min(restartBackoffMax, restartBackoffMin<<min(n-2, 10))
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+		}
+	}
 	rt.mu.Lock()
 	ids := slices.Collect(maps.Keys(rt.mu.tasks))
 	rt.mu.Unlock()
@@ -823,6 +843,19 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 	rt.log.Warn("transaction aborted; tasks restart from their last checkpoint", zap.Stringers("tasks", ids))
 }
 
+// maxFinalAttempts is how many times in a row a checkpoint may fail with
+// an error Kafka calls final before the job stops: a few, since some final
+// errors are one-offs of a moment (a topic being recreated), and a record
+// that is too large is too large every time.
+const maxFinalAttempts = 3
+
+// restartBackoffMin and restartBackoffMax bound the pause before tasks
+// restart after a checkpoint failed, from the second failure in a row.
+const (
+	restartBackoffMin = 100 * time.Millisecond
+	restartBackoffMax = 5 * time.Second
+)
+
 // checkpoint takes a barrier in every running task and commits what
 // precedes the barriers: outputs, changelog and input offsets, in one
 // transaction exactly once; then, and only then, each task's state goes to
@@ -860,6 +893,9 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 		}
 	}
 	committed, err := rt.commit(ctx, hs, why)
+	if committed {
+		rt.failedCheckpoints, rt.finalFailures = 0, 0
+	}
 	switch {
 	case !committed && err == nil:
 		release(false) // nothing happened since the last checkpoint
@@ -885,8 +921,19 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 			}
 		}
 	case eos:
+		rt.failedCheckpoints++
+		if isFinal(err) {
+			rt.finalFailures++
+		}
+		if rt.finalFailures >= maxFinalAttempts {
+			// Redoing the checkpoint fails the same way each time: stop,
+			// committing nothing more (shutdown aborts the transaction).
+			rt.abort.Store(true)
+			rt.fail(fmt.Errorf("checkpoint failed %d times in a row with an error retrying will not cure: %w", rt.finalFailures, err))
+			return
+		}
 		if ctx.Err() == nil {
-			rt.log.Warn("checkpoint failed; aborting its transaction", zap.Error(err))
+			rt.log.Warn("checkpoint failed; aborting its transaction", zap.Error(err), zap.Int("failed_in_a_row", rt.failedCheckpoints))
 		}
 		rt.abortAndRestartLocked(ctx)
 	default:
@@ -952,7 +999,7 @@ func (rt *runtime) commit(ctx context.Context, hs []*held, why string) (committe
 	var clRecords, clBytes int
 	for _, h := range hs {
 		s := h.snap
-		meta := commitMeta{cp: s.cp, changelog: s.changelogNext(), eventTime: s.eventTime}.encode()
+		meta := commitMeta{cp: s.cp, changelog: s.changelogNext(), eventTime: s.eventTime}.encode(rt.cfg.Group)
 		if s.produced > 0 || !maps.Equal(s.offsets, h.tr.committed) {
 			changed = true
 		}

@@ -227,7 +227,12 @@ func (t *Task) Produce(r *kgo.Record) {
 func (t *Task) newEpoch(prev *checkpoint.Epoch) {
 	ep := checkpoint.NewEpoch(prev)
 	t.epoch = ep
-	t.ack = func(_ *kgo.Record, err error) { ep.Ack(err) }
+	t.ack = func(r *kgo.Record, err error) {
+		if err != nil {
+			err = newProduceError(r, err)
+		}
+		ep.Ack(err)
+	}
 }
 
 // process runs one fetched batch of one input partition through the chain,
@@ -376,6 +381,8 @@ func (t *Task) writeChangelog(muts []state.Mutation) (*changelogAcks, error) {
 				acks.next[r.Topic] = r.Offset + 1
 			}
 			acks.mu.Unlock()
+		} else {
+			err = newProduceError(r, err)
 		}
 		ep.Ack(err)
 	}
