@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/weirstream/weir/state"
@@ -130,7 +132,8 @@ func (rt *runtime) restoreState(ctx context.Context, cl *kgo.Client, id TaskID, 
 	// transaction, or a revocation at least once failed to commit it) are
 	// not Kafka's and must not be read.
 	ts.AbortPending()
-	localCp, local, hasLocal, err := ts.Checkpoint()
+	lc, hasLocal, err := ts.LocalCheckpoint()
+	localCp, local := lc.ID, lc.Changelog
 	if err != nil {
 		return nil, fmt.Errorf("task %s: reading the local checkpoint: %w", id, err)
 	}
@@ -180,6 +183,24 @@ func (rt *runtime) restoreState(ctx context.Context, cl *kgo.Client, id TaskID, 
 	for topic, target := range targets {
 		if f := local[topic]; f < target {
 			from[topic] = f
+		}
+	}
+	if hasLocal && len(from) > 0 {
+		// Catching up from the local position replays deletions only if
+		// the changelog still has their tombstones.
+		stale, why, err := rt.localStateTooOld(ctx, cl, lc, slices.Collect(maps.Keys(from)))
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", id, err)
+		}
+		if stale {
+			if err := drop(why); err != nil {
+				return nil, err
+			}
+			for topic, target := range targets {
+				if target > 0 {
+					from[topic] = 0
+				}
+			}
 		}
 	}
 	if len(from) == 0 {
@@ -251,15 +272,38 @@ func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 	}
 	defer rc.Close()
 	pending := map[string]int64{} // topic -> target, until reached
-	for topic := range from {
+	next := map[string]int64{}    // topic -> offset after the last record read
+	for topic, f := range from {
 		pending[topic] = to[topic]
+		next[topic] = f
 	}
 	var restored int64
 	var lastReport int64
 	for len(pending) > 0 {
-		fs := rc.PollFetches(ctx)
+		pollCtx, cancel := context.WithTimeout(ctx, restoreQuietPoll)
+		fs := rc.PollFetches(pollCtx)
+		cancel()
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if fs.Empty() {
+			// Nothing came for a while: compaction may have removed
+			// every record left below the target (the last one a
+			// tombstone past its retention), and nothing will come.
+			// Ask Kafka whether a committed record remains there.
+			for topic, target := range pending {
+				remain, err := committedRecordsRemain(ctx, cl, topic, id.Partition, next[topic], target)
+				if err != nil {
+					return fmt.Errorf("task %s: changelog %s: %w", id, topic, err)
+				}
+				if !remain {
+					rt.log.Info("the changelog has nothing more below the committed position (compacted away)", zap.Stringer("task", id),
+						zap.String("topic", topic), zap.Int64("from", next[topic]), zap.Int64("to", target))
+					delete(pending, topic)
+					rc.PauseFetchPartitions(map[string][]int32{topic: {id.Partition}})
+				}
+			}
+			continue
 		}
 		var ferr error
 		fs.EachError(func(topic string, p int32, err error) {
@@ -282,6 +326,7 @@ func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 					return
 				}
 				restored++
+				next[r.Topic] = r.Offset + 1
 			}
 			// The record before the target was committed, so it is read,
 			// unless compaction removed it for a later one of its key,
@@ -302,4 +347,156 @@ func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 	rt.log.Info("task state restored", zap.Stringer("task", id), zap.Int64("records", restored), zap.Duration("took", time.Since(start)))
 	rt.obs.RestoreDone(id.String(), restored, time.Since(start))
 	return nil
+}
+
+// localStateTooOld reports whether local state at checkpoint lc is too old
+// to catch up from by reading the changelog topics after its position. A
+// compacted changelog keeps a tombstone for delete.retention.ms after its
+// segment was cleaned, and no longer: a store that fell behind longer ago
+// than that (the task ran elsewhere meanwhile) may have missed deletions
+// whose tombstones are gone, and replaying the rest would bring deleted
+// keys and timers back. Such a store restores in full. The margin covers
+// records written before their transaction committed, and clocks.
+func (rt *runtime) localStateTooOld(ctx context.Context, cl *kgo.Client, lc state.LocalCheckpoint, topics []string) (bool, string, error) {
+	if lc.CommittedAt.IsZero() {
+		return true, "its local checkpoint does not say when it was taken", nil
+	}
+	age := time.Since(lc.CommittedAt)
+	for _, topic := range topics {
+		retention, err := rt.deleteRetention(ctx, cl, topic)
+		if err != nil {
+			return false, "", err
+		}
+		if age > retention-rt.cfg.TransactionTimeout-time.Minute {
+			return true, fmt.Sprintf("it is %s behind, and changelog %s keeps tombstones for %s: deletions may be gone from it",
+				age.Round(time.Second), topic, retention), nil
+		}
+	}
+	return false, "", nil
+}
+
+// defaultDeleteRetention is Kafka's default delete.retention.ms.
+const defaultDeleteRetention = 24 * time.Hour
+
+// deleteRetention returns how long topic keeps tombstones (its
+// delete.retention.ms), asking the broker once per topic and run.
+func (rt *runtime) deleteRetention(ctx context.Context, cl *kgo.Client, topic string) (time.Duration, error) {
+	rt.retention.Lock()
+	d, ok := rt.retention.m[topic]
+	rt.retention.Unlock()
+	if ok {
+		return d, nil
+	}
+	d = defaultDeleteRetention
+	err := rt.retryTransient(ctx, "describing changelog "+topic, func(ctx context.Context) error {
+		rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topic)
+		if err != nil {
+			return err
+		}
+		rc, err := rcs.On(topic, nil)
+		if err != nil {
+			return err
+		}
+		if rc.Err != nil {
+			return rc.Err
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "delete.retention.ms" && c.Value != nil {
+				ms, err := strconv.ParseInt(*c.Value, 10, 64)
+				if err != nil {
+					return backoff.Permanent(fmt.Errorf("delete.retention.ms %q: %w", *c.Value, err))
+				}
+				d = time.Duration(ms) * time.Millisecond
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reading delete.retention.ms of changelog %s: %w", topic, err)
+	}
+	rt.retention.Lock()
+	rt.retention.m[topic] = d
+	rt.retention.Unlock()
+	return d, nil
+}
+
+// restoreQuietPoll is how long a restore waits for changelog records
+// before it asks Kafka whether any remain below its target.
+const restoreQuietPoll = time.Second
+
+// committedRecordsRemain reports whether partition p of topic has a
+// committed record in [from, to), asking its leader directly: a fetch from
+// an offset past which compaction left nothing below to returns no batch
+// at all, and aborted batches and transaction markers, which a
+// read_committed fetch returns but are no records, are stepped over.
+func committedRecordsRemain(ctx context.Context, cl *kgo.Client, topic string, p int32, from, to int64) (bool, error) {
+	md, err := kadm.NewClient(cl).Metadata(ctx, topic)
+	if err != nil {
+		return false, err
+	}
+	td, ok := md.Topics[topic]
+	if !ok || td.Err != nil {
+		return false, errors.Join(errors.New("no metadata"), td.Err)
+	}
+	pd, ok := td.Partitions[p]
+	if !ok || pd.Err != nil {
+		return false, errors.Join(errors.New("no partition metadata"), pd.Err)
+	}
+	for from < to {
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID = -1
+		req.MaxBytes = 1 << 20
+		req.IsolationLevel = 1 // read_committed
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = topic, td.ID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, from, 1<<20
+		rp.CurrentLeaderEpoch, rp.LogStartOffset = -1, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		kresp, err := cl.Broker(int(pd.Leader)).Request(ctx, req)
+		if err != nil {
+			return false, err
+		}
+		resp := kresp.(*kmsg.FetchResponse)
+		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+			return false, err
+		}
+		var part *kmsg.FetchResponseTopicPartition
+		for i := range resp.Topics {
+			for j := range resp.Topics[i].Partitions {
+				if resp.Topics[i].Partitions[j].Partition == p {
+					part = &resp.Topics[i].Partitions[j]
+				}
+			}
+		}
+		if part == nil {
+			return false, errors.New("the fetch response has no such partition")
+		}
+		if err := kerr.ErrorForCode(part.ErrorCode); err != nil {
+			return false, err
+		}
+		if len(part.RecordBatches) == 0 {
+			return false, nil // nothing at or after from
+		}
+		fp, after := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+			Offset: from, IsolationLevel: kgo.ReadCommitted(), Topic: topic, Partition: p,
+		}, part, kgo.DefaultDecompressor(), nil)
+		if fp.Err != nil {
+			return false, fp.Err
+		}
+		for _, r := range fp.Records {
+			if r.Offset < to {
+				return true, nil
+			}
+		}
+		if len(fp.Records) > 0 {
+			return false, nil // everything read is at or past to
+		}
+		if after <= from {
+			return true, nil // no progress: not known to be empty, keep reading
+		}
+		from = after
+	}
+	return false, nil
 }

@@ -3,8 +3,13 @@ package engine
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
+
+	"github.com/weirstream/weir/internal/kafkatest"
 
 	"github.com/weirstream/weir/observe"
 	"github.com/weirstream/weir/state"
@@ -49,5 +54,139 @@ func TestRestoreDiscardsUncommittedWrites(t *testing.T) {
 	}
 	if v, ok, err := ts.Get(key); err != nil || !ok || string(v) != "committed" {
 		t.Fatalf("the restarted task reads %q (%v, %v), want the committed value", v, ok, err)
+	}
+}
+
+// TestStaleLocalStateRestoresInFull: a task comes back to a replica whose
+// local state of it is older than its changelog's tombstone retention (it
+// ran elsewhere meanwhile). Compaction may have removed tombstones of keys
+// deleted since, so catching up from the local position would keep those
+// keys (and their timers: windows that fire twice). The store must be
+// dropped and the changelog read whole; a store behind by less than the
+// retention still catches up from where it is.
+func TestStaleLocalStateRestoresInFull(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	group := kafkatest.Name("stale")
+	topic := group + "-op-changelog"
+	cl := kafkatest.Client(t, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{
+		"cleanup.policy": kadm.StringPtr("compact"), "delete.retention.ms": kadm.StringPtr("3600000"),
+	}, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
+	key := func(k string) []byte { return []byte("\x02op\x01" + k) }
+	// The changelog as compaction left it: k1 and k2, and no trace of
+	// "gone", deleted after the local store last saw the task.
+	kafkatest.ProduceSync(t, cl,
+		&kgo.Record{Topic: topic, Key: key("k1"), Value: []byte("v1")},
+		&kgo.Record{Topic: topic, Key: key("k2"), Value: []byte("v2")})
+
+	for _, tc := range []struct {
+		name   string
+		behind time.Duration
+		full   bool
+	}{{"behind by less than the retention", 10 * time.Minute, false}, {"behind by more", 2 * time.Hour, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			store, err := state.Open("", state.InMemory(state.NewMemFS()), state.WithClock(func() time.Time { return time.Now().Add(-tc.behind) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			j := NewJob("stale", WithBrokers(brokers...), WithGroup(group))
+			j.AddStatefulOperator("op", 0)
+			j.resolveInternalTopics(group)
+			rt := newRuntime(j, zap.NewNop(), observe.Nop{})
+			rt.store = store
+			ts := store.Task(state.TaskID{Stage: 0, Partition: 0})
+			ts.Set(key("gone"), []byte("x"))
+			ts.Flush()
+			if err := ts.CommitPending(4, map[string]int64{topic: 1}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := rt.restoreState(ctx, cl, TaskID{Stage: 0, Partition: 0}, commitMeta{cp: 9, changelog: map[string]int64{topic: 2}}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[topic] != 2 {
+				t.Fatalf("positions %v", got)
+			}
+			has := func(k string) bool {
+				_, ok, err := ts.Get(key(k))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ok
+			}
+			if tc.full && (has("gone") || !has("k1") || !has("k2")) {
+				t.Fatalf("gone %v, k1 %v, k2 %v: want the changelog read whole, and the stale key gone", has("gone"), has("k1"), has("k2"))
+			}
+			if !tc.full && (!has("gone") || has("k1") || !has("k2")) {
+				t.Fatalf("gone %v, k1 %v, k2 %v: want the changelog read from the local position", has("gone"), has("k1"), has("k2"))
+			}
+		})
+	}
+}
+
+// TestRestoreEndsWhereTheChangelogHasNothingLeft: the committed position
+// names the offset after the last changelog record of the checkpoint, but
+// that record may be gone (a tombstone compaction removed after its
+// retention; here, records of an aborted transaction, which a committed
+// reader never sees either). The restore must end at the committed end of
+// what is there, not wait for a record that will never come.
+func TestRestoreEndsWhereTheChangelogHasNothingLeft(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	group := kafkatest.Name("gone")
+	topic := group + "-op-changelog"
+	kafkatest.CreateNamedTopic(t, brokers, topic, 1)
+	key := func(k string) []byte { return []byte("\x02op\x01" + k) }
+	cl := kafkatest.Client(t, brokers)
+	kafkatest.ProduceSync(t, cl,
+		&kgo.Record{Topic: topic, Key: key("k1"), Value: []byte("v1")},
+		&kgo.Record{Topic: topic, Key: key("k2"), Value: []byte("v2")})
+	txn := kafkatest.Client(t, brokers, kgo.TransactionalID(group+"-txn"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"k3", "k4", "k5"} {
+		if err := txn.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key(k), Value: []byte("aborted")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+
+	store, err := state.Open("", state.InMemory(state.NewMemFS()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	j := NewJob("gone", WithBrokers(brokers...), WithGroup(group))
+	j.AddStatefulOperator("op", 0)
+	j.resolveInternalTopics(group)
+	rt := newRuntime(j, zap.NewNop(), observe.Nop{})
+	rt.store = store
+	got, err := rt.restoreState(ctx, cl, TaskID{Stage: 0, Partition: 0}, commitMeta{cp: 3, changelog: map[string]int64{topic: 5}}, true)
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	ts := store.Task(state.TaskID{Stage: 0, Partition: 0})
+	for k, want := range map[string]bool{"k1": true, "k2": true, "k3": false} {
+		if _, ok, err := ts.Get(key(k)); err != nil || ok != want {
+			t.Errorf("%s present %v (%v), want %v", k, ok, err, want)
+		}
+	}
+	if got[topic] != 5 {
+		t.Fatalf("positions %v", got)
 	}
 }

@@ -82,6 +82,13 @@ type runtime struct {
 	fatal     chan struct{}
 	stopPoll  context.CancelFunc // set before the poll loop starts
 
+	// retention caches the changelogs' delete.retention.ms (see
+	// deleteRetention); restores read it from several goroutines.
+	retention struct {
+		sync.Mutex
+		m map[string]time.Duration
+	}
+
 	ready      atomic.Bool
 	notReadyMu sync.Mutex
 	notReady   string // why not ready, for /readyz
@@ -92,6 +99,7 @@ func newRuntime(j *Job, log *zap.Logger, obs observe.Observer) *runtime {
 	rt.mu.tasks = map[TaskID]*taskRunner{}
 	rt.mu.seen = map[string]map[int32]kgo.EpochOffset{}
 	rt.mu.revoked = map[TaskID]bool{}
+	rt.retention.m = map[string]time.Duration{}
 	rt.setNotReady("starting")
 	return rt
 }

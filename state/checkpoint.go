@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -98,7 +99,7 @@ func (t *TaskStore) CommitPending(checkpointID int64, changelogOffsets map[strin
 
 // commitWithMeta adds the checkpoint record to b and commits it.
 func (t *TaskStore) commitWithMeta(b *pebble.Batch, checkpointID int64, offsets map[string]int64) error {
-	if err := b.Set(t.metaKey, encodeMeta(checkpointID, offsets), nil); err != nil {
+	if err := b.Set(t.metaKey, encodeMeta(checkpointID, offsets, t.store.now().UnixMilli()), nil); err != nil {
 		return err
 	}
 	return b.Commit(t.store.writeOpts)
@@ -117,31 +118,55 @@ func (t *TaskStore) AbortPending() { t.discardCache() }
 // in this store (new task, or dropped): restore from the changelog's start.
 // An error is Pebble's, ErrClosed or ErrCorrupt.
 func (t *TaskStore) Checkpoint() (id int64, changelogOffsets map[string]int64, ok bool, err error) {
+	c, ok, err := t.LocalCheckpoint()
+	return c.ID, c.Changelog, ok, err
+}
+
+// LocalCheckpoint is what the store records of a task's last committed
+// checkpoint.
+type LocalCheckpoint struct {
+	ID int64
+	// Changelog is the changelog offsets, by topic, the state includes.
+	Changelog map[string]int64
+	// CommittedAt is when the store recorded it (CommitPending or
+	// FinishRestore): from then on the local state may fall behind the
+	// changelog. Zero when the record predates this field.
+	CommittedAt time.Time
+}
+
+// LocalCheckpoint returns the task's last committed checkpoint; see
+// Checkpoint.
+func (t *TaskStore) LocalCheckpoint() (LocalCheckpoint, bool, error) {
 	if t.store.closed.Load() {
-		return 0, nil, false, ErrClosed
+		return LocalCheckpoint{}, false, ErrClosed
 	}
 	v, closer, err := t.store.db.Get(t.metaKey)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil, false, nil
+		return LocalCheckpoint{}, false, nil
 	}
 	if err != nil {
-		return 0, nil, false, fmt.Errorf("state: task %v: read checkpoint: %w", t.id, err)
+		return LocalCheckpoint{}, false, fmt.Errorf("state: task %v: read checkpoint: %w", t.id, err)
 	}
 	defer closer.Close()
-	id, changelogOffsets, err = decodeMeta(v)
+	id, offsets, at, err := decodeMeta(v)
 	if err != nil {
-		return 0, nil, false, fmt.Errorf("state: task %v: read checkpoint: %w", t.id, err)
+		return LocalCheckpoint{}, false, fmt.Errorf("state: task %v: read checkpoint: %w", t.id, err)
 	}
-	return id, changelogOffsets, true, nil
+	c := LocalCheckpoint{ID: id, Changelog: offsets}
+	if at != 0 {
+		c.CommittedAt = time.UnixMilli(at)
+	}
+	return c, true, nil
 }
 
 // metaVersion is the version of the checkpoint record:
 //
 //	version uvarint | checkpoint id varint | n uvarint |
-//	n × (topic length uvarint | topic | offset varint), topics ascending
-const metaVersion = 1
+//	n × (topic length uvarint | topic | offset varint), topics ascending |
+//	committed at varint (Unix ms; since version 2)
+const metaVersion = 2
 
-func encodeMeta(id int64, offsets map[string]int64) []byte {
+func encodeMeta(id int64, offsets map[string]int64, at int64) []byte {
 	b := binary.AppendUvarint(nil, metaVersion)
 	b = binary.AppendVarint(b, id)
 	b = binary.AppendUvarint(b, uint64(len(offsets)))
@@ -149,41 +174,48 @@ func encodeMeta(id int64, offsets map[string]int64) []byte {
 		b = appendPart(b, []byte(topic))
 		b = binary.AppendVarint(b, offsets[topic])
 	}
-	return b
+	return binary.AppendVarint(b, at)
 }
 
-func decodeMeta(b []byte) (int64, map[string]int64, error) {
+// decodeMeta reads a checkpoint record of version 1 or 2 (at is 0 for 1).
+func decodeMeta(b []byte) (id int64, offsets map[string]int64, at int64, err error) {
 	bad := func(what string) error { return fmt.Errorf("%w: checkpoint record %x: %s", ErrCorrupt, b, what) }
 	v, n := binary.Uvarint(b)
-	if n <= 0 || v != metaVersion {
-		return 0, nil, bad("version")
+	if n <= 0 || (v != 1 && v != metaVersion) {
+		return 0, nil, 0, bad("version")
 	}
 	rest := b[n:]
-	id, n := binary.Varint(rest)
+	id, n = binary.Varint(rest)
 	if n <= 0 {
-		return 0, nil, bad("id")
+		return 0, nil, 0, bad("id")
 	}
 	rest = rest[n:]
 	count, n := binary.Uvarint(rest)
 	if n <= 0 || count > uint64(len(rest)) {
-		return 0, nil, bad("count")
+		return 0, nil, 0, bad("count")
 	}
 	rest = rest[n:]
-	offsets := make(map[string]int64, count)
+	offsets = make(map[string]int64, count)
 	for range count {
 		topic, r, ok := readPart(rest)
 		if !ok {
-			return 0, nil, bad("topic")
+			return 0, nil, 0, bad("topic")
 		}
 		off, n := binary.Varint(r)
 		if n <= 0 {
-			return 0, nil, bad("offset")
+			return 0, nil, 0, bad("offset")
 		}
 		offsets[string(topic)] = off
 		rest = r[n:]
 	}
-	if len(rest) != 0 {
-		return 0, nil, bad("trailing bytes")
+	if v >= 2 {
+		if at, n = binary.Varint(rest); n <= 0 {
+			return 0, nil, 0, bad("time")
+		}
+		rest = rest[n:]
 	}
-	return id, offsets, nil
+	if len(rest) != 0 {
+		return 0, nil, 0, bad("trailing bytes")
+	}
+	return id, offsets, at, nil
 }

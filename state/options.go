@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -20,6 +21,7 @@ type storeConfig struct {
 	blockCacheSize int64
 	memTableSize   uint64
 	logger         pebble.Logger
+	now            func() time.Time
 }
 
 func defaultStoreConfig() storeConfig {
@@ -28,6 +30,7 @@ func defaultStoreConfig() storeConfig {
 		blockCacheSize: 64 << 20,
 		memTableSize:   16 << 20,
 		logger:         quietLogger{},
+		now:            time.Now,
 	}
 }
 
@@ -40,6 +43,9 @@ func (c *storeConfig) validate() error {
 	}
 	if c.memTableSize < 1<<20 {
 		return fmt.Errorf("state: WithMemTableSize(%d): must be at least 1 MiB", c.memTableSize)
+	}
+	if c.now == nil {
+		return fmt.Errorf("state: WithClock: nil clock")
 	}
 	if c.logger == nil {
 		return fmt.Errorf("state: WithLogger: nil logger")
@@ -115,3 +121,10 @@ type quietLogger struct{}
 func (quietLogger) Infof(string, ...any)           {}
 func (quietLogger) Errorf(format string, a ...any) { pebble.DefaultLogger.Errorf(format, a...) }
 func (quietLogger) Fatalf(format string, a ...any) { pebble.DefaultLogger.Fatalf(format, a...) }
+
+// WithClock sets the clock that stamps each committed checkpoint with the
+// time it was committed (see TaskStore.LocalCheckpoint). Default:
+// time.Now. For tests.
+func WithClock(now func() time.Time) Opt {
+	return optFunc(func(c *storeConfig) { c.now = now })
+}

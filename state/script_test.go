@@ -376,7 +376,7 @@ func (h *harness) dumpPebble(out *strings.Builder, decode bool) {
 			}
 			switch k[taskPrefixLen] {
 			case taskMeta:
-				cp, offsets, err := decodeMeta(v)
+				cp, offsets, _, err := decodeMeta(v)
 				if err != nil {
 					fmt.Fprintf(out, "task %v meta: error: %v\n", id, err)
 					continue

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -21,6 +22,7 @@ type Store struct {
 	db        *pebble.DB
 	writeOpts *pebble.WriteOptions
 	closed    atomic.Bool
+	now       func() time.Time
 
 	mu struct {
 		sync.Mutex
@@ -57,7 +59,7 @@ func Open(dir string, opts ...Opt) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, writeOpts: pebble.NoSync}
+	s := &Store{db: db, writeOpts: pebble.NoSync, now: cfg.now}
 	if cfg.syncCommits {
 		s.writeOpts = pebble.Sync
 	}
