@@ -81,7 +81,22 @@ type Config struct {
 	// <group>-<replica id>, so a restarted replica fences its previous
 	// incarnation. Default: an id generated once and kept in the state
 	// directory. Environment WEIR_REPLICA_ID, flag --replica-id.
+	//
+	// It is also the replica's static group membership (KIP-345): a
+	// replica that crashed and restarts on its state directory rejoins as
+	// the same member and takes its tasks back at once, without waiting
+	// for the session timeout to expire its previous incarnation. A
+	// replica that never comes back is removed after the session timeout,
+	// as any member is.
 	ReplicaID string
+	// LeaveGroupOnShutdown makes a replica that stops cleanly (SIGTERM)
+	// leave the consumer group, so its tasks move to the other replicas
+	// at once. Turn it off where a stopped replica comes back on the same
+	// state directory (a StatefulSet with a volume): it then takes its
+	// tasks back with no rebalance, and they wait for it meanwhile, up to
+	// the session timeout. Default: on. Environment
+	// WEIR_LEAVE_GROUP_ON_SHUTDOWN, flag --leave-group-on-shutdown.
+	LeaveGroupOnShutdown bool
 	// Provenance adds headers to every output naming the input record it
 	// came from (see package provenance), for weir verify. Default: off.
 	// Environment WEIR_PROVENANCE, flag --provenance.
@@ -108,6 +123,8 @@ func defaultConfig(job string) Config {
 		SessionTimeout:     45 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
 		LogLevel:           "info",
+
+		LeaveGroupOnShutdown: true,
 	}
 }
 
@@ -170,6 +187,11 @@ func WithTransactionTimeout(d time.Duration) Opt {
 
 // WithReplicaID names the replica (its transactional id's suffix).
 func WithReplicaID(id string) Opt { return optFunc(func(c *Config) { c.ReplicaID = id }) }
+
+// WithLeaveGroupOnShutdown sets Config.LeaveGroupOnShutdown.
+func WithLeaveGroupOnShutdown(on bool) Opt {
+	return optFunc(func(c *Config) { c.LeaveGroupOnShutdown = on })
+}
 
 // WithProvenance adds provenance headers to every output.
 func WithProvenance(on bool) Opt { return optFunc(func(c *Config) { c.Provenance = on }) }
@@ -263,12 +285,18 @@ func configVars(c *Config) []configVar {
 	is, iss := str(&c.Isolation)
 	tt, tts := dur(&c.TransactionTimeout)
 	ri, ris := str(&c.ReplicaID)
-	pv := func() string { return strconv.FormatBool(c.Provenance) }
-	pvs := func(s string) error {
-		b, err := strconv.ParseBool(s)
-		c.Provenance = b
-		return err
+	boolean := func(p *bool) (func() string, func(string) error) {
+		return func() string { return strconv.FormatBool(*p) }, func(s string) error {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return err
+			}
+			*p = b
+			return nil
+		}
 	}
+	pv, pvs := boolean(&c.Provenance)
+	lg, lgs := boolean(&c.LeaveGroupOnShutdown)
 	return []configVar{
 		v("WEIR_BROKERS", "brokers", "Kafka seed brokers, comma separated", bget, bset),
 		v("WEIR_GROUP", "group", "consumer group shared by the job's replicas", g, gs),
@@ -285,6 +313,7 @@ func configVars(c *Config) []configVar {
 		v("WEIR_TRANSACTION_TIMEOUT", "transaction-timeout", "how long the broker keeps an open transaction of this replica", tt, tts),
 		v("WEIR_REPLICA_ID", "replica-id", "this replica's name in its transactional id (default: kept in the state dir)", ri, ris),
 		v("WEIR_PROVENANCE", "provenance", "add provenance headers (origin, path, checkpoint) to every output", pv, pvs),
+		v("WEIR_LEAVE_GROUP_ON_SHUTDOWN", "leave-group-on-shutdown", "leave the consumer group on a clean stop, so tasks move at once (off: wait for this replica's restart)", lg, lgs),
 	}
 }
 

@@ -52,6 +52,10 @@ type runtime struct {
 	runCtx    context.Context
 	cancelRun context.CancelFunc
 
+	// replica is this replica's id: its transactional id's suffix and its
+	// static group instance id.
+	replica string
+
 	cpMu sync.Mutex
 	mu   struct {
 		sync.Mutex
@@ -167,6 +171,7 @@ func (rt *runtime) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	rt.replica = replica
 	rt.log.Info("job starting",
 		zap.Strings("sources", rt.job.sourceTopics()), zap.Int("partitions", partitions),
 		zap.String("group", rt.cfg.Group), zap.Strings("brokers", rt.cfg.Brokers),
@@ -423,6 +428,10 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 		kgo.SeedBrokers(rt.cfg.Brokers...),
 		kgo.WithLogger(kgoLogger{rt.log}),
 		kgo.ConsumerGroup(rt.cfg.Group),
+		// Static membership (KIP-345): a replica restarted on its state
+		// directory rejoins as the member it was, and gets its tasks back
+		// at once instead of after the session timeout.
+		kgo.InstanceID(rt.replica),
 		kgo.SessionTimeout(rt.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, rt.cfg.SessionTimeout/3)),
 		kgo.ConsumeTopics(rt.job.sourceTopics()...),
@@ -1164,8 +1173,46 @@ func (rt *runtime) shutdown() {
 		cancel()
 	}
 	rt.cancelRun()
-	rt.cl.Close()
+	memberID, _ := rt.cl.GroupMetadata()
+	rt.cl.Close() // a static member does not leave the group on close
+	if rt.cfg.LeaveGroupOnShutdown && rt.fatalErrOrNil() == nil {
+		rt.leaveGroup(memberID)
+	}
 	rt.log.Info("job stopped", zap.NamedError("cause", rt.fatalErrOrNil()))
+}
+
+// leaveGroup removes this replica's static member from the group, so the
+// group moves its tasks to the other replicas now rather than after the
+// session timeout. A replica stopped by a fatal error does not: it is
+// restarted (by Kubernetes) and takes its tasks back.
+func (rt *runtime) leaveGroup(memberID string) {
+	cl, err := kgo.NewClient(append(slices.Clone(rt.cfg.kgoOpts), kgo.SeedBrokers(rt.cfg.Brokers...), kgo.WithLogger(kgoLogger{rt.log}))...)
+	if err != nil {
+		rt.log.Warn("leaving the group", zap.Error(err))
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownTimeout)
+	defer cancel()
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = rt.cfg.Group
+	m := kmsg.NewLeaveGroupRequestMember()
+	m.MemberID, m.InstanceID = memberID, &rt.replica
+	req.Members = append(req.Members, m)
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+		for _, m := range resp.Members {
+			if err == nil {
+				err = kerr.ErrorForCode(m.ErrorCode)
+			}
+		}
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownMemberID) {
+		rt.log.Warn("leaving the group; the group moves this replica's tasks after the session timeout", zap.Error(err))
+		return
+	}
+	rt.log.Info("left the consumer group", zap.String("instance_id", rt.replica))
 }
 
 func (rt *runtime) fatalErrOrNil() error {
