@@ -67,6 +67,11 @@ func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T], opts ..
 			return t.ObserveEventTime(topic, ts)
 		}, nil
 	})
+	if cfg.rate < 0 {
+		job.TopologyError(fmt.Errorf("source %s: rate cap %v records per second: must not be negative", topic, cfg.rate))
+	} else if cfg.rate > 0 {
+		job.LimitSourceRate(topic, cfg.rate)
+	}
 	return s
 }
 
@@ -75,6 +80,14 @@ type SourceOpt[T any] func(*sourceConfig[T])
 
 type sourceConfig[T any] struct {
 	watermarks *windowing.WatermarkStrategy[T]
+	rate       float64
+}
+
+// WithMaxRecordsPerSecond caps how many records per second each replica
+// reads from this source (see engine.Config.MaxRecordsPerSecond for the
+// cap over all inputs). Fetching pauses while the replica is ahead of it.
+func WithMaxRecordsPerSecond[T any](perSecond float64) SourceOpt[T] {
+	return func(c *sourceConfig[T]) { c.rate = perSecond }
 }
 
 // WithWatermarks gives the source event time: each record's time comes

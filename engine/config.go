@@ -97,6 +97,15 @@ type Config struct {
 	// the session timeout. Default: on. Environment
 	// WEIR_LEAVE_GROUP_ON_SHUTDOWN, flag --leave-group-on-shutdown.
 	LeaveGroupOnShutdown bool
+	// MaxRecordsPerSecond caps the records per second the replica reads
+	// from the job's inputs (repartition topics are not capped: they
+	// carry what was already read), for a catch-up or reprocessing that
+	// must not flood what is downstream. Fetching pauses while the replica
+	// is ahead of the cap, so the backlog waits in Kafka; a source can have
+	// a cap of its own (connectors.WithMaxRecordsPerSecond). Default: 0,
+	// no cap. Environment WEIR_MAX_RECORDS_PER_SECOND, flag
+	// --max-records-per-second.
+	MaxRecordsPerSecond float64
 	// Provenance adds headers to every output naming the input record it
 	// came from (see package provenance), for weir verify. Default: off.
 	// Environment WEIR_PROVENANCE, flag --provenance.
@@ -187,6 +196,11 @@ func WithTransactionTimeout(d time.Duration) Opt {
 
 // WithReplicaID names the replica (its transactional id's suffix).
 func WithReplicaID(id string) Opt { return optFunc(func(c *Config) { c.ReplicaID = id }) }
+
+// WithMaxRecordsPerSecond sets Config.MaxRecordsPerSecond.
+func WithMaxRecordsPerSecond(n float64) Opt {
+	return optFunc(func(c *Config) { c.MaxRecordsPerSecond = n })
+}
 
 // WithLeaveGroupOnShutdown sets Config.LeaveGroupOnShutdown.
 func WithLeaveGroupOnShutdown(on bool) Opt {
@@ -297,6 +311,15 @@ func configVars(c *Config) []configVar {
 	}
 	pv, pvs := boolean(&c.Provenance)
 	lg, lgs := boolean(&c.LeaveGroupOnShutdown)
+	mr := func() string { return strconv.FormatFloat(c.MaxRecordsPerSecond, 'f', -1, 64) }
+	mrs := func(s string) error {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		c.MaxRecordsPerSecond = f
+		return nil
+	}
 	return []configVar{
 		v("WEIR_BROKERS", "brokers", "Kafka seed brokers, comma separated", bget, bset),
 		v("WEIR_GROUP", "group", "consumer group shared by the job's replicas", g, gs),
@@ -313,6 +336,7 @@ func configVars(c *Config) []configVar {
 		v("WEIR_TRANSACTION_TIMEOUT", "transaction-timeout", "how long the broker keeps an open transaction of this replica", tt, tts),
 		v("WEIR_REPLICA_ID", "replica-id", "this replica's name in its transactional id (default: kept in the state dir)", ri, ris),
 		v("WEIR_PROVENANCE", "provenance", "add provenance headers (origin, path, checkpoint) to every output", pv, pvs),
+		v("WEIR_MAX_RECORDS_PER_SECOND", "max-records-per-second", "cap on input records read per second by this replica (0: none)", mr, mrs),
 		v("WEIR_LEAVE_GROUP_ON_SHUTDOWN", "leave-group-on-shutdown", "leave the consumer group on a clean stop, so tasks move at once (off: wait for this replica's restart)", lg, lgs),
 	}
 }
@@ -352,6 +376,9 @@ func (c *Config) validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout %v: must be positive", c.ShutdownTimeout))
+	}
+	if c.MaxRecordsPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("max records per second %v: must not be negative (0: no cap)", c.MaxRecordsPerSecond))
 	}
 	if c.TaskQueueRecords < 1 {
 		errs = append(errs, fmt.Errorf("task queue records %d: must be at least 1", c.TaskQueueRecords))

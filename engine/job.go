@@ -66,6 +66,8 @@ type source struct {
 	// table is set for a table a join reads: it is read whole, from its
 	// start, whatever the job's start offset.
 	table bool
+	// rate caps the records read per second from the topic; 0 for none.
+	rate  float64
 	build func(*Task) (SourceFunc, error)
 }
 
@@ -260,6 +262,41 @@ func (j *Job) sourceTopics() []string {
 }
 
 // userSourceTopics returns the source topics the user declared.
+// LimitSourceRate caps how many records per second each replica reads
+// from source topic, for connector packages (see
+// connectors.WithMaxRecordsPerSecond). Fetching of the topic pauses while
+// the replica is ahead of the cap; the backlog waits in Kafka.
+func (j *Job) LimitSourceRate(topic string, perSecond float64) {
+	for _, s := range j.sources {
+		if s.topic == topic && s.internal == nil {
+			s.rate = perSecond
+			return
+		}
+	}
+	j.buildErr(fmt.Errorf("rate cap on %q, which is not a source of the job", topic))
+}
+
+// sourceRates returns the rate caps of source topics that have one.
+func (j *Job) sourceRates() map[string]float64 {
+	m := map[string]float64{}
+	for _, s := range j.sources {
+		if s.rate > 0 {
+			m[s.topic] = s.rate
+		}
+	}
+	return m
+}
+
+// isUserSource reports whether topic is one of the job's own inputs.
+func (j *Job) isUserSource(topic string) bool {
+	for _, s := range j.sources {
+		if s.internal == nil && s.topic == topic {
+			return true
+		}
+	}
+	return false
+}
+
 // readFromStart reports whether topic is one the job reads from its start
 // when the group has no offset for it, whatever the configured start
 // offset: an internal topic, whose records the job's upstream stage

@@ -484,14 +484,28 @@ func (rt *runtime) startInternalTopicsAtStart(_ context.Context, offsets map[str
 	return offsets, nil
 }
 
+// pollMax is the most records one poll takes.
+const pollMax = 10000
+
 // pollLoop fetches until ctx is done or a task fails, handing each
 // partition's records to its task's inbox, and checkpoints every interval.
 func (rt *runtime) pollLoop(ctx context.Context) {
 	next := time.Now().Add(rt.cfg.CheckpointInterval)
+	caps := newRateCaps(rt.obs, rt.cfg.MaxRecordsPerSecond, rt.job.sourceRates(), rt.job.userSourceTopics())
 	for {
-		pollCtx, cancel := context.WithDeadline(ctx, next)
-		fetches := rt.cl.PollRecords(pollCtx, 10000)
+		deadline := next
+		if caps != nil {
+			rt.resumeRateCapped(caps, time.Now())
+			if u := caps.next(); !u.IsZero() && u.Before(deadline) {
+				deadline = u
+			}
+		}
+		pollCtx, cancel := context.WithDeadline(ctx, deadline)
+		fetches := rt.cl.PollRecords(pollCtx, caps.maxPoll(pollMax))
 		cancel()
+		if caps != nil {
+			rt.chargeRateCaps(caps, fetches)
+		}
 		if fetches.IsClientClosed() {
 			return
 		}
@@ -532,6 +546,61 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 			return
 		default:
 		}
+	}
+}
+
+// chargeRateCaps charges a poll's records to the rate caps and pauses
+// fetching what went into debt.
+func (rt *runtime) chargeRateCaps(c *rateCaps, fetches kgo.Fetches) {
+	counts := map[string]int{}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if rt.job.isUserSource(p.Topic) {
+			counts[p.Topic] += len(p.Records)
+		}
+	})
+	now := time.Now()
+	for key, until := range c.charge(counts, now) {
+		if _, paused := c.until[key]; !paused {
+			c.since[key] = now
+			if key == allTopics {
+				rt.cl.PauseFetchTopics(c.sources...)
+			} else {
+				rt.cl.PauseFetchTopics(key)
+			}
+		}
+		if until.After(c.until[key]) {
+			c.until[key] = until
+		}
+	}
+}
+
+// resumeRateCapped resumes fetching what paid its debt by now.
+func (rt *runtime) resumeRateCapped(c *rateCaps, now time.Time) {
+	for key, until := range c.until {
+		if until.After(now) {
+			continue
+		}
+		delete(c.until, key)
+		rt.obs.RateLimited(key, now.Sub(c.since[key]))
+		delete(c.since, key)
+		var topics []string
+		if key == allTopics {
+			topics = c.sources
+		} else {
+			topics = []string{key}
+		}
+		// A topic stays paused while the other cap holding it does.
+		var resume []string
+		for _, t := range topics {
+			if _, all := c.until[allTopics]; all {
+				continue
+			}
+			if _, own := c.until[t]; own {
+				continue
+			}
+			resume = append(resume, t)
+		}
+		rt.cl.ResumeFetchTopics(resume...)
 	}
 }
 

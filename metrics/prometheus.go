@@ -39,6 +39,8 @@ type Prometheus struct {
 	restored      prometheus.Counter
 	restoreLeft   *prometheus.GaugeVec
 	restoreTook   prometheus.Histogram
+	rateLimit     *prometheus.GaugeVec
+	rateLimited   *prometheus.CounterVec
 }
 
 var _ observe.Observer = (*Prometheus)(nil)
@@ -112,12 +114,18 @@ func New(job string) *Prometheus {
 	p.restoreLeft = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "weir_restore_remaining_records", Help: "Changelog records a restoring task has at most left to read; 0 when restored.", ConstLabels: labels,
 	}, []string{"task"})
+	p.rateLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "weir_rate_limit_records_per_second", Help: "Cap on records read per second, per source topic (\"*\": the replica's, over all).", ConstLabels: labels,
+	}, []string{"topic"})
+	p.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_rate_limited_seconds_total", Help: "Time fetching was paused to keep under a rate cap, per topic (\"*\": all).", ConstLabels: labels,
+	}, []string{"topic"})
 	p.restoreTook = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "weir_restore_duration_seconds", Help: "Time a task took to restore its state from the changelog.", ConstLabels: labels,
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 	})
 	for _, c := range []prometheus.Collector{p.recordsIn, p.recordsOut, p.recordsFailed, p.recordsLate, p.lag, p.checkpoints, p.cpDuration, p.watermark, p.idle, p.tasks, p.ready,
-		p.cpRecords, p.cpSize, p.txns, txnAge, p.restored, p.restoreLeft, p.restoreTook} {
+		p.cpRecords, p.cpSize, p.txns, txnAge, p.restored, p.restoreLeft, p.restoreTook, p.rateLimit, p.rateLimited} {
 		f(c)
 	}
 	p.txns.WithLabelValues("committed")
@@ -210,6 +218,14 @@ func (p *Prometheus) TaskStopped(task string) {
 }
 
 func (p *Prometheus) TasksAssigned(n int) { p.tasks.Set(float64(n)) }
+
+func (p *Prometheus) RateLimit(topic string, perSecond float64) {
+	p.rateLimit.WithLabelValues(topic).Set(perSecond)
+}
+
+func (p *Prometheus) RateLimited(topic string, paused time.Duration) {
+	p.rateLimited.WithLabelValues(topic).Add(paused.Seconds())
+}
 
 func (p *Prometheus) Ready(ready bool) {
 	if ready {

@@ -56,6 +56,12 @@ type Observer interface {
 	TasksAssigned(n int)
 	// Ready reports the readiness the replica serves on /readyz.
 	Ready(ready bool)
+	// RateLimit reports the cap on records read per second from topic
+	// ("*" for the replica's cap over all its inputs).
+	RateLimit(topic string, perSecond float64)
+	// RateLimited counts time the replica paused fetching a topic ("*":
+	// all of them) to keep under its cap.
+	RateLimited(topic string, paused time.Duration)
 }
 
 // Nop is an Observer that discards everything.
@@ -78,4 +84,6 @@ func (Nop) RestoreProgress(string, int64, int64)     {}
 func (Nop) RestoreDone(string, int64, time.Duration) {}
 func (Nop) TaskStopped(string)                       {}
 func (Nop) TasksAssigned(int)                        {}
+func (Nop) RateLimit(string, float64)                {}
+func (Nop) RateLimited(string, time.Duration)        {}
 func (Nop) Ready(bool)                               {}
