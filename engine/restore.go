@@ -294,7 +294,9 @@ func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 			for topic, target := range pending {
 				remain, err := committedRecordsRemain(ctx, cl, topic, id.Partition, next[topic], target)
 				if err != nil {
-					return fmt.Errorf("task %s: changelog %s: %w", id, topic, err)
+					// Not known: the broker may be restarting. Keep reading.
+					rt.log.Warn("asking whether changelog records remain", zap.Stringer("task", id), zap.String("topic", topic), zap.Error(err))
+					continue
 				}
 				if !remain {
 					rt.log.Info("the changelog has nothing more below the committed position (compacted away)", zap.Stringer("task", id),
@@ -428,7 +430,9 @@ const restoreQuietPoll = time.Second
 // committed record in [from, to), asking its leader directly: a fetch from
 // an offset past which compaction left nothing below to returns no batch
 // at all, and aborted batches and transaction markers, which a
-// read_committed fetch returns but are no records, are stepped over.
+// read_committed fetch returns but are no records, are stepped over. Only
+// a partition whose last stable offset is at or past to says so: a leader
+// just restarted may not serve its whole log yet.
 func committedRecordsRemain(ctx context.Context, cl *kgo.Client, topic string, p int32, from, to int64) (bool, error) {
 	md, err := kadm.NewClient(cl).Metadata(ctx, topic)
 	if err != nil {
@@ -477,7 +481,8 @@ func committedRecordsRemain(ctx context.Context, cl *kgo.Client, topic string, p
 			return false, err
 		}
 		if len(part.RecordBatches) == 0 {
-			return false, nil // nothing at or after from
+			// Nothing at or after from, if the log is stable that far.
+			return part.LastStableOffset < to || part.HighWatermark < to, nil
 		}
 		fp, after := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
 			Offset: from, IsolationLevel: kgo.ReadCommitted(), Topic: topic, Partition: p,

@@ -190,3 +190,61 @@ func TestRestoreEndsWhereTheChangelogHasNothingLeft(t *testing.T) {
 		t.Fatalf("positions %v", got)
 	}
 }
+
+// TestRestoreWaitsForTheStableEnd: a changelog whose last stable offset
+// is below the committed position (a broker just restarted, or a
+// transaction still open) is not one with nothing left: the records
+// below the target are coming, and the restore must wait for them rather
+// than end without them.
+func TestRestoreWaitsForTheStableEnd(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	group := kafkatest.Name("unstable")
+	topic := group + "-op-changelog"
+	kafkatest.CreateNamedTopic(t, brokers, topic, 1)
+	key := func(k string) []byte { return []byte("\x02op\x01" + k) }
+	cl := kafkatest.Client(t, brokers)
+	kafkatest.ProduceSync(t, cl, &kgo.Record{Topic: topic, Key: key("k1"), Value: []byte("v1")})
+	txn := kafkatest.Client(t, brokers, kgo.TransactionalID(group+"-txn"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: key("k2"), Value: []byte("v2")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	store, err := state.Open("", state.InMemory(state.NewMemFS()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	j := NewJob("unstable", WithBrokers(brokers...), WithGroup(group))
+	j.AddStatefulOperator("op", 0)
+	j.resolveInternalTopics(group)
+	rt := newRuntime(j, zap.NewNop(), observe.Nop{})
+	rt.store = store
+	done := make(chan error, 1)
+	go func() {
+		_, err := rt.restoreState(ctx, cl, TaskID{Stage: 0, Partition: 0}, commitMeta{cp: 3, changelog: map[string]int64{topic: 2}}, true)
+		done <- err
+	}()
+	// Longer than the restore's quiet poll: it asks, and must keep waiting.
+	select {
+	case err := <-done:
+		t.Fatalf("the restore ended (%v) while its last record was not yet stable", err)
+	case <-time.After(3 * restoreQuietPoll):
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ts := store.Task(state.TaskID{Stage: 0, Partition: 0})
+	for _, k := range []string{"k1", "k2"} {
+		if _, ok, err := ts.Get(key(k)); err != nil || !ok {
+			t.Errorf("%s missing (%v)", k, err)
+		}
+	}
+}
