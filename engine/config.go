@@ -106,6 +106,16 @@ type Config struct {
 	// no cap. Environment WEIR_MAX_RECORDS_PER_SECOND, flag
 	// --max-records-per-second.
 	MaxRecordsPerSecond float64
+	// MemoryLimit is the memory the replica budgets for (bytes): fetch
+	// and produce buffers, task queues, the write-back state cache (a
+	// checkpoint comes early when it fills), Pebble's caches, and the Go
+	// runtime's soft limit (GOMEMLIMIT, unless set); see memoryBudget for
+	// the shares. What does not fit waits in Kafka behind paused
+	// partitions. Set it to the container's memory limit. Default: 256MiB;
+	// 0 turns the budget off (franz-go's and Pebble's own defaults, no
+	// heap limit). Environment WEIR_MEMORY_LIMIT (256MiB, 1GiB, 512Mi...),
+	// flag --memory-limit.
+	MemoryLimit int64
 	// Provenance adds headers to every output naming the input record it
 	// came from (see package provenance), for weir verify. Default: off.
 	// Environment WEIR_PROVENANCE, flag --provenance.
@@ -134,6 +144,7 @@ func defaultConfig(job string) Config {
 		LogLevel:           "info",
 
 		LeaveGroupOnShutdown: true,
+		MemoryLimit:          256 << 20,
 	}
 }
 
@@ -196,6 +207,9 @@ func WithTransactionTimeout(d time.Duration) Opt {
 
 // WithReplicaID names the replica (its transactional id's suffix).
 func WithReplicaID(id string) Opt { return optFunc(func(c *Config) { c.ReplicaID = id }) }
+
+// WithMemoryLimit sets Config.MemoryLimit, in bytes.
+func WithMemoryLimit(bytes int64) Opt { return optFunc(func(c *Config) { c.MemoryLimit = bytes }) }
 
 // WithMaxRecordsPerSecond sets Config.MaxRecordsPerSecond.
 func WithMaxRecordsPerSecond(n float64) Opt {
@@ -311,6 +325,12 @@ func configVars(c *Config) []configVar {
 	}
 	pv, pvs := boolean(&c.Provenance)
 	lg, lgs := boolean(&c.LeaveGroupOnShutdown)
+	ml := func() string { return formatBytes(c.MemoryLimit) }
+	mls := func(s string) error {
+		n, err := parseBytes(s)
+		c.MemoryLimit = n
+		return err
+	}
 	mr := func() string { return strconv.FormatFloat(c.MaxRecordsPerSecond, 'f', -1, 64) }
 	mrs := func(s string) error {
 		f, err := strconv.ParseFloat(s, 64)
@@ -336,6 +356,7 @@ func configVars(c *Config) []configVar {
 		v("WEIR_TRANSACTION_TIMEOUT", "transaction-timeout", "how long the broker keeps an open transaction of this replica", tt, tts),
 		v("WEIR_REPLICA_ID", "replica-id", "this replica's name in its transactional id (default: kept in the state dir)", ri, ris),
 		v("WEIR_PROVENANCE", "provenance", "add provenance headers (origin, path, checkpoint) to every output", pv, pvs),
+		v("WEIR_MEMORY_LIMIT", "memory-limit", "memory the replica budgets for: buffers, queues, state cache, Pebble, GOMEMLIMIT (0: no budget)", ml, mls),
 		v("WEIR_MAX_RECORDS_PER_SECOND", "max-records-per-second", "cap on input records read per second by this replica (0: none)", mr, mrs),
 		v("WEIR_LEAVE_GROUP_ON_SHUTDOWN", "leave-group-on-shutdown", "leave the consumer group on a clean stop, so tasks move at once (off: wait for this replica's restart)", lg, lgs),
 	}
@@ -376,6 +397,9 @@ func (c *Config) validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout %v: must be positive", c.ShutdownTimeout))
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < minMemoryLimit {
+		errs = append(errs, fmt.Errorf("memory limit %s: must be at least %s, or 0 for no budget", formatBytes(c.MemoryLimit), formatBytes(minMemoryLimit)))
 	}
 	if c.MaxRecordsPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("max records per second %v: must not be negative (0: no cap)", c.MaxRecordsPerSecond))

@@ -55,7 +55,7 @@ func TestConfigErrorsAreReportedTogether(t *testing.T) {
 
 func TestInboxPausesAboveHighAndResumesAtHalf(t *testing.T) {
 	var pauses, resumes int
-	q := newInbox(100, func() { pauses++ }, func() { resumes++ })
+	q := newInbox(100, 0, func() { pauses++ }, func() { resumes++ })
 	batchOf := func(n int) batch { return batch{topic: "t", records: make([]*kgo.Record, n)} }
 	q.push(batchOf(60))
 	if pauses != 0 {
@@ -79,5 +79,56 @@ func TestInboxPausesAboveHighAndResumesAtHalf(t *testing.T) {
 	}
 	if _, ok := q.pop(); ok {
 		t.Fatal("popped from an empty inbox")
+	}
+}
+
+// TestInboxPausesOnBytes: with a byte bound (the memory budget's share),
+// a queue of few large records pauses as a queue of many small ones does.
+func TestInboxPausesOnBytes(t *testing.T) {
+	var pauses, resumes int
+	q := newInbox(1_000_000, 1<<20, func() { pauses++ }, func() { resumes++ })
+	big := func() batch {
+		recs := make([]*kgo.Record, 4)
+		for i := range recs {
+			recs[i] = &kgo.Record{Value: make([]byte, 100<<10)}
+		}
+		return batch{topic: "t", records: recs}
+	}
+	q.push(big()) // ~400 KiB
+	q.push(big()) // ~800 KiB
+	if pauses != 0 {
+		t.Fatal("paused below the byte bound")
+	}
+	q.push(big()) // ~1.2 MiB
+	if pauses != 1 {
+		t.Fatalf("%d pauses at 1.2 MiB queued, want 1", pauses)
+	}
+	q.pop()
+	if resumes != 0 {
+		t.Fatal("resumed above half the byte bound")
+	}
+	q.pop()
+	if resumes != 1 {
+		t.Fatalf("%d resumes at 400 KiB queued, want 1", resumes)
+	}
+}
+
+func TestMemoryLimitSetting(t *testing.T) {
+	for in, want := range map[string]int64{"256MiB": 256 << 20, "1GiB": 1 << 30, "512Mi": 512 << 20, "100MB": 100e6, "0": 0, "off": 0, "67108864": 64 << 20} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"lots", "-5MiB", "12XB"} {
+		if _, err := parseBytes(bad); err == nil {
+			t.Errorf("parseBytes(%q) accepted", bad)
+		}
+	}
+	if err := NewJob("m", WithMemoryLimit(1<<20)).cfg.validate(); err == nil || !strings.Contains(err.Error(), "at least 32MiB") {
+		t.Errorf("a 1 MiB budget: %v, want an error naming the minimum", err)
+	}
+	b, ok := newMemoryBudget(256 << 20)
+	if !ok || b.blockCache+2*b.memTable+int64(b.fetchBytes)+int64(b.producerBytes)+b.queueBytes+b.dirtyBytes > 256<<20 {
+		t.Errorf("the shares of a 256 MiB budget add up past it: %+v", b)
 	}
 }

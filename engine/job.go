@@ -380,6 +380,12 @@ func (j *Job) Main() {
 		}
 		os.Exit(2)
 	}
+	// The job owns the process: its memory budget sets the Go heap's soft
+	// limit (unless GOMEMLIMIT does). Run, which may share a process,
+	// leaves it alone.
+	if b, ok := newMemoryBudget(j.cfg.MemoryLimit); ok {
+		b.setGoMemLimit()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	err := j.Run(ctx)
 	stop()

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -55,6 +57,8 @@ type runtime struct {
 	// replica is this replica's id: its transactional id's suffix and its
 	// static group instance id.
 	replica string
+	// budget is the memory budget; nil when off.
+	budget *memoryBudget
 
 	cpMu sync.Mutex
 	mu   struct {
@@ -157,8 +161,18 @@ func (rt *runtime) run(ctx context.Context) error {
 		return err
 	}
 	rt.job.partitions = int32(partitions)
+	var stateOpts []state.Opt
+	if b, ok := newMemoryBudget(rt.cfg.MemoryLimit); ok {
+		rt.budget = &b
+		stateOpts = b.stateOpts()
+		heap := "none"
+		if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+			heap = formatBytes(l)
+		}
+		rt.log.Info("memory budget", zap.String("limit", formatBytes(b.limit)), zap.String("go_heap_limit", heap))
+	}
 	if rt.job.stateful {
-		if rt.store, err = state.Open(rt.cfg.StateDir); err != nil {
+		if rt.store, err = state.Open(rt.cfg.StateDir, stateOpts...); err != nil {
 			return fmt.Errorf("opening the state store in %s: %w", rt.cfg.StateDir, err)
 		}
 		defer func() {
@@ -424,7 +438,11 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 	if rt.cfg.Isolation == "read_uncommitted" {
 		isolation = kgo.ReadUncommitted()
 	}
-	return append(slices.Clone(rt.cfg.kgoOpts),
+	var opts []kgo.Opt
+	if rt.budget != nil {
+		opts = rt.budget.kgoOpts() // first: the user's options win
+	}
+	return append(append(opts, rt.cfg.kgoOpts...),
 		kgo.SeedBrokers(rt.cfg.Brokers...),
 		kgo.WithLogger(kgoLogger{rt.log}),
 		kgo.ConsumerGroup(rt.cfg.Group),
@@ -536,6 +554,11 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 			if blocked && !time.Now().Before(next) {
 				rt.checkpoint(ctx, "interval")
 				next = time.Now().Add(rt.cfg.CheckpointInterval)
+			} else if blocked && rt.stateCacheFull() {
+				// The write-back cache holds what the last checkpoint has
+				// not written: write it now rather than grow.
+				rt.checkpoint(ctx, "state cache full")
+				next = time.Now().Add(rt.cfg.CheckpointInterval)
 			}
 		}
 		rt.cl.AllowRebalance()
@@ -602,6 +625,33 @@ func (rt *runtime) resumeRateCapped(c *rateCaps, now time.Time) {
 		}
 		rt.cl.ResumeFetchTopics(resume...)
 	}
+}
+
+// taskQueueBytes is the bytes of fetched records one task may queue
+// before its partitions pause: its share of the budget's queue bytes,
+// counting every task the replica could run; 0 (no bound) without a
+// budget.
+func (rt *runtime) taskQueueBytes() int64 {
+	if rt.budget == nil {
+		return 0
+	}
+	tasks := max(1, int64(rt.job.partitions)*int64(rt.job.stages))
+	return max(1<<20, rt.budget.queueBytes/tasks)
+}
+
+// stateCacheFull reports whether the tasks' write-back state caches hold
+// more than the budget gives them.
+func (rt *runtime) stateCacheFull() bool {
+	if rt.budget == nil || rt.store == nil {
+		return false
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var total int64
+	for _, tr := range rt.mu.tasks {
+		total += tr.dirty.Load()
+	}
+	return total > rt.budget.dirtyBytes
 }
 
 // noteFetched remembers the first offset fetched of each partition since
@@ -699,7 +749,7 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 	}
 	tr := &taskRunner{
 		id: id,
-		in: newInbox(rt.cfg.TaskQueueRecords,
+		in: newInbox(rt.cfg.TaskQueueRecords, rt.taskQueueBytes(),
 			func() { cl.PauseFetchPartitions(tps) },
 			func() { cl.ResumeFetchPartitions(tps) }),
 		ctrl:  make(chan taskCmd),

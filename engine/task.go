@@ -443,6 +443,7 @@ type batch struct {
 // task has drained to half of it.
 type inbox struct {
 	high          int
+	highBytes     int64 // 0: no bound
 	pause, resume func()
 	notify        chan struct{}
 
@@ -450,19 +451,46 @@ type inbox struct {
 		sync.Mutex
 		batches []batch
 		records int
+		bytes   int64
 		paused  bool
 	}
 }
 
-func newInbox(high int, pause, resume func()) *inbox {
-	return &inbox{high: high, pause: pause, resume: resume, notify: make(chan struct{}, 1)}
+func newInbox(high int, highBytes int64, pause, resume func()) *inbox {
+	return &inbox{high: high, highBytes: highBytes, pause: pause, resume: resume, notify: make(chan struct{}, 1)}
+}
+
+// recordOverhead approximates what a fetched record costs beyond its key
+// and value: the kgo.Record and its slices' headers.
+const recordOverhead = 200
+
+// batchBytes approximates the memory a batch holds.
+func batchBytes(b batch) int64 {
+	n := int64(len(b.records)) * recordOverhead
+	for _, r := range b.records {
+		n += int64(len(r.Key) + len(r.Value))
+	}
+	return n
+}
+
+// overLocked reports whether the queue is past its high marks.
+func (q *inbox) overLocked() bool {
+	return q.mu.records >= q.high || (q.highBytes > 0 && q.mu.bytes >= q.highBytes)
+}
+
+// drainedLocked reports whether a paused queue has drained to half.
+func (q *inbox) drainedLocked() bool {
+	return q.mu.records <= q.high/2 && (q.highBytes == 0 || q.mu.bytes <= q.highBytes/2)
 }
 
 func (q *inbox) push(b batch) {
 	q.mu.Lock()
 	q.mu.batches = append(q.mu.batches, b)
 	q.mu.records += len(b.records)
-	pause := !q.mu.paused && q.mu.records >= q.high
+	if q.highBytes > 0 {
+		q.mu.bytes += batchBytes(b)
+	}
+	pause := !q.mu.paused && q.overLocked()
 	if pause {
 		q.mu.paused = true
 	}
@@ -480,7 +508,7 @@ func (q *inbox) push(b batch) {
 // paused them: its task stopped, and the next one starts empty.
 func (q *inbox) release() {
 	q.mu.Lock()
-	q.mu.batches, q.mu.records = nil, 0
+	q.mu.batches, q.mu.records, q.mu.bytes = nil, 0, 0
 	resume := q.mu.paused
 	q.mu.paused = false
 	q.mu.Unlock()
@@ -499,7 +527,10 @@ func (q *inbox) pop() (batch, bool) {
 	q.mu.batches[0] = batch{}
 	q.mu.batches = q.mu.batches[1:]
 	q.mu.records -= len(b.records)
-	resume := q.mu.paused && q.mu.records <= q.high/2
+	if q.highBytes > 0 {
+		q.mu.bytes -= batchBytes(b)
+	}
+	resume := q.mu.paused && q.drainedLocked()
 	if resume {
 		q.mu.paused = false
 	}
@@ -645,6 +676,9 @@ type taskRunner struct {
 	// committed is the input offsets of the task's last committed
 	// checkpoint; only the checkpointing goroutine touches it.
 	committed map[string]kgo.EpochOffset
+	// dirty is the bytes in the task's write-back state cache, as of its
+	// last batch, for the memory budget.
+	dirty atomic.Int64
 }
 
 func (r *taskRunner) run() {
@@ -708,6 +742,9 @@ func (r *taskRunner) run() {
 				}
 			}
 			r.t.flushStats()
+			if r.t.store != nil {
+				r.dirty.Store(int64(r.t.store.DirtyBytes()))
+			}
 		}
 	}
 }

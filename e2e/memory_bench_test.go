@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/internal/kafkatest"
+)
+
+// plainBinary builds e2e/jobs/<name> without the race detector, whose
+// shadow memory would swamp what a memory benchmark measures.
+func plainBinary(b *testing.B, name string) string {
+	b.Helper()
+	v, _ := builds.LoadOrStore("plain:"+name, &build{})
+	bd := v.(*build)
+	bd.once.Do(func() {
+		bd.path = filepath.Join(binDir, "plain-"+name)
+		out, err := exec.Command("go", "build", "-o", bd.path, "./jobs/"+name).CombinedOutput()
+		if err != nil {
+			bd.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if bd.err != nil {
+		b.Fatal(bd.err)
+	}
+	return bd.path
+}
+
+// peakRSS returns a process's peak resident set (VmHWM), in bytes.
+func peakRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
+
+// BenchmarkCatchUpMemory catches the keyed counting job (a repartition,
+// value state, exactly once, 4 partitions) up on a backlog of small
+// records (2M by default; WEIR_BENCH_BACKLOG), in a process of its own,
+// once per memory budget, and reports its peak RSS and its throughput.
+// The job's state is 1000 counters: what it holds beyond that, it holds
+// for the backlog.
+func BenchmarkCatchUpMemory(b *testing.B) {
+	brokers := kafkatest.Brokers(b)
+	n := 2_000_000
+	if s := os.Getenv("WEIR_BENCH_BACKLOG"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n <= 0 {
+			b.Fatalf("WEIR_BENCH_BACKLOG=%q: want a positive integer", s)
+		}
+	}
+	in := kafkatest.CreateTopic(b, brokers, "backlog", partitions)
+	cl := kafkatest.Client(b, brokers, kgo.ProducerLinger(5*time.Millisecond))
+	const chunk = 100_000
+	for start := 0; start < n; start += chunk {
+		recs := make([]*kgo.Record, 0, chunk)
+		for i := start; i < min(n, start+chunk); i++ {
+			k := fmt.Sprintf("key-%04d", i%1000) // 8 bytes of key, 8 of value
+			recs = append(recs, &kgo.Record{Topic: in, Key: []byte(k), Value: []byte(k)})
+		}
+		kafkatest.ProduceSync(b, cl, recs...)
+	}
+	bin := plainBinary(b, "counter")
+	for _, budget := range []string{"256MiB", "128MiB", "1GiB", "0"} {
+		b.Run("budget="+budget, func(b *testing.B) {
+			for b.Loop() {
+				rss, took := catchUp(b, brokers, bin, in, n, budget)
+				b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
+				b.ReportMetric(float64(n)/took.Seconds(), "records/s")
+			}
+		})
+	}
+}
+
+// catchUp runs the counter job on in until it has committed every input
+// and every repartitioned record, and returns its peak RSS and how long
+// that took.
+func catchUp(b *testing.B, brokers []string, bin, in string, n int, budget string) (int64, time.Duration) {
+	b.Helper()
+	out := kafkatest.CreateTopic(b, brokers, "counts", partitions)
+	group := kafkatest.Name("catchup")
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "JOB_INPUT="+in, "JOB_OUTPUT="+out, "WEIR_BROKERS="+strings.Join(brokers, ","),
+		"WEIR_GROUP="+group, "WEIR_STATE_DIR="+b.TempDir(), "WEIR_METRICS_ADDR=", "WEIR_LOG_LEVEL=warn",
+		"WEIR_MEMORY_LIMIT="+budget)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	adm := kadm.NewClient(kafkatest.Client(b, brokers))
+	repartition := group + "-by-key-repartition"
+	var rss int64
+	for {
+		if r, err := peakRSS(cmd.Process.Pid); err == nil {
+			rss = r
+		} else {
+			b.Fatalf("the job exited: %v\n%s", err, stderr.String())
+		}
+		if committedAll(adm, group, in, int64(n)) && repartitionDone(adm, group, repartition) {
+			return rss, time.Since(start)
+		}
+		time.Sleep(100 * time.Millisecond) // sampling, not waiting for a state
+		if time.Since(start) > 10*time.Minute {
+			b.Fatalf("not caught up after 10 minutes\n%s", stderr.String())
+		}
+	}
+}
+
+func committedAll(adm *kadm.Client, group, topic string, n int64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return false
+	}
+	var sum int64
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			sum += o.At
+		}
+	})
+	return sum >= n
+}
+
+// repartitionDone reports whether the group committed the repartition
+// topic to its end, give or take the trailing transaction marker of each
+// partition.
+func repartitionDone(adm *kadm.Client, group, topic string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return false
+	}
+	var end int64
+	ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return false
+	}
+	var committed int64
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic && o.Err == nil {
+			committed += o.At
+		}
+	})
+	return end > 0 && committed >= end-partitions
+}
