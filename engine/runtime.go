@@ -74,6 +74,8 @@ type runtime struct {
 		// restoring counts tasks restoring their state: the replica is not
 		// ready until none is.
 		restoring int
+		// assignedOnce is set at the process's first assignment.
+		assignedOnce bool
 	}
 	// abort is set when the open transaction can no longer commit (a
 	// rebalance took tasks whose work is in it): the poll loop aborts it
@@ -721,6 +723,19 @@ func (rt *runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 		}
 	}
 	clear(rt.mu.revoked)
+	if !rt.mu.assignedOnce {
+		// What the state directory holds of tasks this process was not
+		// given ran elsewhere while it was down (a static member gets back
+		// what it had): those copies can only be stale.
+		rt.mu.assignedOnce = true
+		for stage := range rt.job.stages {
+			for p := range rt.job.partitions {
+				if id := (TaskID{Stage: stage, Partition: p}); !slices.Contains(ids, id) {
+					rt.dropTaskState(id)
+				}
+			}
+		}
+	}
 	for _, id := range ids {
 		if _, ok := rt.mu.tasks[id]; !ok {
 			rt.mu.tasks[id] = rt.startTaskLocked(cl, id)
