@@ -137,10 +137,18 @@ func weirCLI(t *testing.T) string {
 	return b.path
 }
 
-// runVerify runs `weir verify` and fails the test unless it exits 0.
+// runVerify runs `weir verify --require-provenance` and fails the test
+// unless it exits 0.
 func runVerify(t *testing.T, brokers []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(weirCLI(t), append([]string{"verify", "--brokers", strings.Join(brokers, ","), "--require-provenance"}, args...)...)
+	return verifyCLI(t, brokers, append([]string{"--require-provenance"}, args...)...)
+}
+
+// verifyCLI runs `weir verify` with args and fails the test unless it
+// exits 0.
+func verifyCLI(t *testing.T, brokers []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(weirCLI(t), append([]string{"verify", "--brokers", strings.Join(brokers, ",")}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("weir verify %v: %v\n%s", args, err, out)
@@ -178,16 +186,17 @@ func newTotalsRun(t *testing.T, name string, n int, env ...string) *totalsRun {
 	return r
 }
 
-// replica is one replica of the crash test's job: its state directory
-// outlives the processes that run on it.
+// replica is one replica of the crash test's job (or of e2e/jobs/<job>):
+// its state directory outlives the processes that run on it.
 type replica struct {
 	name string
+	job  string // default totals
 	env  []string
 	p    *process
 }
 
 func (r *replica) start(t *testing.T) {
-	r.p = startBinary(t, binary(t, "totals"), r.env...)
+	r.p = startBinary(t, binary(t, cmp.Or(r.job, "totals")), r.env...)
 }
 
 func (r *replica) exited() bool {
