@@ -611,15 +611,11 @@ func (r *tortureRun) step(s tortureStep) {
 	r.fig.faults[s.label()]++
 }
 
-// check compares the committed outputs with weir verify and with the
-// reference: no duplicate, missing or wrong record of any output, no late
+// check compares the committed outputs with the reference and with weir
+// verify: no duplicate, missing or wrong record of any output, no late
 // record, and the TTL streak's invariant.
 func (r *tortureRun) check() {
 	t, in := r.t, r.input
-	t.Log(runVerify(t, r.brokers, "--output", r.totals, "--input", r.orders))
-	t.Log(runVerify(t, r.brokers, "--output", r.matches, "--output", r.windows))
-	// The partial counts come from processing-time timers: no provenance.
-	t.Log(verifyCLI(t, r.brokers, "--output", r.partial))
 
 	read := func(topic string) []*kgo.Record {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -652,15 +648,19 @@ func (r *tortureRun) check() {
 		decode(rec, &o)
 		perCustomer[o.Customer] = append(perCustomer[o.Customer], o)
 	}
-	var dup, missing, wrong, streaks int
+	var dup, missing, wrong, streaks, order int
 	for c, want := range in.totals {
 		seen := map[int64]bool{}
-		var prev int64
+		var prev, prevN int64
 		for _, g := range perCustomer[c] {
 			if seen[g.N] {
 				dup++
+			} else if g.N != prevN+1 {
+				order++
+				t.Logf("seed %d: customer %s: total %d after %d", r.seed, c, g.N, prevN)
 			}
 			seen[g.N] = true
+			prevN = max(prevN, g.N)
 			if g.N < 1 || g.N > int64(len(want)) || want[g.N-1].Total != g.Total {
 				wrong++
 				t.Logf("seed %d: wrong total %+v, want %+v", r.seed, g, want[min(max(g.N, 1), int64(len(want)))-1])
@@ -687,6 +687,9 @@ func (r *tortureRun) check() {
 	report("totals", len(gotTotals), dup, missing, wrong)
 	if streaks != 0 {
 		bad = append(bad, fmt.Sprintf("%d streaks that neither restart nor go on", streaks))
+	}
+	if order != 0 {
+		bad = append(bad, fmt.Sprintf("%d totals out of order", order))
 	}
 
 	// The interval join.
@@ -764,6 +767,11 @@ func (r *tortureRun) check() {
 	r.fig.totals, r.fig.matches, r.fig.windows = len(gotTotals), len(gotMatches), len(gotWindows)
 	r.fig.partials, r.fig.partialWindows = len(gotPartials), len(sums)
 	t.Logf("seed %d: %s", r.seed, r.fig)
+	// weir verify after the reference, so that a failure shows both.
+	t.Log(runVerify(t, r.brokers, "--output", r.totals, "--input", r.orders))
+	t.Log(runVerify(t, r.brokers, "--output", r.matches, "--output", r.windows))
+	// The partial counts come from processing-time timers: no provenance.
+	t.Log(verifyCLI(t, r.brokers, "--output", r.partial))
 	if len(bad) != 0 {
 		t.Fatalf("seed %d: the outputs are not exactly once: %s", r.seed, strings.Join(bad, "; "))
 	}
