@@ -5,6 +5,8 @@
 #   make test       lint, then all tests (race detector) against a real Kafka
 #                   broker: the one in $KAFKA_BROKERS if set, else a local
 #                   Kafka 4.4 started (and always stopped) by scripts/kafka.sh
+#   make torture    the randomized fault tests (e2e TestRandomFaults, TestTorture), longer:
+#                   WEIR_TORTURE_SEEDS (6) schedules of WEIR_TORTURE_STEPS (16)
 #   make bench      benchmarks, same broker handling
 #   make bench-nexmark  Nexmark on Weir, Kafka Streams, Flink and the bare
 #                   client (builds the Java baselines with mvn), writing its
@@ -30,7 +32,7 @@ TESTFLAGS ?=
 BENCHFLAGS ?=
 PKGS ?= ./...
 
-.PHONY: all build lint fmt vet staticcheck test bench bench-nexmark demo \
+.PHONY: all build lint fmt vet staticcheck test torture bench bench-nexmark demo \
 	kafka-up kafka-down kafka-restart kafka-status clean
 
 all: lint build test
@@ -64,6 +66,14 @@ staticcheck:
 test: lint
 	WEIR_REQUIRE_KAFKA=1 GO=$(GO) $(KAFKA_SH) run bash scripts/gotest.sh \
 		-race -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) -- $(PKGS)
+
+# The randomized fault test with more seeds and longer schedules than make
+# test gives it; WEIR_TORTURE_SEED=<seed> replays one.
+WEIR_TORTURE_SEEDS ?= 6
+WEIR_TORTURE_STEPS ?= 16
+torture:
+	WEIR_REQUIRE_KAFKA=1 WEIR_TORTURE=1 WEIR_TORTURE_SEEDS=$(WEIR_TORTURE_SEEDS) WEIR_TORTURE_STEPS=$(WEIR_TORTURE_STEPS) \
+		$(KAFKA_SH) run $(GO) test -race -count=1 -timeout 60m -run 'TestRandomFaults|TestTorture' -v ./e2e/
 
 bench:
 	WEIR_REQUIRE_KAFKA=1 $(KAFKA_SH) run \
