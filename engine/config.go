@@ -82,7 +82,7 @@ type Config struct {
 	// incarnation. Default: an id generated once and kept in the state
 	// directory. Environment WEIR_REPLICA_ID, flag --replica-id.
 	//
-	// It is also the replica's static group membership (KIP-345): a
+	// Exactly once, it is also the replica's static group membership (KIP-345): a
 	// replica that crashed and restarts on its state directory rejoins as
 	// the same member and takes its tasks back at once, without waiting
 	// for the session timeout to expire its previous incarnation. A

@@ -444,14 +444,16 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 	if rt.budget != nil {
 		opts = rt.budget.kgoOpts() // first: the user's options win
 	}
+	if rt.static() {
+		// Static membership (KIP-345): a replica restarted on its state
+		// directory rejoins as the member it was, and gets its tasks back
+		// at once instead of after the session timeout.
+		opts = append(opts, kgo.InstanceID(rt.replica))
+	}
 	return append(append(opts, rt.cfg.kgoOpts...),
 		kgo.SeedBrokers(rt.cfg.Brokers...),
 		kgo.WithLogger(kgoLogger{rt.log}),
 		kgo.ConsumerGroup(rt.cfg.Group),
-		// Static membership (KIP-345): a replica restarted on its state
-		// directory rejoins as the member it was, and gets its tasks back
-		// at once instead of after the session timeout.
-		kgo.InstanceID(rt.replica),
 		kgo.SessionTimeout(rt.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, rt.cfg.SessionTimeout/3)),
 		kgo.ConsumeTopics(rt.job.sourceTopics()...),
@@ -1309,11 +1311,17 @@ func (rt *runtime) shutdown() {
 	rt.cancelRun()
 	memberID, _ := rt.cl.GroupMetadata()
 	rt.cl.Close() // a static member does not leave the group on close
-	if rt.cfg.LeaveGroupOnShutdown && rt.fatalErrOrNil() == nil {
+	if rt.static() && rt.cfg.LeaveGroupOnShutdown && rt.fatalErrOrNil() == nil {
 		rt.leaveGroup(memberID)
 	}
 	rt.log.Info("job stopped", zap.NamedError("cause", rt.fatalErrOrNil()))
 }
+
+// static reports whether the replica joins its group as a static member.
+// Exactly once only, for now: at least once with static membership, the
+// crash test (TestCrashesAtLeastOnce) counted windows low in 4 of 6 runs,
+// against none of 4 without it, and the cause is not found yet (issue 11).
+func (rt *runtime) static() bool { return rt.exactlyOnce() }
 
 // leaveGroup removes this replica's static member from the group, so the
 // group moves its tasks to the other replicas now rather than after the
