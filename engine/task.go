@@ -435,6 +435,9 @@ type batch struct {
 	topic         string
 	records       []*kgo.Record
 	highWatermark int64 // -1 when unknown
+	// bytes is what the batch holds (batchBytes), counted once when an
+	// inbox with a byte bound queues it.
+	bytes int64
 }
 
 // inbox queues fetched batches for a task. The poll loop pushes, the task
@@ -485,11 +488,12 @@ func (q *inbox) drainedLocked() bool {
 
 func (q *inbox) push(b batch) {
 	q.mu.Lock()
+	if q.highBytes > 0 {
+		b.bytes = batchBytes(b)
+	}
 	q.mu.batches = append(q.mu.batches, b)
 	q.mu.records += len(b.records)
-	if q.highBytes > 0 {
-		q.mu.bytes += batchBytes(b)
-	}
+	q.mu.bytes += b.bytes
 	pause := !q.mu.paused && q.overLocked()
 	if pause {
 		q.mu.paused = true
@@ -527,9 +531,7 @@ func (q *inbox) pop() (batch, bool) {
 	q.mu.batches[0] = batch{}
 	q.mu.batches = q.mu.batches[1:]
 	q.mu.records -= len(b.records)
-	if q.highBytes > 0 {
-		q.mu.bytes -= batchBytes(b)
-	}
+	q.mu.bytes -= b.bytes
 	resume := q.mu.paused && q.drainedLocked()
 	if resume {
 		q.mu.paused = false
