@@ -348,7 +348,7 @@ func runCrashes(t *testing.T, guarantee string, minKills int) {
 
 // caughtUp reports whether group has committed the end of in and, but for
 // a trailing transaction marker per partition, of the repartition topic.
-func caughtUp(t *testing.T, brokers []string, group, in, repartition string, parts int64) bool {
+func caughtUp(t testing.TB, brokers []string, group, in, repartition string, parts int64) bool {
 	adm := kadm.NewClient(kafkatest.Client(t, brokers))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -356,20 +356,24 @@ func caughtUp(t *testing.T, brokers []string, group, in, repartition string, par
 	if err != nil {
 		return false
 	}
-	sum := func(topic string) (end, committed int64) {
+	sum := func(topic string) (end, committed int64, ok bool) {
 		ends.Each(func(o kadm.ListedOffset) {
 			if o.Topic == topic {
 				end += o.Offset
 			}
 		})
-		for _, o := range kafkatest.CommittedOffsets(t, brokers, group, topic) {
+		offs, err := kafkatest.TryCommittedOffsets(t, brokers, group, topic)
+		if err != nil {
+			return 0, 0, false // the coordinator not ready: ask again
+		}
+		for _, o := range offs {
 			committed += o
 		}
-		return end, committed
+		return end, committed, true
 	}
-	inEnd, inCommitted := sum(in)
-	repEnd, repCommitted := sum(repartition)
-	return inCommitted == inEnd && repCommitted >= repEnd-parts
+	inEnd, inCommitted, inOK := sum(in)
+	repEnd, repCommitted, repOK := sum(repartition)
+	return inOK && repOK && inCommitted == inEnd && repCommitted >= repEnd-parts
 }
 
 // checkTotalsExactlyOnce checks the totals job's committed outputs with

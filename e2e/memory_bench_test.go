@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/internal/kafkatest"
@@ -84,7 +82,7 @@ func BenchmarkCatchUpMemory(b *testing.B) {
 	for _, budget := range []string{"256MiB", "128MiB", "1GiB", "0"} {
 		b.Run("budget="+budget, func(b *testing.B) {
 			for b.Loop() {
-				rss, took := catchUp(b, brokers, bin, in, n, budget)
+				rss, took := catchUp(b, brokers, bin, in, budget)
 				b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MiB")
 				b.ReportMetric(float64(n)/took.Seconds(), "records/s")
 			}
@@ -95,7 +93,7 @@ func BenchmarkCatchUpMemory(b *testing.B) {
 // catchUp runs the counter job on in until it has committed every input
 // and every repartitioned record, and returns its peak RSS and how long
 // that took.
-func catchUp(b *testing.B, brokers []string, bin, in string, n int, budget string) (int64, time.Duration) {
+func catchUp(b *testing.B, brokers []string, bin, in, budget string) (int64, time.Duration) {
 	b.Helper()
 	out := kafkatest.CreateTopic(b, brokers, "counts", partitions)
 	group := kafkatest.Name("catchup")
@@ -110,7 +108,6 @@ func catchUp(b *testing.B, brokers []string, bin, in string, n int, budget strin
 		b.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	adm := kadm.NewClient(kafkatest.Client(b, brokers))
 	repartition := group + "-by-key-repartition"
 	var rss int64
 	for {
@@ -119,7 +116,7 @@ func catchUp(b *testing.B, brokers []string, bin, in string, n int, budget strin
 		} else {
 			b.Fatalf("the job exited: %v\n%s", err, stderr.String())
 		}
-		if committedAll(adm, group, in, int64(n)) && repartitionDone(adm, group, repartition) {
+		if caughtUp(b, brokers, group, in, repartition, partitions) {
 			return rss, time.Since(start)
 		}
 		time.Sleep(100 * time.Millisecond) // sampling, not waiting for a state
@@ -127,45 +124,4 @@ func catchUp(b *testing.B, brokers []string, bin, in string, n int, budget strin
 			b.Fatalf("not caught up after 10 minutes\n%s", stderr.String())
 		}
 	}
-}
-
-func committedAll(adm *kadm.Client, group, topic string, n int64) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	offs, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return false
-	}
-	var sum int64
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == topic && o.Err == nil {
-			sum += o.At
-		}
-	})
-	return sum >= n
-}
-
-// repartitionDone reports whether the group committed the repartition
-// topic to its end, give or take the trailing transaction marker of each
-// partition.
-func repartitionDone(adm *kadm.Client, group, topic string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return false
-	}
-	var end int64
-	ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
-	offs, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return false
-	}
-	var committed int64
-	offs.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == topic && o.Err == nil {
-			committed += o.At
-		}
-	})
-	return end > 0 && committed >= end-partitions
 }

@@ -22,16 +22,17 @@ import (
 	"github.com/weirstream/weir/operators"
 )
 
-// failProduces makes the cluster answer the transactional produce requests
-// for which fail (called with the count of such requests so far, from 1)
-// returns true with code, and every other request normally. (Requests name
-// topics by id, so the tests' jobs produce to one topic.)
-func failProduces(c *kfake.Cluster, code int16, fail func(n int64) bool) {
+// failProduces makes the cluster answer the produce requests (only the
+// transactional ones, with txnOnly) for which fail (called with the count
+// of such requests so far, from 1) returns true with code, and every other
+// request normally. (Requests name topics by id, so the tests' jobs
+// produce to one topic.)
+func failProduces(c *kfake.Cluster, code int16, txnOnly bool, fail func(n int64) bool) {
 	var n atomic.Int64
 	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		req := kreq.(*kmsg.ProduceRequest)
-		if req.TransactionID == nil || !fail(n.Add(1)) {
+		if (txnOnly && req.TransactionID == nil) || !fail(n.Add(1)) {
 			return nil, nil, false
 		}
 		resp := req.ResponseKind().(*kmsg.ProduceResponse)
@@ -88,7 +89,7 @@ func TestAbortResumesPausedPartitions(t *testing.T) {
 	for i := 0; i < n; i += 20 {
 		kafkatest.ProduceSync(t, cl, recs[i:i+20]...)
 	}
-	failProduces(c, kerr.InvalidRecord.Code, func(n int64) bool { return n == 10 })
+	failProduces(c, kerr.InvalidRecord.Code, true, func(n int64) bool { return n == 10 })
 
 	job := slowJob("paused", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""),
 		engine.WithStateDir(t.TempDir()), engine.WithTaskQueueRecords(50), engine.WithCheckpointInterval(500*time.Millisecond),
@@ -131,26 +132,7 @@ func TestDeterministicProduceErrorFailsTheJob(t *testing.T) {
 			b, _ := json.Marshal(event{User: "u", Seq: 1})
 			kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), &kgo.Record{Topic: "views", Key: []byte("u"), Value: b})
 			var n atomic.Int64
-			c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-				c.KeepControl()
-				req := kreq.(*kmsg.ProduceRequest)
-				if req.TransactionID == nil && guarantee == engine.ExactlyOnce {
-					return nil, nil, false
-				}
-				n.Add(1)
-				resp := req.ResponseKind().(*kmsg.ProduceResponse)
-				for _, rt := range req.Topics {
-					st := kmsg.NewProduceResponseTopic()
-					st.Topic, st.TopicID = rt.Topic, rt.TopicID
-					for _, rp := range rt.Partitions {
-						sp := kmsg.NewProduceResponseTopicPartition()
-						sp.Partition, sp.ErrorCode = rp.Partition, kerr.MessageTooLarge.Code
-						st.Partitions = append(st.Partitions, sp)
-					}
-					resp.Topics = append(resp.Topics, st)
-				}
-				return resp, nil, true
-			})
+			failProduces(c, kerr.MessageTooLarge.Code, guarantee == engine.ExactlyOnce, func(i int64) bool { n.Store(i); return true })
 			job := buildJob("toolarge", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""),
 				engine.WithStateDir(t.TempDir()), engine.WithCheckpointInterval(50*time.Millisecond), engine.WithGuarantee(guarantee),
 				engine.WithLogLevel("error"))

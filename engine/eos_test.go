@@ -5,12 +5,10 @@ package engine_test
 // and where internal topics start.
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/codec"
@@ -66,14 +64,9 @@ func values(t *testing.T, brokers []string, topic string, want int) []string {
 // partition 0, or -1 while there is none or the coordinator is not ready.
 func committedOffset(t *testing.T, brokers []string, group, topic string) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	offs, err := kadm.NewClient(kafkatest.Client(t, brokers)).FetchOffsets(ctx, group)
-	if err != nil {
-		return -1
-	}
-	if o, ok := offs.Lookup(topic, 0); ok && o.Err == nil {
-		return o.At
+	offs, err := kafkatest.TryCommittedOffsets(t, brokers, group, topic)
+	if o, ok := offs[0]; err == nil && ok {
+		return o
 	}
 	return -1
 }

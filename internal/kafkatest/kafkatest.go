@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -126,12 +127,23 @@ func ReadAll(t testing.TB, brokers []string, topic string, want int, timeout tim
 // CommittedOffsets returns the group's committed offsets for topic, by partition.
 func CommittedOffsets(t testing.TB, brokers []string, group, topic string) map[int32]int64 {
 	t.Helper()
+	out, err := TryCommittedOffsets(t, brokers, group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TryCommittedOffsets is CommittedOffsets for polling: an error (the
+// group coordinator of a broker just started, say) is returned, not fatal.
+func TryCommittedOffsets(t testing.TB, brokers []string, group, topic string) (map[int32]int64, error) {
+	t.Helper()
 	adm := kadm.NewClient(Client(t, brokers))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	offs, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
-		t.Fatalf("fetching offsets of %s: %v", group, err)
+		return nil, fmt.Errorf("fetching offsets of %s: %w", group, err)
 	}
 	out := map[int32]int64{}
 	offs.Each(func(o kadm.OffsetResponse) {
@@ -139,7 +151,7 @@ func CommittedOffsets(t testing.TB, brokers []string, group, topic string) map[i
 			out[o.Partition] = o.At
 		}
 	})
-	return out
+	return out, nil
 }
 
 // Eventually polls cond every 20ms until it holds or timeout passes.
