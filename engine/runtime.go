@@ -86,6 +86,9 @@ type runtime struct {
 	// final (see isFinal); a commit resets both. Only the goroutine
 	// holding cpMu touches them.
 	failedCheckpoints, finalFailures int
+	// restartPause spaces the task restarts of checkpoints failing in a
+	// row; reset by a commit. Guarded like failedCheckpoints.
+	restartPause *backoff.ExponentialBackOff
 
 	fatalOnce sync.Once
 	fatalErr  error
@@ -110,6 +113,10 @@ func newRuntime(j *Job, log *zap.Logger, obs observe.Observer) *runtime {
 	rt.mu.seen = map[string]map[int32]kgo.EpochOffset{}
 	rt.mu.revoked = map[TaskID]bool{}
 	rt.retention.m = map[string]time.Duration{}
+	rt.restartPause = &backoff.ExponentialBackOff{
+		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 5 * time.Second,
+	}
+	rt.restartPause.Reset()
 	rt.setNotReady("starting")
 	return rt
 }
@@ -921,10 +928,9 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 	rt.abort.Store(false)
 	// Checkpoints failing in a row (a broker away) restart their tasks
 	// with growing pauses, not in a tight loop.
-	if n := rt.failedCheckpoints; n > 1 {
-		pause := min(restartBackoffMax, restartBackoffMin<<min(n-2, 10))
+	if rt.failedCheckpoints > 1 {
 		select {
-		case <-time.After(pause):
+		case <-time.After(rt.restartPause.NextBackOff()):
 		case <-ctx.Done():
 		}
 	}
@@ -1002,13 +1008,6 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 // that is too large is too large every time.
 const maxFinalAttempts = 3
 
-// restartBackoffMin and restartBackoffMax bound the pause before tasks
-// restart after a checkpoint failed, from the second failure in a row.
-const (
-	restartBackoffMin = 100 * time.Millisecond
-	restartBackoffMax = 5 * time.Second
-)
-
 // checkpoint takes a barrier in every running task and commits what
 // precedes the barriers: outputs, changelog and input offsets, in one
 // transaction exactly once; then, and only then, each task's state goes to
@@ -1048,6 +1047,7 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 	committed, err := rt.commit(ctx, hs, why)
 	if committed {
 		rt.failedCheckpoints, rt.finalFailures = 0, 0
+		rt.restartPause.Reset()
 	}
 	switch {
 	case !committed && err == nil:
