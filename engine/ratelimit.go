@@ -28,17 +28,20 @@ type rateCaps struct {
 	since map[string]time.Time
 	// sources is every source topic, which "*" pauses.
 	sources []string
+	// pause and resume stop and restart fetching of topics.
+	pause, resume func(topics ...string)
 }
 
 // allTopics is the key of the replica-wide cap.
 const allTopics = "*"
 
 // newRateCaps returns the caps, or nil when there are none.
-func newRateCaps(obs observe.Observer, all float64, perTopic map[string]float64, sources []string) *rateCaps {
+func newRateCaps(obs observe.Observer, all float64, perTopic map[string]float64, sources []string, pause, resume func(...string)) *rateCaps {
 	if all <= 0 && len(perTopic) == 0 {
 		return nil
 	}
-	c := &rateCaps{obs: obs, topic: map[string]*rate.Limiter{}, until: map[string]time.Time{}, since: map[string]time.Time{}, sources: sources}
+	c := &rateCaps{obs: obs, topic: map[string]*rate.Limiter{}, until: map[string]time.Time{}, since: map[string]time.Time{},
+		sources: sources, pause: pause, resume: resume}
 	if all > 0 {
 		c.all = newCapLimiter(all)
 		obs.RateLimit(allTopics, all)
@@ -103,6 +106,50 @@ func reserve(lim *rate.Limiter, n int, now time.Time) time.Duration {
 		n -= k
 	}
 	return d
+}
+
+// take charges the records read from each topic at now and pauses
+// fetching of what went into debt.
+func (c *rateCaps) take(counts map[string]int, now time.Time) {
+	for key, until := range c.charge(counts, now) {
+		if _, paused := c.until[key]; !paused {
+			c.since[key] = now
+			c.pause(c.topicsOf(key)...)
+		}
+		if until.After(c.until[key]) {
+			c.until[key] = until
+		}
+	}
+}
+
+// resumeDue resumes fetching of what paid its debt by now, unless the
+// other cap holding a topic still does.
+func (c *rateCaps) resumeDue(now time.Time) {
+	for key, until := range c.until {
+		if until.After(now) {
+			continue
+		}
+		delete(c.until, key)
+		c.obs.RateLimited(key, now.Sub(c.since[key]))
+		delete(c.since, key)
+		var resume []string
+		for _, t := range c.topicsOf(key) {
+			_, all := c.until[allTopics]
+			_, own := c.until[t]
+			if !all && !own {
+				resume = append(resume, t)
+			}
+		}
+		c.resume(resume...)
+	}
+}
+
+// topicsOf returns the topics a key pauses.
+func (c *rateCaps) topicsOf(key string) []string {
+	if key == allTopics {
+		return c.sources
+	}
+	return []string{key}
 }
 
 // next returns when the earliest pause ends (zero for none).

@@ -520,11 +520,12 @@ const pollMax = 10000
 // partition's records to its task's inbox, and checkpoints every interval.
 func (rt *runtime) pollLoop(ctx context.Context) {
 	next := time.Now().Add(rt.cfg.CheckpointInterval)
-	caps := newRateCaps(rt.obs, rt.cfg.MaxRecordsPerSecond, rt.job.sourceRates(), rt.job.userSourceTopics())
+	caps := newRateCaps(rt.obs, rt.cfg.MaxRecordsPerSecond, rt.job.sourceRates(), rt.job.userSourceTopics(),
+		func(ts ...string) { rt.cl.PauseFetchTopics(ts...) }, func(ts ...string) { rt.cl.ResumeFetchTopics(ts...) })
 	for {
 		deadline := next
 		if caps != nil {
-			rt.resumeRateCapped(caps, time.Now())
+			caps.resumeDue(time.Now())
 			if u := caps.next(); !u.IsZero() && u.Before(deadline) {
 				deadline = u
 			}
@@ -533,7 +534,13 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 		fetches := rt.cl.PollRecords(pollCtx, caps.maxPoll(pollMax))
 		cancel()
 		if caps != nil {
-			rt.chargeRateCaps(caps, fetches)
+			counts := map[string]int{}
+			fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+				if rt.job.isUserSource(p.Topic) {
+					counts[p.Topic] += len(p.Records)
+				}
+			})
+			caps.take(counts, time.Now())
 		}
 		if fetches.IsClientClosed() {
 			return
@@ -580,61 +587,6 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 			return
 		default:
 		}
-	}
-}
-
-// chargeRateCaps charges a poll's records to the rate caps and pauses
-// fetching what went into debt.
-func (rt *runtime) chargeRateCaps(c *rateCaps, fetches kgo.Fetches) {
-	counts := map[string]int{}
-	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		if rt.job.isUserSource(p.Topic) {
-			counts[p.Topic] += len(p.Records)
-		}
-	})
-	now := time.Now()
-	for key, until := range c.charge(counts, now) {
-		if _, paused := c.until[key]; !paused {
-			c.since[key] = now
-			if key == allTopics {
-				rt.cl.PauseFetchTopics(c.sources...)
-			} else {
-				rt.cl.PauseFetchTopics(key)
-			}
-		}
-		if until.After(c.until[key]) {
-			c.until[key] = until
-		}
-	}
-}
-
-// resumeRateCapped resumes fetching what paid its debt by now.
-func (rt *runtime) resumeRateCapped(c *rateCaps, now time.Time) {
-	for key, until := range c.until {
-		if until.After(now) {
-			continue
-		}
-		delete(c.until, key)
-		rt.obs.RateLimited(key, now.Sub(c.since[key]))
-		delete(c.since, key)
-		var topics []string
-		if key == allTopics {
-			topics = c.sources
-		} else {
-			topics = []string{key}
-		}
-		// A topic stays paused while the other cap holding it does.
-		var resume []string
-		for _, t := range topics {
-			if _, all := c.until[allTopics]; all {
-				continue
-			}
-			if _, own := c.until[t]; own {
-				continue
-			}
-			resume = append(resume, t)
-		}
-		rt.cl.ResumeFetchTopics(resume...)
 	}
 }
 
