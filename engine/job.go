@@ -63,9 +63,10 @@ type source struct {
 	// internal is set for a repartition topic, whose name is only known
 	// once the consumer group is (at Run).
 	internal *InternalTopic
-	// table is set for a table a join reads: it is read whole, from its
-	// start, whatever the job's start offset.
-	table bool
+	// fromStart makes the topic read from its start when the group has no
+	// offset for it, whatever the job's start offset: a table a join
+	// reads must be read whole. (Internal topics always are.)
+	fromStart bool
 	// rate caps the records read per second from the topic; 0 for none.
 	rate  float64
 	build func(*Task) (SourceFunc, error)
@@ -303,7 +304,7 @@ func (j *Job) isUserSource(topic string) bool {
 // committed, or a joined table.
 func (j *Job) readFromStart(topic string) bool {
 	for _, s := range j.sources {
-		if (s.internal != nil && s.internal.name == topic) || (s.table && s.topic == topic) {
+		if (s.internal != nil && s.internal.name == topic) || (s.fromStart && s.topic == topic) {
 			return true
 		}
 	}

@@ -34,7 +34,7 @@ func TableJoin[K comparable, L, R, OUT any](stream KeyedStream[K, L], table stri
 	job.AddStatefulOperator(out.Name(), out.n.stage)
 	stage := stream.n.stage
 	src := "table:" + table
-	job.sources = append(job.sources, &source{topic: table, name: src, stage: stage, table: true, build: func(t *Task) (SourceFunc, error) {
+	job.sources = append(job.sources, &source{topic: table, name: src, stage: stage, fromStart: true, build: func(t *Task) (SourceFunc, error) {
 		stats := t.Stats(src)
 		c := &keyedCtx[K]{task: t, keys: stream.Key}
 		return func(r *kgo.Record) error {

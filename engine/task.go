@@ -487,10 +487,10 @@ func (q *inbox) drainedLocked() bool {
 }
 
 func (q *inbox) push(b batch) {
-	q.mu.Lock()
 	if q.highBytes > 0 {
-		b.bytes = batchBytes(b)
+		b.bytes = batchBytes(b) // outside the lock the task pops under
 	}
+	q.mu.Lock()
 	q.mu.batches = append(q.mu.batches, b)
 	q.mu.records += len(b.records)
 	q.mu.bytes += b.bytes
