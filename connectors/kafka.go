@@ -19,8 +19,10 @@ import (
 
 // KafkaSource reads topic, decoding each record's value with c. Each
 // record keeps its Kafka key and its timestamp as event time. A value that
-// does not decode is a poison record: the task stops at it with an
-// *engine.RecordError naming its topic, partition and offset.
+// does not decode is a poison record, handled by the source's error policy
+// (engine.OnError on the stream returned, else the job's): under fail the
+// task stops at it with an *engine.RecordError naming its topic, partition
+// and offset; dead-letter and skip go on without it.
 //
 // Every source topic of a job must have the same number of partitions:
 // partition n of each belongs to task n.
@@ -48,11 +50,19 @@ func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T], opts ..
 				return nil, err
 			}
 		}
+		g := t.Guard(name, engine.ClassDecode)
+		decode := func(b []byte) (T, error) {
+			v, err := c.Decode(b)
+			if err != nil {
+				return v, fmt.Errorf("decoding value: %w", err)
+			}
+			return v, nil
+		}
 		return func(r *kgo.Record) error {
 			stats.In++
-			v, err := c.Decode(r.Value)
-			if err != nil {
-				return &engine.OperatorError{Operator: name, Err: fmt.Errorf("decoding value: %w", err)}
+			v, ok, err := engine.Apply(g, decode, r.Value)
+			if !ok {
+				return err
 			}
 			stats.Out++
 			if wms == nil {
@@ -103,8 +113,27 @@ func WithWatermarks[T any](s windowing.WatermarkStrategy[T]) SourceOpt[T] {
 type SinkOpt[T any] func(*sinkConfig[T])
 
 type sinkConfig[T any] struct {
-	key     func(T) []byte
-	headers func(T) []kgo.RecordHeader
+	key            func(T) []byte
+	headers        func(T) []kgo.RecordHeader
+	policy         engine.ErrorPolicy
+	processingTime bool
+}
+
+// WithSinkErrorPolicy sets the error policy of the sink, for outputs it
+// cannot encode or that are larger than the topic takes (see
+// engine.ErrorPolicy): a dead letter is the input record that led to it.
+func WithSinkErrorPolicy[T any](p engine.ErrorPolicy) SinkOpt[T] {
+	return func(c *sinkConfig[T]) { c.policy = p }
+}
+
+// WithProcessingTime stamps each output with the time it is written
+// instead of its event time. Outputs carry their event time by default, as
+// in Flink and Kafka Streams; a topic that deletes by time (retention.ms)
+// then deletes the outputs of a replay of old data soon after they are
+// written. Stamp them now when that matters more than their event time
+// downstream.
+func WithProcessingTime[T any]() SinkOpt[T] {
+	return func(c *sinkConfig[T]) { c.processingTime = true }
 }
 
 // WithKey sets each output's key from its value, instead of the key the
@@ -131,20 +160,41 @@ func KafkaSink[T any](in engine.Stream[T], topic string, c codec.Codec[T], opts 
 	job := in.Job()
 	job.AddSinkTopic(topic)
 	name := job.UniqueName("sink:" + topic)
+	if cfg.policy != "" {
+		job.SetErrorPolicy(name, cfg.policy)
+	}
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
 		stats := t.Stats(name)
-		return func(r engine.Record[T]) error {
-			stats.In++
-			b, err := c.Encode(r.Value)
+		g := t.Guard(name, engine.ClassEncode)
+		encode := func(v T) (*kgo.Record, error) {
+			b, err := c.Encode(v)
 			if err != nil {
-				return &engine.OperatorError{Operator: name, Err: fmt.Errorf("encoding value: %w", err)}
+				return nil, fmt.Errorf("encoding value: %w", err)
 			}
-			out := &kgo.Record{Topic: topic, Key: r.Key, Value: b, Timestamp: r.Timestamp}
+			out := &kgo.Record{Topic: topic, Value: b}
 			if cfg.key != nil {
-				out.Key = cfg.key(r.Value)
+				out.Key = cfg.key(v)
 			}
 			if cfg.headers != nil {
-				out.Headers = cfg.headers(r.Value)
+				out.Headers = cfg.headers(v)
+			}
+			return out, nil
+		}
+		return func(r engine.Record[T]) error {
+			stats.In++
+			out, ok, err := engine.Apply(g, encode, r.Value)
+			if !ok {
+				return err
+			}
+			if cfg.key == nil {
+				out.Key = r.Key
+			}
+			out.Timestamp = r.Timestamp
+			if cfg.processingTime {
+				out.Timestamp = t.Now()
+			}
+			if err := t.CheckOutput(out); err != nil {
+				return g.Reject(engine.ClassTooLarge, err)
 			}
 			t.Produce(out)
 			stats.Out++

@@ -120,6 +120,40 @@ type Config struct {
 	// came from (see package provenance), for weir verify. Default: off.
 	// Environment WEIR_PROVENANCE, flag --provenance.
 	Provenance bool
+	// ErrorPolicy is what happens to a record an operator cannot process
+	// (it does not decode, a user function fails or panics on it, a sink
+	// cannot encode it or Kafka would refuse it): "fail" stops the job at
+	// it, "dead-letter" writes it to the dead-letter topic and goes on,
+	// "skip" counts it and goes on. An operator can have its own
+	// (engine.OnError). Default: fail. Environment WEIR_ERROR_POLICY, flag
+	// --error-policy.
+	ErrorPolicy ErrorPolicy
+	// DeadLetterTopic is where dead letters go. Default: <group>-dlq,
+	// which Weir creates like its internal topics, with the first stage's
+	// partition count; a topic named here must exist. Environment
+	// WEIR_DEAD_LETTER_TOPIC, flag --dead-letter-topic.
+	DeadLetterTopic string
+	// RetryAttempts is how many calls user code gets for a record when it
+	// fails with an error marked engine.Retryable, the first included,
+	// before the error policy applies; the waits between them grow from
+	// RetryInitialInterval to RetryMaxInterval, with jitter. 1 turns
+	// retries off. Default: 5, 100ms, 5s. Environment
+	// WEIR_RETRY_ATTEMPTS, WEIR_RETRY_INITIAL_INTERVAL,
+	// WEIR_RETRY_MAX_INTERVAL; flags --retry-attempts,
+	// --retry-initial-interval, --retry-max-interval.
+	RetryAttempts        int
+	RetryInitialInterval time.Duration
+	RetryMaxInterval     time.Duration
+	// BreakerThreshold and BreakerWindow are the circuit breaker: when
+	// more than BreakerThreshold of an operator's last BreakerWindow
+	// records in a task failed (dead-lettered or skipped), the replica
+	// halts: it processes and commits nothing more, /readyz says why, and
+	// it stays so until resumed (POST /breaker/resume, weir breaker
+	// resume) or restarted. A threshold of 0 turns the breaker off.
+	// Default: 0.1 of 1000. Environment WEIR_BREAKER_THRESHOLD,
+	// WEIR_BREAKER_WINDOW; flags --breaker-threshold, --breaker-window.
+	BreakerThreshold float64
+	BreakerWindow    int
 
 	logger    *zap.Logger
 	observer  observe.Observer
@@ -145,6 +179,13 @@ func defaultConfig(job string) Config {
 
 		LeaveGroupOnShutdown: true,
 		MemoryLimit:          256 << 20,
+
+		ErrorPolicy:          Fail,
+		RetryAttempts:        5,
+		RetryInitialInterval: 100 * time.Millisecond,
+		RetryMaxInterval:     5 * time.Second,
+		BreakerThreshold:     0.1,
+		BreakerWindow:        1000,
 	}
 }
 
@@ -223,6 +264,28 @@ func WithLeaveGroupOnShutdown(on bool) Opt {
 
 // WithProvenance adds provenance headers to every output.
 func WithProvenance(on bool) Opt { return optFunc(func(c *Config) { c.Provenance = on }) }
+
+// WithErrorPolicy sets Config.ErrorPolicy, the policy of every operator
+// without one of its own.
+func WithErrorPolicy(p ErrorPolicy) Opt { return optFunc(func(c *Config) { c.ErrorPolicy = p }) }
+
+// WithDeadLetterTopic sets Config.DeadLetterTopic.
+func WithDeadLetterTopic(topic string) Opt {
+	return optFunc(func(c *Config) { c.DeadLetterTopic = topic })
+}
+
+// WithRetries sets Config.RetryAttempts, RetryInitialInterval and
+// RetryMaxInterval.
+func WithRetries(attempts int, initial, maxInterval time.Duration) Opt {
+	return optFunc(func(c *Config) {
+		c.RetryAttempts, c.RetryInitialInterval, c.RetryMaxInterval = attempts, initial, maxInterval
+	})
+}
+
+// WithCircuitBreaker sets Config.BreakerThreshold and BreakerWindow.
+func WithCircuitBreaker(threshold float64, window int) Opt {
+	return optFunc(func(c *Config) { c.BreakerThreshold, c.BreakerWindow = threshold, window })
+}
 
 // WithLogLevel sets the log level of the logger the job builds for itself.
 func WithLogLevel(level string) Opt { return optFunc(func(c *Config) { c.LogLevel = level }) }
@@ -331,6 +394,23 @@ func configVars(c *Config) []configVar {
 		c.MemoryLimit = n
 		return err
 	}
+	ep := func() string { return string(c.ErrorPolicy) }
+	eps := func(s string) error {
+		p, err := parseErrorPolicy(s)
+		c.ErrorPolicy = p
+		return err
+	}
+	dl, dls := str(&c.DeadLetterTopic)
+	ra, ras := integer(&c.RetryAttempts)
+	rii, riis := dur(&c.RetryInitialInterval)
+	rmi, rmis := dur(&c.RetryMaxInterval)
+	bw, bws := integer(&c.BreakerWindow)
+	bt := func() string { return strconv.FormatFloat(c.BreakerThreshold, 'f', -1, 64) }
+	bts := func(s string) error {
+		f, err := strconv.ParseFloat(s, 64)
+		c.BreakerThreshold = f
+		return err
+	}
 	mr := func() string { return strconv.FormatFloat(c.MaxRecordsPerSecond, 'f', -1, 64) }
 	mrs := func(s string) error {
 		f, err := strconv.ParseFloat(s, 64)
@@ -358,6 +438,13 @@ func configVars(c *Config) []configVar {
 		v("WEIR_PROVENANCE", "provenance", "add provenance headers (origin, path, checkpoint) to every output", pv, pvs),
 		v("WEIR_MEMORY_LIMIT", "memory-limit", "memory the replica budgets for: buffers, queues, state cache, Pebble, GOMEMLIMIT (0: no budget)", ml, mls),
 		v("WEIR_MAX_RECORDS_PER_SECOND", "max-records-per-second", "cap on input records read per second by this replica (0: none)", mr, mrs),
+		v("WEIR_ERROR_POLICY", "error-policy", "what a record an operator cannot process does: fail, dead-letter or skip", ep, eps),
+		v("WEIR_DEAD_LETTER_TOPIC", "dead-letter-topic", "dead-letter topic (default <group>-dlq, created by Weir)", dl, dls),
+		v("WEIR_RETRY_ATTEMPTS", "retry-attempts", "calls user code gets for a record failing with a retryable error (1: no retries)", ra, ras),
+		v("WEIR_RETRY_INITIAL_INTERVAL", "retry-initial-interval", "first wait before retrying a retryable error", rii, riis),
+		v("WEIR_RETRY_MAX_INTERVAL", "retry-max-interval", "longest wait between retries", rmi, rmis),
+		v("WEIR_BREAKER_THRESHOLD", "breaker-threshold", "share of an operator's last records that may fail before the replica halts (0: no breaker)", bt, bts),
+		v("WEIR_BREAKER_WINDOW", "breaker-window", "how many of an operator's last records the breaker counts", bw, bws),
 		v("WEIR_LEAVE_GROUP_ON_SHUTDOWN", "leave-group-on-shutdown", "leave the consumer group on a clean stop, so tasks move at once (off: wait for this replica's restart)", lg, lgs),
 	}
 }
@@ -403,6 +490,21 @@ func (c *Config) validate() error {
 	}
 	if c.MaxRecordsPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("max records per second %v: must not be negative (0: no cap)", c.MaxRecordsPerSecond))
+	}
+	if _, err := parseErrorPolicy(string(c.ErrorPolicy)); err != nil && c.ErrorPolicy != "" {
+		errs = append(errs, err)
+	}
+	if c.RetryAttempts < 1 {
+		errs = append(errs, fmt.Errorf("retry attempts %d: must be at least 1 (1: no retries)", c.RetryAttempts))
+	}
+	if c.RetryInitialInterval <= 0 || c.RetryMaxInterval < c.RetryInitialInterval {
+		errs = append(errs, fmt.Errorf("retry intervals %v to %v: must be positive and growing", c.RetryInitialInterval, c.RetryMaxInterval))
+	}
+	if c.BreakerThreshold < 0 || c.BreakerThreshold >= 1 {
+		errs = append(errs, fmt.Errorf("breaker threshold %v: must be in [0, 1) (0: no breaker)", c.BreakerThreshold))
+	}
+	if c.BreakerWindow < 1 {
+		errs = append(errs, fmt.Errorf("breaker window %d: must be at least 1", c.BreakerWindow))
 	}
 	if c.TaskQueueRecords < 1 {
 		errs = append(errs, fmt.Errorf("task queue records %d: must be at least 1", c.TaskQueueRecords))

@@ -64,7 +64,7 @@ func IntervalJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right Key
 		if err != nil {
 			return nil, err
 		}
-		ij := &intervalJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers}, lbuf: lbuf, rbuf: rbuf,
+		ij := &intervalJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), ClassError)}, lbuf: lbuf, rbuf: rbuf,
 			lo: lo, hi: hi, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
 		timers.fire = ij.onTimer
 		joiners.Store(t, ij)
@@ -176,11 +176,11 @@ func joinSide[K comparable, L, R, OUT, OWN, OTHER any](j *intervalJoiner[K, L, R
 // as in Flink.
 func (j *intervalJoiner[K, L, R, OUT]) emit(l L, r R, ts int64) error {
 	var out OUT
-	if err := callUser(j.op, func() error {
+	if ok, err := j.c.guard.Do(func() error {
 		var err error
 		out, err = j.join(j.c.key, l, r)
 		return err
-	}); err != nil {
+	}); !ok {
 		return err
 	}
 	j.stats.Out++

@@ -50,6 +50,12 @@ type Job struct {
 	// operator id (the state registry's, which prefixes every state key).
 	changelogs map[string]*InternalTopic
 	buildErrs  []error
+	// policies are the operators' own error policies, by operator name;
+	// dlq is where dead letters go, resolved at start.
+	policies map[string]ErrorPolicy
+	dlq      deadLetterTopic
+	// sinkTopics describes the sink topics, as found at start.
+	sinkTopics map[string]sinkTopic
 
 	mu struct {
 		sync.Mutex

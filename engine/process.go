@@ -78,8 +78,8 @@ type Context[K comparable] interface {
 	Watermark() time.Time
 	// Timers registers timers for the current key.
 	Timers() TimerService
-	// sideOutput serves OutputTag.Emit.
-	sideEmitter
+	// SideOutput serves OutputTag.Emit.
+	SideEmitter
 }
 
 // KeyedProcessFunction is the lowest-level keyed operator, Flink's
@@ -124,14 +124,14 @@ func Process[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, fn K
 		if err != nil {
 			return nil, err
 		}
-		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides, timers: timers}
+		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides, timers: timers, guard: t.Guard(opName, ClassError)}
 		col := &keyedCollector[OUT]{ctx: &c.rec, down: down, stats: stats}
 		timers.fire = func(key []byte, at int64, domain TimeDomain) error {
 			if err := c.setKey(key, at); err != nil {
 				return &OperatorError{Operator: opName, Err: err}
 			}
 			col.err = nil
-			err := callUser(opName, func() error { return fn.OnTimer(c, time.UnixMilli(at), domain, col) })
+			_, err := c.guard.Do(func() error { return fn.OnTimer(c, time.UnixMilli(at), domain, col) })
 			if col.err != nil {
 				return col.err
 			}
@@ -144,7 +144,7 @@ func Process[K comparable, IN, OUT any](in KeyedStream[K, IN], name string, fn K
 			}
 			c.rec.Timestamp = r.Timestamp
 			col.err = nil
-			err := callUser(opName, func() error { return fn.Process(c, r.Value, col) })
+			_, err := c.guard.Do(func() error { return fn.Process(c, r.Value, col) })
 			if col.err != nil {
 				return col.err // a failure downstream keeps its operator's name
 			}
@@ -164,9 +164,11 @@ type keyedCtx[K comparable] struct {
 	key    K
 	sides  map[string]any // side-output emitters by tag
 	ns     []byte         // state namespace, e.g. a window; nil for plain keyed state
+	// guard runs the operator's user code (see Guard).
+	guard *Guard
 }
 
-func (c *keyedCtx[K]) sideOutput(id string) (any, Record[struct{}]) { return c.sides[id], c.rec }
+func (c *keyedCtx[K]) SideOutput(id string) (any, Record[struct{}]) { return c.sides[id], c.rec }
 
 // setKey makes key (encoded) and ts current. A key that does not decode
 // fails the record: a keyed operator must never see a wrong key.
@@ -206,20 +208,6 @@ func (c *keyedCollector[T]) CollectAt(v T, ts time.Time) error {
 			c.err = err
 		}
 		return err
-	}
-	return nil
-}
-
-// callUser calls user code, turning an error or a panic into an
-// *OperatorError naming the operator.
-func callUser(op string, fn func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = &OperatorError{Operator: op, Err: fmt.Errorf("panic: %v", p)}
-		}
-	}()
-	if err := fn(); err != nil {
-		return &OperatorError{Operator: op, Err: err}
 	}
 	return nil
 }

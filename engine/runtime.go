@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,6 +106,9 @@ type runtime struct {
 	ready      atomic.Bool
 	notReadyMu sync.Mutex
 	notReady   string // why not ready, for /readyz
+
+	// failures is the replica's circuit breaker.
+	failures *failureControl
 }
 
 func newRuntime(j *Job, log *zap.Logger, obs observe.Observer) *runtime {
@@ -117,8 +121,32 @@ func newRuntime(j *Job, log *zap.Logger, obs observe.Observer) *runtime {
 		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 5 * time.Second,
 	}
 	rt.restartPause.Reset()
+	rt.failures = newFailureControl(j.cfg.BreakerThreshold, j.cfg.BreakerWindow)
+	rt.failures.onChange = rt.breakerChanged
 	rt.setNotReady("starting")
 	return rt
+}
+
+// breakerChanged follows the circuit breaker: a halted replica is not
+// ready, says why, and counts; a resumed one wakes its tasks, which go on
+// with the record after the one that tripped the breaker.
+func (rt *runtime) breakerChanged(halted bool, why string) {
+	rt.obs.CircuitBreaker(halted, why)
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if halted {
+		rt.log.Error("replica halted", zap.String("why", why))
+	} else {
+		rt.log.Warn("replica resumed; the circuit breaker counts afresh",
+			zap.Float64("threshold", rt.failures.settings.Load().threshold))
+		for _, tr := range rt.mu.tasks {
+			select {
+			case tr.in.notify <- struct{}{}:
+			default:
+			}
+		}
+	}
+	rt.updateReadyLocked()
 }
 
 func (rt *runtime) exactlyOnce() bool { return rt.cfg.Guarantee == ExactlyOnce }
@@ -161,7 +189,18 @@ func (rt *runtime) run(ctx context.Context) error {
 	rt.runCtx, rt.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
 	defer rt.cancelRun()
 
+	var dlq *InternalTopic
+	if rt.job.usesDeadLetters() && rt.cfg.DeadLetterTopic == "" {
+		dlq = rt.job.AddInternalTopic("dlq", 0)
+	} else if rt.job.usesDeadLetters() {
+		rt.job.AddSinkTopic(rt.cfg.DeadLetterTopic)
+	}
 	rt.job.resolveInternalTopics(rt.cfg.Group)
+	if dlq != nil {
+		rt.job.dlq.name = dlq.name
+	} else {
+		rt.job.dlq.name = rt.cfg.DeadLetterTopic
+	}
 	partitions, err := rt.checkTopics(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -329,7 +368,77 @@ func (rt *runtime) checkTopics(ctx context.Context) (int, error) {
 	if err := rt.ensureInternalTopics(ctx, adm, n); err != nil {
 		return 0, err
 	}
+	if rt.job.dlq.name != "" {
+		rt.job.dlq.partitions = int32(n) // Weir's own: the first stage's count
+		if c, ok := counts[rt.job.dlq.name]; ok {
+			rt.job.dlq.partitions = int32(c)
+		}
+	}
+	if err := rt.describeSinks(ctx, adm); err != nil {
+		return 0, err
+	}
 	return n, nil
+}
+
+// sinkTopic is what a sink checks its outputs against: the topic's
+// retention.ms (0 for none), and the largest record it takes.
+type sinkTopic struct {
+	retention time.Duration
+	maxBytes  int
+}
+
+// producerMaxBatchBytes is franz-go's default ProducerBatchMaxBytes: no
+// record larger than it can be produced, whatever the topic takes.
+const producerMaxBatchBytes = 1000012
+
+// describeSinks reads the sink topics' retention.ms and max.message.bytes,
+// and warns about a sink whose retention deletes by time: outputs carry
+// their event time, so a replay of old data writes records the broker may
+// delete minutes later.
+func (rt *runtime) describeSinks(ctx context.Context, adm *kadm.Client) error {
+	topics := slices.Sorted(maps.Keys(rt.job.sinks))
+	if len(topics) == 0 {
+		return nil
+	}
+	var rcs kadm.ResourceConfigs
+	err := rt.retryTransient(ctx, "describing the sink topics", func(ctx context.Context) error {
+		var err error
+		rcs, err = adm.DescribeTopicConfigs(ctx, topics...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("describing the sink topics: %w", err)
+	}
+	rt.job.sinkTopics = map[string]sinkTopic{}
+	for _, rc := range rcs {
+		st := sinkTopic{maxBytes: producerMaxBatchBytes}
+		if rc.Err != nil {
+			rt.log.Warn("describing a sink topic's configuration", zap.String("topic", rc.Name), zap.Error(rc.Err))
+			rt.job.sinkTopics[rc.Name] = st
+			continue
+		}
+		for _, c := range rc.Configs {
+			if c.Value == nil {
+				continue
+			}
+			switch c.Key {
+			case "retention.ms":
+				if ms, err := strconv.ParseInt(*c.Value, 10, 64); err == nil && ms > 0 {
+					st.retention = time.Duration(ms) * time.Millisecond
+				}
+			case "max.message.bytes":
+				if n, err := strconv.Atoi(*c.Value); err == nil && n > 0 {
+					st.maxBytes = min(n, producerMaxBatchBytes)
+				}
+			}
+		}
+		rt.job.sinkTopics[rc.Name] = st
+		if st.retention > 0 && rc.Name != rt.job.dlq.name {
+			rt.log.Info("sink topic deletes records by time: outputs carry their event time, so outputs older than its retention may be deleted soon after they are written (weir_sink_records_past_retention_total counts them; connectors.WithProcessingTime stamps them now)",
+				zap.String("topic", rc.Name), zap.Duration("retention", st.retention))
+		}
+	}
+	return nil
 }
 
 // internalTopicConfig is how Weir creates its internal topics. Records
@@ -708,6 +817,10 @@ func (rt *runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 }
 
 func (rt *runtime) updateReadyLocked() {
+	if halted, why := rt.failures.halted(); halted {
+		rt.setNotReady(why)
+		return
+	}
 	if rt.mu.restoring > 0 {
 		rt.setNotReady(fmt.Sprintf("restoring the state of %d tasks", rt.mu.restoring))
 		return
@@ -744,7 +857,7 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 		return newTask(taskEnv{
 			ctx: rt.runCtx, log: rt.log, obs: rt.obs, producer: cl, clock: systemClock{}, store: rt.store,
 			checkpoint: cp.cp, changelogNext: cp.changelog, eventTime: cp.eventTime, provenance: rt.cfg.Provenance,
-			offsets: offsets,
+			offsets: offsets, failures: rt.failures,
 		}, id, rt.job)
 	}
 	rt.mu.restoring++

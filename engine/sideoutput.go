@@ -16,8 +16,8 @@ func (t OutputTag[T]) Name() string { return t.id }
 
 // Emit sends v to the tag's side output, under the current key and event
 // time. A side output no stream reads (see SideOutput) discards.
-func (t OutputTag[T]) Emit(c sideEmitter, v T) error {
-	e, rec := c.sideOutput(t.id)
+func (t OutputTag[T]) Emit(c SideEmitter, v T) error {
+	e, rec := c.SideOutput(t.id)
 	if e == nil {
 		return nil
 	}
@@ -28,10 +28,23 @@ func (t OutputTag[T]) Emit(c sideEmitter, v T) error {
 	return emit(Record[T]{Key: rec.Key, Value: v, Timestamp: rec.Timestamp})
 }
 
-// sideEmitter is what a Context gives OutputTag.Emit.
-type sideEmitter interface {
-	sideOutput(id string) (any, Record[struct{}])
+// SideEmitter is what OutputTag.Emit emits through: a process function's
+// Context, or a FlatMap function's collector.
+type SideEmitter interface {
+	// SideOutput returns the emitter of side output id (nil when no
+	// stream reads it) and the key and time of the record in hand.
+	SideOutput(id string) (any, Record[struct{}])
 }
+
+// SideOutputs are one operator's side outputs in one task, by tag name.
+type SideOutputs map[string]any
+
+// Lookup returns side output id's emitter, nil when no stream reads it.
+func (s SideOutputs) Lookup(id string) any { return s[id] }
+
+// BuildSides builds, for task t, the side outputs of the operator that
+// produces s, for operator packages (see SideOutput).
+func (s Stream[T]) BuildSides(t *Task) (SideOutputs, error) { return buildSides(t, s.n) }
 
 // SideOutput returns the side output tag of the operator producing s. Call
 // it while building the topology.

@@ -60,7 +60,7 @@ func TableJoin[K comparable, L, R, OUT any](stream KeyedStream[K, L], table stri
 		if err != nil {
 			return nil, err
 		}
-		c := &keyedCtx[K]{task: t, keys: stream.Key}
+		c := &keyedCtx[K]{task: t, keys: stream.Key, guard: t.Guard(opName, ClassError)}
 		return func(r Record[L]) error {
 			stats.In++
 			if err := c.setKey(r.Key, r.Timestamp.UnixMilli()); err != nil {
@@ -71,11 +71,11 @@ func TableJoin[K comparable, L, R, OUT any](stream KeyedStream[K, L], table stri
 				return &OperatorError{Operator: opName, Err: err}
 			}
 			var v OUT
-			if err := callUser(opName, func() error {
+			if ok, err := c.guard.Do(func() error {
 				var err error
 				v, err = join(c.key, r.Value, right, found)
 				return err
-			}); err != nil {
+			}); !ok {
 				return err
 			}
 			stats.Out++

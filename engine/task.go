@@ -36,6 +36,10 @@ type OpStats struct {
 	name                                  string
 	In, Out, Failed, Late                 int64
 	sentIn, sentOut, sentFailed, sentLate int64
+	// DeadLettered and Skipped count failed records the error policy
+	// dead-lettered or skipped; Retried, calls retried (see Guard).
+	DeadLettered, Skipped, Retried             int64
+	sentDeadLettered, sentSkipped, sentRetried int64
 }
 
 // TaskID names a task: a stage and a partition number of the topics that
@@ -54,6 +58,7 @@ func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.Stage, id.Part
 // must call its methods only from the record path.
 type Task struct {
 	id       TaskID
+	job      *Job
 	ctx      context.Context
 	log      *zap.Logger
 	obs      observe.Observer
@@ -99,6 +104,17 @@ type Task struct {
 	clPending []*changelogAcks
 	// trace stamps outputs with provenance headers; nil unless enabled.
 	trace *tracer
+	// held is what process left of its batch when the replica halted.
+	held []*kgo.Record
+	// failures is the replica's circuit breaker (nil: none); cur is the
+	// input record in hand and curTimer the timer, for dead letters.
+	failures *failureControl
+	cur      *kgo.Record
+	curTimer timerInHand
+	// pastRetention counts, by sink topic, outputs older than its
+	// retention (see CheckOutput), until flushStats reports them.
+	pastRetention    map[string]int
+	pastRetentionAll int
 }
 
 // taskEnv is what a replica (or a local harness) gives each of its tasks.
@@ -120,23 +136,28 @@ type taskEnv struct {
 	// offsets is the committed offset of each input partition that has
 	// one: where the task stands until it processes a record.
 	offsets map[string]kgo.EpochOffset
+	// failures is the replica's circuit breaker; nil for none.
+	failures *failureControl
 }
 
 func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
 	t := &Task{
-		id:        id,
-		ctx:       env.ctx,
-		log:       env.log.With(zap.Stringer("task", id)),
-		obs:       env.obs,
-		producer:  env.producer,
-		clock:     env.clock,
-		watermark: minWatermark,
-		et:        newEventTime(),
-		sources:   make(map[string]SourceFunc, len(j.sources)),
-		byName:    make(map[string]*OpStats),
-		next:      make(map[string]kgo.EpochOffset, len(j.sources)),
-		cp:        env.checkpoint + 1,
-		clNext:    map[string]int64{},
+		id:            id,
+		job:           j,
+		pastRetention: map[string]int{},
+		failures:      env.failures,
+		ctx:           env.ctx,
+		log:           env.log.With(zap.Stringer("task", id)),
+		obs:           env.obs,
+		producer:      env.producer,
+		clock:         env.clock,
+		watermark:     minWatermark,
+		et:            newEventTime(),
+		sources:       make(map[string]SourceFunc, len(j.sources)),
+		byName:        make(map[string]*OpStats),
+		next:          make(map[string]kgo.EpochOffset, len(j.sources)),
+		cp:            env.checkpoint + 1,
+		clNext:        map[string]int64{},
 	}
 	if len(j.changelogs) > 0 {
 		t.changelogs = make(map[string]string, len(j.changelogs))
@@ -244,11 +265,14 @@ func (t *Task) process(b batch) error {
 	if t.trace != nil {
 		defer t.trace.leave()
 	}
-	for _, r := range b.records {
+	t.held = nil
+	for i, r := range b.records {
 		if t.trace != nil {
 			t.trace.enter(r)
 		}
+		t.cur = r
 		err := src(r)
+		t.cur = nil
 		if err == nil && t.timerErr != nil {
 			err, t.timerErr = t.timerErr, nil
 		}
@@ -259,6 +283,12 @@ func (t *Task) process(b batch) error {
 			return t.recordError(r, err)
 		}
 		next = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+		if halted, _ := t.failures.halted(); halted && i+1 < len(b.records) {
+			// The circuit breaker tripped: nothing after this record is
+			// processed until the replica resumes.
+			t.held = b.records[i+1:]
+			break
+		}
 	}
 	t.next[b.topic] = next
 	if b.highWatermark >= 0 {
@@ -426,6 +456,24 @@ func (t *Task) flushStats() {
 		if d := s.Late - s.sentLate; d != 0 {
 			t.obs.RecordsLate(s.name, int(d))
 			s.sentLate = s.Late
+		}
+		if d := s.DeadLettered - s.sentDeadLettered; d != 0 {
+			t.obs.RecordsDeadLettered(s.name, int(d))
+			s.sentDeadLettered = s.DeadLettered
+		}
+		if d := s.Skipped - s.sentSkipped; d != 0 {
+			t.obs.RecordsSkipped(s.name, int(d))
+			s.sentSkipped = s.Skipped
+		}
+		if d := s.Retried - s.sentRetried; d != 0 {
+			t.obs.Retries(s.name, int(d))
+			s.sentRetried = s.Retried
+		}
+	}
+	for topic, n := range t.pastRetention {
+		if n > 0 {
+			t.obs.SinkRecordsPastRetention(topic, n)
+			t.pastRetention[topic] = 0
 		}
 	}
 }
@@ -681,6 +729,14 @@ type taskRunner struct {
 	// dirty is the bytes in the task's write-back state cache, as of its
 	// last batch, for the memory budget.
 	dirty atomic.Int64
+	// pending is what the task had in hand when the replica halted: it
+	// processes it first when the replica resumes.
+	pending batch
+}
+
+func (r *taskRunner) halted() bool {
+	h, _ := r.t.failures.halted()
+	return h
 }
 
 func (r *taskRunner) run() {
@@ -701,7 +757,7 @@ func (r *taskRunner) run() {
 			c.fn(r.t)
 			close(c.done)
 		case <-tick.C:
-			if r.t.err == nil {
+			if halted, _ := r.t.failures.halted(); r.t.err == nil && !halted {
 				if err := r.t.tick(); err != nil {
 					r.t.err = err
 					r.fatal(err)
@@ -717,9 +773,17 @@ func (r *taskRunner) run() {
 					return
 				default:
 				}
-				b, ok := r.in.pop()
-				if !ok {
+				// A halted replica (its circuit breaker open) processes
+				// nothing until it resumes, which notifies every task.
+				if halted, _ := r.t.failures.halted(); halted {
 					break
+				}
+				b, ok := r.pending, len(r.pending.records) > 0
+				r.pending = batch{}
+				if !ok {
+					if b, ok = r.in.pop(); !ok {
+						break
+					}
 				}
 				// A fetch can hold thousands of records; cut it in chunks and
 				// answer commands between them, so a checkpoint waits for at
@@ -731,6 +795,11 @@ func (r *taskRunner) run() {
 							r.t.err = err
 							r.fatal(err)
 						}
+					}
+					if held := r.t.held; len(held) > 0 || r.halted() {
+						r.pending = batch{topic: b.topic, records: slices.Concat(held, b.records[n:]), highWatermark: b.highWatermark}
+						r.t.held = nil
+						break
 					}
 					b.records = b.records[n:]
 					select {

@@ -160,7 +160,13 @@ func (o *timerOwner) fireDue(d TimeDomain, upTo int64) error {
 			return nil
 		}
 		o.task.store.Delete(o.key(d, at, key))
-		if err := o.fire(key, at, d); err != nil {
+		// A timer due after a record's watermark fires while the record
+		// is in hand; a dead letter of the timer must not name the record.
+		cur := o.task.cur
+		o.task.cur, o.task.curTimer = nil, timerInHand{set: true, at: at, domain: d, key: key}
+		err := o.fire(key, at, d)
+		o.task.cur, o.task.curTimer = cur, timerInHand{}
+		if err != nil {
 			return &TimerError{Timer: at, Domain: d, Key: key, Err: err}
 		}
 	}

@@ -179,7 +179,7 @@ func windowOperator[K comparable, IN, OUT any](in KeyedStream[K, IN], name strin
 			}
 			lateEmit = lateToTopic(t, opName, topic, cfg.lateCodec, cfg.lateness)
 		}
-		c := &keyedCtx[K]{task: t, keys: in.Key, timers: timers}
+		c := &keyedCtx[K]{task: t, keys: in.Key, timers: timers, guard: t.Guard(opName, ClassError)}
 		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner,
 			lateness: lateness, stats: stats, op: opName, trigger: cfg.trigger, counts: counts,
 			col: &windowCollector[K, OUT]{c: c, down: down, stats: stats}}
@@ -311,7 +311,7 @@ func (l *listContents[K, IN, OUT]) emit(c *keyedCtx[K], out Collector[OUT]) (boo
 		return false, err
 	}
 	win := decodeWindow(c.ns)
-	err = callUser("window", func() error { return l.fn.Process(c.key, win, vs, out) })
+	_, err = c.guard.Do(func() error { return l.fn.Process(c.key, win, vs, out) })
 	return true, err
 }
 

@@ -48,7 +48,7 @@ func WindowJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right Keyed
 		if err != nil {
 			return nil, err
 		}
-		wj := &windowJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers}, lbuf: lbuf, rbuf: rbuf,
+		wj := &windowJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), ClassError)}, lbuf: lbuf, rbuf: rbuf,
 			assigner: assigner, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
 		timers.fire = wj.onTimer
 		joiners.Store(t, wj)
@@ -135,12 +135,15 @@ func (wj *windowJoiner[K, L, R, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) 
 	for _, l := range ls {
 		for _, r := range rs {
 			var v OUT
-			if err := callUser(wj.op, func() error {
+			if ok, err := wj.c.guard.Do(func() error {
 				var err error
 				v, err = wj.join(wj.c.key, win, l, r)
 				return err
-			}); err != nil {
-				return err
+			}); !ok {
+				if err != nil {
+					return err
+				}
+				continue
 			}
 			wj.stats.Out++
 			if err := wj.down(Record[OUT]{Key: key, Value: v, Timestamp: win.MaxTimestamp().Time()}); err != nil {

@@ -41,6 +41,11 @@ type Prometheus struct {
 	restoreTook   prometheus.Histogram
 	rateLimit     *prometheus.GaugeVec
 	rateLimited   *prometheus.CounterVec
+	deadLettered  *prometheus.CounterVec
+	skipped       *prometheus.CounterVec
+	retries       *prometheus.CounterVec
+	breaker       prometheus.Gauge
+	pastRetention *prometheus.CounterVec
 }
 
 var _ observe.Observer = (*Prometheus)(nil)
@@ -124,6 +129,24 @@ func New(job string) *Prometheus {
 		Name: "weir_restore_duration_seconds", Help: "Time a task took to restore its state from the changelog.", ConstLabels: labels,
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 	})
+	p.deadLettered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_records_dead_lettered_total", Help: "Failed records an operator's error policy wrote to the dead-letter topic.", ConstLabels: labels,
+	}, []string{"operator"})
+	p.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_records_skipped_total", Help: "Failed records an operator's error policy dropped.", ConstLabels: labels,
+	}, []string{"operator"})
+	p.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_retries_total", Help: "Calls of an operator's user code retried after a retryable error.", ConstLabels: labels,
+	}, []string{"operator"})
+	p.breaker = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "weir_circuit_breaker_open", Help: "1 while the replica's circuit breaker is open: too many records failed, the replica halted until resumed.", ConstLabels: labels,
+	})
+	p.pastRetention = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_sink_records_past_retention_total", Help: "Outputs stamped older than their topic's retention.ms, which the broker may delete soon after writing.", ConstLabels: labels,
+	}, []string{"topic"})
+	for _, c := range []prometheus.Collector{p.deadLettered, p.skipped, p.retries, p.breaker, p.pastRetention} {
+		f(c)
+	}
 	for _, c := range []prometheus.Collector{p.recordsIn, p.recordsOut, p.recordsFailed, p.recordsLate, p.lag, p.checkpoints, p.cpDuration, p.watermark, p.idle, p.tasks, p.ready,
 		p.cpRecords, p.cpSize, p.txns, txnAge, p.restored, p.restoreLeft, p.restoreTook, p.rateLimit, p.rateLimited} {
 		f(c)
@@ -151,6 +174,21 @@ func (p *Prometheus) RecordsFailed(op string, n int) {
 }
 
 func (p *Prometheus) RecordsLate(op string, n int) { p.recordsLate.WithLabelValues(op).Add(float64(n)) }
+func (p *Prometheus) RecordsDeadLettered(op string, n int) {
+	p.deadLettered.WithLabelValues(op).Add(float64(n))
+}
+func (p *Prometheus) RecordsSkipped(op string, n int) { p.skipped.WithLabelValues(op).Add(float64(n)) }
+func (p *Prometheus) Retries(op string, n int)        { p.retries.WithLabelValues(op).Add(float64(n)) }
+func (p *Prometheus) CircuitBreaker(open bool, _ string) {
+	if open {
+		p.breaker.Set(1)
+	} else {
+		p.breaker.Set(0)
+	}
+}
+func (p *Prometheus) SinkRecordsPastRetention(topic string, n int) {
+	p.pastRetention.WithLabelValues(topic).Add(float64(n))
+}
 
 func (p *Prometheus) ConsumerLag(topic string, partition int32, lag int64) {
 	p.lag.WithLabelValues(topic, strconv.Itoa(int(partition))).Set(float64(lag))

@@ -20,6 +20,22 @@ type Observer interface {
 	RecordsOut(operator string, n int)
 	// RecordsFailed counts records an operator could not process.
 	RecordsFailed(operator string, n int)
+	// RecordsDeadLettered counts failed records an operator's error policy
+	// wrote to the dead-letter topic.
+	RecordsDeadLettered(operator string, n int)
+	// RecordsSkipped counts failed records an operator's error policy
+	// dropped.
+	RecordsSkipped(operator string, n int)
+	// Retries counts calls of an operator's user code retried after an
+	// error marked retryable.
+	Retries(operator string, n int)
+	// CircuitBreaker reports the replica's circuit breaker: open (the
+	// replica halted, and why) or closed.
+	CircuitBreaker(open bool, why string)
+	// SinkRecordsPastRetention counts outputs stamped older than their
+	// topic's retention.ms: the broker may delete them soon after they
+	// are written.
+	SinkRecordsPastRetention(topic string, n int)
 	// RecordsLate counts records a window or join operator received after
 	// the watermark had closed everything they belong to.
 	RecordsLate(operator string, n int)
@@ -73,6 +89,11 @@ func (Nop) RecordsIn(string, int)                    {}
 func (Nop) RecordsOut(string, int)                   {}
 func (Nop) RecordsFailed(string, int)                {}
 func (Nop) RecordsLate(string, int)                  {}
+func (Nop) RecordsDeadLettered(string, int)          {}
+func (Nop) RecordsSkipped(string, int)               {}
+func (Nop) Retries(string, int)                      {}
+func (Nop) CircuitBreaker(bool, string)              {}
+func (Nop) SinkRecordsPastRetention(string, int)     {}
 func (Nop) ConsumerLag(string, int32, int64)         {}
 func (Nop) PartitionRevoked(string, int32)           {}
 func (Nop) Checkpoint(time.Duration, error)          {}

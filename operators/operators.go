@@ -2,14 +2,16 @@
 // stream: Map, Filter and FlatMap. Each runs inside the task that owns the
 // record, one record at a time, in offset order.
 //
-// User functions return errors rather than panic; an error names the
-// record that caused it and stops the task at that record under the fail
-// policy. A panic in a user function is recovered and treated the same way,
-// so it never takes the process down.
+// User functions return errors rather than panic. What happens to a record
+// whose function fails is the operator's error policy (engine.OnError,
+// else the job's): under fail an error names the record and stops the task
+// at it; dead-letter and skip drop the record at this operator and go on.
+// An error marked engine.Retryable is retried first. A panic in a user
+// function is recovered and treated as an error, so it never takes the
+// process down.
 package operators
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/weirstream/weir/engine"
@@ -26,10 +28,11 @@ func Map[T, U any](in engine.Stream[T], fn func(T) (U, error)) engine.Stream[U] 
 		if err != nil {
 			return nil, err
 		}
+		g := t.Guard(name, engine.ClassError)
 		return func(r engine.Record[T]) (err error) {
 			stats.In++
-			u, err := call1(name, fn, r.Value)
-			if err != nil {
+			u, ok, err := engine.Apply(g, fn, r.Value)
+			if !ok {
 				return err
 			}
 			stats.Out++
@@ -50,10 +53,11 @@ func Filter[T any](in engine.Stream[T], keep func(T) bool) engine.Stream[T] {
 			return nil, err
 		}
 		pred := func(v T) (bool, error) { return keep(v), nil }
+		g := t.Guard(name, engine.ClassError)
 		return func(r engine.Record[T]) error {
 			stats.In++
-			ok, err := call1(name, pred, r.Value)
-			if err != nil || !ok {
+			keep, ok, err := engine.Apply(g, pred, r.Value)
+			if !ok || !keep {
 				return err
 			}
 			stats.Out++
@@ -78,12 +82,18 @@ func FlatMap[T, U any](in engine.Stream[T], fn func(T, Collector[U]) error) engi
 		if err != nil {
 			return nil, err
 		}
-		c := &collector[U]{down: down, stats: stats}
+		sides, err := out.BuildSides(t)
+		if err != nil {
+			return nil, err
+		}
+		c := &collector[U]{down: down, stats: stats, sides: sides}
+		g := t.Guard(name, engine.ClassError)
+		call := func(v T) (struct{}, error) { return struct{}{}, fn(v, c) }
 		return func(r engine.Record[T]) error {
 			stats.In++
 			c.key, c.ts = r.Key, r.Timestamp
 			c.downErr = nil
-			_, err := call1(name, func(v T) (struct{}, error) { return struct{}{}, fn(v, c) }, r.Value)
+			_, _, err := engine.Apply(g, call, r.Value)
 			if c.downErr != nil {
 				// A failure further down keeps its own operator's name.
 				return c.downErr
@@ -97,9 +107,16 @@ func FlatMap[T, U any](in engine.Stream[T], fn func(T, Collector[U]) error) engi
 type collector[U any] struct {
 	down    engine.Emit[U]
 	stats   *engine.OpStats
+	sides   engine.SideOutputs
 	key     []byte
 	ts      time.Time
 	downErr error
+}
+
+// SideOutput serves engine.OutputTag.Emit: a FlatMap function can route
+// records (invalid ones, say) to a side output of its collector.
+func (c *collector[U]) SideOutput(id string) (any, engine.Record[struct{}]) {
+	return c.sides.Lookup(id), engine.Record[struct{}]{Key: c.key, Timestamp: c.ts}
 }
 
 func (c *collector[U]) Collect(v U) error {
@@ -111,19 +128,4 @@ func (c *collector[U]) Collect(v U) error {
 		return err
 	}
 	return nil
-}
-
-// call1 calls a user function, turning an error or a panic into an
-// *engine.OperatorError naming the operator.
-func call1[T, U any](op string, fn func(T) (U, error), v T) (u U, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = &engine.OperatorError{Operator: op, Err: fmt.Errorf("panic: %v", p)}
-		}
-	}()
-	u, err = fn(v)
-	if err != nil {
-		return u, &engine.OperatorError{Operator: op, Err: err}
-	}
-	return u, nil
 }
