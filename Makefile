@@ -33,7 +33,7 @@ TESTFLAGS ?=
 BENCHFLAGS ?=
 PKGS ?= ./...
 
-.PHONY: all build lint fmt vet staticcheck test torture bench bench-nexmark demo \
+.PHONY: all build lint fmt vet staticcheck test alerts torture bench bench-nexmark demo \
 	kafka-up kafka-down kafka-restart kafka-status clean
 
 all: lint build test
@@ -64,9 +64,14 @@ staticcheck:
 # then always stops it, keeping the exit code of the tests; on failure it
 # prints the last 50 lines of the broker log. scripts/gotest.sh runs the
 # packages whose tests restart that broker (e2e) after all others, alone.
-test: lint
+test: lint alerts
 	WEIR_REQUIRE_KAFKA=1 GO=$(GO) $(KAFKA_SH) run bash scripts/gotest.sh \
 		-race -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) -- $(PKGS)
+
+# The alert rules shipped beside the dashboard, checked by Prometheus's
+# own promtool (scripts/promtool.sh fetches it once if it is not on PATH).
+alerts:
+	bash scripts/promtool.sh check rules deploy/prometheus/alerts.yml
 
 # The randomized fault test with more seeds and longer schedules than make
 # test gives it; WEIR_TORTURE_SEED=<seed> replays one.

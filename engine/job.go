@@ -341,21 +341,27 @@ func (j *Job) Run(ctx context.Context) error {
 	j.mu.running = true
 	j.mu.Unlock()
 
-	if err := j.cfg.validate(); err != nil {
-		return err
-	}
-	if err := j.validateTopology(); err != nil {
-		return err
-	}
 	log := j.cfg.logger
 	if log == nil {
 		var err error
 		if log, err = newLogger(j.cfg.LogLevel); err != nil {
-			return fmt.Errorf("%w: %w", ErrConfig, err)
+			// An invalid level is reported below; the error goes to a
+			// logger at info meanwhile.
+			log, _ = newLogger("info")
 		}
 		defer func() { _ = log.Sync() }()
 	}
 	log = log.With(zap.String("job", j.name))
+	// What stops the job before it runs (a bad setting, a missing topic)
+	// goes to the same JSON log as everything after, at error level.
+	if err := j.cfg.validate(); err != nil {
+		log.Error("job cannot start", zap.Error(err))
+		return err
+	}
+	if err := j.validateTopology(); err != nil {
+		log.Error("job cannot start", zap.Error(err))
+		return err
+	}
 	obs := j.cfg.observer
 	var prom *metrics.Prometheus
 	if obs == nil {
@@ -371,7 +377,11 @@ func (j *Job) Run(ctx context.Context) error {
 		log.Info("serving metrics and probes", zap.String("addr", srv.addr), zap.String("metrics", "http://"+srv.addr+"/metrics"))
 		defer srv.close()
 	}
-	return rt.run(ctx)
+	err := rt.run(ctx)
+	if err != nil && !rt.stoppedByFatal() {
+		log.Error("job cannot start", zap.Error(err))
+	}
+	return err
 }
 
 // Main runs the job as a program: it parses flags (each setting also reads

@@ -1379,7 +1379,11 @@ func (rt *runtime) shutdown() {
 	if rt.static() && rt.cfg.LeaveGroupOnShutdown && rt.fatalErrOrNil() == nil {
 		rt.leaveGroup(memberID)
 	}
-	rt.log.Info("job stopped", zap.NamedError("cause", rt.fatalErrOrNil()))
+	if err := rt.fatalErrOrNil(); err != nil {
+		rt.log.Error("job stopped by an error", zap.Error(err))
+	} else {
+		rt.log.Info("job stopped")
+	}
 }
 
 // static reports whether the replica joins its group as a static member.
@@ -1486,3 +1490,7 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		l.Debug(msg, fields...)
 	}
 }
+
+// stoppedByFatal reports whether the job ran and a fatal error stopped it
+// (shutdown logged it), rather than failing before it ran.
+func (rt *runtime) stoppedByFatal() bool { return rt.fatalErrOrNil() != nil }
