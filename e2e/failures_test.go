@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -287,14 +288,21 @@ func TestCircuitBreakerHaltsAndResumes(t *testing.T) {
 	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "weir_circuit_breaker_open{job=\"e2e-poison\"} 1") {
 		t.Errorf("metrics do not show the breaker open")
 	}
-	// Resume with a threshold above the poison share.
-	resp, err := http.Post("http://"+addr+"/breaker/resume?threshold=0.3", "", nil)
+	// weir breaker status says why; resume with a threshold above the
+	// poison share.
+	if out := weirRun(t, "breaker", "status", "--addr", addr); !strings.HasPrefix(out, "halted: circuit breaker open") {
+		t.Errorf("weir breaker status: %q", out)
+	}
+	if out := weirRun(t, "breaker", "resume", "--addr", addr, "--threshold", "0.3"); !strings.Contains(out, "resumed (threshold 0.3 of the last 1000 records)") {
+		t.Fatalf("weir breaker resume: %q", out)
+	}
+	var st engine.BreakerStatus
+	resp, err := http.Get("http://" + addr + "/breaker")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st engine.BreakerStatus
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || !st.Resumed || st.Halted || st.Threshold != 0.3 {
-		t.Fatalf("resume answered %+v (%v)", st, err)
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.Halted || st.Threshold != 0.3 {
+		t.Fatalf("GET /breaker after the resume: %+v (%v)", st, err)
 	}
 	resp.Body.Close()
 	kafkatest.Eventually(t, time.Minute, "every input committed after the resume", func() bool { return committed() == n })
@@ -305,6 +313,45 @@ func TestCircuitBreakerHaltsAndResumes(t *testing.T) {
 	}
 	checkFailureRun(t, in, readInput(t, brokers, in, n), kinds,
 		kafkatest.ReadAll(t, brokers, out, n, 3*time.Second), kafkatest.ReadAll(t, brokers, group+"-dlq", n, 3*time.Second))
+
+	// weir dlq shows every dead letter, and replays chosen ones into the
+	// input topic with their own headers only.
+	show := weirRun(t, "dlq", "show", "--brokers", strings.Join(brokers, ","), "--topic", group+"-dlq", "--json")
+	if lines := strings.Count(show, "\n"); lines != n/5 {
+		t.Errorf("weir dlq show --json printed %d dead letters, want %d", lines, n/5)
+	}
+	var first struct {
+		ID, Class, Operator string
+		Topic               string `json:"source_topic"`
+	}
+	if err := json.Unmarshal([]byte(show[:strings.Index(show, "\n")]), &first); err != nil || first.Topic != in || first.Class != engine.ClassError || first.Operator != "map" {
+		t.Errorf("weir dlq show: first dead letter %+v (%v)", first, err)
+	}
+	if out := weirRun(t, "dlq", "replay", "--brokers", strings.Join(brokers, ","), "--topic", group+"-dlq", "--records", "0@0-4,1@0"); !strings.Contains(out, "replayed 6 of ") {
+		t.Fatalf("weir dlq replay: %q", out)
+	}
+	replayed := kafkatest.ReadAll(t, brokers, in, n+6, 30*time.Second)
+	if len(replayed) != n+6 {
+		t.Fatalf("input topic has %d records after the replay, want %d", len(replayed), n+6)
+	}
+	for _, r := range replayed {
+		for _, h := range r.Headers {
+			if strings.HasPrefix(h.Key, "weir.error.") {
+				t.Errorf("a replayed record kept header %s", h.Key)
+			}
+		}
+	}
+}
+
+// weirRun runs the weir CLI with args and returns its output, failing the
+// test unless it exits 0.
+func weirRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(weirCLI(t), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("weir %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 // TestTransientFailuresAreRetried: an enrichment that fails twice with a

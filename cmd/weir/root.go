@@ -13,7 +13,7 @@ import (
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "weir",
-		Short: "Weir's operations CLI: inspect and check the Kafka data of Weir jobs",
+		Short: "Weir's operations CLI: inspect and check the Kafka data of Weir jobs, handle their failures",
 		Long: `weir is Weir's operations CLI: it inspects and checks, from outside, the
 Kafka topics Weir jobs read and write.`,
 		SilenceErrors: true,
@@ -25,6 +25,6 @@ Kafka topics Weir jobs read and write.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newVerifyCmd())
+	root.AddCommand(newVerifyCmd(), newDLQCmd(), newBreakerCmd())
 	return root
 }
