@@ -135,6 +135,14 @@ func (j *Job) NewLocalTaskWith(ctx context.Context, id TaskID, env LocalEnv) (*L
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if j.usesDeadLetters() && j.dlq.name == "" {
+		// As Run would: the job's own dead-letter topic, partitioned like
+		// its first stage.
+		j.dlq = deadLetterTopic{name: j.cfg.DeadLetterTopic, partitions: max(1, j.partitions)}
+		if j.dlq.name == "" {
+			j.dlq.name = j.name + "-dlq"
+		}
+	}
 	r := env.Resume
 	t, err := newTask(taskEnv{
 		ctx: ctx, log: log, obs: env.Observer, producer: env.Producer, clock: env.Clock, store: env.Store,

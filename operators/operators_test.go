@@ -92,8 +92,8 @@ func (c *counts) String() string {
 
 // buildChain is the job the scripts drive: drop bots, tag (failing or
 // panicking on request), fan out copies.
-func buildChain() *engine.Job {
-	job := engine.NewJob("chain")
+func buildChain(opts ...engine.Opt) *engine.Job {
+	job := engine.NewJob("chain", opts...)
 	views := connectors.KafkaSource(job, "views", codec.JSON[view]())
 	humans := operators.Filter(views, func(v view) bool { return !v.Bot }).Named("drop-bots")
 	checked := operators.Map(humans, func(v view) (view, error) {
@@ -106,6 +106,10 @@ func buildChain() *engine.Job {
 		return v, nil
 	}).Named("check")
 	copies := operators.FlatMap(checked, func(v view, out operators.Collector[tagged]) error {
+		if v.Copies < 0 {
+			// Routed aside by the function itself.
+			return invalid.Emit(out, v)
+		}
 		for i := range max(1, v.Copies) {
 			if err := out.Collect(tagged{User: v.User, Seq: v.Seq, Copy: i}); err != nil {
 				return err
@@ -114,12 +118,16 @@ func buildChain() *engine.Job {
 		return nil
 	}).Named("copies")
 	connectors.KafkaSink(copies, "out", codec.JSON[tagged]())
+	connectors.KafkaSink(engine.SideOutput(copies, invalid), "invalid", codec.JSON[view]())
 	return job
 }
 
+var invalid = engine.NewOutputTag[view]("invalid")
+
 // TestChain runs the scripts in testdata/operators. Commands:
 //
-//	new-task                        a fresh task of the chain job
+//	new-task [policy=P] [retries=N] a fresh task of the chain job, with
+//	                                error policy P (default fail)
 //	process                         one record per line: <offset> <key> <json value>
 //	stats                           per-operator counts reported so far
 //
@@ -134,8 +142,14 @@ func TestChain(t *testing.T) {
 			switch d.Cmd {
 			case "new-task":
 				prod, obs = &recorder{}, newCounts()
+				var opts []engine.Opt
+				if d.HasArg("policy") {
+					var p string
+					d.ScanArgs(t, "policy", &p)
+					opts = append(opts, engine.WithErrorPolicy(engine.ErrorPolicy(p)))
+				}
 				var err error
-				if task, err = buildChain().NewLocalTask(context.Background(), engine.TaskID{}, prod, obs); err != nil {
+				if task, err = buildChain(opts...).NewLocalTask(context.Background(), engine.TaskID{}, prod, obs); err != nil {
 					d.Fatalf(t, "%v", err)
 				}
 				return ""
@@ -156,6 +170,11 @@ func TestChain(t *testing.T) {
 				var b strings.Builder
 				for _, r := range prod.take() {
 					fmt.Fprintf(&b, "%s key=%s %s\n", r.Topic, r.Key, r.Value)
+					for _, h := range r.Headers {
+						if h.Key != engine.HeaderErrorTime && h.Key != engine.HeaderErrorTask {
+							fmt.Fprintf(&b, "  %s: %s\n", h.Key, h.Value)
+						}
+					}
 				}
 				if err != nil {
 					fmt.Fprintf(&b, "error: %v\n", err)
