@@ -264,7 +264,14 @@ type Guard struct {
 	stats  *OpStats
 	win    breakerWindow
 	logs   *rate.Limiter
+	divert func(cause error) error
 }
+
+// Divert makes the guard hand what fails (after retries) to fn instead of
+// the error policy: an operator routing invalid records to a side output.
+// fn's error, if any, stops the task. Diverted records count as failed,
+// not against the circuit breaker: the job handles them.
+func (g *Guard) Divert(fn func(cause error) error) { g.divert = fn }
 
 // Guard returns the guard of operator op in the task; class is how its
 // failures are named (ClassError for user functions, ClassDecode for a
@@ -383,6 +390,13 @@ func (g *Guard) retry(fn func() error, first error) (int, error) {
 
 // fail applies the policy to err, which the record or timer in hand met.
 func (g *Guard) fail(class string, err error, attempts int) error {
+	if g.divert != nil {
+		g.stats.Failed++
+		if derr := g.divert(err); derr != nil {
+			return &OperatorError{Operator: g.op, Err: errors.Join(err, derr)}
+		}
+		return nil
+	}
 	if g.policy == Fail {
 		return &OperatorError{Operator: g.op, Err: err}
 	}

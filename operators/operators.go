@@ -17,9 +17,54 @@ import (
 	"github.com/weirstream/weir/engine"
 )
 
+// Option configures Map, Filter and FlatMap.
+type Option[T any] func(*config[T])
+
+type config[T any] struct {
+	invalid *engine.OutputTag[T]
+}
+
+// Invalid routes the records the operator's function fails on (an error or
+// a panic, after any retries) to the side output tag, instead of the error
+// policy: a validating Map sends what it rejects aside, and
+// engine.SideOutput(stream, tag) reads it, under its key and event time.
+func Invalid[T any](tag engine.OutputTag[T]) Option[T] {
+	return func(c *config[T]) { c.invalid = &tag }
+}
+
+// invalidRoute sets up g to divert failures to the Invalid side output of
+// the operator, if the options ask for one; cur is the record in hand, and
+// sides builds (or returns) the operator's side outputs in the task.
+func invalidRoute[T any](g *engine.Guard, opts []Option[T], cur *engine.Record[T], sides func() (engine.SideOutputs, error)) error {
+	var c config[T]
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.invalid == nil {
+		return nil
+	}
+	ss, err := sides()
+	if err != nil {
+		return err
+	}
+	tag := *c.invalid
+	g.Divert(func(error) error {
+		return tag.Emit(sideCtx{sides: ss, rec: engine.Record[struct{}]{Key: cur.Key, Timestamp: cur.Timestamp}}, cur.Value)
+	})
+	return nil
+}
+
+// sideCtx serves OutputTag.Emit for a record in hand.
+type sideCtx struct {
+	sides engine.SideOutputs
+	rec   engine.Record[struct{}]
+}
+
+func (s sideCtx) SideOutput(id string) (any, engine.Record[struct{}]) { return s.sides.Lookup(id), s.rec }
+
 // Map applies fn to every record's value. The key and event time pass
 // through unchanged.
-func Map[T, U any](in engine.Stream[T], fn func(T) (U, error)) engine.Stream[U] {
+func Map[T, U any](in engine.Stream[T], fn func(T) (U, error), opts ...Option[T]) engine.Stream[U] {
 	out := engine.Derive[U](in, "map")
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
 		name := out.Name()
@@ -29,8 +74,13 @@ func Map[T, U any](in engine.Stream[T], fn func(T) (U, error)) engine.Stream[U] 
 			return nil, err
 		}
 		g := t.Guard(name, engine.ClassError)
+		var cur engine.Record[T]
+		if err := invalidRoute(g, opts, &cur, func() (engine.SideOutputs, error) { return out.BuildSides(t) }); err != nil {
+			return nil, err
+		}
 		return func(r engine.Record[T]) (err error) {
 			stats.In++
+			cur = r
 			u, ok, err := engine.Apply(g, fn, r.Value)
 			if !ok {
 				return err
@@ -42,8 +92,9 @@ func Map[T, U any](in engine.Stream[T], fn func(T) (U, error)) engine.Stream[U] 
 	return out
 }
 
-// Filter keeps the records for which keep returns true.
-func Filter[T any](in engine.Stream[T], keep func(T) bool) engine.Stream[T] {
+// Filter keeps the records for which keep returns true. A panic in keep
+// is a failure (see Invalid).
+func Filter[T any](in engine.Stream[T], keep func(T) bool, opts ...Option[T]) engine.Stream[T] {
 	out := engine.Derive[T](in, "filter")
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
 		name := out.Name()
@@ -54,8 +105,13 @@ func Filter[T any](in engine.Stream[T], keep func(T) bool) engine.Stream[T] {
 		}
 		pred := func(v T) (bool, error) { return keep(v), nil }
 		g := t.Guard(name, engine.ClassError)
+		var cur engine.Record[T]
+		if err := invalidRoute(g, opts, &cur, func() (engine.SideOutputs, error) { return out.BuildSides(t) }); err != nil {
+			return nil, err
+		}
 		return func(r engine.Record[T]) error {
 			stats.In++
+			cur = r
 			keep, ok, err := engine.Apply(g, pred, r.Value)
 			if !ok || !keep {
 				return err
@@ -78,7 +134,7 @@ type Collector[T any] interface {
 
 // FlatMap calls fn once per record; fn emits zero or more values through
 // the collector, each under the input's key and event time.
-func FlatMap[T, U any](in engine.Stream[T], fn func(T, Collector[U]) error) engine.Stream[U] {
+func FlatMap[T, U any](in engine.Stream[T], fn func(T, Collector[U]) error, opts ...Option[T]) engine.Stream[U] {
 	out := engine.Derive[U](in, "flatmap")
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
 		name := out.Name()
@@ -93,9 +149,14 @@ func FlatMap[T, U any](in engine.Stream[T], fn func(T, Collector[U]) error) engi
 		}
 		c := &collector[U]{down: down, stats: stats, sides: sides}
 		g := t.Guard(name, engine.ClassError)
+		var cur engine.Record[T]
+		if err := invalidRoute(g, opts, &cur, func() (engine.SideOutputs, error) { return sides, nil }); err != nil {
+			return nil, err
+		}
 		call := func(v T) (struct{}, error) { return struct{}{}, fn(v, c) }
 		return func(r engine.Record[T]) error {
 			stats.In++
+			cur = r
 			c.key, c.ts = r.Key, r.Timestamp
 			c.downErr = nil
 			_, _, err := engine.Apply(g, call, r.Value)

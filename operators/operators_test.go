@@ -92,8 +92,12 @@ func (c *counts) String() string {
 
 // buildChain is the job the scripts drive: drop bots, tag (failing or
 // panicking on request), fan out copies.
-func buildChain(opts ...engine.Opt) *engine.Job {
+func buildChain(routeInvalid bool, opts ...engine.Opt) *engine.Job {
 	job := engine.NewJob("chain", opts...)
+	var checkOpts []operators.Option[view]
+	if routeInvalid {
+		checkOpts = append(checkOpts, operators.Invalid(rejected))
+	}
 	views := connectors.KafkaSource(job, "views", codec.JSON[view]())
 	humans := operators.Filter(views, func(v view) bool { return !v.Bot }).Named("drop-bots")
 	checked := operators.Map(humans, func(v view) (view, error) {
@@ -104,7 +108,7 @@ func buildChain(opts ...engine.Opt) *engine.Job {
 			return v, fmt.Errorf("refused %s/%d", v.User, v.Seq)
 		}
 		return v, nil
-	}).Named("check")
+	}, checkOpts...).Named("check")
 	copies := operators.FlatMap(checked, func(v view, out operators.Collector[tagged]) error {
 		if v.Copies < 0 {
 			// Routed aside by the function itself.
@@ -119,15 +123,22 @@ func buildChain(opts ...engine.Opt) *engine.Job {
 	}).Named("copies")
 	connectors.KafkaSink(copies, "out", codec.JSON[tagged]())
 	connectors.KafkaSink(engine.SideOutput(copies, invalid), "invalid", codec.JSON[view]())
+	if routeInvalid {
+		connectors.KafkaSink(engine.SideOutput(checked, rejected), "rejected", codec.JSON[view]())
+	}
 	return job
 }
+
+var rejected = engine.NewOutputTag[view]("rejected")
 
 var invalid = engine.NewOutputTag[view]("invalid")
 
 // TestChain runs the scripts in testdata/operators. Commands:
 //
-//	new-task [policy=P] [retries=N] a fresh task of the chain job, with
-//	                                error policy P (default fail)
+//	new-task [policy=P] [invalid]   a fresh task of the chain job, with
+//	                                error policy P (default fail); with
+//	                                invalid, check routes what it fails on
+//	                                to the side output "rejected"
 //	process                         one record per line: <offset> <key> <json value>
 //	stats                           per-operator counts reported so far
 //
@@ -149,7 +160,7 @@ func TestChain(t *testing.T) {
 					opts = append(opts, engine.WithErrorPolicy(engine.ErrorPolicy(p)))
 				}
 				var err error
-				if task, err = buildChain(opts...).NewLocalTask(context.Background(), engine.TaskID{}, prod, obs); err != nil {
+				if task, err = buildChain(d.HasArg("invalid"), opts...).NewLocalTask(context.Background(), engine.TaskID{}, prod, obs); err != nil {
 					d.Fatalf(t, "%v", err)
 				}
 				return ""
