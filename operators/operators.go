@@ -60,7 +60,9 @@ type sideCtx struct {
 	rec   engine.Record[struct{}]
 }
 
-func (s sideCtx) SideOutput(id string) (any, engine.Record[struct{}]) { return s.sides.Lookup(id), s.rec }
+func (s sideCtx) SideOutput(id string) (any, engine.Record[struct{}]) {
+	return s.sides.Lookup(id), s.rec
+}
 
 // Map applies fn to every record's value. The key and event time pass
 // through unchanged.
