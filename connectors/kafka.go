@@ -166,6 +166,7 @@ func KafkaSink[T any](in engine.Stream[T], topic string, c codec.Codec[T], opts 
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
 		stats := t.Stats(name)
 		g := t.Guard(name, engine.ClassEncode)
+		check := t.OutputCheck(topic)
 		encode := func(v T) (*kgo.Record, error) {
 			b, err := c.Encode(v)
 			if err != nil {
@@ -193,7 +194,7 @@ func KafkaSink[T any](in engine.Stream[T], topic string, c codec.Codec[T], opts 
 			if cfg.processingTime {
 				out.Timestamp = t.Now()
 			}
-			if err := t.CheckOutput(out); err != nil {
+			if err := check.Check(out); err != nil {
 				return g.Reject(engine.ClassTooLarge, err)
 			}
 			t.Produce(out)

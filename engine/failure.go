@@ -538,29 +538,47 @@ func (t *Task) Now() time.Time { return t.clock.Now() }
 // its key, value and headers.
 const recordOverheadBytes = 64
 
-// CheckOutput checks an output before a sink produces it: an error when
-// it is larger than its topic (or the producer) takes, which Kafka would
-// refuse and fail the checkpoint with; and it counts (and logs, now and
-// then) an output stamped older than its topic's time retention, which the
-// broker may delete soon after it is written.
-func (t *Task) CheckOutput(r *kgo.Record) error {
-	st, ok := t.job.sinkTopics[r.Topic]
+// OutputCheck is what a sink checks its outputs against in a task: its
+// topic's limits as found at start. Sinks get one per task (Task.OutputCheck).
+type OutputCheck struct {
+	t        *Task
+	topic    string
+	maxBytes int
+	retain   time.Duration
+}
+
+// OutputCheck returns the check of outputs to topic; nil (which checks
+// nothing) when the job did not describe the topic (a local task).
+func (t *Task) OutputCheck(topic string) *OutputCheck {
+	st, ok := t.job.sinkTopics[topic]
 	if !ok {
+		return nil
+	}
+	return &OutputCheck{t: t, topic: topic, maxBytes: st.maxBytes, retain: st.retention}
+}
+
+// Check checks an output before the sink produces it: an error when it is
+// larger than its topic (or the producer) takes, which Kafka would refuse
+// and fail the checkpoint with; and it counts (and logs, now and then) an
+// output stamped older than its topic's time retention, which the broker
+// may delete soon after it is written.
+func (c *OutputCheck) Check(r *kgo.Record) error {
+	if c == nil {
 		return nil
 	}
 	size := len(r.Key) + len(r.Value) + recordOverheadBytes
 	for _, h := range r.Headers {
 		size += len(h.Key) + len(h.Value)
 	}
-	if st.maxBytes > 0 && size > st.maxBytes {
-		return fmt.Errorf("output of about %d bytes to %s is larger than the %d bytes it takes (max.message.bytes, or the producer's batch size)", size, r.Topic, st.maxBytes)
+	if c.maxBytes > 0 && size > c.maxBytes {
+		return fmt.Errorf("output of about %d bytes to %s is larger than the %d bytes it takes (max.message.bytes, or the producer's batch size)", size, r.Topic, c.maxBytes)
 	}
-	if st.retention > 0 && !r.Timestamp.IsZero() && t.clock.Now().Sub(r.Timestamp) > st.retention {
+	if t := c.t; c.retain > 0 && !r.Timestamp.IsZero() && t.clock.Now().Sub(r.Timestamp) > c.retain {
 		t.pastRetention[r.Topic]++
 		t.pastRetentionAll++
 		if n := t.pastRetentionAll; n&(n-1) == 0 { // 1, 2, 4, 8...: rarer and rarer
 			t.log.Warn("output older than its topic's retention: the broker may delete it soon after it is written (stamp outputs with connectors.WithProcessingTime, or raise the topic's retention.ms)",
-				zap.String("topic", r.Topic), zap.Time("timestamp", r.Timestamp), zap.Duration("retention", st.retention), zap.Int("so_far_in_task", t.pastRetentionAll))
+				zap.String("topic", r.Topic), zap.Time("timestamp", r.Timestamp), zap.Duration("retention", c.retain), zap.Int("so_far_in_task", t.pastRetentionAll))
 		}
 	}
 	return nil

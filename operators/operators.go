@@ -33,25 +33,26 @@ func Invalid[T any](tag engine.OutputTag[T]) Option[T] {
 }
 
 // invalidRoute sets up g to divert failures to the Invalid side output of
-// the operator, if the options ask for one; cur is the record in hand, and
-// sides builds (or returns) the operator's side outputs in the task.
-func invalidRoute[T any](g *engine.Guard, opts []Option[T], cur *engine.Record[T], sides func() (engine.SideOutputs, error)) error {
+// the operator, if the options ask for one, and reports whether it did;
+// cur is the record in hand (which the operator then keeps up to date),
+// and sides builds (or returns) the operator's side outputs in the task.
+func invalidRoute[T any](g *engine.Guard, opts []Option[T], cur *engine.Record[T], sides func() (engine.SideOutputs, error)) (bool, error) {
 	var c config[T]
 	for _, o := range opts {
 		o(&c)
 	}
 	if c.invalid == nil {
-		return nil
+		return false, nil
 	}
 	ss, err := sides()
 	if err != nil {
-		return err
+		return false, err
 	}
 	tag := *c.invalid
 	g.Divert(func(error) error {
 		return tag.Emit(sideCtx{sides: ss, rec: engine.Record[struct{}]{Key: cur.Key, Timestamp: cur.Timestamp}}, cur.Value)
 	})
-	return nil
+	return true, nil
 }
 
 // sideCtx serves OutputTag.Emit for a record in hand.
@@ -77,12 +78,15 @@ func Map[T, U any](in engine.Stream[T], fn func(T) (U, error), opts ...Option[T]
 		}
 		g := t.Guard(name, engine.ClassError)
 		var cur engine.Record[T]
-		if err := invalidRoute(g, opts, &cur, func() (engine.SideOutputs, error) { return out.BuildSides(t) }); err != nil {
+		track, err := invalidRoute(g, opts, &cur, func() (engine.SideOutputs, error) { return out.BuildSides(t) })
+		if err != nil {
 			return nil, err
 		}
 		return func(r engine.Record[T]) (err error) {
 			stats.In++
-			cur = r
+			if track {
+				cur = r
+			}
 			u, ok, err := engine.Apply(g, fn, r.Value)
 			if !ok {
 				return err
@@ -108,12 +112,15 @@ func Filter[T any](in engine.Stream[T], keep func(T) bool, opts ...Option[T]) en
 		pred := func(v T) (bool, error) { return keep(v), nil }
 		g := t.Guard(name, engine.ClassError)
 		var cur engine.Record[T]
-		if err := invalidRoute(g, opts, &cur, func() (engine.SideOutputs, error) { return out.BuildSides(t) }); err != nil {
+		track, err := invalidRoute(g, opts, &cur, func() (engine.SideOutputs, error) { return out.BuildSides(t) })
+		if err != nil {
 			return nil, err
 		}
 		return func(r engine.Record[T]) error {
 			stats.In++
-			cur = r
+			if track {
+				cur = r
+			}
 			keep, ok, err := engine.Apply(g, pred, r.Value)
 			if !ok || !keep {
 				return err
@@ -152,13 +159,16 @@ func FlatMap[T, U any](in engine.Stream[T], fn func(T, Collector[U]) error, opts
 		c := &collector[U]{down: down, stats: stats, sides: sides}
 		g := t.Guard(name, engine.ClassError)
 		var cur engine.Record[T]
-		if err := invalidRoute(g, opts, &cur, func() (engine.SideOutputs, error) { return sides, nil }); err != nil {
+		track, err := invalidRoute(g, opts, &cur, func() (engine.SideOutputs, error) { return sides, nil })
+		if err != nil {
 			return nil, err
 		}
 		call := func(v T) (struct{}, error) { return struct{}{}, fn(v, c) }
 		return func(r engine.Record[T]) error {
 			stats.In++
-			cur = r
+			if track {
+				cur = r
+			}
 			c.key, c.ts = r.Key, r.Timestamp
 			c.downErr = nil
 			_, _, err := engine.Apply(g, call, r.Value)
