@@ -56,6 +56,15 @@ func purchases(topic string, n int, kind func(i int) poisonKind) ([]*kgo.Record,
 	return recs, kinds
 }
 
+// startPoison starts the failure-handling job with the dead-letter
+// policy, serving its probes on addr.
+func startPoison(t *testing.T, brokers []string, in, out, group, addr string, env ...string) *process {
+	t.Helper()
+	return startBinary(t, binary(t, "poison"), append([]string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out,
+		"WEIR_BROKERS=" + strings.Join(brokers, ","), "WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=" + addr,
+		"WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_ERROR_POLICY=dead-letter"}, env...)...)
+}
+
 // freeAddr returns a local address nothing listens on.
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -244,8 +253,7 @@ func TestCircuitBreakerHaltsAndResumes(t *testing.T) {
 	})
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), input...)
 	addr := freeAddr(t)
-	p := startBinary(t, binary(t, "poison"), "JOB_INPUT="+in, "JOB_OUTPUT="+out, "WEIR_BROKERS="+strings.Join(brokers, ","),
-		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR="+addr, "WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_ERROR_POLICY=dead-letter")
+	p := startPoison(t, brokers, in, out, group, addr)
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
@@ -371,9 +379,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 	})
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), input...)
 	addr := freeAddr(t)
-	p := startBinary(t, binary(t, "poison"), "JOB_INPUT="+in, "JOB_OUTPUT="+out, "WEIR_BROKERS="+strings.Join(brokers, ","),
-		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR="+addr, "WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_ERROR_POLICY=dead-letter",
-		"WEIR_RETRY_INITIAL_INTERVAL=5ms", "WEIR_RETRY_MAX_INTERVAL=20ms")
+	p := startPoison(t, brokers, in, out, group, addr, "WEIR_RETRY_INITIAL_INTERVAL=5ms", "WEIR_RETRY_MAX_INTERVAL=20ms")
 	outs := kafkatest.ReadAll(t, brokers, out, n, 2*time.Minute)
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {

@@ -441,40 +441,27 @@ func (t *Task) writeChangelog(muts []state.Mutation) (*changelogAcks, error) {
 // flushStats publishes the counts gathered since the last call.
 func (t *Task) flushStats() {
 	for _, s := range t.stats {
-		if d := s.In - s.sentIn; d != 0 {
-			t.obs.RecordsIn(s.name, int(d))
-			s.sentIn = s.In
-		}
-		if d := s.Out - s.sentOut; d != 0 {
-			t.obs.RecordsOut(s.name, int(d))
-			s.sentOut = s.Out
-		}
-		if d := s.Failed - s.sentFailed; d != 0 {
-			t.obs.RecordsFailed(s.name, int(d))
-			s.sentFailed = s.Failed
-		}
-		if d := s.Late - s.sentLate; d != 0 {
-			t.obs.RecordsLate(s.name, int(d))
-			s.sentLate = s.Late
-		}
-		if d := s.DeadLettered - s.sentDeadLettered; d != 0 {
-			t.obs.RecordsDeadLettered(s.name, int(d))
-			s.sentDeadLettered = s.DeadLettered
-		}
-		if d := s.Skipped - s.sentSkipped; d != 0 {
-			t.obs.RecordsSkipped(s.name, int(d))
-			s.sentSkipped = s.Skipped
-		}
-		if d := s.Retried - s.sentRetried; d != 0 {
-			t.obs.Retries(s.name, int(d))
-			s.sentRetried = s.Retried
-		}
+		flushCount(s.name, s.In, &s.sentIn, t.obs.RecordsIn)
+		flushCount(s.name, s.Out, &s.sentOut, t.obs.RecordsOut)
+		flushCount(s.name, s.Failed, &s.sentFailed, t.obs.RecordsFailed)
+		flushCount(s.name, s.Late, &s.sentLate, t.obs.RecordsLate)
+		flushCount(s.name, s.DeadLettered, &s.sentDeadLettered, t.obs.RecordsDeadLettered)
+		flushCount(s.name, s.Skipped, &s.sentSkipped, t.obs.RecordsSkipped)
+		flushCount(s.name, s.Retried, &s.sentRetried, t.obs.Retries)
 	}
 	for topic, n := range t.pastRetention {
 		if n > 0 {
 			t.obs.SinkRecordsPastRetention(topic, n)
 			t.pastRetention[topic] = 0
 		}
+	}
+}
+
+// flushCount reports what count gained since it was last sent.
+func flushCount(op string, count int64, sent *int64, report func(string, int)) {
+	if d := count - *sent; d != 0 {
+		report(op, int(d))
+		*sent = count
 	}
 }
 
