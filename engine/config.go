@@ -154,6 +154,14 @@ type Config struct {
 	// WEIR_BREAKER_WINDOW; flags --breaker-threshold, --breaker-window.
 	BreakerThreshold float64
 	BreakerWindow    int
+	// LivenessTimeout is how long the replica's poll loop may go without
+	// coming round before /healthz answers 503, so Kubernetes restarts a
+	// wedged replica: user code that never returns holds its task, the
+	// checkpoint waits for the task's barrier, and nothing moves. A halted
+	// replica (circuit breaker) and one waiting for Kafka stay live.
+	// Default: 5m; 0 turns the check off. Environment
+	// WEIR_LIVENESS_TIMEOUT, flag --liveness-timeout.
+	LivenessTimeout time.Duration
 
 	logger    *zap.Logger
 	observer  observe.Observer
@@ -186,6 +194,7 @@ func defaultConfig(job string) Config {
 		RetryMaxInterval:     5 * time.Second,
 		BreakerThreshold:     0.1,
 		BreakerWindow:        1000,
+		LivenessTimeout:      5 * time.Minute,
 	}
 }
 
@@ -285,6 +294,11 @@ func WithRetries(attempts int, initial, maxInterval time.Duration) Opt {
 // WithCircuitBreaker sets Config.BreakerThreshold and BreakerWindow.
 func WithCircuitBreaker(threshold float64, window int) Opt {
 	return optFunc(func(c *Config) { c.BreakerThreshold, c.BreakerWindow = threshold, window })
+}
+
+// WithLivenessTimeout sets Config.LivenessTimeout.
+func WithLivenessTimeout(d time.Duration) Opt {
+	return optFunc(func(c *Config) { c.LivenessTimeout = d })
 }
 
 // WithLogLevel sets the log level of the logger the job builds for itself.
@@ -405,6 +419,7 @@ func configVars(c *Config) []configVar {
 	rii, riis := dur(&c.RetryInitialInterval)
 	rmi, rmis := dur(&c.RetryMaxInterval)
 	bw, bws := integer(&c.BreakerWindow)
+	lt, lts := dur(&c.LivenessTimeout)
 	bt := func() string { return strconv.FormatFloat(c.BreakerThreshold, 'f', -1, 64) }
 	bts := func(s string) error {
 		f, err := strconv.ParseFloat(s, 64)
@@ -445,6 +460,7 @@ func configVars(c *Config) []configVar {
 		v("WEIR_RETRY_MAX_INTERVAL", "retry-max-interval", "longest wait between retries", rmi, rmis),
 		v("WEIR_BREAKER_THRESHOLD", "breaker-threshold", "share of an operator's last records that may fail before the replica halts (0: no breaker)", bt, bts),
 		v("WEIR_BREAKER_WINDOW", "breaker-window", "how many of an operator's last records the breaker counts", bw, bws),
+		v("WEIR_LIVENESS_TIMEOUT", "liveness-timeout", "how long the poll loop may not come round before /healthz fails (0: never)", lt, lts),
 		v("WEIR_LEAVE_GROUP_ON_SHUTDOWN", "leave-group-on-shutdown", "leave the consumer group on a clean stop, so tasks move at once (off: wait for this replica's restart)", lg, lgs),
 	}
 }
@@ -502,6 +518,9 @@ func (c *Config) validate() error {
 	}
 	if c.BreakerThreshold < 0 || c.BreakerThreshold >= 1 {
 		errs = append(errs, fmt.Errorf("breaker threshold %v: must be in [0, 1) (0: no breaker)", c.BreakerThreshold))
+	}
+	if c.LivenessTimeout < 0 {
+		errs = append(errs, fmt.Errorf("liveness timeout %v: must not be negative (0: no check)", c.LivenessTimeout))
 	}
 	if c.BreakerWindow < 1 {
 		errs = append(errs, fmt.Errorf("breaker window %d: must be at least 1", c.BreakerWindow))

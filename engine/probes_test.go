@@ -16,6 +16,7 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/windowing"
 )
 
@@ -136,4 +137,36 @@ func TestWatermarkMetrics(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestHealthzFailsWhenUserCodeWedgesTheReplica: a Map function that never
+// returns holds its task, and the checkpoint waits for the task's barrier;
+// /healthz turns 503 once the poll loop has not come round for the
+// liveness timeout, so Kubernetes restarts the replica. It is live again
+// once the function returns.
+func TestHealthzFailsWhenUserCodeWedgesTheReplica(t *testing.T) {
+	brokers := kafkatest.Fake(t, 1, "in", "out")
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), &kgo.Record{Topic: "in", Value: []byte("first")}, &kgo.Record{Topic: "in", Value: []byte("wedge")})
+	addr := freeAddr(t)
+	release := make(chan struct{})
+	job := engine.NewJob("wedged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr), engine.WithStateDir(t.TempDir()),
+		engine.WithCheckpointInterval(20*time.Millisecond), engine.WithLivenessTimeout(time.Second), engine.WithLogLevel("error"))
+	src := connectors.KafkaSource(job, "in", codec.String())
+	connectors.KafkaSink(operators.Map(src, func(s string) (string, error) {
+		if s == "wedge" {
+			<-release
+		}
+		return s, nil
+	}), "out", codec.String())
+	stop := runJob(t, job)
+	base := "http://" + addr
+	kafkatest.Eventually(t, 10*time.Second, "/healthz 503 while the task is wedged", func() bool {
+		c, body := get(base + "/healthz")
+		return c == http.StatusServiceUnavailable && strings.Contains(body, "poll loop has not come round")
+	})
+	close(release)
+	kafkatest.Eventually(t, 10*time.Second, "/healthz 200 once the function returned", func() bool { c, _ := get(base + "/healthz"); return c == 200 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -109,6 +109,20 @@ type runtime struct {
 
 	// failures is the replica's circuit breaker.
 	failures *failureControl
+	// polling is set while the poll loop runs, and looped is when it last
+	// came round (Unix nanoseconds): /healthz fails when it stops.
+	polling atomic.Bool
+	looped  atomic.Int64
+}
+
+// liveness reports whether the poll loop comes round, and if not, since
+// when it has not.
+func (rt *runtime) liveness() (bool, time.Duration) {
+	if rt.cfg.LivenessTimeout <= 0 || !rt.polling.Load() {
+		return true, 0
+	}
+	since := time.Since(time.Unix(0, rt.looped.Load()))
+	return since <= rt.cfg.LivenessTimeout, since
 }
 
 func newRuntime(j *Job, log *zap.Logger, obs observe.Observer) *runtime {
@@ -631,7 +645,11 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 	next := time.Now().Add(rt.cfg.CheckpointInterval)
 	caps := newRateCaps(rt.obs, rt.cfg.MaxRecordsPerSecond, rt.job.sourceRates(), rt.job.userSourceTopics(),
 		func(ts ...string) { rt.cl.PauseFetchTopics(ts...) }, func(ts ...string) { rt.cl.ResumeFetchTopics(ts...) })
+	rt.looped.Store(time.Now().UnixNano())
+	rt.polling.Store(true)
+	defer rt.polling.Store(false)
 	for {
+		rt.looped.Store(time.Now().UnixNano())
 		deadline := next
 		if caps != nil {
 			caps.resumeDue(time.Now())
