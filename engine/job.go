@@ -1,16 +1,3 @@
-// Package engine runs Weir jobs: it owns the topology a job builds, the
-// tasks that execute it (one goroutine per input partition number), and
-// the protocol that commits their progress to Kafka.
-//
-// Kafka is the source of truth: a checkpoint commits a task's outputs,
-// state changelog and input offsets together (in one Kafka transaction
-// exactly once, see runtime.go), local state reaches Pebble only after
-// that, and a task that starts restores its state to what Kafka committed
-// (restore.go).
-//
-// The engine reports through observe.Observer and logs with zap; it never
-// panics on bad input: a record that cannot be processed stops its task
-// with a RecordError naming it.
 package engine
 
 import (

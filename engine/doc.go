@@ -1,0 +1,65 @@
+// Package engine runs Weir jobs: it owns the topology a job builds, the
+// tasks that execute it (one goroutine per input partition number), and
+// the protocol that commits their progress to Kafka.
+//
+// Kafka is the source of truth: a checkpoint commits a task's outputs,
+// state changelog and input offsets together (in one Kafka transaction
+// exactly once), local state reaches Pebble only after that, and a task
+// that starts restores its state to what Kafka committed.
+//
+// The engine reports through observe.Observer and logs with zap; it never
+// panics on bad input: a record that cannot be processed meets its
+// operator's error policy (failure.go): it stops its task with a
+// RecordError naming it, or goes to the dead-letter topic, or is skipped.
+//
+// # Files
+//
+// The job and its configuration:
+//
+//   - job.go: Job, building a topology (sources, stages, internal topics), Run and Main.
+//   - config.go: Config, its options, WEIR_* variables and flags, validation.
+//   - stream.go, keyed.go, repartition.go: streams, keyed streams, KeyBy across stages.
+//
+// The replica (one per process), split by concern:
+//
+//   - runtime.go: the runtime struct, run (start to shutdown), the Kafka client's options, the replica id.
+//   - topics.go: checking the job's topics at start, creating the internal ones, the sinks' limits.
+//   - poll.go: the poll loop: fetch, rate caps (ratelimit.go), hand batches to tasks, call checkpoints.
+//   - membership.go: rebalance callbacks, starting and stopping tasks, static membership.
+//   - commit.go: checkpoints, the transaction or offset commit, abort and restart.
+//   - restore.go: what a starting task restores: committed offsets and metadata (commitmeta.go), the changelog.
+//   - ready.go, http.go: /readyz, /healthz, /metrics and the circuit breaker's endpoints.
+//   - memory.go: the memory budget's shares.
+//
+// A task and what runs in it:
+//
+//   - task.go: Task (offsets, epochs, barriers, the changelog), its inbox and its goroutine (taskRunner).
+//   - failure.go: error policies, dead letters, retries and the circuit breaker (Guard).
+//   - eventtime.go, timers.go: watermarks across inputs and stages, event- and processing-time timers.
+//   - process.go, window.go, windowjoin.go, intervaljoin.go, tablejoin.go, sideoutput.go: the keyed operators.
+//   - local.go: LocalTask, a task run in the caller's goroutine, for harnesses and benchmarks.
+//
+// # One record
+//
+// The poll loop (poll.go) fetches a batch and pushes it to the inbox of the
+// task owning its partition number (task.go: inbox.push, pausing the
+// partitions when the inbox is full). The task's goroutine pops it and calls
+// Task.process, which feeds each record to the source function of its
+// topic: decoding, then each operator in turn, each running user code
+// through its Guard (failure.go), down to a sink, which calls Task.Produce:
+// the output joins the task's current epoch and, exactly once, the open
+// transaction. The task's next offset moves past the record.
+//
+// # One barrier
+//
+// When a checkpoint is due, the poll loop calls runtime.checkpoint
+// (commit.go) between polls. It sends each task a barrier (taskRunner.barrier):
+// between two records the task writes its changed state to the changelog,
+// seals its epoch and snapshots its offsets, and, exactly once, waits. The
+// runtime waits for each sealed epoch's acknowledgements, then commits the
+// snapshots' offsets with their metadata (checkpoint id, changelog
+// positions, event time) in the transaction (commitTransaction), and only
+// then releases the tasks, which write the checkpoint's state to Pebble
+// (Task.commitState). A checkpoint that fails aborts the transaction and
+// restarts every task from what Kafka has (abortAndRestart).
+package engine
