@@ -30,8 +30,8 @@ func serveHTTP(addr string, prom *metrics.Prometheus, rt *runtime) (*probeServer
 		mux.Handle("/metrics", prom.Handler())
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if ok, since := rt.liveness(); !ok {
-			http.Error(w, fmt.Sprintf("not live: the poll loop has not come round for %v (a task stuck in user code holds every checkpoint)", since.Round(time.Second)), http.StatusServiceUnavailable)
+		if ok, why := rt.liveness(); !ok {
+			http.Error(w, "not live: "+why, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

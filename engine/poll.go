@@ -16,6 +16,9 @@ import (
 // pollMax is the most records one poll takes.
 const pollMax = 10000
 
+// maxPollWait bounds how long one poll waits for records.
+const maxPollWait = time.Second
+
 // pollLoop fetches until ctx is done or a task fails, handing each
 // partition's records to its task's inbox, and checkpoints every interval.
 func (rt *runtime) pollLoop(ctx context.Context) {
@@ -27,7 +30,13 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 	defer rt.polling.Store(false)
 	for {
 		rt.looped.Store(time.Now().UnixNano())
+		// A poll returns by the next checkpoint, and at least every
+		// maxPollWait: an idle loop still comes round, for liveness and to
+		// activate restored tasks, whatever the checkpoint interval.
 		deadline := next
+		if d := time.Now().Add(maxPollWait); d.Before(deadline) {
+			deadline = d
+		}
 		if caps != nil {
 			caps.resumeDue(time.Now())
 			if u := caps.next(); !u.IsZero() && u.Before(deadline) {

@@ -140,33 +140,56 @@ func TestWatermarkMetrics(t *testing.T) {
 }
 
 // TestHealthzFailsWhenUserCodeWedgesTheReplica: a Map function that never
-// returns holds its task, and the checkpoint waits for the task's barrier;
-// /healthz turns 503 once the poll loop has not come round for the
-// liveness timeout, so Kubernetes restarts the replica. It is live again
-// once the function returns.
+// returns holds its task. With checkpoints due, the next one waits for the
+// task's barrier and the poll loop stops coming round; with none due, the
+// poll loop goes on but the task stays on the same records. Either way
+// /healthz turns 503 after the liveness timeout, so Kubernetes restarts the
+// replica, and is 200 again once the function returns.
 func TestHealthzFailsWhenUserCodeWedgesTheReplica(t *testing.T) {
-	brokers := kafkatest.Fake(t, 1, "in", "out")
-	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), &kgo.Record{Topic: "in", Value: []byte("first")}, &kgo.Record{Topic: "in", Value: []byte("wedge")})
-	addr := freeAddr(t)
-	release := make(chan struct{})
-	job := engine.NewJob("wedged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr), engine.WithStateDir(t.TempDir()),
-		engine.WithCheckpointInterval(20*time.Millisecond), engine.WithLivenessTimeout(time.Second), engine.WithLogLevel("error"))
-	src := connectors.KafkaSource(job, "in", codec.String())
-	connectors.KafkaSink(operators.Map(src, func(s string) (string, error) {
-		if s == "wedge" {
-			<-release
-		}
-		return s, nil
-	}), "out", codec.String())
-	stop := runJob(t, job)
-	base := "http://" + addr
-	kafkatest.Eventually(t, 10*time.Second, "/healthz 503 while the task is wedged", func() bool {
-		c, body := get(base + "/healthz")
-		return c == http.StatusServiceUnavailable && strings.Contains(body, "poll loop has not come round")
-	})
-	close(release)
-	kafkatest.Eventually(t, 10*time.Second, "/healthz 200 once the function returned", func() bool { c, _ := get(base + "/healthz"); return c == 200 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		want     string
+	}{
+		{"checkpoint waits", 20 * time.Millisecond, "the poll loop has not come round"},
+		{"no checkpoint due", 5 * time.Minute, "task 0_0 has been on the same records"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			brokers := kafkatest.Fake(t, 1, "in", "out")
+			kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), &kgo.Record{Topic: "in", Value: []byte("first")}, &kgo.Record{Topic: "in", Value: []byte("wedge")})
+			addr := freeAddr(t)
+			release := make(chan struct{})
+			wedged := make(chan struct{})
+			job := engine.NewJob("wedged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr), engine.WithStateDir(t.TempDir()),
+				engine.WithCheckpointInterval(tc.interval), engine.WithTransactionTimeout(max(10*time.Second, 2*tc.interval)),
+				engine.WithLivenessTimeout(time.Second), engine.WithLogLevel("error"))
+			src := connectors.KafkaSource(job, "in", codec.String())
+			connectors.KafkaSink(operators.Map(src, func(s string) (string, error) {
+				if s == "wedge" {
+					close(wedged)
+					<-release
+				}
+				return s, nil
+			}), "out", codec.String())
+			stop := runJob(t, job)
+			base := "http://" + addr
+			select {
+			case <-wedged:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the task never reached the record that wedges it")
+			}
+			if c, body := get(base + "/healthz"); c != 200 {
+				t.Fatalf("/healthz %d %q before the liveness timeout", c, body)
+			}
+			kafkatest.Eventually(t, 10*time.Second, "/healthz 503 while the task is wedged", func() bool {
+				c, body := get(base + "/healthz")
+				return c == http.StatusServiceUnavailable && strings.Contains(body, tc.want)
+			})
+			close(release)
+			kafkatest.Eventually(t, 10*time.Second, "/healthz 200 once the function returned", func() bool { c, _ := get(base + "/healthz"); return c == 200 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

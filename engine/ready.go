@@ -10,14 +10,26 @@ import (
 	"go.uber.org/zap"
 )
 
-// liveness reports whether the poll loop comes round, and if not, since
-// when it has not.
-func (rt *runtime) liveness() (bool, time.Duration) {
+// liveness reports whether the replica moves: its poll loop comes round,
+// and no task has been on one chunk of records for longer than the
+// liveness timeout. If not, it says what is stuck.
+func (rt *runtime) liveness() (bool, string) {
 	if rt.cfg.LivenessTimeout <= 0 || !rt.polling.Load() {
-		return true, 0
+		return true, ""
 	}
-	since := time.Since(time.Unix(0, rt.looped.Load()))
-	return since <= rt.cfg.LivenessTimeout, since
+	if since := time.Since(time.Unix(0, rt.looped.Load())); since > rt.cfg.LivenessTimeout {
+		return false, fmt.Sprintf("the poll loop has not come round for %v (a task stuck in user code holds every checkpoint)", since.Round(time.Second))
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for id, tr := range rt.mu.tasks {
+		if b := tr.busy.Load(); b != 0 {
+			if since := time.Since(time.Unix(0, b)); since > rt.cfg.LivenessTimeout {
+				return false, fmt.Sprintf("task %s has been on the same records for %v (user code that does not return?)", id, since.Round(time.Second))
+			}
+		}
+	}
+	return true, ""
 }
 
 // breakerChanged follows the circuit breaker: a halted replica is not
