@@ -774,9 +774,39 @@ func (r *tortureRun) check() {
 	t.Log(runVerify(t, r.brokers, "--output", r.matches, "--output", r.windows))
 	// The partial counts come from processing-time timers: no provenance.
 	t.Log(verifyCLI(t, r.brokers, "--output", r.partial))
+	if dups := r.inputWrittenTwice(read); len(bad) != 0 && dups > 0 {
+		// The job is checked against its input as written by weir verify
+		// above (which passed, or the test stopped there); the reference
+		// assumes the input as drawn.
+		t.Logf("seed %d: INCONCLUSIVE reference check: the test's own input producer wrote %d records twice "+
+			"(an idempotent producer's retry across a broker SIGKILL), so the reference outputs no longer match "+
+			"the input; weir verify --input checked the job against the input as written: %s", r.seed, dups, strings.Join(bad, "; "))
+		return
+	}
 	if len(bad) != 0 {
 		t.Fatalf("seed %d: the outputs are not exactly once: %s", r.seed, strings.Join(bad, "; "))
 	}
+}
+
+// inputWrittenTwice counts the input records (orders and shipments, by
+// id) that are in their topics more than once.
+func (r *tortureRun) inputWrittenTwice(read func(string) []*kgo.Record) int {
+	dups := 0
+	for _, topic := range []string{r.orders, r.shipments} {
+		seen := map[int64]bool{}
+		for _, rec := range read(topic) {
+			var v struct {
+				ID int64 `json:"id"`
+			}
+			if json.Unmarshal(rec.Value, &v) == nil {
+				if seen[v.ID] {
+					dups++
+				}
+				seen[v.ID] = true
+			}
+		}
+	}
+	return dups
 }
 
 // countSeen counts the keys seen more than once, and those of want never.
