@@ -21,6 +21,7 @@ import (
 	"github.com/weirstream/weir/e2e/jobs/shared"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/verify"
 )
 
@@ -431,7 +432,7 @@ func runTorture(t *testing.T, brokers []string, script string, seed uint64, step
 		r.tick()
 		var sum int64
 		for _, rec := range partials.snapshot() {
-			var w engine.Windowed[string, int64]
+			var w operators.Windowed[string, int64]
 			if json.Unmarshal(rec.Value, &w) == nil {
 				sum += w.Value
 			}
@@ -732,7 +733,7 @@ func (r *tortureRun) check() {
 	sums := map[string]int64{}
 	wrong = 0
 	for _, rec := range gotPartials {
-		var w engine.Windowed[string, int64]
+		var w operators.Windowed[string, int64]
 		decode(rec, &w)
 		if w.Value < 1 {
 			wrong++

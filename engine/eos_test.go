@@ -32,7 +32,7 @@ func (d *delayed) Open(r *state.Registry) error {
 	return nil
 }
 
-func (d *delayed) Process(c engine.Context[string], in string, out engine.Collector[string]) error {
+func (d *delayed) Process(c operators.Context[string], in string, out operators.Collector[string]) error {
 	if strings.HasPrefix(in, "now") {
 		return out.Collect(in)
 	}
@@ -40,7 +40,7 @@ func (d *delayed) Process(c engine.Context[string], in string, out engine.Collec
 	return d.pending.Set(c, in)
 }
 
-func (d *delayed) OnTimer(c engine.Context[string], _ time.Time, _ engine.TimeDomain, out engine.Collector[string]) error {
+func (d *delayed) OnTimer(c operators.Context[string], _ time.Time, _ engine.TimeDomain, out operators.Collector[string]) error {
 	v, ok, err := d.pending.Get(c)
 	if err != nil || !ok {
 		return err
@@ -89,7 +89,7 @@ func TestProcessingTimerFiredBeforeAnyInputIsCommittedWithItsState(t *testing.T)
 			engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("warn"))
 		src := connectors.KafkaSource(job, in, codec.String())
 		keyed := operators.KeyByRecordKey(src, codec.Key[string]())
-		connectors.KafkaSink(operators.Process(keyed, "delay", engine.KeyedProcessFunction[string, string, string](&delayed{after: 4 * time.Second})), out, codec.String())
+		connectors.KafkaSink(operators.Process(keyed, "delay", operators.KeyedProcessFunction[string, string, string](&delayed{after: 4 * time.Second})), out, codec.String())
 		return job
 	}
 	producer := kafkatest.Client(t, brokers)

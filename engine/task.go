@@ -69,7 +69,7 @@ type Task struct {
 	store *state.TaskStore
 	// watermark is the task's event time (Unix ms), minWatermark before any.
 	watermark int64
-	timers    []*timerOwner
+	timers    []*Timers
 	// timerErr is a store error met while registering a timer, which has
 	// no error to return; the record that registered it fails with it.
 	timerErr error

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"container/heap"
 	"encoding/binary"
-	"fmt"
-	"github.com/weirstream/weir/windowing"
 	"time"
+
+	"github.com/weirstream/weir/windowing"
 )
 
 // Clock is the processing-time clock of a job's tasks. Tests and harnesses
@@ -16,6 +16,23 @@ type Clock interface{ Now() time.Time }
 type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
+
+// TimeDomain says which clock a timer follows.
+type TimeDomain uint8
+
+const (
+	// EventTime timers fire when the task's watermark passes them.
+	EventTime TimeDomain = iota
+	// ProcessingTime timers fire when the task's clock passes them.
+	ProcessingTime
+)
+
+func (d TimeDomain) String() string {
+	if d == EventTime {
+		return "event-time"
+	}
+	return "processing-time"
+}
 
 // minWatermark is the watermark before any event time is known: the
 // windowing package's, as a task keeps it (int64 Unix ms).
@@ -34,41 +51,59 @@ func watermarkTime(ms int64) time.Time {
 // its operator's changelog like the rest of the operator's state.
 const timerState = "\x00timers"
 
-// timerOwner is one keyed operator's timers in one task. The task's state
-// store holds them durably, keyed so that a scan yields them in (time,
-// key) order: len(op) op | len(timerState) timerState | domain | time
-// (sign-flipped big-endian) | key. Firing works from an in-memory queue
-// per domain, loaded from the store once when the task starts, as Flink's
-// heap timers do: a scan of the store per watermark move would cost a
-// merge iterator per record. The task owns it; nothing here takes a lock.
-type timerOwner struct {
+// Timers are one keyed operator's timers in one task (Flink's
+// InternalTimerService): what an operator registers to be called back at
+// an event time (when the task's watermark passes it) or a processing
+// time (when the task's clock does). A timer is (domain, time, subject):
+// the subject is the operator's own bytes, usually the record key it is
+// for plus what the operator needs to act (a window, a join side);
+// registering the same timer twice keeps one.
+//
+// The task's state store holds timers durably, in the operator's part of
+// the store (so they are checkpointed and restored with its state), keyed
+// so that a scan yields them in (time, subject) order: len(op) op |
+// len(timerState) timerState | domain | time (sign-flipped big-endian) |
+// subject. Firing works from an in-memory queue per domain, loaded from
+// the store once when the task starts, as Flink's heap timers do: a scan
+// of the store per watermark move would cost a merge iterator per
+// record. The task owns them; nothing here takes a lock.
+type Timers struct {
 	task   *Task
 	prefix []byte // len(op) op | len(timerState) timerState
-	fire   func(key []byte, at int64, domain TimeDomain) error
+	fire   func(subject []byte, at windowing.Millis, domain TimeDomain) error
 	queues [2]timerQueue
 	loaded bool
 }
 
-// timerOwner registers the named operator's timers in the task; the
-// operator sets fire before its first record. An operator registers before
-// it builds the operators downstream of it, so the task's owners are in
+// Timers registers the named operator's timers in the task; the operator
+// sets OnFire before its first record. An operator registers before it
+// builds the operators downstream of it, so the task's timers are in
 // topology order, which is the order a watermark fires them in: a timer
 // that a downstream operator sets for a time the watermark passed, while
 // an upstream window fires at that watermark, fires at the same watermark,
 // as Flink's forwarding of the watermark operator by operator does.
-func (t *Task) timerOwner(op string, fire func(key []byte, at int64, domain TimeDomain) error) *timerOwner {
+func (t *Task) Timers(op string) *Timers {
 	p := binary.AppendUvarint(nil, uint64(len(op)))
 	p = append(p, op...)
 	p = binary.AppendUvarint(p, uint64(len(timerState)))
 	p = append(p, timerState...)
-	o := &timerOwner{task: t, prefix: p, fire: fire}
+	o := &Timers{task: t, prefix: p}
 	o.queues[EventTime].init()
 	o.queues[ProcessingTime].init()
 	t.timers = append(t.timers, o)
 	return o
 }
 
-func (o *timerOwner) domainPrefix(d TimeDomain) []byte {
+// OnFire sets what a due timer calls, in the task's goroutine, with the
+// timer's subject, time and domain. Timers of a task fire in time order,
+// then subject order; the timer is gone from the store when fire runs, and
+// an error fails the task with a TimerError (or meets the operator's
+// error policy, when it comes from user code run through its Guard).
+func (o *Timers) OnFire(fire func(subject []byte, at windowing.Millis, domain TimeDomain) error) {
+	o.fire = fire
+}
+
+func (o *Timers) domainPrefix(d TimeDomain) []byte {
 	return append(append([]byte(nil), o.prefix...), byte(d))
 }
 
@@ -80,27 +115,7 @@ func orderedMillis(ms int64) []byte {
 
 func millisAt(b []byte) int64 { return int64(binary.BigEndian.Uint64(b[:8]) ^ (1 << 63)) }
 
-// timerSubject packs what an operator's timer is about into the timer's
-// key: the record key (length-prefixed), then the operator's own parts (a
-// window, a side and a timestamp). splitTimerSubject undoes it.
-func timerSubject(key []byte, parts ...[]byte) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(key)))
-	b = append(b, key...)
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
-}
-
-func splitTimerSubject(tk []byte, rest int) (key, parts []byte, err error) {
-	n, w := binary.Uvarint(tk)
-	if w <= 0 || len(tk) != w+int(n)+rest {
-		return nil, nil, fmt.Errorf("malformed timer %x", tk)
-	}
-	return tk[w : w+int(n)], tk[w+int(n):], nil
-}
-
-func (o *timerOwner) key(d TimeDomain, at int64, key []byte) []byte {
+func (o *Timers) key(d TimeDomain, at int64, key []byte) []byte {
 	k := o.domainPrefix(d)
 	k = append(k, orderedMillis(at)...)
 	return append(k, key...)
@@ -108,7 +123,7 @@ func (o *timerOwner) key(d TimeDomain, at int64, key []byte) []byte {
 
 // load fills the queues from the store: the timers a previous run of the
 // task left. It runs once, before the first timer is registered or fired.
-func (o *timerOwner) load() error {
+func (o *Timers) load() error {
 	if o.loaded {
 		return nil
 	}
@@ -127,7 +142,18 @@ func (o *timerOwner) load() error {
 	return nil
 }
 
-func (o *timerOwner) register(d TimeDomain, at int64, key []byte) {
+// Register sets a timer of domain d at time at for subject. Registering
+// a timer that is set already does nothing.
+func (o *Timers) Register(d TimeDomain, at windowing.Millis, subject []byte) {
+	o.register(d, int64(at), subject)
+}
+
+// Delete removes a timer; deleting one that is not set does nothing.
+func (o *Timers) Delete(d TimeDomain, at windowing.Millis, subject []byte) {
+	o.delete(d, int64(at), subject)
+}
+
+func (o *Timers) register(d TimeDomain, at int64, key []byte) {
 	if err := o.load(); err != nil {
 		o.task.timerErr = err
 		return
@@ -137,7 +163,7 @@ func (o *timerOwner) register(d TimeDomain, at int64, key []byte) {
 	}
 }
 
-func (o *timerOwner) delete(d TimeDomain, at int64, key []byte) {
+func (o *Timers) delete(d TimeDomain, at int64, key []byte) {
 	if err := o.load(); err != nil {
 		o.task.timerErr = err
 		return
@@ -149,7 +175,7 @@ func (o *timerOwner) delete(d TimeDomain, at int64, key []byte) {
 
 // fireDue fires, in (time, key) order, every timer of domain d at or before
 // upTo, including timers registered while firing that are due too.
-func (o *timerOwner) fireDue(d TimeDomain, upTo int64) error {
+func (o *Timers) fireDue(d TimeDomain, upTo int64) error {
 	if err := o.load(); err != nil {
 		return err
 	}
@@ -164,7 +190,7 @@ func (o *timerOwner) fireDue(d TimeDomain, upTo int64) error {
 		// is in hand; a dead letter of the timer must not name the record.
 		cur := o.task.cur
 		o.task.cur, o.task.curTimer = nil, timerInHand{set: true, at: at, domain: d, key: key}
-		err := o.fire(key, at, d)
+		err := o.fire(key, windowing.Millis(at), d)
 		o.task.cur, o.task.curTimer = cur, timerInHand{}
 		if err != nil {
 			return &TimerError{Timer: at, Domain: d, Key: key, Err: err}
@@ -240,25 +266,6 @@ func (h *timerHeap) Pop() any {
 	e := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return e
-}
-
-// timerService is the TimerService of one key.
-type timerService struct {
-	o   *timerOwner
-	key []byte
-}
-
-func (s timerService) RegisterEventTimeTimer(at time.Time) {
-	s.o.register(EventTime, at.UnixMilli(), s.key)
-}
-func (s timerService) RegisterProcessingTimeTimer(at time.Time) {
-	s.o.register(ProcessingTime, at.UnixMilli(), s.key)
-}
-func (s timerService) DeleteEventTimeTimer(at time.Time) {
-	s.o.delete(EventTime, at.UnixMilli(), s.key)
-}
-func (s timerService) DeleteProcessingTimeTimer(at time.Time) {
-	s.o.delete(ProcessingTime, at.UnixMilli(), s.key)
 }
 
 // advanceWatermark moves the task's event time to wm (never back) and fires

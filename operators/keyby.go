@@ -1,11 +1,8 @@
 package operators
 
 import (
-	"time"
-
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/engine"
-	"github.com/weirstream/weir/windowing"
 )
 
 // KeyByOpt configures KeyBy.
@@ -56,36 +53,6 @@ func KeyByRecordKey[K comparable, T any](in engine.Stream[T], key codec.Codec[K]
 	return engine.AsKeyed(in, key)
 }
 
-// KeyedProcessFunction is engine.KeyedProcessFunction: the lowest-level
-// keyed operator, with the key's state and timers.
-type KeyedProcessFunction[K comparable, IN, OUT any] = engine.KeyedProcessFunction[K, IN, OUT]
-
-// Process applies a keyed process function to a keyed stream. name
-// identifies the operator; name stateful operators and keep the names
-// stable, since their state is kept under them.
-func Process[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], name string, fn KeyedProcessFunction[K, IN, OUT]) engine.Stream[OUT] {
-	return engine.Process(in, name, fn)
-}
-
-// OutputTag names a side output; see engine.OutputTag.
-type OutputTag[T any] = engine.OutputTag[T]
-
-// NewOutputTag returns the side output tag called name.
-func NewOutputTag[T any](name string) OutputTag[T] { return engine.NewOutputTag[T](name) }
-
-// SideOutput returns the stream of the tag's side output of the operator
-// producing s.
-func SideOutput[T, OUT any](s engine.Stream[OUT], tag OutputTag[T]) engine.Stream[T] {
-	return engine.SideOutput(s, tag)
-}
-
-// JoinTable joins each record of a keyed stream with the latest value of
-// its key in a table topic (a left join). See engine.TableJoin.
-func JoinTable[K comparable, L, R, OUT any](stream engine.KeyedStream[K, L], table string, rc codec.Codec[R],
-	join func(key K, left L, right R, found bool) (OUT, error)) engine.Stream[OUT] {
-	return engine.TableJoin(stream, table, rc, join)
-}
-
 // KeyByBoth keys two streams by the same kind of key into one new stage,
 // each through its repartition topic, so that a task sees both streams'
 // records of its keys: what IntervalJoin needs.
@@ -95,20 +62,4 @@ func KeyByBoth[K comparable, L, R any](left engine.Stream[L], lkey func(L) K, ri
 	l := engine.RepartitionInto(left, name+"-left", func(v L) ([]byte, error) { return kc.Encode(lkey(v)) }, codec.JSON[L](), stage)
 	r := engine.RepartitionInto(right, name+"-right", func(v R) ([]byte, error) { return kc.Encode(rkey(v)) }, codec.JSON[R](), stage)
 	return engine.AsKeyed(l, kc), engine.AsKeyed(r, kc)
-}
-
-// IntervalJoin joins two keyed streams of one stage by key and time: a
-// left record at l with every right record at r in [l+lower, l+upper].
-// See engine.IntervalJoin.
-func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engine.KeyedStream[K, R], name string,
-	lower, upper time.Duration, join func(key K, l L, r R) (OUT, error), opts ...engine.JoinOpt) engine.Stream[OUT] {
-	return engine.IntervalJoin(left, right, name, lower, upper, codec.JSON[L](), codec.JSON[R](), join, opts...)
-}
-
-// WindowJoin joins two keyed streams of one stage per window: every pair
-// of a left and a right record of a key in a window, when it fires. See
-// engine.WindowJoin.
-func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engine.KeyedStream[K, R], name string,
-	assigner windowing.Assigner, join func(key K, w windowing.Window, l L, r R) (OUT, error)) engine.Stream[OUT] {
-	return engine.WindowJoin(left, right, name, assigner, codec.JSON[L](), codec.JSON[R](), join)
 }

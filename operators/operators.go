@@ -132,15 +132,6 @@ func Filter[T any](in engine.Stream[T], keep func(T) bool, opts ...Option[T]) en
 	return out
 }
 
-// Collector receives the records a FlatMap function emits for one input
-// record, and serves its side outputs: tag.Emit(out, v) routes v to the
-// side output engine.SideOutput(stream, tag) reads. It is valid only
-// during the call it is passed to.
-type Collector[T any] interface {
-	engine.Collector[T]
-	engine.SideEmitter
-}
-
 // FlatMap calls fn once per record; fn emits zero or more values through
 // the collector, each under the input's key and event time.
 func FlatMap[T, U any](in engine.Stream[T], fn func(T, Collector[U]) error, opts ...Option[T]) engine.Stream[U] {

@@ -1,23 +1,614 @@
 package operators
 
 import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
 )
 
-// AggregateFunction aggregates a window incrementally; see engine.AggregateFunction.
-type AggregateFunction[IN, ACC, OUT any] = engine.AggregateFunction[IN, ACC, OUT]
-
 // Windowed is a window's result for one key.
-type Windowed[K comparable, OUT any] = engine.Windowed[K, OUT]
+type Windowed[K comparable, OUT any] struct {
+	Key   K         `json:"key"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Value OUT       `json:"value"`
+}
 
-// WindowAggregate aggregates each key's records per window (tumbling,
-// sliding or session, from package windowing) and emits each window's
-// result when the watermark passes its end. See engine.WindowAggregate.
+// WindowOpt configures a window operator (WindowAggregate,
+// WindowProcess).
+type WindowOpt func(*windowOptions)
+
+type windowOptions struct {
+	trigger   windowing.Trigger
+	lateness  time.Duration
+	late      any // engine.OutputTag[IN]
+	lateTopic string
+	lateCodec any // codec.Codec[IN]
+}
+
+// windowConfig is a window operator's options, typed for its input.
+type windowConfig[IN any] struct {
+	trigger   windowing.Trigger
+	lateness  time.Duration
+	late      *engine.OutputTag[IN]
+	lateTopic string
+	lateCodec codec.Codec[IN]
+}
+
+// windowOpts applies opts; options of another type than the operator's
+// input (a late-output tag or codec) are an error.
+func windowOpts[IN any](opts []WindowOpt) (windowConfig[IN], error) {
+	var o windowOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg := windowConfig[IN]{trigger: o.trigger, lateness: o.lateness, lateTopic: o.lateTopic}
+	var zero IN
+	if o.late != nil {
+		tag, ok := o.late.(engine.OutputTag[IN])
+		if !ok {
+			return cfg, fmt.Errorf("LateOutput's tag is %T, the window's records are %T", o.late, zero)
+		}
+		cfg.late = &tag
+	}
+	if o.lateCodec != nil {
+		c, ok := o.lateCodec.(codec.Codec[IN])
+		if !ok {
+			return cfg, fmt.Errorf("LateTopic's codec is %T, the window's records are %T", o.lateCodec, zero)
+		}
+		cfg.lateCodec = c
+	}
+	return cfg, nil
+}
+
+// AllowedLateness keeps a window's state for d after the watermark passed
+// its end: a record that arrives in that time still updates the window,
+// and the window fires again with the update (Flink's allowedLateness).
+// Default: 0.
+func AllowedLateness(d time.Duration) WindowOpt {
+	return func(c *windowOptions) { c.lateness = d }
+}
+
+// LateOutput sends records later than every window they belong to (past
+// end + allowed lateness) to tag, as Flink's sideOutputLateData, instead
+// of the late-data topic; engine.SideOutput(windowed, tag) reads them.
+// Late records are counted either way, in the operator's late records
+// (weir_records_late_total).
+func LateOutput[IN any](tag engine.OutputTag[IN]) WindowOpt {
+	return func(c *windowOptions) { c.late = tag }
+}
+
+// WithTrigger sets when windows fire (Flink's triggers): on a count of
+// records, on processing time, or early and repeatedly with a continuous
+// trigger. Default: once, when the watermark passes the window's end.
+// Global windows need one of these.
+func WithTrigger(t windowing.Trigger) WindowOpt {
+	return func(c *windowOptions) { c.trigger = t }
+}
+
+// LateTopic writes late records to topic, encoded with c, instead of the
+// default late-data topic. The topic must exist.
+func LateTopic[IN any](topic string, c codec.Codec[IN]) WindowOpt {
+	return func(o *windowOptions) { o.lateTopic, o.lateCodec = topic, c }
+}
+
+// Headers of a record in a late-data topic: why it is there.
+const (
+	HeaderLateOperator  = "weir.late.operator"
+	HeaderLateReason    = "weir.late.reason"
+	HeaderLateEventTime = "weir.late.event-time"
+	HeaderLateWatermark = "weir.late.watermark"
+)
+
+// timer kinds of a window
+const (
+	windowFire    byte = 0 // the watermark passed the window's end
+	windowCleanup byte = 1 // ... and its allowed lateness: state goes
+	windowEarly   byte = 2 // a continuous trigger's periodic firing
+)
+
+// WindowAggregate aggregates each key's records per window of assigner,
+// and emits each window's result when the watermark passes its end (its
+// event-time trigger), with the window's last millisecond as event time.
+// State holds one accumulator per key and window, never the records.
+// Session windows merge as records bridge them, their accumulators merged
+// with fn.Merge. Window state and timers live in the state store.
 func WindowAggregate[K comparable, IN, ACC, OUT any](in engine.KeyedStream[K, IN], name string, assigner windowing.Assigner,
-	fn AggregateFunction[IN, ACC, OUT], acc codec.Codec[ACC], opts ...engine.WindowOpt[IN]) engine.Stream[Windowed[K, OUT]] {
-	return engine.WindowAggregate(in, name, assigner, fn, acc, opts...)
+	fn state.AggregateFunction[IN, ACC, OUT], acc codec.Codec[ACC], opts ...WindowOpt) engine.Stream[Windowed[K, OUT]] {
+	return windowOperator(in, name, assigner, opts, func(reg *state.Registry) contents[K, IN, OUT] {
+		return &aggContents[K, IN, ACC, OUT]{fn: fn, accs: state.NewValue(reg, "acc", acc)}
+	})
+}
+
+// ProcessWindowFunction sees all of a window's records at once, with the
+// window: for what an incremental aggregate cannot do (medians, sorting,
+// the first and last record). State holds every record of the window.
+type ProcessWindowFunction[K comparable, IN, OUT any] interface {
+	Process(key K, w windowing.Window, records []IN, out Collector[OUT]) error
+}
+
+// WindowProcess applies fn to each key's records per window of assigner,
+// when the watermark passes the window's end. The records are kept in list
+// state (one store key per record, so adding costs the same whatever the
+// window holds), encoded with c; session windows merge their lists.
+func WindowProcess[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], name string, assigner windowing.Assigner,
+	fn ProcessWindowFunction[K, IN, OUT], c codec.Codec[IN], opts ...WindowOpt) engine.Stream[Windowed[K, OUT]] {
+	return windowOperator(in, name, assigner, opts, func(reg *state.Registry) contents[K, IN, OUT] {
+		return &listContents[K, IN, OUT]{fn: fn, recs: state.NewList(reg, "records", c)}
+	})
+}
+
+func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], name string, assigner windowing.Assigner,
+	opts []WindowOpt, newContents func(*state.Registry) contents[K, IN, OUT]) engine.Stream[Windowed[K, OUT]] {
+	out := engine.Derive[Windowed[K, OUT]](in.Stream, name)
+	job := in.Job()
+	cfg, err := windowOpts[IN](opts)
+	if err != nil {
+		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
+	}
+	if err := windowing.ValidateAssigner(assigner); err != nil {
+		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
+	}
+	if cfg.lateness < 0 {
+		job.TopologyError(fmt.Errorf("%s: allowed lateness %v is negative", out.Name(), cfg.lateness))
+	}
+	if err := cfg.trigger.Validate(); err != nil {
+		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
+	}
+	if ws := assigner.Assign(nil, 0); len(ws) == 1 && ws[0] == windowing.GlobalWindow && cfg.trigger.Kind == windowing.EventTimeTrigger {
+		job.TopologyError(fmt.Errorf("%s: a global window never ends, so the event-time trigger never fires it: give it WithTrigger", out.Name()))
+	}
+	reg := state.NewRegistry(out.Name())
+	cont := newContents(reg)
+	counts := state.NewValue(reg, "trigger-count", codec.Key[int64]())
+	sessions := state.NewValue(reg, "sessions", codec.JSON[[]windowing.Window]())
+	if err := reg.Err(); err != nil {
+		job.TopologyError(err)
+	}
+	job.AddStatefulOperator(out.Name(), out.Stage())
+	lateness := windowing.Millis(cfg.lateness.Milliseconds())
+	// Nothing is dropped silently: without a side output, late records go
+	// to a topic, by default <group>-<operator>-late, created by Weir.
+	var lateTopic *engine.InternalTopic
+	if cfg.late == nil {
+		if cfg.lateTopic != "" {
+			job.AddSinkTopic(cfg.lateTopic)
+		} else {
+			lateTopic = job.AddInternalTopic(out.Name()+"-late", in.Stage())
+			cfg.lateCodec = codec.JSON[IN]()
+		}
+	}
+	in.Subscribe(func(t *engine.Task) (engine.Emit[IN], error) {
+		opName := out.Name()
+		stats := t.Stats(opName)
+		timers := t.Timers(opName) // before downstream's: see Task.Timers
+		down, err := out.Build(t)
+		if err != nil {
+			return nil, err
+		}
+		sides, err := out.BuildSides(t)
+		if err != nil {
+			return nil, err
+		}
+		var lateEmit engine.Emit[IN]
+		if cfg.late != nil {
+			lateEmit, _ = sides.Lookup(cfg.late.Name()).(engine.Emit[IN])
+		} else {
+			topic := cfg.lateTopic
+			if lateTopic != nil {
+				topic = lateTopic.Name()
+			}
+			lateEmit = lateToTopic(t, opName, topic, cfg.lateCodec, cfg.lateness)
+		}
+		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides, timers: timers, guard: t.Guard(opName, engine.ClassError)}
+		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner,
+			lateness: lateness, stats: stats, op: opName, trigger: cfg.trigger, counts: counts,
+			col: &windowCollector[K, OUT]{c: c, down: down, stats: stats}}
+		timers.OnFire(w.onTimer)
+		w.timers = timers
+		return func(r engine.Record[IN]) error {
+			stats.In++
+			if err := c.setKey(r.Key, r.Timestamp.UnixMilli()); err != nil {
+				return &engine.OperatorError{Operator: opName, Err: err}
+			}
+			late, err := w.add(r)
+			if err != nil {
+				return &engine.OperatorError{Operator: opName, Err: err}
+			}
+			if late {
+				stats.Late++ // counted, and sent on
+				if lateEmit != nil {
+					return lateEmit(r)
+				}
+			}
+			return nil
+		}, nil
+	})
+	return out
+}
+
+// lateToTopic writes late records to topic with headers saying why, in
+// the task's checkpoint epoch like any output.
+func lateToTopic[IN any](t *engine.Task, op, topic string, c codec.Codec[IN], lateness time.Duration) engine.Emit[IN] {
+	return func(r engine.Record[IN]) error {
+		b, err := c.Encode(r.Value)
+		if err != nil {
+			return &engine.OperatorError{Operator: op, Err: fmt.Errorf("encoding a late record: %w", err)}
+		}
+		wm := watermarkTime(t).UTC().Format(time.RFC3339Nano)
+		t.Produce(&kgo.Record{Topic: topic, Key: r.Key, Value: b, Timestamp: r.Timestamp, Headers: []kgo.RecordHeader{
+			{Key: HeaderLateOperator, Value: []byte(op)},
+			{Key: HeaderLateReason, Value: []byte(fmt.Sprintf("every window of the record ended before the watermark minus the allowed lateness (%v)", lateness))},
+			{Key: HeaderLateEventTime, Value: []byte(r.Timestamp.UTC().Format(time.RFC3339Nano))},
+			{Key: HeaderLateWatermark, Value: []byte(wm)},
+		}})
+		return nil
+	}
+}
+
+// aggContents keeps a window's accumulator.
+type aggContents[K comparable, IN, ACC, OUT any] struct {
+	fn   state.AggregateFunction[IN, ACC, OUT]
+	accs *state.Value[ACC]
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) get(c *keyedCtx[K]) (ACC, bool, error) {
+	acc, ok, err := a.accs.Get(c)
+	if err == nil && !ok {
+		acc = a.fn.Zero()
+	}
+	return acc, ok, err
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) add(c *keyedCtx[K], v IN) error {
+	acc, _, err := a.get(c)
+	if err != nil {
+		return err
+	}
+	return a.accs.Set(c, a.fn.Add(acc, v))
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) absorb(c *keyedCtx[K], from []byte) error {
+	into := c.ns
+	c.ns = from
+	other, ok, err := a.accs.Get(c)
+	if err == nil {
+		a.accs.Clear(c)
+	}
+	c.ns = into
+	if err != nil || !ok {
+		return err
+	}
+	acc, _, err := a.get(c)
+	if err != nil {
+		return err
+	}
+	return a.accs.Set(c, a.fn.Merge(acc, other))
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) emit(c *keyedCtx[K], out Collector[OUT]) (bool, error) {
+	acc, ok, err := a.accs.Get(c)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, out.Collect(a.fn.Result(acc))
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) clear(c *keyedCtx[K]) error {
+	a.accs.Clear(c)
+	return nil
+}
+
+// listContents keeps every record of a window.
+type listContents[K comparable, IN, OUT any] struct {
+	fn   ProcessWindowFunction[K, IN, OUT]
+	recs *state.List[IN]
+}
+
+func (l *listContents[K, IN, OUT]) add(c *keyedCtx[K], v IN) error { return l.recs.Add(c, v) }
+
+func (l *listContents[K, IN, OUT]) absorb(c *keyedCtx[K], from []byte) error {
+	into := c.ns
+	c.ns = from
+	vs, err := l.recs.Get(c)
+	if err == nil {
+		err = l.recs.Clear(c)
+	}
+	c.ns = into
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if err := l.recs.Add(c, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *listContents[K, IN, OUT]) emit(c *keyedCtx[K], out Collector[OUT]) (bool, error) {
+	vs, err := l.recs.Get(c)
+	if err != nil || len(vs) == 0 {
+		return false, err
+	}
+	win := decodeWindow(c.ns)
+	_, err = c.guard.Do(func() error { return l.fn.Process(c.key, win, vs, out) })
+	return true, err
+}
+
+func (l *listContents[K, IN, OUT]) clear(c *keyedCtx[K]) error { return l.recs.Clear(c) }
+
+// contents is what a window keeps for a key, in the window's namespace of
+// the scope: an accumulator (WindowAggregate) or every record
+// (WindowProcess). Its methods act on the scope's current key and window.
+type contents[K comparable, IN, OUT any] interface {
+	// add puts v in the window.
+	add(c *keyedCtx[K], v IN) error
+	// absorb moves window from's contents into the current window (a
+	// session merge), leaving from empty.
+	absorb(c *keyedCtx[K], from []byte) error
+	// emit computes the window's output and passes it on; ok is false
+	// when the window holds nothing.
+	emit(c *keyedCtx[K], out Collector[OUT]) (ok bool, err error)
+	clear(c *keyedCtx[K]) error
+}
+
+// windowOp is one window operator in one task.
+type windowOp[K comparable, IN, OUT any] struct {
+	c        *keyedCtx[K]
+	contents contents[K, IN, OUT]
+	sessions *state.Value[[]windowing.Window]
+	assigner windowing.Assigner
+	trigger  windowing.Trigger
+	counts   *state.Value[int64] // CountTrigger's records since the last firing
+	lateness windowing.Millis
+	timers   *engine.Timers
+	stats    *engine.OpStats
+	op       string
+	buf      []windowing.Window
+	col      *windowCollector[K, OUT]
+}
+
+// windowCollector emits a window's outputs with its key, bounds and, as
+// event time, its last millisecond.
+type windowCollector[K comparable, OUT any] struct {
+	c     *keyedCtx[K]
+	win   windowing.Window // the window firing
+	down  engine.Emit[Windowed[K, OUT]]
+	stats *engine.OpStats
+}
+
+func (w *windowCollector[K, OUT]) Collect(v OUT) error {
+	w.stats.Out++
+	return w.down(engine.Record[Windowed[K, OUT]]{
+		Key:       w.c.rec.Key,
+		Value:     Windowed[K, OUT]{Key: w.c.key, Start: w.win.Start.Time(), End: w.win.End.Time(), Value: v},
+		Timestamp: w.win.MaxTimestamp().Time(),
+	})
+}
+
+// timerKey packs a window timer: the record key, the window, the kind.
+func timerKey(key []byte, w windowing.Window, kind byte) []byte {
+	return timerSubject(key, encodeWindow(w), []byte{kind})
+}
+
+func (o *windowOp[K, IN, OUT]) isLate(w windowing.Window) bool {
+	return behind(o.c.task, w.MaxTimestamp()+o.lateness)
+}
+
+// add puts r in its windows; it reports whether r was late for all of them.
+func (o *windowOp[K, IN, OUT]) add(r engine.Record[IN]) (late bool, err error) {
+	ts := windowing.MillisOf(r.Timestamp)
+	o.buf = o.assigner.Assign(o.buf[:0], ts)
+	if o.assigner.Merging() {
+		return o.addMerging(r.Value, o.buf[0])
+	}
+	late = true
+	for _, w := range o.buf {
+		if o.isLate(w) {
+			continue
+		}
+		late = false
+		if err := o.update(w, r.Value); err != nil {
+			return false, err
+		}
+	}
+	return late, nil
+}
+
+// update adds v to window w, then acts on the trigger: by default it
+// fires w at once if the watermark is already past its end (a late record
+// within the allowed lateness: Flink's EventTimeTrigger fires on it) and
+// otherwise sets its timer.
+func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
+	o.c.ns = encodeWindow(w)
+	defer func() { o.c.ns = nil }()
+	if err := o.contents.add(o.c, v); err != nil {
+		return err
+	}
+	global := w == windowing.GlobalWindow
+	if !global && (o.lateness > 0 || o.trigger.Kind == windowing.CountTrigger || o.trigger.Kind == windowing.ProcessingTimeTrigger) {
+		// State goes when the watermark passes end + lateness, whichever
+		// trigger fires the window.
+		o.timers.Register(engine.EventTime, w.MaxTimestamp()+o.lateness, timerKey(o.c.rec.Key, w, windowCleanup))
+	}
+	switch o.trigger.Kind {
+	case windowing.CountTrigger:
+		n, _, err := o.counts.Get(o.c)
+		if err != nil {
+			return err
+		}
+		if n+1 < o.trigger.Count {
+			return o.counts.Set(o.c, n+1)
+		}
+		o.counts.Clear(o.c)
+		return o.fire(w)
+	case windowing.ProcessingTimeTrigger:
+		o.timers.Register(engine.ProcessingTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+		return nil
+	case windowing.ContinuousEventTimeTrigger:
+		ts := o.c.rec.Timestamp.UnixMilli()
+		next := ts - mod(ts, int64(o.trigger.Interval)) + int64(o.trigger.Interval)
+		if global || next < int64(w.MaxTimestamp()) {
+			o.timers.Register(engine.EventTime, windowing.Millis(next), timerKey(o.c.rec.Key, w, windowEarly))
+		}
+	case windowing.ContinuousProcessingTimeTrigger:
+		now := o.c.task.Now().UnixMilli()
+		o.timers.Register(engine.ProcessingTime, windowing.Millis(now-mod(now, int64(o.trigger.Interval))+int64(o.trigger.Interval)), timerKey(o.c.rec.Key, w, windowEarly))
+	}
+	if global {
+		return nil
+	}
+	if behind(o.c.task, w.MaxTimestamp()) {
+		return o.fire(w) // late, within the allowed lateness: fire again now
+	}
+	o.timers.Register(engine.EventTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+	return nil
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// fire emits window w (the scope's namespace must be w's), purging it if
+// the trigger says so.
+func (o *windowOp[K, IN, OUT]) fire(w windowing.Window) error {
+	_, err := o.fireOK(w)
+	return err
+}
+
+// fireOK is fire, reporting whether the window held anything.
+func (o *windowOp[K, IN, OUT]) fireOK(w windowing.Window) (bool, error) {
+	o.col.win = w
+	ok, err := o.contents.emit(o.c, o.col)
+	if err != nil || !ok || !o.trigger.Purge {
+		return ok, err
+	}
+	return true, o.contents.clear(o.c)
+}
+
+// addMerging adds a record to its session: the new window [ts, ts+gap)
+// and every session of the key it touches merge into one.
+func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool, err error) {
+	live, _, err := o.sessions.Get(o.c)
+	if err != nil {
+		return false, err
+	}
+	all := append(slices.Clone(live), nw)
+	merged, members := windowing.MergeWindows(all)
+	var target windowing.Window
+	var absorbed []windowing.Window
+	for i, m := range members {
+		if slices.Contains(m, len(all)-1) {
+			target = merged[i]
+			for _, j := range m {
+				if j != len(all)-1 {
+					absorbed = append(absorbed, all[j])
+				}
+			}
+		}
+	}
+	if o.isLate(target) {
+		return true, nil
+	}
+	// Move the absorbed sessions' contents into the merged window.
+	o.c.ns = encodeWindow(target)
+	for _, w := range absorbed {
+		if err := o.contents.absorb(o.c, encodeWindow(w)); err != nil {
+			return false, err
+		}
+		o.timers.Delete(engine.EventTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+		o.timers.Delete(engine.EventTime, w.MaxTimestamp()+o.lateness, timerKey(o.c.rec.Key, w, windowCleanup))
+	}
+	o.c.ns = nil
+	rest := slices.DeleteFunc(live, func(w windowing.Window) bool { return slices.Contains(absorbed, w) })
+	if err := o.sessions.Set(o.c, append(rest, target)); err != nil {
+		return false, err
+	}
+	return false, o.update(target, v)
+}
+
+// onTimer fires or cleans up a window.
+func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at windowing.Millis, domain engine.TimeDomain) error {
+	key, parts, err := splitTimerSubject(tk, 17)
+	if err != nil {
+		return err
+	}
+	win, kind := decodeWindow(parts), parts[16]
+	if err := o.c.setKey(key, int64(win.MaxTimestamp())); err != nil {
+		return err
+	}
+	o.c.ns = encodeWindow(win)
+	defer func() { o.c.ns = nil }()
+	switch kind {
+	case windowEarly:
+		// A continuous trigger's period: fire, and again a period later
+		// while the window is open.
+		ok, err := o.fireOK(win)
+		if err != nil {
+			return err
+		}
+		// A window cleaned up (or purged empty) stops its periods until a
+		// record registers them again.
+		next := at + o.trigger.Interval
+		if ok && (win == windowing.GlobalWindow || next < win.MaxTimestamp()) {
+			o.timers.Register(domain, next, tk)
+		}
+		return nil
+	case windowFire:
+		o.col.win = win
+		ok, err := o.contents.emit(o.c, o.col)
+		if err != nil || !ok {
+			return err
+		}
+		if o.lateness > 0 {
+			return nil // kept for late records until the cleanup timer
+		}
+	}
+	if err := o.contents.clear(o.c); err != nil {
+		return err
+	}
+	if o.assigner.Merging() {
+		o.c.ns = nil
+		live, _, err := o.sessions.Get(o.c)
+		if err != nil {
+			return err
+		}
+		live = slices.DeleteFunc(live, func(x windowing.Window) bool { return x == win })
+		if len(live) == 0 {
+			o.sessions.Clear(o.c)
+			return nil
+		}
+		return o.sessions.Set(o.c, live)
+	}
+	return nil
+}
+
+// watermarkTime is the task's watermark as a time, the zero time before
+// any.
+func watermarkTime(t *engine.Task) time.Time {
+	wm := t.Watermark()
+	if wm == windowing.MinWatermark {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(wm))
+}
+
+// SideOutput serves engine.OutputTag.Emit for a ProcessWindowFunction: a
+// side output of the window's key, at the window's last millisecond.
+func (w *windowCollector[K, OUT]) SideOutput(id string) (any, engine.Record[struct{}]) {
+	return w.c.sides.Lookup(id), engine.Record[struct{}]{Key: w.c.rec.Key, Timestamp: w.win.MaxTimestamp().Time()}
 }
 
 // Count is the aggregate function counting records.
@@ -27,16 +618,3 @@ func (Count[IN]) Zero() int64               { return 0 }
 func (Count[IN]) Add(acc int64, _ IN) int64 { return acc + 1 }
 func (Count[IN]) Merge(a, b int64) int64    { return a + b }
 func (Count[IN]) Result(acc int64) int64    { return acc }
-
-// ProcessWindowFunction sees all of a window's records at once.
-type ProcessWindowFunction[K comparable, IN, OUT any] = engine.ProcessWindowFunction[K, IN, OUT]
-
-// WindowProcess applies a process window function per key and window. See
-// engine.WindowProcess.
-func WindowProcess[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], name string, assigner windowing.Assigner,
-	fn ProcessWindowFunction[K, IN, OUT], c codec.Codec[IN], opts ...engine.WindowOpt[IN]) engine.Stream[Windowed[K, OUT]] {
-	return engine.WindowProcess(in, name, assigner, fn, c, opts...)
-}
-
-// WithTrigger sets when windows fire; see engine.WithTrigger.
-func WithTrigger[IN any](t windowing.Trigger) engine.WindowOpt[IN] { return engine.WithTrigger[IN](t) }

@@ -2,15 +2,20 @@ package state
 
 import "github.com/weirstream/weir/codec"
 
-// AggregateFunction folds inputs into an accumulator, like Flink's
-// AggregateFunction without merge. Implementations must be safe for
-// concurrent use (one serves every task) and should not retain their
+// AggregateFunction folds inputs into an accumulator, as Flink's
+// AggregateFunction: the one type both aggregating state (NewAggregating)
+// and window aggregates (operators.WindowAggregate) take, so that state
+// holds the accumulator, never the records. Implementations must be safe
+// for concurrent use (one serves every task) and should not retain their
 // arguments: Add may return its argument modified.
 type AggregateFunction[IN, ACC, OUT any] interface {
 	// Zero returns the accumulator of no inputs.
 	Zero() ACC
 	// Add folds in into acc.
 	Add(acc ACC, in IN) ACC
+	// Merge combines two accumulators: session windows that a record
+	// bridges merge theirs. Aggregating state never calls it.
+	Merge(a, b ACC) ACC
 	// Result turns an accumulator into the output.
 	Result(acc ACC) OUT
 }

@@ -110,6 +110,7 @@ type count struct{}
 func (count) Zero() int                 { return 0 }
 func (count) Add(acc int, _ string) int { return acc + 1 }
 func (count) Result(acc int) int        { return acc }
+func (count) Merge(a, b int) int        { return a + b }
 
 // TestHandlesSharedAcrossTasks: one registry's handles serve many task
 // goroutines at once, each with its own TaskStore and clock, committing

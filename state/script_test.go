@@ -455,6 +455,7 @@ type sum struct{}
 func (sum) Zero() int             { return 0 }
 func (sum) Add(acc, in int) int   { return acc + in }
 func (sum) Result(acc int) string { return "sum=" + strconv.Itoa(acc) }
+func (sum) Merge(a, b int) int    { return a + b }
 
 func (h *harness) declare(out *strings.Builder, d *datadriven.TestData) {
 	var op string

@@ -31,7 +31,7 @@ func (c *counter) Open(r *state.Registry) error {
 	return nil
 }
 
-func (c *counter) Process(ctx engine.Context[string], _ []byte, _ engine.Collector[int64]) error {
+func (c *counter) Process(ctx operators.Context[string], _ []byte, _ operators.Collector[int64]) error {
 	v, _, err := c.n.Get(ctx)
 	if err != nil {
 		return err
@@ -42,7 +42,7 @@ func (c *counter) Process(ctx engine.Context[string], _ []byte, _ engine.Collect
 	return c.n.Set(ctx, v+1)
 }
 
-func (c *counter) OnTimer(engine.Context[string], time.Time, engine.TimeDomain, engine.Collector[int64]) error {
+func (c *counter) OnTimer(operators.Context[string], time.Time, engine.TimeDomain, operators.Collector[int64]) error {
 	*c.fired++
 	return nil
 }

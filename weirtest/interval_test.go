@@ -40,12 +40,12 @@ func TestIntervalJoinScripts(t *testing.T) {
 			switch d.Cmd {
 			case "new":
 				var lo, hi, tumbling string
-				var jopts []engine.JoinOpt
+				var jopts []operators.JoinOpt
 				if d.HasArg("lower-exclusive") {
-					jopts = append(jopts, engine.LowerBoundExclusive())
+					jopts = append(jopts, operators.LowerBoundExclusive())
 				}
 				if d.HasArg("upper-exclusive") {
-					jopts = append(jopts, engine.UpperBoundExclusive())
+					jopts = append(jopts, operators.UpperBoundExclusive())
 				}
 				var lower, upper, size time.Duration
 				var err1, err2 error

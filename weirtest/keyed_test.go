@@ -50,7 +50,7 @@ func (b *bucketed) Open(r *state.Registry) error {
 	return nil
 }
 
-func (b *bucketed) Process(c engine.Context[string], in click, out engine.Collector[activity]) error {
+func (b *bucketed) Process(c operators.Context[string], in click, out operators.Collector[activity]) error {
 	start := in.At.Truncate(bucket)
 	end := start.Add(bucket)
 	if !strings.HasPrefix(in.Page, "/error") {
@@ -76,7 +76,7 @@ func (b *bucketed) Process(c engine.Context[string], in click, out engine.Collec
 	return b.last.Set(c, in.Page)
 }
 
-func (b *bucketed) OnTimer(c engine.Context[string], at time.Time, d engine.TimeDomain, out engine.Collector[activity]) error {
+func (b *bucketed) OnTimer(c operators.Context[string], at time.Time, d engine.TimeDomain, out operators.Collector[activity]) error {
 	if d == engine.ProcessingTime {
 		last, ok, err := b.last.Get(c)
 		if err != nil {
@@ -127,9 +127,9 @@ func buildActivityWithSide(idle time.Duration) (*engine.Job, *bucketed, *weirtes
 	clicks := connectors.KafkaSource(job, "clicks", codec.JSON[click](), connectors.WithWatermarks(wm))
 	byUser := operators.KeyBy(clicks, func(c click) string { return c.User }, operators.KeyByName[string, click]("by-user"))
 	fn := &bucketed{}
-	out := operators.Process(byUser, "buckets", engine.KeyedProcessFunction[string, click, activity](fn))
+	out := operators.Process(byUser, "buckets", operators.KeyedProcessFunction[string, click, activity](fn))
 	connectors.KafkaSink(out, "activity", codec.JSON[activity]())
-	side := weirtest.Capture(operators.SideOutput(out, errorsTag))
+	side := weirtest.Capture(engine.SideOutput(out, errorsTag))
 	return job, fn, side
 }
 

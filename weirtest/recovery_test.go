@@ -29,7 +29,7 @@ func (c *runningCount) Open(r *state.Registry) error {
 	return nil
 }
 
-func (c *runningCount) Process(ctx engine.Context[string], word string, out engine.Collector[int64]) error {
+func (c *runningCount) Process(ctx operators.Context[string], word string, out operators.Collector[int64]) error {
 	if word == "boom" {
 		return errors.New("boom")
 	}
@@ -43,7 +43,7 @@ func (c *runningCount) Process(ctx engine.Context[string], word string, out engi
 	return out.Collect(n + 1)
 }
 
-func (c *runningCount) OnTimer(engine.Context[string], time.Time, engine.TimeDomain, engine.Collector[int64]) error {
+func (c *runningCount) OnTimer(operators.Context[string], time.Time, engine.TimeDomain, operators.Collector[int64]) error {
 	return nil
 }
 
@@ -82,7 +82,7 @@ func newRecoveryJob(t *testing.T, d *datadriven.TestData) recoveryJob {
 		words := connectors.KafkaSource(job, "words", codec.String())
 		fn := &runningCount{}
 		counts := operators.Process(operators.KeyByRecordKey(words, codec.String()), "count",
-			engine.KeyedProcessFunction[string, string, int64](fn))
+			operators.KeyedProcessFunction[string, string, int64](fn))
 		connectors.KafkaSink(counts, "counts", codec.JSON[int64]())
 		return recoveryJob{
 			job: job, sink: "counts",
@@ -145,9 +145,9 @@ func newRecoveryJob(t *testing.T, d *datadriven.TestData) recoveryJob {
 		src := connectors.KafkaSource(job, "events", codec.JSON[event](),
 			connectors.WithWatermarks(windowing.ForMonotonousTimestamps(func(e event) time.Time { return e.At })))
 		counts := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", a,
-			operators.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64](),
-			engine.AllowedLateness[event](dur("lateness")))
-		connectors.KafkaSink(counts, "counts", codec.JSON[engine.Windowed[string, int64]]())
+			state.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64](),
+			operators.AllowedLateness(dur("lateness")))
+		connectors.KafkaSink(counts, "counts", codec.JSON[operators.Windowed[string, int64]]())
 		return recoveryJob{
 			job: job, sink: "counts",
 			send: func(h *weirtest.Harness, d *datadriven.TestData) error {
@@ -158,7 +158,7 @@ func newRecoveryJob(t *testing.T, d *datadriven.TestData) recoveryJob {
 				return weirtest.SendValue(h, "events", codec.JSON[event](), key, event{Key: key, At: ts}, ts)
 			},
 			format: func(r *kgo.Record) string {
-				w, err := codec.JSON[engine.Windowed[string, int64]]().Decode(r.Value)
+				w, err := codec.JSON[operators.Windowed[string, int64]]().Decode(r.Value)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -314,7 +314,7 @@ func TestCrashOutputs(t *testing.T) {
 	job := engine.NewJob("count")
 	fn := &runningCount{}
 	counts := operators.Process(operators.KeyByRecordKey(connectors.KafkaSource(job, "words", codec.String()), codec.String()),
-		"count", engine.KeyedProcessFunction[string, string, int64](fn))
+		"count", operators.KeyedProcessFunction[string, string, int64](fn))
 	connectors.KafkaSink(counts, "counts", codec.JSON[int64]())
 	h := weirtest.New(t, job)
 	values := func(rs []*kgo.Record) string {

@@ -17,11 +17,11 @@ import (
 type echoAt struct{}
 
 func (echoAt) Open(*state.Registry) error { return nil }
-func (echoAt) Process(c engine.Context[string], v int64, _ engine.Collector[int64]) error {
+func (echoAt) Process(c operators.Context[string], v int64, _ operators.Collector[int64]) error {
 	c.Timers().RegisterEventTimeTimer(c.Timestamp())
 	return nil
 }
-func (echoAt) OnTimer(c engine.Context[string], at time.Time, _ engine.TimeDomain, out engine.Collector[int64]) error {
+func (echoAt) OnTimer(c operators.Context[string], at time.Time, _ engine.TimeDomain, out operators.Collector[int64]) error {
 	return out.Collect(at.UnixMilli())
 }
 
@@ -36,7 +36,7 @@ func TestDownstreamTimerFiresAtTheSameWatermark(t *testing.T) {
 	in := connectors.KafkaSource(job, "in", codec.JSON[int64](), connectors.WithWatermarks(windowing.RecordTimestamps[int64](0)))
 	counts := operators.WindowAggregate(operators.KeyByRecordKey(in, codec.String()), "count",
 		windowing.Tumbling(10*time.Second), operators.Count[int64]{}, codec.JSON[int64]())
-	ends := operators.Map(counts, func(w engine.Windowed[string, int64]) (int64, error) { return w.Value, nil })
+	ends := operators.Map(counts, func(w operators.Windowed[string, int64]) (int64, error) { return w.Value, nil })
 	echoed := operators.Process(operators.KeyByRecordKey(ends, codec.String()), "echo", operators.KeyedProcessFunction[string, int64, int64](echoAt{}))
 	connectors.KafkaSink(echoed, "out", codec.JSON[int64]())
 

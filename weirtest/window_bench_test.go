@@ -134,18 +134,18 @@ func (w *windowWorkload) fill(r *kgo.Record, i int) {
 // windows, not encoding/json.
 type windowedCodec struct{}
 
-func (windowedCodec) Encode(v engine.Windowed[string, int64]) ([]byte, error) {
+func (windowedCodec) Encode(v operators.Windowed[string, int64]) ([]byte, error) {
 	b := make([]byte, 0, 24)
 	b = binary.BigEndian.AppendUint64(b, uint64(v.Start.UnixMilli()))
 	b = binary.BigEndian.AppendUint64(b, uint64(v.End.UnixMilli()))
 	return binary.BigEndian.AppendUint64(b, uint64(v.Value)), nil
 }
 
-func (windowedCodec) Decode(b []byte) (engine.Windowed[string, int64], error) {
+func (windowedCodec) Decode(b []byte) (operators.Windowed[string, int64], error) {
 	if len(b) != 24 {
-		return engine.Windowed[string, int64]{}, fmt.Errorf("windowed: %d bytes, want 24", len(b))
+		return operators.Windowed[string, int64]{}, fmt.Errorf("windowed: %d bytes, want 24", len(b))
 	}
-	return engine.Windowed[string, int64]{
+	return operators.Windowed[string, int64]{
 		Start: time.UnixMilli(int64(binary.BigEndian.Uint64(b))).UTC(),
 		End:   time.UnixMilli(int64(binary.BigEndian.Uint64(b[8:]))).UTC(),
 		Value: int64(binary.BigEndian.Uint64(b[16:])),
@@ -181,8 +181,8 @@ func windowJob(a windowing.Assigner) *engine.Job {
 	job := engine.NewJob("bench-windows")
 	src := connectors.KafkaSource(job, "in", codec.Bytes(), connectors.WithWatermarks(recordTime()))
 	counts := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", a,
-		operators.AggregateFunction[[]byte, int64, int64](operators.Count[[]byte]{}), codec.Codec[int64](int64Codec{}))
-	connectors.KafkaSink(counts, "out", codec.Codec[engine.Windowed[string, int64]](windowedCodec{}))
+		state.AggregateFunction[[]byte, int64, int64](operators.Count[[]byte]{}), codec.Codec[int64](int64Codec{}))
+	connectors.KafkaSink(counts, "out", codec.Codec[operators.Windowed[string, int64]](windowedCodec{}))
 	return job
 }
 
@@ -382,7 +382,7 @@ func (m *plainWindows) fire(t windowing.Millis) error {
 			if w.w.MaxTimestamp() != t {
 				continue
 			}
-			v, err := c.Encode(engine.Windowed[string, int64]{Start: w.w.Start.Time(), End: w.w.End.Time(), Value: w.n})
+			v, err := c.Encode(operators.Windowed[string, int64]{Start: w.w.Start.Time(), End: w.w.End.Time(), Value: w.n})
 			if err != nil {
 				return err
 			}

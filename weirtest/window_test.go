@@ -15,6 +15,7 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/weirtest"
 	"github.com/weirstream/weir/windowing"
 )
@@ -30,7 +31,7 @@ var lateTag = engine.NewOutputTag[event]("late")
 // window, checks they are the window's and in arrival order, and counts.
 type countRecords struct{}
 
-func (countRecords) Process(key string, w windowing.Window, recs []event, out engine.Collector[int64]) error {
+func (countRecords) Process(key string, w windowing.Window, recs []event, out operators.Collector[int64]) error {
 	for i, r := range recs {
 		ts := windowing.MillisOf(r.At)
 		if r.Key != key || ts < w.Start || ts >= w.End {
@@ -58,7 +59,7 @@ func (countRecords) Process(key string, w windowing.Window, recs []event, out en
 func TestWindowAggregateScripts(t *testing.T) {
 	datadriven.Walk(t, "../testdata/windows/aggregate", func(t *testing.T, path string) {
 		var h *weirtest.Harness
-		var results *weirtest.Captured[engine.Windowed[string, int64]]
+		var results *weirtest.Captured[operators.Windowed[string, int64]]
 		var late *weirtest.Captured[event]
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
@@ -71,7 +72,7 @@ func TestWindowAggregateScripts(t *testing.T) {
 					return v
 				}
 				var a windowing.Assigner
-				var opts []engine.WindowOpt[event]
+				var opts []operators.WindowOpt
 				process := false
 				sideOutput := true
 				var trig windowing.Trigger
@@ -105,30 +106,30 @@ func TestWindowAggregateScripts(t *testing.T) {
 					case "late-topic":
 						sideOutput = false
 					case "lateness":
-						opts = append(opts, engine.AllowedLateness[event](dur(arg.Vals[0])))
+						opts = append(opts, operators.AllowedLateness(dur(arg.Vals[0])))
 					}
 				}
 				if sideOutput {
-					opts = append(opts, engine.LateOutput(lateTag))
+					opts = append(opts, operators.LateOutput(lateTag))
 				}
 				if purge {
 					trig = trig.Purging()
 				}
-				opts = append(opts, engine.WithTrigger[event](trig))
+				opts = append(opts, operators.WithTrigger(trig))
 				job := engine.NewJob("windows")
 				src := connectors.KafkaSource(job, "events", codec.JSON[event](),
 					connectors.WithWatermarks(windowing.ForMonotonousTimestamps(func(e event) time.Time { return e.At })))
 				keyed := operators.KeyByRecordKey(src, codec.String())
-				var counts engine.Stream[engine.Windowed[string, int64]]
+				var counts engine.Stream[operators.Windowed[string, int64]]
 				if process {
 					counts = operators.WindowProcess(keyed, "counts", a,
 						operators.ProcessWindowFunction[string, event, int64](countRecords{}), codec.JSON[event](), opts...)
 				} else {
 					counts = operators.WindowAggregate(keyed, "counts", a,
-						operators.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64](), opts...)
+						state.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64](), opts...)
 				}
 				results = weirtest.Capture(counts)
-				late = weirtest.Capture(operators.SideOutput(counts, lateTag))
+				late = weirtest.Capture(engine.SideOutput(counts, lateTag))
 				h = weirtest.New(t, job)
 				return ""
 			case "send":
@@ -169,7 +170,7 @@ func TestWindowAggregateScripts(t *testing.T) {
 	})
 }
 
-func fired(c *weirtest.Captured[engine.Windowed[string, int64]], err error) string {
+func fired(c *weirtest.Captured[operators.Windowed[string, int64]], err error) string {
 	var b strings.Builder
 	for _, r := range c.Take() {
 		if r.Value.Start.Before(day) { // the global window
@@ -190,7 +191,7 @@ func TestGlobalWindowNeedsATrigger(t *testing.T) {
 	job := engine.NewJob("windows")
 	src := connectors.KafkaSource(job, "events", codec.JSON[event]())
 	operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", windowing.Global(),
-		operators.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64]())
+		state.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64]())
 	_, err := job.NewLocalTask(context.Background(), engine.TaskID{}, nil, nil)
 	if !errors.Is(err, engine.ErrTopology) || !strings.Contains(err.Error(), "global window never ends") {
 		t.Fatalf("got %v, want a topology error about the global window", err)

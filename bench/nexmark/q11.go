@@ -7,6 +7,7 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
 )
 
@@ -31,8 +32,8 @@ func BuildQ11(job *engine.Job, in, out string) {
 	byBidder := operators.KeyBy(bidders, func(b int64) int64 { return b },
 		operators.KeyByName[int64, int64]("q11-by-bidder"), operators.KeyByCodecs(int64Codec, int64Codec))
 	sessions := operators.WindowAggregate(byBidder, "q11-sessions", windowing.Sessions(Q11Gap),
-		operators.AggregateFunction[int64, int64, int64](operators.Count[int64]{}), int64Codec)
-	rows := operators.Map(sessions, func(w engine.Windowed[int64, int64]) (Q11Result, error) {
+		state.AggregateFunction[int64, int64, int64](operators.Count[int64]{}), int64Codec)
+	rows := operators.Map(sessions, func(w operators.Windowed[int64, int64]) (Q11Result, error) {
 		return Q11Result{Bidder: w.Key, BidCount: w.Value, Starttime: DateTimeOf(w.Start), Endtime: DateTimeOf(w.End)}, nil
 	}).Named("q11-rows")
 	connectors.KafkaSink(rows, out, codec.JSON[Q11Result]())

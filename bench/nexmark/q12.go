@@ -49,7 +49,7 @@ func (q *q12Count) Open(r *state.Registry) error {
 	return nil
 }
 
-func (q *q12Count) Process(c engine.Context[int64], _ int64, _ engine.Collector[Q12Result]) error {
+func (q *q12Count) Process(c operators.Context[int64], _ int64, _ operators.Collector[Q12Result]) error {
 	start := windowStart(c.ProcessingTime(), Q12Window)
 	n, ok, err := q.counts.Get(c, start)
 	if err != nil {
@@ -61,7 +61,7 @@ func (q *q12Count) Process(c engine.Context[int64], _ int64, _ engine.Collector[
 	return q.counts.Put(c, start, n+1)
 }
 
-func (q *q12Count) OnTimer(c engine.Context[int64], at time.Time, _ engine.TimeDomain, out engine.Collector[Q12Result]) error {
+func (q *q12Count) OnTimer(c operators.Context[int64], at time.Time, _ engine.TimeDomain, out operators.Collector[Q12Result]) error {
 	start := at.UnixMilli() - Q12Window.Milliseconds()
 	n, ok, err := q.counts.Get(c, start)
 	if err != nil || !ok {

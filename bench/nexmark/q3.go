@@ -67,7 +67,7 @@ func (q3WaitingCodec) Decode(b []byte) (q3Waiting, error) {
 // person and, until the person comes, their auctions, in keyed state.
 //
 // A result is stamped with the later of the person's and the auction's
-// dateTime (engine.CollectAt), whichever came first.
+// dateTime (operators.CollectAt), whichever came first.
 //
 // Person ids are unique, so an auction waiting for its seller is joined
 // once and dropped, where Flink's join keeps both sides for ever; the
@@ -106,7 +106,7 @@ func (j *q3Join) Open(r *state.Registry) error {
 	return nil
 }
 
-func (j *q3Join) Process(c engine.Context[int64], row q3Row, out engine.Collector[Q3Result]) error {
+func (j *q3Join) Process(c operators.Context[int64], row q3Row, out operators.Collector[Q3Result]) error {
 	if row.Person {
 		if err := j.person.Set(c, row); err != nil {
 			return err
@@ -117,7 +117,7 @@ func (j *q3Join) Process(c engine.Context[int64], row q3Row, out engine.Collecto
 		}
 		for _, a := range auctions {
 			r := Q3Result{Name: row.Name, City: row.City, State: row.State, ID: a.ID}
-			if err := engine.CollectAt(out, r, time.UnixMilli(max(row.Time, a.Time))); err != nil {
+			if err := operators.CollectAt(out, r, time.UnixMilli(max(row.Time, a.Time))); err != nil {
 				return err
 			}
 		}
@@ -131,9 +131,9 @@ func (j *q3Join) Process(c engine.Context[int64], row q3Row, out engine.Collecto
 		return j.waiting.Add(c, q3Waiting{ID: row.ID, Time: row.Time})
 	}
 	r := Q3Result{Name: p.Name, City: p.City, State: p.State, ID: row.ID}
-	return engine.CollectAt(out, r, time.UnixMilli(max(row.Time, p.Time)))
+	return operators.CollectAt(out, r, time.UnixMilli(max(row.Time, p.Time)))
 }
 
-func (j *q3Join) OnTimer(engine.Context[int64], time.Time, engine.TimeDomain, engine.Collector[Q3Result]) error {
+func (j *q3Join) OnTimer(operators.Context[int64], time.Time, engine.TimeDomain, operators.Collector[Q3Result]) error {
 	return nil
 }

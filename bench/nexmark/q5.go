@@ -40,8 +40,8 @@ func BuildQ5(job *engine.Job, in, out string) {
 	byAuction := operators.KeyBy(auctions, func(a int64) int64 { return a },
 		operators.KeyByName[int64, int64]("q5-by-auction"), operators.KeyByCodecs(int64Codec, int64Codec))
 	counts := operators.WindowAggregate(byAuction, "q5-counts", windowing.Sliding(Q5WindowSize, Q5WindowSlide),
-		operators.AggregateFunction[int64, int64, int64](operators.Count[int64]{}), int64Codec)
-	perWindow := operators.Map(counts, func(w engine.Windowed[int64, int64]) (q5Count, error) {
+		state.AggregateFunction[int64, int64, int64](operators.Count[int64]{}), int64Codec)
+	perWindow := operators.Map(counts, func(w operators.Windowed[int64, int64]) (q5Count, error) {
 		return q5Count{Auction: w.Key, Num: w.Value, End: w.End.UnixMilli()}, nil
 	}).Named("q5-count")
 	byWindow := operators.KeyBy(perWindow, func(c q5Count) int64 { return c.End },
@@ -87,7 +87,7 @@ func (q *q5Top) Open(r *state.Registry) error {
 	return nil
 }
 
-func (q *q5Top) Process(c engine.Context[int64], n q5Count, _ engine.Collector[Q5Result]) error {
+func (q *q5Top) Process(c operators.Context[int64], n q5Count, _ operators.Collector[Q5Result]) error {
 	acc, ok, err := q.top.Get(c)
 	if err != nil {
 		return err
@@ -108,7 +108,7 @@ func (q *q5Top) Process(c engine.Context[int64], n q5Count, _ engine.Collector[Q
 	return q.top.Set(c, acc)
 }
 
-func (q *q5Top) OnTimer(c engine.Context[int64], _ time.Time, _ engine.TimeDomain, out engine.Collector[Q5Result]) error {
+func (q *q5Top) OnTimer(c operators.Context[int64], _ time.Time, _ engine.TimeDomain, out operators.Collector[Q5Result]) error {
 	acc, ok, err := q.top.Get(c)
 	if err != nil || !ok {
 		return err

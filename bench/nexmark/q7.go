@@ -10,6 +10,7 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
 )
 
@@ -44,8 +45,8 @@ func BuildQ7(job *engine.Job, in, out string) {
 	byWindow := operators.KeyBy(rows, func(r Q7Result) int64 { return windowStart(r.DateTime.Time(), Q7Window) },
 		operators.KeyByName[int64, Q7Result]("q7-by-window"), operators.KeyByCodecs[int64, Q7Result](int64Codec, q7RowCodec{}))
 	highest := operators.WindowAggregate(byWindow, "q7-highest", windowing.Tumbling(Q7Window),
-		operators.AggregateFunction[Q7Result, q7Acc, []Q7Result](q7Highest{}), q7AccCodec{})
-	bids := operators.FlatMap(highest, func(w engine.Windowed[int64, []Q7Result], out operators.Collector[Q7Result]) error {
+		state.AggregateFunction[Q7Result, q7Acc, []Q7Result](q7Highest{}), q7AccCodec{})
+	bids := operators.FlatMap(highest, func(w operators.Windowed[int64, []Q7Result], out operators.Collector[Q7Result]) error {
 		for _, r := range w.Value {
 			if err := out.Collect(r); err != nil {
 				return err

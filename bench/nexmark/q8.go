@@ -69,7 +69,7 @@ func (q *q8Distinct) Open(r *state.Registry) error {
 	return nil
 }
 
-func (q *q8Distinct) Process(c engine.Context[int64], seller int64, out engine.Collector[int64]) error {
+func (q *q8Distinct) Process(c operators.Context[int64], seller int64, out operators.Collector[int64]) error {
 	start := windowStart(c.Timestamp(), Q8Window)
 	_, ok, err := q.seen.Get(c, start)
 	if err != nil || ok {
@@ -82,6 +82,6 @@ func (q *q8Distinct) Process(c engine.Context[int64], seller int64, out engine.C
 	return out.Collect(seller)
 }
 
-func (q *q8Distinct) OnTimer(c engine.Context[int64], at time.Time, _ engine.TimeDomain, _ engine.Collector[int64]) error {
+func (q *q8Distinct) OnTimer(c operators.Context[int64], at time.Time, _ engine.TimeDomain, _ operators.Collector[int64]) error {
 	return q.seen.Delete(c, at.UnixMilli()+1-Q8Window.Milliseconds())
 }

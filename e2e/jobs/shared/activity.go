@@ -54,7 +54,7 @@ func (b *bucketCounts) Open(r *state.Registry) error {
 	return nil
 }
 
-func (b *bucketCounts) Process(c engine.Context[string], in Click, _ engine.Collector[BucketCount]) error {
+func (b *bucketCounts) Process(c operators.Context[string], in Click, _ operators.Collector[BucketCount]) error {
 	start := in.At.Truncate(Bucket)
 	n, _, err := b.counts.Get(c, start.UnixMilli())
 	if err != nil {
@@ -67,7 +67,7 @@ func (b *bucketCounts) Process(c engine.Context[string], in Click, _ engine.Coll
 	return nil
 }
 
-func (b *bucketCounts) OnTimer(c engine.Context[string], at time.Time, _ engine.TimeDomain, out engine.Collector[BucketCount]) error {
+func (b *bucketCounts) OnTimer(c operators.Context[string], at time.Time, _ engine.TimeDomain, out operators.Collector[BucketCount]) error {
 	start := at.Add(time.Millisecond - Bucket)
 	n, ok, err := b.counts.Get(c, start.UnixMilli())
 	if err != nil || !ok {

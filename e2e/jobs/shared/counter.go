@@ -28,7 +28,7 @@ func (c *counter) Open(r *state.Registry) error {
 	return nil
 }
 
-func (c *counter) Process(ctx engine.Context[string], _ string, out engine.Collector[int64]) error {
+func (c *counter) Process(ctx operators.Context[string], _ string, out operators.Collector[int64]) error {
 	n, _, err := c.n.Get(ctx)
 	if err != nil {
 		return err
@@ -39,6 +39,6 @@ func (c *counter) Process(ctx engine.Context[string], _ string, out engine.Colle
 	return out.Collect(n + 1)
 }
 
-func (c *counter) OnTimer(engine.Context[string], time.Time, engine.TimeDomain, engine.Collector[int64]) error {
+func (c *counter) OnTimer(operators.Context[string], time.Time, engine.TimeDomain, operators.Collector[int64]) error {
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
 )
 
@@ -27,7 +28,7 @@ type SessionSummary struct {
 
 // Session is the sessions job's output: a user's session [Start, End),
 // End being the latest click plus SessionGap.
-type Session = engine.Windowed[string, SessionSummary]
+type Session = operators.Windowed[string, SessionSummary]
 
 // SessionAcc is a session's accumulator. Pages is sorted and free of
 // duplicates, so merging two sessions is a set union.
@@ -82,6 +83,6 @@ func BuildSessions(job *engine.Job, in, out string) {
 	clicks := connectors.KafkaSource(job, in, codec.JSON[Click](), connectors.WithWatermarks(wm))
 	byUser := operators.KeyBy(clicks, func(c Click) string { return c.User }, operators.KeyByName[string, Click]("by-user"))
 	sessions := operators.WindowAggregate(byUser, "sessions", windowing.Sessions(SessionGap),
-		operators.AggregateFunction[Click, SessionAcc, SessionSummary](sessionSummary{}), codec.JSON[SessionAcc]())
+		state.AggregateFunction[Click, SessionAcc, SessionSummary](sessionSummary{}), codec.JSON[SessionAcc]())
 	connectors.KafkaSink(sessions, out, codec.JSON[Session]())
 }

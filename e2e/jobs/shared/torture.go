@@ -118,15 +118,15 @@ func BuildTorture(job *engine.Job, in, out string) {
 	connectors.KafkaSink(matches, MatchesTopic(out), codec.JSON[Match]())
 
 	counts := operators.WindowAggregate(byCustomer, "order-counts", windowing.Tumbling(TortureWindow), operators.Count[Order]{}, codec.JSON[int64]())
-	windows := operators.Map(counts, func(w engine.Windowed[string, int64]) (OrderWindow, error) {
+	windows := operators.Map(counts, func(w operators.Windowed[string, int64]) (OrderWindow, error) {
 		return OrderWindow{Customer: w.Key, Start: w.Start, Count: w.Value}, nil
 	})
 	connectors.KafkaSink(windows, OrderWindowsTopic(out), codec.JSON[OrderWindow]())
 
 	partials := operators.WindowAggregate(shipmentsByCustomer, "shipment-partials", windowing.Tumbling(TortureWindow),
 		operators.Count[Shipment]{}, codec.JSON[int64](),
-		operators.WithTrigger[Shipment](windowing.EveryProcessingTime(TortureEarly).Purging()))
-	connectors.KafkaSink(partials, PartialsTopic(out), codec.JSON[engine.Windowed[string, int64]]())
+		operators.WithTrigger(windowing.EveryProcessingTime(TortureEarly).Purging()))
+	connectors.KafkaSink(partials, PartialsTopic(out), codec.JSON[operators.Windowed[string, int64]]())
 
 	totals := operators.Process(byCustomer, "totals", operators.KeyedProcessFunction[string, Order, OrderTotal](&tortureTotals{}))
 	connectors.KafkaSink(totals, TotalsTopic(out), codec.JSON[OrderTotal]())
@@ -143,7 +143,7 @@ func (r *tortureTotals) Open(reg *state.Registry) error {
 	return nil
 }
 
-func (r *tortureTotals) Process(c engine.Context[string], o Order, out engine.Collector[OrderTotal]) error {
+func (r *tortureTotals) Process(c operators.Context[string], o Order, out operators.Collector[OrderTotal]) error {
 	t, _, err := r.total.Get(c)
 	if err != nil {
 		return err
@@ -162,6 +162,6 @@ func (r *tortureTotals) Process(c engine.Context[string], o Order, out engine.Co
 	return out.Collect(t)
 }
 
-func (r *tortureTotals) OnTimer(engine.Context[string], time.Time, engine.TimeDomain, engine.Collector[OrderTotal]) error {
+func (r *tortureTotals) OnTimer(operators.Context[string], time.Time, engine.TimeDomain, operators.Collector[OrderTotal]) error {
 	return nil
 }

@@ -52,7 +52,7 @@ func BuildTotals(job *engine.Job, in, out string) {
 	totals := operators.Process(byAccount, "running-totals", operators.KeyedProcessFunction[string, Payment, Total](&runningTotal{}))
 	connectors.KafkaSink(totals, out, codec.JSON[Total]())
 	counts := operators.WindowAggregate(byAccount, "window-counts", windowing.Tumbling(TotalsWindow), operators.Count[Payment]{}, codec.JSON[int64]())
-	windows := operators.Map(counts, func(w engine.Windowed[string, int64]) (WindowCount, error) {
+	windows := operators.Map(counts, func(w operators.Windowed[string, int64]) (WindowCount, error) {
 		return WindowCount{Account: w.Key, Start: w.Start, Count: w.Value}, nil
 	})
 	connectors.KafkaSink(windows, WindowsTopic(out), codec.JSON[WindowCount]())
@@ -67,7 +67,7 @@ func (r *runningTotal) Open(reg *state.Registry) error {
 	return nil
 }
 
-func (r *runningTotal) Process(c engine.Context[string], p Payment, out engine.Collector[Total]) error {
+func (r *runningTotal) Process(c operators.Context[string], p Payment, out operators.Collector[Total]) error {
 	t, _, err := r.sum.Get(c)
 	if err != nil {
 		return err
@@ -79,6 +79,6 @@ func (r *runningTotal) Process(c engine.Context[string], p Payment, out engine.C
 	return out.Collect(t)
 }
 
-func (r *runningTotal) OnTimer(engine.Context[string], time.Time, engine.TimeDomain, engine.Collector[Total]) error {
+func (r *runningTotal) OnTimer(operators.Context[string], time.Time, engine.TimeDomain, operators.Collector[Total]) error {
 	return nil
 }

@@ -1,10 +1,10 @@
-package engine
+package operators
 
 import (
 	"fmt"
 	"sync"
 
-	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
 )
@@ -16,57 +16,71 @@ import (
 // state per key and window until it fires. Records later than all their
 // windows are counted as the operator's late records and not joined.
 // Session windows are not supported here (use tumbling or sliding).
-func WindowJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right KeyedStream[K, R], name string,
-	assigner windowing.Assigner, lc codec.Codec[L], rc codec.Codec[R],
-	join func(key K, w windowing.Window, l L, r R) (OUT, error)) Stream[OUT] {
-	job := left.job
-	out := Derive[OUT](left.Stream, name)
-	if left.n.stage != right.n.stage {
-		job.buildErr(fmt.Errorf("%s: the two streams are in stages %d and %d; key them together (operators.KeyByBoth) so one task sees both", out.Name(), left.n.stage, right.n.stage))
+//
+// The buffered records are kept encoded as JSON unless JoinCodecs says
+// otherwise.
+func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engine.KeyedStream[K, R], name string,
+	assigner windowing.Assigner, join func(key K, w windowing.Window, l L, r R) (OUT, error), opts ...JoinOpt) engine.Stream[OUT] {
+	job := left.Job()
+	out := engine.Derive[OUT](left.Stream, name)
+	cfg := joinOptions(opts)
+	lc, rc, err := joinCodecs[L, R](cfg)
+	if err != nil {
+		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
+	}
+	if cfg.lowerExclusive || cfg.upperExclusive {
+		job.TopologyError(fmt.Errorf("%s: a window join has no bounds to exclude (LowerBoundExclusive and UpperBoundExclusive are IntervalJoin's)", out.Name()))
+	}
+	if left.Stage() != right.Stage() {
+		job.TopologyError(fmt.Errorf("%s: the two streams are in stages %d and %d; key them together (operators.KeyByBoth) so one task sees both", out.Name(), left.Stage(), right.Stage()))
 	}
 	if err := windowing.ValidateAssigner(assigner); err != nil {
-		job.buildErr(fmt.Errorf("%s: %w", out.Name(), err))
+		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
 	}
 	if assigner.Merging() {
-		job.buildErr(fmt.Errorf("%s: a window join takes tumbling or sliding windows, not sessions", out.Name()))
+		job.TopologyError(fmt.Errorf("%s: a window join takes tumbling or sliding windows, not sessions", out.Name()))
 	}
 	reg := state.NewRegistry(out.Name())
 	lbuf := state.NewList(reg, "left", lc)
 	rbuf := state.NewList(reg, "right", rc)
 	if err := reg.Err(); err != nil {
-		job.buildErr(err)
+		job.TopologyError(err)
 	}
-	job.AddStatefulOperator(out.Name(), out.n.stage)
+	job.AddStatefulOperator(out.Name(), out.Stage())
 
-	var joiners sync.Map // *Task -> *windowJoiner, the first subscriber's, taken by the second
-	get := func(t *Task) (*windowJoiner[K, L, R, OUT], error) {
+	var joiners sync.Map // *engine.Task -> *windowJoiner, the first subscriber's, taken by the second
+	get := func(t *engine.Task) (*windowJoiner[K, L, R, OUT], error) {
 		if j, ok := joiners.LoadAndDelete(t); ok {
 			return j.(*windowJoiner[K, L, R, OUT]), nil
 		}
-		timers := t.timerOwner(out.Name(), nil) // before downstream's: see timerOwner
+		timers := t.Timers(out.Name()) // before downstream's: see Task.Timers
 		down, err := out.Build(t)
 		if err != nil {
 			return nil, err
 		}
-		wj := &windowJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), ClassError)}, lbuf: lbuf, rbuf: rbuf,
+		wj := &windowJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), engine.ClassError)}, lbuf: lbuf, rbuf: rbuf,
 			assigner: assigner, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
-		timers.fire = wj.onTimer
+		timers.OnFire(wj.onTimer)
 		joiners.Store(t, wj)
 		return wj, nil
 	}
-	left.Subscribe(func(t *Task) (Emit[L], error) {
+	left.Subscribe(func(t *engine.Task) (engine.Emit[L], error) {
 		wj, err := get(t)
 		if err != nil {
 			return nil, err
 		}
-		return func(r Record[L]) error { return windowJoinAdd(wj, r.Key, r.Timestamp.UnixMilli(), wj.lbuf, r.Value) }, nil
+		return func(r engine.Record[L]) error {
+			return windowJoinAdd(wj, r.Key, r.Timestamp.UnixMilli(), wj.lbuf, r.Value)
+		}, nil
 	})
-	right.Subscribe(func(t *Task) (Emit[R], error) {
+	right.Subscribe(func(t *engine.Task) (engine.Emit[R], error) {
 		wj, err := get(t)
 		if err != nil {
 			return nil, err
 		}
-		return func(r Record[R]) error { return windowJoinAdd(wj, r.Key, r.Timestamp.UnixMilli(), wj.rbuf, r.Value) }, nil
+		return func(r engine.Record[R]) error {
+			return windowJoinAdd(wj, r.Key, r.Timestamp.UnixMilli(), wj.rbuf, r.Value)
+		}, nil
 	})
 	return out
 }
@@ -77,8 +91,8 @@ type windowJoiner[K comparable, L, R, OUT any] struct {
 	rbuf     *state.List[R]
 	assigner windowing.Assigner
 	join     func(K, windowing.Window, L, R) (OUT, error)
-	down     Emit[OUT]
-	stats    *OpStats
+	down     engine.Emit[OUT]
+	stats    *engine.OpStats
 	op       string
 	buf      []windowing.Window
 }
@@ -88,13 +102,12 @@ type windowJoiner[K comparable, L, R, OUT any] struct {
 func windowJoinAdd[K comparable, L, R, OUT, T any](wj *windowJoiner[K, L, R, OUT], key []byte, ts int64, side *state.List[T], v T) error {
 	wj.stats.In++
 	if err := wj.c.setKey(key, ts); err != nil {
-		return &OperatorError{Operator: wj.op, Err: err}
+		return &engine.OperatorError{Operator: wj.op, Err: err}
 	}
-	wm := wj.c.task.watermark
 	wj.buf = wj.assigner.Assign(wj.buf[:0], windowing.Millis(ts))
 	late := true
 	for _, w := range wj.buf {
-		if wm != minWatermark && int64(w.MaxTimestamp()) <= wm {
+		if behind(wj.c.task, w.MaxTimestamp()) {
 			continue
 		}
 		late = false
@@ -102,9 +115,9 @@ func windowJoinAdd[K comparable, L, R, OUT, T any](wj *windowJoiner[K, L, R, OUT
 		err := side.Add(wj.c, v)
 		wj.c.ns = nil
 		if err != nil {
-			return &OperatorError{Operator: wj.op, Err: err}
+			return &engine.OperatorError{Operator: wj.op, Err: err}
 		}
-		wj.c.timers.register(EventTime, int64(w.MaxTimestamp()), timerKey(key, w, windowFire))
+		wj.c.timers.Register(engine.EventTime, w.MaxTimestamp(), timerKey(key, w, windowFire))
 	}
 	if late {
 		wj.stats.Late++
@@ -113,7 +126,7 @@ func windowJoinAdd[K comparable, L, R, OUT, T any](wj *windowJoiner[K, L, R, OUT
 }
 
 // onTimer joins a window's pairs and drops its buffers.
-func (wj *windowJoiner[K, L, R, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) error {
+func (wj *windowJoiner[K, L, R, OUT]) onTimer(tk []byte, _ windowing.Millis, _ engine.TimeDomain) error {
 	key, parts, err := splitTimerSubject(tk, 17)
 	if err != nil {
 		return err
@@ -146,7 +159,7 @@ func (wj *windowJoiner[K, L, R, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) 
 				continue
 			}
 			wj.stats.Out++
-			if err := wj.down(Record[OUT]{Key: key, Value: v, Timestamp: win.MaxTimestamp().Time()}); err != nil {
+			if err := wj.down(engine.Record[OUT]{Key: key, Value: v, Timestamp: win.MaxTimestamp().Time()}); err != nil {
 				return err
 			}
 		}

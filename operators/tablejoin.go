@@ -1,4 +1,4 @@
-package engine
+package operators
 
 import (
 	"fmt"
@@ -6,10 +6,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/state"
 )
 
-// TableJoin joins a keyed stream with a table: the latest value per key of
+// JoinTable joins a keyed stream with a table: the latest value per key of
 // a (typically compacted) topic, kept in the state store. Each stream
 // record is joined with the table's current value of its key, found or
 // not (a left join; return an error or filter afterwards for an inner
@@ -22,25 +23,25 @@ import (
 // updates and stream records are applied in the order they are fetched;
 // there is no timestamp synchronization between the two yet (Kafka
 // Streams' max.task.idle.ms).
-func TableJoin[K comparable, L, R, OUT any](stream KeyedStream[K, L], table string, rc codec.Codec[R],
-	join func(key K, left L, right R, found bool) (OUT, error)) Stream[OUT] {
-	out := Derive[OUT](stream.Stream, "join:"+table)
-	job := stream.job
+func JoinTable[K comparable, L, R, OUT any](stream engine.KeyedStream[K, L], table string, rc codec.Codec[R],
+	join func(key K, left L, right R, found bool) (OUT, error)) engine.Stream[OUT] {
+	out := engine.Derive[OUT](stream.Stream, "join:"+table)
+	job := stream.Job()
 	reg := state.NewRegistry(out.Name())
 	values := state.NewValue(reg, "table", rc)
 	if err := reg.Err(); err != nil {
-		job.buildErr(err)
+		job.TopologyError(err)
 	}
-	job.AddStatefulOperator(out.Name(), out.n.stage)
-	stage := stream.n.stage
+	job.AddStatefulOperator(out.Name(), out.Stage())
+	stage := stream.Stage()
 	src := "table:" + table
-	job.sources = append(job.sources, &source{topic: table, name: src, stage: stage, fromStart: true, build: func(t *Task) (SourceFunc, error) {
+	job.AddTableSource(table, src, stage, func(t *engine.Task) (engine.SourceFunc, error) {
 		stats := t.Stats(src)
 		c := &keyedCtx[K]{task: t, keys: stream.Key}
 		return func(r *kgo.Record) error {
 			stats.In++
 			if err := c.setKey(r.Key, r.Timestamp.UnixMilli()); err != nil {
-				return &OperatorError{Operator: src, Err: err}
+				return &engine.OperatorError{Operator: src, Err: err}
 			}
 			if r.Value == nil {
 				values.Clear(c)
@@ -48,27 +49,27 @@ func TableJoin[K comparable, L, R, OUT any](stream KeyedStream[K, L], table stri
 			}
 			v, err := rc.Decode(r.Value)
 			if err != nil {
-				return &OperatorError{Operator: src, Err: fmt.Errorf("decoding table value: %w", err)}
+				return &engine.OperatorError{Operator: src, Err: fmt.Errorf("decoding table value: %w", err)}
 			}
 			return values.Set(c, v)
 		}, nil
-	}})
-	stream.Subscribe(func(t *Task) (Emit[L], error) {
+	})
+	stream.Subscribe(func(t *engine.Task) (engine.Emit[L], error) {
 		opName := out.Name()
 		stats := t.Stats(opName)
 		down, err := out.Build(t)
 		if err != nil {
 			return nil, err
 		}
-		c := &keyedCtx[K]{task: t, keys: stream.Key, guard: t.Guard(opName, ClassError)}
-		return func(r Record[L]) error {
+		c := &keyedCtx[K]{task: t, keys: stream.Key, guard: t.Guard(opName, engine.ClassError)}
+		return func(r engine.Record[L]) error {
 			stats.In++
 			if err := c.setKey(r.Key, r.Timestamp.UnixMilli()); err != nil {
-				return &OperatorError{Operator: opName, Err: err}
+				return &engine.OperatorError{Operator: opName, Err: err}
 			}
 			right, found, err := values.Get(c)
 			if err != nil {
-				return &OperatorError{Operator: opName, Err: err}
+				return &engine.OperatorError{Operator: opName, Err: err}
 			}
 			var v OUT
 			if ok, err := c.guard.Do(func() error {
@@ -79,7 +80,7 @@ func TableJoin[K comparable, L, R, OUT any](stream KeyedStream[K, L], table stri
 				return err
 			}
 			stats.Out++
-			return down(Record[OUT]{Key: r.Key, Value: v, Timestamp: r.Timestamp})
+			return down(engine.Record[OUT]{Key: r.Key, Value: v, Timestamp: r.Timestamp})
 		}, nil
 	})
 	return out

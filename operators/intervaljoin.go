@@ -1,4 +1,4 @@
-package engine
+package operators
 
 import (
 	"encoding/binary"
@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/windowing"
 )
 
 // IntervalJoin joins two keyed streams by key and time, as Flink's
@@ -20,28 +22,31 @@ import (
 //
 // Both streams must be read by one stage: key them together with
 // operators.KeyByBoth, or by their record keys in one stage.
-func IntervalJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right KeyedStream[K, R], name string,
-	lower, upper time.Duration, lc codec.Codec[L], rc codec.Codec[R],
-	join func(key K, l L, r R) (OUT, error), opts ...JoinOpt) Stream[OUT] {
-	var cfg joinConfig
-	for _, o := range opts {
-		o(&cfg)
+//
+// The buffered records are kept encoded as JSON unless JoinCodecs says
+// otherwise.
+func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engine.KeyedStream[K, R], name string,
+	lower, upper time.Duration, join func(key K, l L, r R) (OUT, error), opts ...JoinOpt) engine.Stream[OUT] {
+	job := left.Job()
+	out := engine.Derive[OUT](left.Stream, name)
+	cfg := joinOptions(opts)
+	lc, rc, err := joinCodecs[L, R](cfg)
+	if err != nil {
+		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
 	}
-	job := left.job
-	out := Derive[OUT](left.Stream, name)
-	if left.n.stage != right.n.stage {
-		job.buildErr(fmt.Errorf("%s: the two streams are in stages %d and %d; key them together (operators.KeyByBoth) so one task sees both", out.Name(), left.n.stage, right.n.stage))
+	if left.Stage() != right.Stage() {
+		job.TopologyError(fmt.Errorf("%s: the two streams are in stages %d and %d; key them together (operators.KeyByBoth) so one task sees both", out.Name(), left.Stage(), right.Stage()))
 	}
 	if lower > upper {
-		job.buildErr(fmt.Errorf("%s: lower bound %v is above upper bound %v", out.Name(), lower, upper))
+		job.TopologyError(fmt.Errorf("%s: lower bound %v is above upper bound %v", out.Name(), lower, upper))
 	}
 	reg := state.NewRegistry(out.Name())
 	lbuf := state.NewMap(reg, "left", codec.Key[int64](), sliceCodec[L]{lc})
 	rbuf := state.NewMap(reg, "right", codec.Key[int64](), sliceCodec[R]{rc})
 	if err := reg.Err(); err != nil {
-		job.buildErr(err)
+		job.TopologyError(err)
 	}
-	job.AddStatefulOperator(out.Name(), out.n.stage)
+	job.AddStatefulOperator(out.Name(), out.Stage())
 	lo, hi := lower.Milliseconds(), upper.Milliseconds()
 	// Exclusive bounds are inclusive ones a millisecond inside, as Flink
 	// implements them.
@@ -54,30 +59,30 @@ func IntervalJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right Key
 
 	// One joiner per task, shared by the two inputs' subscribers: the
 	// first to be built makes it, the second takes it away.
-	var joiners sync.Map // *Task -> *intervalJoiner
-	get := func(t *Task) (*intervalJoiner[K, L, R, OUT], error) {
+	var joiners sync.Map // *engine.Task -> *intervalJoiner
+	get := func(t *engine.Task) (*intervalJoiner[K, L, R, OUT], error) {
 		if j, ok := joiners.LoadAndDelete(t); ok {
 			return j.(*intervalJoiner[K, L, R, OUT]), nil
 		}
-		timers := t.timerOwner(out.Name(), nil) // before downstream's: see timerOwner
+		timers := t.Timers(out.Name()) // before downstream's: see Task.Timers
 		down, err := out.Build(t)
 		if err != nil {
 			return nil, err
 		}
-		ij := &intervalJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), ClassError)}, lbuf: lbuf, rbuf: rbuf,
+		ij := &intervalJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), engine.ClassError)}, lbuf: lbuf, rbuf: rbuf,
 			lo: lo, hi: hi, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
-		timers.fire = ij.onTimer
+		timers.OnFire(ij.onTimer)
 		joiners.Store(t, ij)
 		return ij, nil
 	}
-	left.Subscribe(func(t *Task) (Emit[L], error) {
+	left.Subscribe(func(t *engine.Task) (engine.Emit[L], error) {
 		ij, err := get(t)
 		if err != nil {
 			return nil, err
 		}
 		return ij.onLeft, nil
 	})
-	right.Subscribe(func(t *Task) (Emit[R], error) {
+	right.Subscribe(func(t *engine.Task) (engine.Emit[R], error) {
 		ij, err := get(t)
 		if err != nil {
 			return nil, err
@@ -87,16 +92,52 @@ func IntervalJoin[K comparable, L, R, OUT any](left KeyedStream[K, L], right Key
 	return out
 }
 
-// JoinOpt configures an interval join.
+// JoinOpt configures a join (IntervalJoin, WindowJoin).
 type JoinOpt func(*joinConfig)
 
-type joinConfig struct{ lowerExclusive, upperExclusive bool }
+type joinConfig struct {
+	lowerExclusive, upperExclusive bool
+	lc, rc                         any // codec.Codec[L], codec.Codec[R]
+}
+
+func joinOptions(opts []JoinOpt) joinConfig {
+	var c joinConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
 
 // LowerBoundExclusive makes l+lower excluded (Flink's lowerBoundExclusive).
+// IntervalJoin only.
 func LowerBoundExclusive() JoinOpt { return func(c *joinConfig) { c.lowerExclusive = true } }
 
 // UpperBoundExclusive makes l+upper excluded (Flink's upperBoundExclusive).
+// IntervalJoin only.
 func UpperBoundExclusive() JoinOpt { return func(c *joinConfig) { c.upperExclusive = true } }
+
+// JoinCodecs sets how the join keeps the left and the right records in
+// its state. Default: codec.JSON of each side's type. Codecs of other
+// types than the join's sides fail the job at start.
+func JoinCodecs[L, R any](left codec.Codec[L], right codec.Codec[R]) JoinOpt {
+	return func(c *joinConfig) { c.lc, c.rc = left, right }
+}
+
+// joinCodecs returns the sides' codecs: JoinCodecs', else JSON.
+func joinCodecs[L, R any](c joinConfig) (codec.Codec[L], codec.Codec[R], error) {
+	lc, rc := codec.JSON[L](), codec.JSON[R]()
+	if c.lc == nil {
+		return lc, rc, nil
+	}
+	l, lok := c.lc.(codec.Codec[L])
+	r, rok := c.rc.(codec.Codec[R])
+	if !lok || !rok {
+		var lz L
+		var rz R
+		return lc, rc, fmt.Errorf("JoinCodecs got codecs of %T and %T, the join's sides are %T and %T", c.lc, c.rc, lz, rz)
+	}
+	return l, r, nil
+}
 
 type intervalJoiner[K comparable, L, R, OUT any] struct {
 	c      *keyedCtx[K]
@@ -104,8 +145,8 @@ type intervalJoiner[K comparable, L, R, OUT any] struct {
 	rbuf   *state.Map[int64, []R]
 	lo, hi int64
 	join   func(K, L, R) (OUT, error)
-	down   Emit[OUT]
-	stats  *OpStats
+	down   engine.Emit[OUT]
+	stats  *engine.OpStats
 	op     string
 }
 
@@ -114,19 +155,21 @@ const (
 	joinRight byte = 1
 )
 
+// late: behind the watermark on arrival (a record at the watermark still
+// joins, as Flink's interval join does).
 func (j *intervalJoiner[K, L, R, OUT]) late(ts int64) bool {
-	wm := j.c.task.watermark
-	return wm != minWatermark && ts < wm
+	wm := j.c.task.Watermark()
+	return wm != windowing.MinWatermark && windowing.Millis(ts) < wm
 }
 
-func (j *intervalJoiner[K, L, R, OUT]) onLeft(r Record[L]) error {
+func (j *intervalJoiner[K, L, R, OUT]) onLeft(r engine.Record[L]) error {
 	// A left record at ts matches right records in [ts+lo, ts+hi], and no
 	// right record later than ts+hi.
 	return joinSide(j, r, j.lbuf, j.rbuf, j.lo, j.hi, max(j.hi, 0), joinLeft,
 		func(l L, rv R, ts int64) error { return j.emit(l, rv, ts) })
 }
 
-func (j *intervalJoiner[K, L, R, OUT]) onRight(r Record[R]) error {
+func (j *intervalJoiner[K, L, R, OUT]) onRight(r engine.Record[R]) error {
 	// A right record at ts matches left records in [ts-hi, ts-lo], and no
 	// left record later than ts-lo.
 	return joinSide(j, r, j.rbuf, j.lbuf, -j.hi, -j.lo, -min(j.lo, 0), joinRight,
@@ -136,20 +179,20 @@ func (j *intervalJoiner[K, L, R, OUT]) onRight(r Record[R]) error {
 // joinSide handles a record of one side: it buffers it, joins it with the
 // other side's records at [ts+from, ts+to], and sets the timer that drops
 // it once the watermark passes ts+keep.
-func joinSide[K comparable, L, R, OUT, OWN, OTHER any](j *intervalJoiner[K, L, R, OUT], r Record[OWN],
+func joinSide[K comparable, L, R, OUT, OWN, OTHER any](j *intervalJoiner[K, L, R, OUT], r engine.Record[OWN],
 	own *state.Map[int64, []OWN], other *state.Map[int64, []OTHER], from, to, keep int64, side byte,
 	pair func(OWN, OTHER, int64) error) error {
 	j.stats.In++
 	ts := r.Timestamp.UnixMilli()
 	if err := j.c.setKey(r.Key, ts); err != nil {
-		return &OperatorError{Operator: j.op, Err: err}
+		return &engine.OperatorError{Operator: j.op, Err: err}
 	}
 	if j.late(ts) {
 		j.stats.Late++
 		return nil
 	}
 	if err := add(j.c, own, ts, r.Value); err != nil {
-		return &OperatorError{Operator: j.op, Err: err}
+		return &engine.OperatorError{Operator: j.op, Err: err}
 	}
 	var err error
 	if rerr := other.Range(j.c, func(ot int64, vs []OTHER) bool {
@@ -163,12 +206,12 @@ func joinSide[K comparable, L, R, OUT, OWN, OTHER any](j *intervalJoiner[K, L, R
 		}
 		return true
 	}); rerr != nil {
-		return &OperatorError{Operator: j.op, Err: rerr}
+		return &engine.OperatorError{Operator: j.op, Err: rerr}
 	}
 	if err != nil {
 		return err
 	}
-	j.c.timers.register(EventTime, ts+keep, cleanupKey(r.Key, side, ts))
+	j.c.timers.Register(engine.EventTime, windowing.Millis(ts+keep), cleanupKey(r.Key, side, ts))
 	return nil
 }
 
@@ -184,7 +227,7 @@ func (j *intervalJoiner[K, L, R, OUT]) emit(l L, r R, ts int64) error {
 		return err
 	}
 	j.stats.Out++
-	return j.down(Record[OUT]{Key: j.c.rec.Key, Value: out, Timestamp: time.UnixMilli(ts)})
+	return j.down(engine.Record[OUT]{Key: j.c.rec.Key, Value: out, Timestamp: time.UnixMilli(ts)})
 }
 
 func add[T any, K comparable](c *keyedCtx[K], m *state.Map[int64, []T], ts int64, v T) error {
@@ -200,7 +243,7 @@ func cleanupKey(key []byte, side byte, ts int64) []byte {
 }
 
 // onTimer drops a buffered timestamp no later record can match.
-func (j *intervalJoiner[K, L, R, OUT]) onTimer(tk []byte, _ int64, _ TimeDomain) error {
+func (j *intervalJoiner[K, L, R, OUT]) onTimer(tk []byte, _ windowing.Millis, _ engine.TimeDomain) error {
 	key, parts, err := splitTimerSubject(tk, 9)
 	if err != nil {
 		return err
