@@ -204,15 +204,38 @@ func (j *Job) stageTopics(stage int) []string {
 // exists before consuming anything.
 func (j *Job) AddSinkTopic(topic string) { j.sinks[topic] = true }
 
-// UniqueName returns base, or base with a numeric suffix if an operator of
-// the job already has that name.
+// Operator names: what Job.names holds for a name.
+const (
+	// nameReserved: UniqueName handed the name out as an operator's
+	// default; the operator claims it next.
+	nameReserved = 1
+	// nameTaken: an operator has the name.
+	nameTaken = 2
+)
+
+// UniqueName returns an unused operator name made from base (base, else
+// base-2, base-3, ...) and reserves it: for the default name of an
+// operator the user need not name (a map, a sink). A name the user gives
+// is claimed as given, by Derive or NewStream, and never renamed.
 func (j *Job) UniqueName(base string) string {
-	n := j.names[base]
-	j.names[base] = n + 1
-	if n == 0 {
-		return base
+	name := base
+	for i := 2; j.names[name] != 0; i++ {
+		name = base + "-" + strconv.Itoa(i)
 	}
-	return base + "-" + strconv.Itoa(n+1)
+	j.names[name] = nameReserved
+	return name
+}
+
+// claimName gives name to an operator. A name another operator has is a
+// topology error, as in Flink and Kafka Streams: state, changelog topics
+// and metrics are kept under an operator's name, so renaming one silently
+// would let reordering the code swap two operators' state.
+func (j *Job) claimName(name string) string {
+	if j.names[name] == nameTaken {
+		j.buildErr(fmt.Errorf("two operators are named %q: each needs a name of its own, since its state, changelog and metrics are kept under it", name))
+	}
+	j.names[name] = nameTaken
+	return name
 }
 
 // validateTopology checks what can be checked without a broker.

@@ -13,7 +13,8 @@ import (
 // partitioned by murmur2 of that key, and read back by a new stage. Every
 // record of a key then lands in one task of the new stage, whichever task
 // of in's stage produced it. The topic is <group>-<name>-repartition,
-// created by Weir with as many partitions as in's stage has.
+// created by Weir with as many partitions as in's stage has. name is the
+// operator's own (see Derive).
 //
 // Records of one key keep their order through the topic when they come
 // from one task of in's stage; records of one key from different input
@@ -28,7 +29,6 @@ func Repartition[T any](in Stream[T], name string, key func(T) ([]byte, error), 
 // needs.
 func RepartitionInto[T any](in Stream[T], name string, key func(T) ([]byte, error), c codec.Codec[T], to int) Stream[T] {
 	job := in.job
-	name = job.UniqueName(name)
 	out := NewStageStream[T](job, name, to)
 	src := name + "-source"
 	it := job.AddInternalSource(name+"-repartition", in.n.stage, to, src, func(t *Task) (SourceFunc, error) {

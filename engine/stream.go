@@ -41,21 +41,25 @@ type node[T any] struct {
 }
 
 // NewStream returns a stream of the job's first stage with no subscribers
-// yet, for source connectors; name identifies it in metrics and errors and
-// gets a numeric suffix if the job already has one by that name.
+// yet, for source connectors; name identifies it in metrics and errors,
+// and must be the job's only operator by that name (see Job.UniqueName
+// for a default one).
 func NewStream[T any](job *Job, name string) Stream[T] {
 	return NewStageStream[T](job, name, 0)
 }
 
 // NewStageStream is NewStream for a source of the given stage.
 func NewStageStream[T any](job *Job, name string, stage int) Stream[T] {
-	return Stream[T]{job: job, n: &node[T]{name: job.UniqueName(name), stage: stage}}
+	return Stream[T]{job: job, n: &node[T]{name: job.claimName(name), stage: stage}}
 }
 
 // Derive returns a stream produced by an operator subscribed to in: it runs
-// in the same stage, in the same task as in's records.
+// in the same stage, in the same task as in's records. name is the
+// operator's; two operators of one name are a topology error (Run reports
+// it), so an operator the user need not name takes a default from
+// Job.UniqueName.
 func Derive[U, T any](in Stream[T], name string) Stream[U] {
-	return Stream[U]{job: in.job, n: &node[U]{name: in.job.UniqueName(name), stage: in.n.stage}}
+	return Stream[U]{job: in.job, n: &node[U]{name: in.job.claimName(name), stage: in.n.stage}}
 }
 
 // Stage is the stage the stream's records flow in.
@@ -101,8 +105,13 @@ func (s Stream[T]) Build(t *Task) (Emit[T], error) {
 }
 
 // Named renames the operator producing the stream, for metrics and errors.
-// Call it while building the topology, before Run.
+// Call it while building the topology, before Run; the name must be the
+// job's only operator by that name.
 func (s Stream[T]) Named(name string) Stream[T] {
-	s.n.name = s.job.UniqueName(name)
+	if name == s.n.name {
+		return s
+	}
+	delete(s.job.names, s.n.name)
+	s.n.name = s.job.claimName(name)
 	return s
 }

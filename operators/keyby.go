@@ -36,9 +36,12 @@ func KeyByCodecs[K comparable, T any](key codec.Codec[K], value codec.Codec[T]) 
 // (a source topic keyed by the field you want), use KeyByRecordKey, which
 // moves nothing.
 func KeyBy[K comparable, T any](in engine.Stream[T], key func(T) K, opts ...KeyByOpt[K, T]) engine.KeyedStream[K, T] {
-	cfg := keyByConfig[K, T]{name: "keyby", keyCodec: codec.Key[K](), valCodec: codec.JSON[T]()}
+	cfg := keyByConfig[K, T]{keyCodec: codec.Key[K](), valCodec: codec.JSON[T]()}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.name == "" {
+		cfg.name = in.Job().UniqueName("keyby")
 	}
 	kc := cfg.keyCodec
 	out := engine.Repartition(in, cfg.name, func(v T) ([]byte, error) { return kc.Encode(key(v)) }, cfg.valCodec)

@@ -68,7 +68,7 @@ func (s sideCtx) SideOutput(id string) (any, engine.Record[struct{}]) {
 // Map applies fn to every record's value. The key and event time pass
 // through unchanged.
 func Map[T, U any](in engine.Stream[T], fn func(T) (U, error), opts ...Option[T]) engine.Stream[U] {
-	out := engine.Derive[U](in, "map")
+	out := engine.Derive[U](in, in.Job().UniqueName("map"))
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
 		name := out.Name()
 		stats := t.Stats(name)
@@ -101,7 +101,7 @@ func Map[T, U any](in engine.Stream[T], fn func(T) (U, error), opts ...Option[T]
 // Filter keeps the records for which keep returns true. A panic in keep
 // is a failure (see Invalid).
 func Filter[T any](in engine.Stream[T], keep func(T) bool, opts ...Option[T]) engine.Stream[T] {
-	out := engine.Derive[T](in, "filter")
+	out := engine.Derive[T](in, in.Job().UniqueName("filter"))
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
 		name := out.Name()
 		stats := t.Stats(name)
@@ -135,7 +135,7 @@ func Filter[T any](in engine.Stream[T], keep func(T) bool, opts ...Option[T]) en
 // FlatMap calls fn once per record; fn emits zero or more values through
 // the collector, each under the input's key and event time.
 func FlatMap[T, U any](in engine.Stream[T], fn func(T, Collector[U]) error, opts ...Option[T]) engine.Stream[U] {
-	out := engine.Derive[U](in, "flatmap")
+	out := engine.Derive[U](in, in.Job().UniqueName("flatmap"))
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
 		name := out.Name()
 		stats := t.Stats(name)

@@ -25,7 +25,7 @@ import (
 // Streams' max.task.idle.ms).
 func JoinTable[K comparable, L, R, OUT any](stream engine.KeyedStream[K, L], table string, rc codec.Codec[R],
 	join func(key K, left L, right R, found bool) (OUT, error)) engine.Stream[OUT] {
-	out := engine.Derive[OUT](stream.Stream, "join:"+table)
+	out := engine.Derive[OUT](stream.Stream, stream.Job().UniqueName("join:"+table))
 	job := stream.Job()
 	reg := state.NewRegistry(out.Name())
 	values := state.NewValue(reg, "table", rc)
