@@ -132,3 +132,23 @@ func TestMemoryLimitSetting(t *testing.T) {
 		t.Errorf("the shares of a 256 MiB budget add up past it: %+v", b)
 	}
 }
+
+// A job's own flags sit beside Weir's in one flag set, parsed once, with
+// Weir's settings taking flags over variables over code.
+func TestRegisterFlagsBesideTheJobsOwn(t *testing.T) {
+	t.Setenv("WEIR_GROUP", "from-env")
+	t.Setenv("WEIR_CHECKPOINT_INTERVAL", "2s")
+	job := NewJob("flags", WithCheckpointInterval(time.Second), WithBrokers("code:9092"))
+	fs := flag.NewFlagSet("flags", flag.ContinueOnError)
+	topic := fs.String("topic", "clicks", "the job's own flag")
+	job.RegisterFlags(fs)
+	job.RegisterFlags(fs) // twice is once
+	if err := fs.Parse([]string{"--topic", "views", "--group", "from-flag"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := job.Config()
+	if *topic != "views" || cfg.Group != "from-flag" || cfg.CheckpointInterval != 2*time.Second || cfg.Brokers[0] != "code:9092" {
+		t.Errorf("topic %q group %q interval %v brokers %v: want views, from-flag (flag over env), 2s (env over code), code:9092 (code)",
+			*topic, cfg.Group, cfg.CheckpointInterval, cfg.Brokers)
+	}
+}

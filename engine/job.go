@@ -43,6 +43,8 @@ type Job struct {
 	dlq      deadLetterTopic
 	// sinkTopics describes the sink topics, as found at start.
 	sinkTopics map[string]sinkTopic
+	// flags is the flag set Weir's flags are defined in (RegisterFlags).
+	flags *flag.FlagSet
 
 	mu struct {
 		sync.Mutex
@@ -394,18 +396,50 @@ func (j *Job) Run(ctx context.Context) error {
 	return err
 }
 
-// Main runs the job as a program: it parses flags (each setting also reads
-// its WEIR_* variable), runs until SIGTERM or SIGINT, and exits 0 after a
-// clean shutdown, 2 on bad flags and 1 on any error, which it logs.
-func (j *Job) Main() {
-	fs := flag.NewFlagSet(j.name, flag.ContinueOnError)
+// RegisterFlags defines Weir's flags (--brokers, --group, ..., each also
+// read from its WEIR_* variable, which it reads now) in fs, bound to the
+// job's configuration: flags override the variables, which override the
+// code's options. A job with flags of its own defines them in the same
+// set, registers Weir's, parses, builds its topology with its values and
+// calls Main, which parses nothing again:
+//
+//	topic := flag.String("topic", "clicks", "topic to read")
+//	job := engine.NewJob("clicks")
+//	job.RegisterFlags(flag.CommandLine)
+//	flag.Parse()
+//	clicks := connectors.KafkaSource(job, *topic, codec.JSON[Click]())
+//	...
+//	job.Main()
+//
+// A flag of the program's with the name of one of Weir's panics, as flag
+// does for any flag defined twice.
+func (j *Job) RegisterFlags(fs *flag.FlagSet) {
+	if j.flags == fs {
+		return
+	}
 	FromEnv().apply(&j.cfg)
 	j.cfg.registerFlags(fs)
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
+	j.flags = fs
+}
+
+// Main runs the job as a program: unless the program did (see
+// RegisterFlags), it defines Weir's flags in flag.CommandLine, next to any
+// the program defined there, and parses the command line. It runs until
+// SIGTERM or SIGINT, and exits 0 after a clean shutdown, 2 on bad flags
+// and 1 on any error, which it logs.
+func (j *Job) Main() {
+	fs := j.flags
+	if fs == nil {
+		fs = flag.CommandLine
+		j.RegisterFlags(fs)
+	}
+	if !fs.Parsed() {
+		if err := fs.Parse(os.Args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				os.Exit(0)
+			}
+			os.Exit(2)
 		}
-		os.Exit(2)
 	}
 	// The job owns the process: its memory budget sets the Go heap's soft
 	// limit (unless GOMEMLIMIT does). Run, which may share a process,
