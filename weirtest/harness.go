@@ -64,7 +64,7 @@ func StartTime(t time.Time) Opt { return func(c *config) { c.start = t } }
 
 // Harness drives one job. It is not safe for concurrent use.
 type Harness struct {
-	tb    testing.TB
+	tb    failer
 	job   *engine.Job
 	clock *Clock
 	store *state.Store
@@ -106,22 +106,38 @@ type outputLog struct {
 // otherwise; the harness is closed when the test ends.
 func New(tb testing.TB, job *engine.Job, opts ...Opt) *Harness {
 	tb.Helper()
+	h, err := start(job, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h.tb = tb
+	tb.Cleanup(func() { _ = h.Close() })
+	return h
+}
+
+// Start is New outside a test (an example, a program exploring a job):
+// the caller closes the harness. Where a test's harness would fail the
+// test (an output that does not decode), this one panics.
+func Start(job *engine.Job, opts ...Opt) (*Harness, error) {
+	return start(job, opts)
+}
+
+func start(job *engine.Job, opts []Opt) (*Harness, error) {
 	cfg := config{partitions: 1, start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	store, err := state.Open("", state.InMemory(state.NewMemFS()))
 	if err != nil {
-		tb.Fatalf("weirtest: opening the state store: %v", err)
+		return nil, fmt.Errorf("weirtest: opening the state store: %w", err)
 	}
 	job.PrepareLocal(cfg.partitions)
 	h := &Harness{
-		tb: tb, job: job, clock: &Clock{now: cfg.start}, store: store,
+		tb: panicker{}, job: job, clock: &Clock{now: cfg.start}, store: store,
 		internal: map[string]bool{},
 		offsets:  map[string]map[int32]int64{}, outputs: map[string]*outputLog{},
 		part: engine.Partitioner(), parts: map[string]kgo.TopicPartitioner{},
 	}
-	tb.Cleanup(func() { _ = h.store.Close() }) // the store of the last restart
 	for _, t := range job.InternalTopics() {
 		if _, read := job.StageOf(t); read {
 			h.internal[t] = true // a repartition topic; the others are outputs
@@ -133,9 +149,28 @@ func New(tb testing.TB, job *engine.Job, opts ...Opt) *Harness {
 		}
 	}
 	if err := h.startTasks(nil); err != nil {
-		tb.Fatal(err)
+		_ = store.Close()
+		return nil, err
 	}
-	return h
+	return h, nil
+}
+
+// Close releases the harness's state store (the one of its last
+// restart).
+func (h *Harness) Close() error { return h.store.Close() }
+
+// failer is what a harness reports a broken test to: the test's
+// testing.TB, or outside a test a panicker.
+type failer interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+type panicker struct{}
+
+func (panicker) Helper() {}
+func (panicker) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
 }
 
 // startTasks builds every task anew in h.store, each resuming the
