@@ -26,10 +26,10 @@ import (
 //
 // Every source topic of a job must have the same number of partitions:
 // partition n of each belongs to task n.
-func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T], opts ...SourceOpt[T]) engine.Stream[T] {
-	var cfg sourceConfig[T]
-	for _, o := range opts {
-		o(&cfg)
+func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T], opts ...SourceOpt) engine.Stream[T] {
+	cfg, err := sourceOpts[T](opts)
+	if err != nil {
+		job.TopologyError(fmt.Errorf("source %s: %w", topic, err))
 	}
 	if cfg.watermarks != nil {
 		if err := cfg.watermarks.Validate(); err != nil {
@@ -86,18 +86,42 @@ func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T], opts ..
 }
 
 // SourceOpt configures a Kafka source.
-type SourceOpt[T any] func(*sourceConfig[T])
+type SourceOpt func(*sourceOptions)
+
+type sourceOptions struct {
+	watermarks any // windowing.WatermarkStrategy[T]
+	rate       float64
+}
 
 type sourceConfig[T any] struct {
 	watermarks *windowing.WatermarkStrategy[T]
 	rate       float64
 }
 
+// sourceOpts applies opts for a source of T; an option of another type
+// (a watermark strategy for other records) is an error.
+func sourceOpts[T any](opts []SourceOpt) (sourceConfig[T], error) {
+	var o sourceOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg := sourceConfig[T]{rate: o.rate}
+	if o.watermarks != nil {
+		wm, ok := o.watermarks.(windowing.WatermarkStrategy[T])
+		if !ok {
+			var zero T
+			return cfg, fmt.Errorf("WithWatermarks got a %T, the source's records are %T", o.watermarks, zero)
+		}
+		cfg.watermarks = &wm
+	}
+	return cfg, nil
+}
+
 // WithMaxRecordsPerSecond caps how many records per second each replica
 // reads from this source (see engine.Config.MaxRecordsPerSecond for the
 // cap over all inputs). Fetching pauses while the replica is ahead of it.
-func WithMaxRecordsPerSecond[T any](perSecond float64) SourceOpt[T] {
-	return func(c *sourceConfig[T]) { c.rate = perSecond }
+func WithMaxRecordsPerSecond(perSecond float64) SourceOpt {
+	return func(c *sourceOptions) { c.rate = perSecond }
 }
 
 // WithWatermarks gives the source event time: each record's time comes
@@ -105,12 +129,19 @@ func WithMaxRecordsPerSecond[T any](perSecond float64) SourceOpt[T] {
 // partition's watermark trails the highest time seen by the strategy's
 // bound. Without it the source has no watermark and event-time timers and
 // windows downstream never fire; records keep their Kafka timestamps.
-func WithWatermarks[T any](s windowing.WatermarkStrategy[T]) SourceOpt[T] {
-	return func(c *sourceConfig[T]) { c.watermarks = &s }
+func WithWatermarks[T any](s windowing.WatermarkStrategy[T]) SourceOpt {
+	return func(c *sourceOptions) { c.watermarks = s }
 }
 
 // SinkOpt configures a Kafka sink.
-type SinkOpt[T any] func(*sinkConfig[T])
+type SinkOpt func(*sinkOptions)
+
+type sinkOptions struct {
+	key            any // func(T) []byte
+	headers        any // func(T) []kgo.RecordHeader
+	policy         engine.ErrorPolicy
+	processingTime bool
+}
 
 type sinkConfig[T any] struct {
 	key            func(T) []byte
@@ -119,11 +150,37 @@ type sinkConfig[T any] struct {
 	processingTime bool
 }
 
+// sinkOpts applies opts for a sink of T; an option of another type (a key
+// function of other records) is an error.
+func sinkOpts[T any](opts []SinkOpt) (sinkConfig[T], error) {
+	var o sinkOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg := sinkConfig[T]{policy: o.policy, processingTime: o.processingTime}
+	var zero T
+	if o.key != nil {
+		k, ok := o.key.(func(T) []byte)
+		if !ok {
+			return cfg, fmt.Errorf("WithKey got a %T, the sink's records are %T", o.key, zero)
+		}
+		cfg.key = k
+	}
+	if o.headers != nil {
+		h, ok := o.headers.(func(T) []kgo.RecordHeader)
+		if !ok {
+			return cfg, fmt.Errorf("WithHeaders got a %T, the sink's records are %T", o.headers, zero)
+		}
+		cfg.headers = h
+	}
+	return cfg, nil
+}
+
 // WithSinkErrorPolicy sets the error policy of the sink, for outputs it
 // cannot encode or that are larger than the topic takes (see
 // engine.ErrorPolicy): a dead letter is the input record that led to it.
-func WithSinkErrorPolicy[T any](p engine.ErrorPolicy) SinkOpt[T] {
-	return func(c *sinkConfig[T]) { c.policy = p }
+func WithSinkErrorPolicy(p engine.ErrorPolicy) SinkOpt {
+	return func(c *sinkOptions) { c.policy = p }
 }
 
 // WithProcessingTime stamps each output with the time it is written
@@ -132,19 +189,19 @@ func WithSinkErrorPolicy[T any](p engine.ErrorPolicy) SinkOpt[T] {
 // then deletes the outputs of a replay of old data soon after they are
 // written. Stamp them now when that matters more than their event time
 // downstream.
-func WithProcessingTime[T any]() SinkOpt[T] {
-	return func(c *sinkConfig[T]) { c.processingTime = true }
+func WithProcessingTime() SinkOpt {
+	return func(c *sinkOptions) { c.processingTime = true }
 }
 
 // WithKey sets each output's key from its value, instead of the key the
 // record carries from its input. The key chooses the output partition.
-func WithKey[T any](key func(T) []byte) SinkOpt[T] {
-	return func(c *sinkConfig[T]) { c.key = key }
+func WithKey[T any](key func(T) []byte) SinkOpt {
+	return func(c *sinkOptions) { c.key = key }
 }
 
 // WithHeaders adds headers to each output record.
-func WithHeaders[T any](headers func(T) []kgo.RecordHeader) SinkOpt[T] {
-	return func(c *sinkConfig[T]) { c.headers = headers }
+func WithHeaders[T any](headers func(T) []kgo.RecordHeader) SinkOpt {
+	return func(c *sinkOptions) { c.headers = headers }
 }
 
 // KafkaSink writes the stream to topic, encoding values with c. The
@@ -152,12 +209,12 @@ func WithHeaders[T any](headers func(T) []kgo.RecordHeader) SinkOpt[T] {
 // default partitioner does, so outputs co-partition with any Java
 // producer's; records without a key are spread with sticky batching. The
 // topic must exist when the job starts.
-func KafkaSink[T any](in engine.Stream[T], topic string, c codec.Codec[T], opts ...SinkOpt[T]) {
-	var cfg sinkConfig[T]
-	for _, o := range opts {
-		o(&cfg)
-	}
+func KafkaSink[T any](in engine.Stream[T], topic string, c codec.Codec[T], opts ...SinkOpt) {
 	job := in.Job()
+	cfg, err := sinkOpts[T](opts)
+	if err != nil {
+		job.TopologyError(fmt.Errorf("sink %s: %w", topic, err))
+	}
 	job.AddSinkTopic(topic)
 	name := job.UniqueName("sink:" + topic)
 	if cfg.policy != "" {

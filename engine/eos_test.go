@@ -89,7 +89,7 @@ func TestProcessingTimerFiredBeforeAnyInputIsCommittedWithItsState(t *testing.T)
 			engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("warn"))
 		src := connectors.KafkaSource(job, in, codec.String())
 		keyed := operators.KeyByRecordKey(src, codec.Key[string]())
-		connectors.KafkaSink(operators.Process(keyed, "delay", operators.KeyedProcessFunction[string, string, string](&delayed{after: 4 * time.Second})), out, codec.String())
+		connectors.KafkaSink(operators.Process(keyed, "delay", &delayed{after: 4 * time.Second}), out, codec.String())
 		return job
 	}
 	producer := kafkatest.Client(t, brokers)
@@ -146,7 +146,7 @@ func TestStartOffsetLatestStillReadsInternalTopicsFromTheStart(t *testing.T) {
 		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithStartOffset("latest"),
 		engine.WithLogLevel("warn"))
 	src := connectors.KafkaSource(job, in, codec.String())
-	keyed := operators.KeyBy(src, func(s string) string { return s }, operators.KeyByName[string, string]("rekey"))
+	keyed := operators.KeyBy(src, func(s string) string { return s }, operators.KeyByName("rekey"))
 	connectors.KafkaSink(keyed.Stream, out, codec.String())
 	stop := runJob(t, job)
 	// The source topic does start at the end: wait until the job has

@@ -57,10 +57,10 @@ func TestRateCapHoldsACatchUp(t *testing.T) {
 			addr := freeAddr(t)
 			opts := []engine.Opt{engine.WithBrokers(brokers...), engine.WithGroup(kafkatest.Name("capped")), engine.WithMetricsAddr(addr),
 				engine.WithStateDir(t.TempDir()), engine.WithCheckpointInterval(100 * time.Millisecond), engine.WithLogLevel("warn")}
-			var srcOpts []connectors.SourceOpt[event]
+			var srcOpts []connectors.SourceOpt
 			label := `topic="*"`
 			if perSource {
-				srcOpts = append(srcOpts, connectors.WithMaxRecordsPerSecond[event](capRate))
+				srcOpts = append(srcOpts, connectors.WithMaxRecordsPerSecond(capRate))
 				label = `topic="` + in + `"`
 			} else {
 				opts = append(opts, engine.WithMaxRecordsPerSecond(capRate))

@@ -72,8 +72,8 @@ func TestSinkChecksOutputsAgainstTheirTopic(t *testing.T) {
 		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("warn"),
 		engine.WithObserver(obs))
 	src := connectors.KafkaSource(job, in, codec.String())
-	connectors.KafkaSink(src, out, codec.String(), connectors.WithSinkErrorPolicy[string](engine.DeadLetter))
-	connectors.KafkaSink(src, fresh, codec.String(), connectors.WithProcessingTime[string](), connectors.WithSinkErrorPolicy[string](engine.Skip))
+	connectors.KafkaSink(src, out, codec.String(), connectors.WithSinkErrorPolicy(engine.DeadLetter))
+	connectors.KafkaSink(src, fresh, codec.String(), connectors.WithProcessingTime(), connectors.WithSinkErrorPolicy(engine.Skip))
 	stop := runJob(t, job)
 	if got := values(t, brokers, out, 2); len(got) != 2 || got[0] != "small and old" || got[1] != "small and new" {
 		t.Fatalf("outputs %q, want the two small records", got)

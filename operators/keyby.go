@@ -1,31 +1,33 @@
 package operators
 
 import (
+	"fmt"
+
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/engine"
 )
 
 // KeyByOpt configures KeyBy.
-type KeyByOpt[K comparable, T any] func(*keyByConfig[K, T])
+type KeyByOpt func(*keyByOptions)
 
-type keyByConfig[K comparable, T any] struct {
-	name     string
-	keyCodec codec.Codec[K]
-	valCodec codec.Codec[T]
+type keyByOptions struct {
+	name               string
+	keyCodec, valCodec any // codec.Codec[K], codec.Codec[T]
 }
 
 // KeyByName names the operator and its repartition topic
 // (<group>-<name>-repartition). Name it when the job runs in production:
 // the topic keeps the name across deployments only if the name is fixed.
 // Default: "keyby", numbered when there are several.
-func KeyByName[K comparable, T any](name string) KeyByOpt[K, T] {
-	return func(c *keyByConfig[K, T]) { c.name = name }
+func KeyByName(name string) KeyByOpt {
+	return func(c *keyByOptions) { c.name = name }
 }
 
 // KeyByCodecs sets how keys and values are written to the repartition
-// topic. Default: codec.Key[K]() and codec.JSON[T]().
-func KeyByCodecs[K comparable, T any](key codec.Codec[K], value codec.Codec[T]) KeyByOpt[K, T] {
-	return func(c *keyByConfig[K, T]) { c.keyCodec, c.valCodec = key, value }
+// topic. Default: codec.Key[K]() and codec.JSON[T](). Codecs of other
+// types than the key's and the stream's fail the job at start.
+func KeyByCodecs[K comparable, T any](key codec.Codec[K], value codec.Codec[T]) KeyByOpt {
+	return func(c *keyByOptions) { c.keyCodec, c.valCodec = key, value }
 }
 
 // KeyBy partitions the stream by key(v). Unless the stream is already
@@ -35,16 +37,29 @@ func KeyByCodecs[K comparable, T any](key codec.Codec[K], value codec.Codec[T]) 
 // has one task. For a stream already partitioned by its Kafka record key
 // (a source topic keyed by the field you want), use KeyByRecordKey, which
 // moves nothing.
-func KeyBy[K comparable, T any](in engine.Stream[T], key func(T) K, opts ...KeyByOpt[K, T]) engine.KeyedStream[K, T] {
-	cfg := keyByConfig[K, T]{keyCodec: codec.Key[K](), valCodec: codec.JSON[T]()}
-	for _, o := range opts {
-		o(&cfg)
+func KeyBy[K comparable, T any](in engine.Stream[T], key func(T) K, opts ...KeyByOpt) engine.KeyedStream[K, T] {
+	var o keyByOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
-	if cfg.name == "" {
-		cfg.name = in.Job().UniqueName("keyby")
+	job := in.Job()
+	name := o.name
+	if name == "" {
+		name = job.UniqueName("keyby")
 	}
-	kc := cfg.keyCodec
-	out := engine.Repartition(in, cfg.name, func(v T) ([]byte, error) { return kc.Encode(key(v)) }, cfg.valCodec)
+	kc, vc := codec.Key[K](), codec.JSON[T]()
+	if o.keyCodec != nil {
+		k, kok := o.keyCodec.(codec.Codec[K])
+		v, vok := o.valCodec.(codec.Codec[T])
+		if kok && vok {
+			kc, vc = k, v
+		} else {
+			var kz K
+			var vz T
+			job.TopologyError(fmt.Errorf("%s: KeyByCodecs got codecs of %T and %T, the key and the records are %T and %T", name, o.keyCodec, o.valCodec, kz, vz))
+		}
+	}
+	out := engine.Repartition(in, name, func(v T) ([]byte, error) { return kc.Encode(key(v)) }, vc)
 	return engine.AsKeyed(out, kc)
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/operators"
-	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
 )
 
@@ -34,7 +33,7 @@ func newTopologyJob(t *testing.T) (*engine.Job, engine.KeyedStream[string, strin
 // rename) state: reordering the code would swap their changelogs.
 func TestTwoOperatorsOfOneNameAreRejected(t *testing.T) {
 	job, keyed := newTopologyJob(t)
-	count := state.AggregateFunction[string, int64, int64](operators.Count[string]{})
+	count := operators.Count[string]{}
 	a := operators.WindowAggregate(keyed, "per-minute", windowing.Tumbling(time.Minute), count, codec.JSON[int64]())
 	b := operators.WindowAggregate(keyed, "per-minute", windowing.Tumbling(time.Hour), count, codec.JSON[int64]())
 	if a.Name() != "per-minute" || b.Name() != "per-minute" {
@@ -73,7 +72,7 @@ func TestDefaultNamesAreNumbered(t *testing.T) {
 
 func TestWindowOptionsOfAnotherTypeAreRejected(t *testing.T) {
 	job, keyed := newTopologyJob(t)
-	count := state.AggregateFunction[string, int64, int64](operators.Count[string]{})
+	count := operators.Count[string]{}
 	operators.WindowAggregate(keyed, "w", windowing.Tumbling(time.Minute), count, codec.JSON[int64](),
 		operators.LateOutput(engine.NewOutputTag[int]("late")))
 	if err := runTopology(t, job); !errors.Is(err, engine.ErrTopology) || !strings.Contains(err.Error(), "LateOutput's tag") {

@@ -1,6 +1,6 @@
-// Package operators holds the stateless, per-record transformations of a
-// stream: Map, Filter and FlatMap. Each runs inside the task that owns the
-// record, one record at a time, in offset order.
+// Map, Filter and FlatMap: the stateless, per-record operators. Each runs
+// inside the task that owns the record, one record at a time, in offset
+// order.
 //
 // User functions return errors rather than panic. What happens to a record
 // whose function fails is the operator's error policy (engine.OnError,
@@ -9,6 +9,7 @@
 // An error marked engine.Retryable is retried first. A panic in a user
 // function is recovered and treated as an error, so it never takes the
 // process down.
+
 package operators
 
 import (

@@ -125,9 +125,9 @@ func buildActivityWithSide(idle time.Duration) (*engine.Job, *bucketed, *weirtes
 		wm = wm.WithIdleness(idle)
 	}
 	clicks := connectors.KafkaSource(job, "clicks", codec.JSON[click](), connectors.WithWatermarks(wm))
-	byUser := operators.KeyBy(clicks, func(c click) string { return c.User }, operators.KeyByName[string, click]("by-user"))
+	byUser := operators.KeyBy(clicks, func(c click) string { return c.User }, operators.KeyByName("by-user"))
 	fn := &bucketed{}
-	out := operators.Process(byUser, "buckets", operators.KeyedProcessFunction[string, click, activity](fn))
+	out := operators.Process(byUser, "buckets", fn)
 	connectors.KafkaSink(out, "activity", codec.JSON[activity]())
 	side := weirtest.Capture(engine.SideOutput(out, errorsTag))
 	return job, fn, side

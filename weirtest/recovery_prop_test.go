@@ -14,7 +14,6 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/operators"
-	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/weirtest"
 	"github.com/weirstream/weir/windowing"
 )
@@ -50,7 +49,7 @@ func recoveryCases() []recoveryCase {
 			src := connectors.KafkaSource(job, "events", codec.JSON[event](),
 				connectors.WithWatermarks(windowing.BoundedOutOfOrderness(time.Second, func(e event) time.Time { return e.At })))
 			counts := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", a,
-				state.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64](),
+				operators.Count[event]{}, codec.JSON[int64](),
 				operators.AllowedLateness(lateness))
 			connectors.KafkaSink(counts, "counts", codec.JSON[operators.Windowed[string, int64]]())
 			return job

@@ -82,7 +82,7 @@ func newRecoveryJob(t *testing.T, d *datadriven.TestData) recoveryJob {
 		words := connectors.KafkaSource(job, "words", codec.String())
 		fn := &runningCount{}
 		counts := operators.Process(operators.KeyByRecordKey(words, codec.String()), "count",
-			operators.KeyedProcessFunction[string, string, int64](fn))
+			fn)
 		connectors.KafkaSink(counts, "counts", codec.JSON[int64]())
 		return recoveryJob{
 			job: job, sink: "counts",
@@ -145,7 +145,7 @@ func newRecoveryJob(t *testing.T, d *datadriven.TestData) recoveryJob {
 		src := connectors.KafkaSource(job, "events", codec.JSON[event](),
 			connectors.WithWatermarks(windowing.ForMonotonousTimestamps(func(e event) time.Time { return e.At })))
 		counts := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", a,
-			state.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64](),
+			operators.Count[event]{}, codec.JSON[int64](),
 			operators.AllowedLateness(dur("lateness")))
 		connectors.KafkaSink(counts, "counts", codec.JSON[operators.Windowed[string, int64]]())
 		return recoveryJob{
@@ -314,7 +314,7 @@ func TestCrashOutputs(t *testing.T) {
 	job := engine.NewJob("count")
 	fn := &runningCount{}
 	counts := operators.Process(operators.KeyByRecordKey(connectors.KafkaSource(job, "words", codec.String()), codec.String()),
-		"count", operators.KeyedProcessFunction[string, string, int64](fn))
+		"count", fn)
 	connectors.KafkaSink(counts, "counts", codec.JSON[int64]())
 	h := weirtest.New(t, job)
 	values := func(rs []*kgo.Record) string {

@@ -37,7 +37,7 @@ func TestDownstreamTimerFiresAtTheSameWatermark(t *testing.T) {
 	counts := operators.WindowAggregate(operators.KeyByRecordKey(in, codec.String()), "count",
 		windowing.Tumbling(10*time.Second), operators.Count[int64]{}, codec.JSON[int64]())
 	ends := operators.Map(counts, func(w operators.Windowed[string, int64]) (int64, error) { return w.Value, nil })
-	echoed := operators.Process(operators.KeyByRecordKey(ends, codec.String()), "echo", operators.KeyedProcessFunction[string, int64, int64](echoAt{}))
+	echoed := operators.Process(operators.KeyByRecordKey(ends, codec.String()), "echo", echoAt{})
 	connectors.KafkaSink(echoed, "out", codec.JSON[int64]())
 
 	h := weirtest.New(t, job)

@@ -15,7 +15,6 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/operators"
-	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/weirtest"
 	"github.com/weirstream/weir/windowing"
 )
@@ -123,10 +122,10 @@ func TestWindowAggregateScripts(t *testing.T) {
 				var counts engine.Stream[operators.Windowed[string, int64]]
 				if process {
 					counts = operators.WindowProcess(keyed, "counts", a,
-						operators.ProcessWindowFunction[string, event, int64](countRecords{}), codec.JSON[event](), opts...)
+						countRecords{}, codec.JSON[event](), opts...)
 				} else {
 					counts = operators.WindowAggregate(keyed, "counts", a,
-						state.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64](), opts...)
+						operators.Count[event]{}, codec.JSON[int64](), opts...)
 				}
 				results = weirtest.Capture(counts)
 				late = weirtest.Capture(engine.SideOutput(counts, lateTag))
@@ -191,7 +190,7 @@ func TestGlobalWindowNeedsATrigger(t *testing.T) {
 	job := engine.NewJob("windows")
 	src := connectors.KafkaSource(job, "events", codec.JSON[event]())
 	operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", windowing.Global(),
-		state.AggregateFunction[event, int64, int64](operators.Count[event]{}), codec.JSON[int64]())
+		operators.Count[event]{}, codec.JSON[int64]())
 	_, err := job.NewLocalTask(context.Background(), engine.TaskID{}, nil, nil)
 	if !errors.Is(err, engine.ErrTopology) || !strings.Contains(err.Error(), "global window never ends") {
 		t.Fatalf("got %v, want a topology error about the global window", err)

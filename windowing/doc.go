@@ -1,7 +1,10 @@
-// Package windowing owns event time: timestamps, watermark strategies, the
-// per-partition watermark generators, the task's watermark combiner and the
-// control records that carry watermarks across repartition topics. Windows,
-// triggers and allowed lateness will live here too.
+// Package windowing owns event time and windows: timestamps, watermark
+// strategies, the per-partition watermark generators, the task's watermark
+// combiner, the control records that carry watermarks across repartition
+// topics, and the window assigners (Tumbling, Sliding, Sessions, Global)
+// and triggers (OnCount, OnProcessingTime, EveryEventTime,
+// EveryProcessingTime) that the window operators of package operators
+// (WindowAggregate, WindowProcess, WindowJoin) take.
 //
 // Everything in it is a deterministic function of its inputs. It never
 // starts a goroutine, never reads the wall clock and does no I/O: a call

@@ -7,7 +7,6 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/operators"
-	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
 )
 
@@ -30,9 +29,9 @@ type Q11Result struct {
 func BuildQ11(job *engine.Job, in, out string) {
 	bidders := operators.Map(Bids(Source(job, in)), func(b Bid) (int64, error) { return b.Bidder, nil }).Named("q11-bidder")
 	byBidder := operators.KeyBy(bidders, func(b int64) int64 { return b },
-		operators.KeyByName[int64, int64]("q11-by-bidder"), operators.KeyByCodecs(int64Codec, int64Codec))
+		operators.KeyByName("q11-by-bidder"), operators.KeyByCodecs(int64Codec, int64Codec))
 	sessions := operators.WindowAggregate(byBidder, "q11-sessions", windowing.Sessions(Q11Gap),
-		state.AggregateFunction[int64, int64, int64](operators.Count[int64]{}), int64Codec)
+		operators.Count[int64]{}, int64Codec)
 	rows := operators.Map(sessions, func(w operators.Windowed[int64, int64]) (Q11Result, error) {
 		return Q11Result{Bidder: w.Key, BidCount: w.Value, Starttime: DateTimeOf(w.Start), Endtime: DateTimeOf(w.End)}, nil
 	}).Named("q11-rows")

@@ -34,8 +34,8 @@ type Q12Result = Q11Result
 func BuildQ12(job *engine.Job, in, out string) {
 	bidders := operators.Map(Bids(Source(job, in)), func(b Bid) (int64, error) { return b.Bidder, nil }).Named("q12-bidder")
 	byBidder := operators.KeyBy(bidders, func(b int64) int64 { return b },
-		operators.KeyByName[int64, int64]("q12-by-bidder"), operators.KeyByCodecs(int64Codec, int64Codec))
-	counts := operators.Process(byBidder, "q12-counts", operators.KeyedProcessFunction[int64, int64, Q12Result](&q12Count{}))
+		operators.KeyByName("q12-by-bidder"), operators.KeyByCodecs(int64Codec, int64Codec))
+	counts := operators.Process(byBidder, "q12-counts", &q12Count{})
 	connectors.KafkaSink(counts, out, codec.JSON[Q12Result]())
 }
 

@@ -89,8 +89,8 @@ func BuildQ3(job *engine.Job, in, out string) {
 			return r.ID
 		}
 		return r.Seller
-	}, operators.KeyByName[int64, q3Row]("q3-by-seller"), operators.KeyByCodecs(int64Codec, codec.JSON[q3Row]()))
-	joined := operators.Process(bySeller, "q3-join", operators.KeyedProcessFunction[int64, q3Row, Q3Result](&q3Join{}))
+	}, operators.KeyByName("q3-by-seller"), operators.KeyByCodecs(int64Codec, codec.JSON[q3Row]()))
+	joined := operators.Process(bySeller, "q3-join", &q3Join{})
 	connectors.KafkaSink(joined, out, codec.JSON[Q3Result]())
 }
 

@@ -38,15 +38,15 @@ type Q5Result struct {
 func BuildQ5(job *engine.Job, in, out string) {
 	auctions := operators.Map(Bids(Source(job, in)), func(b Bid) (int64, error) { return b.Auction, nil }).Named("q5-auction")
 	byAuction := operators.KeyBy(auctions, func(a int64) int64 { return a },
-		operators.KeyByName[int64, int64]("q5-by-auction"), operators.KeyByCodecs(int64Codec, int64Codec))
+		operators.KeyByName("q5-by-auction"), operators.KeyByCodecs(int64Codec, int64Codec))
 	counts := operators.WindowAggregate(byAuction, "q5-counts", windowing.Sliding(Q5WindowSize, Q5WindowSlide),
-		state.AggregateFunction[int64, int64, int64](operators.Count[int64]{}), int64Codec)
+		operators.Count[int64]{}, int64Codec)
 	perWindow := operators.Map(counts, func(w operators.Windowed[int64, int64]) (q5Count, error) {
 		return q5Count{Auction: w.Key, Num: w.Value, End: w.End.UnixMilli()}, nil
 	}).Named("q5-count")
 	byWindow := operators.KeyBy(perWindow, func(c q5Count) int64 { return c.End },
-		operators.KeyByName[int64, q5Count]("q5-by-window"), operators.KeyByCodecs[int64, q5Count](int64Codec, q5CountCodec{}))
-	top := operators.Process(byWindow, "q5-top", operators.KeyedProcessFunction[int64, q5Count, Q5Result](&q5Top{}))
+		operators.KeyByName("q5-by-window"), operators.KeyByCodecs(int64Codec, q5CountCodec{}))
+	top := operators.Process(byWindow, "q5-top", &q5Top{})
 	connectors.KafkaSink(top, out, codec.JSON[Q5Result]())
 }
 

@@ -43,7 +43,7 @@ func BuildQ7(job *engine.Job, in, out string) {
 		return Q7Result{Auction: b.Auction, Bidder: b.Bidder, Price: b.Price, DateTime: b.DateTime, Extra: b.Extra}, nil
 	}).Named("q7-project")
 	byWindow := operators.KeyBy(rows, func(r Q7Result) int64 { return windowStart(r.DateTime.Time(), Q7Window) },
-		operators.KeyByName[int64, Q7Result]("q7-by-window"), operators.KeyByCodecs[int64, Q7Result](int64Codec, q7RowCodec{}))
+		operators.KeyByName("q7-by-window"), operators.KeyByCodecs[int64, Q7Result](int64Codec, q7RowCodec{}))
 	highest := operators.WindowAggregate(byWindow, "q7-highest", windowing.Tumbling(Q7Window),
 		state.AggregateFunction[Q7Result, q7Acc, []Q7Result](q7Highest{}), q7AccCodec{})
 	bids := operators.FlatMap(highest, func(w operators.Windowed[int64, []Q7Result], out operators.Collector[Q7Result]) error {

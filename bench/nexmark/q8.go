@@ -45,7 +45,7 @@ func BuildQ8(job *engine.Job, in, out string) {
 	sellers := operators.Map(Auctions(events), func(a Auction) (int64, error) { return a.Seller, nil }).Named("q8-seller")
 	byID, bySeller := operators.KeyByBoth(persons, func(p q8Person) int64 { return p.ID },
 		sellers, func(s int64) int64 { return s }, "q8-by-person")
-	distinct := operators.Process(bySeller, "q8-distinct-sellers", operators.KeyedProcessFunction[int64, int64, int64](&q8Distinct{}))
+	distinct := operators.Process(bySeller, "q8-distinct-sellers", &q8Distinct{})
 	// Process keeps each record's key: the seller's, as bySeller has it.
 	distinctBySeller := engine.AsKeyed(distinct, bySeller.Key)
 	joined := operators.WindowJoin(byID, distinctBySeller, "q8-join", windowing.Tumbling(Q8Window),

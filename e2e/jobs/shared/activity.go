@@ -40,8 +40,8 @@ const OutOfOrderness = 2 * time.Second
 func BuildActivity(job *engine.Job, in, out string) {
 	wm := windowing.BoundedOutOfOrderness(OutOfOrderness, func(c Click) time.Time { return c.At })
 	clicks := connectors.KafkaSource(job, in, codec.JSON[Click](), connectors.WithWatermarks(wm))
-	byUser := operators.KeyBy(clicks, func(c Click) string { return c.User }, operators.KeyByName[string, Click]("by-user"))
-	counts := operators.Process(byUser, "bucket-counts", operators.KeyedProcessFunction[string, Click, BucketCount](&bucketCounts{}))
+	byUser := operators.KeyBy(clicks, func(c Click) string { return c.User }, operators.KeyByName("by-user"))
+	counts := operators.Process(byUser, "bucket-counts", &bucketCounts{})
 	connectors.KafkaSink(counts, out, codec.JSON[BucketCount]())
 }
 

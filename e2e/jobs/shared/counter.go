@@ -16,8 +16,8 @@ import (
 // input's length: what grows with a backlog is the engine's, not the job's.
 func BuildCounter(job *engine.Job, in, out string) {
 	src := connectors.KafkaSource(job, in, codec.String())
-	byKey := operators.KeyBy(src, func(s string) string { return s }, operators.KeyByName[string, string]("by-key"))
-	counts := operators.Process(byKey, "counts", operators.KeyedProcessFunction[string, string, int64](&counter{}))
+	byKey := operators.KeyBy(src, func(s string) string { return s }, operators.KeyByName("by-key"))
+	counts := operators.Process(byKey, "counts", &counter{})
 	connectors.KafkaSink(counts, out, codec.JSON[int64]())
 }
 

@@ -8,7 +8,6 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/operators"
-	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
 )
 
@@ -81,8 +80,8 @@ func (sessionSummary) Result(acc SessionAcc) SessionSummary {
 func BuildSessions(job *engine.Job, in, out string) {
 	wm := windowing.BoundedOutOfOrderness(OutOfOrderness, func(c Click) time.Time { return c.At })
 	clicks := connectors.KafkaSource(job, in, codec.JSON[Click](), connectors.WithWatermarks(wm))
-	byUser := operators.KeyBy(clicks, func(c Click) string { return c.User }, operators.KeyByName[string, Click]("by-user"))
+	byUser := operators.KeyBy(clicks, func(c Click) string { return c.User }, operators.KeyByName("by-user"))
 	sessions := operators.WindowAggregate(byUser, "sessions", windowing.Sessions(SessionGap),
-		state.AggregateFunction[Click, SessionAcc, SessionSummary](sessionSummary{}), codec.JSON[SessionAcc]())
+		sessionSummary{}, codec.JSON[SessionAcc]())
 	connectors.KafkaSink(sessions, out, codec.JSON[Session]())
 }

@@ -128,7 +128,7 @@ func BuildTorture(job *engine.Job, in, out string) {
 		operators.WithTrigger(windowing.EveryProcessingTime(TortureEarly).Purging()))
 	connectors.KafkaSink(partials, PartialsTopic(out), codec.JSON[operators.Windowed[string, int64]]())
 
-	totals := operators.Process(byCustomer, "totals", operators.KeyedProcessFunction[string, Order, OrderTotal](&tortureTotals{}))
+	totals := operators.Process(byCustomer, "totals", &tortureTotals{})
 	connectors.KafkaSink(totals, TotalsTopic(out), codec.JSON[OrderTotal]())
 }
 

@@ -48,8 +48,8 @@ func WindowsTopic(out string) string { return out + "-windows" }
 func BuildTotals(job *engine.Job, in, out string) {
 	wm := windowing.BoundedOutOfOrderness(OutOfOrderness, func(p Payment) time.Time { return p.At })
 	pays := connectors.KafkaSource(job, in, codec.JSON[Payment](), connectors.WithWatermarks(wm))
-	byAccount := operators.KeyBy(pays, func(p Payment) string { return p.Account }, operators.KeyByName[string, Payment]("by-account"))
-	totals := operators.Process(byAccount, "running-totals", operators.KeyedProcessFunction[string, Payment, Total](&runningTotal{}))
+	byAccount := operators.KeyBy(pays, func(p Payment) string { return p.Account }, operators.KeyByName("by-account"))
+	totals := operators.Process(byAccount, "running-totals", &runningTotal{})
 	connectors.KafkaSink(totals, out, codec.JSON[Total]())
 	counts := operators.WindowAggregate(byAccount, "window-counts", windowing.Tumbling(TotalsWindow), operators.Count[Payment]{}, codec.JSON[int64]())
 	windows := operators.Map(counts, func(w operators.Windowed[string, int64]) (WindowCount, error) {
