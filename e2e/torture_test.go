@@ -21,6 +21,7 @@ import (
 	"github.com/weirstream/weir/e2e/jobs/shared"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/internal/local"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/verify"
 )
@@ -459,7 +460,7 @@ func (r *tortureRun) createInternalTopics(rng *rand.Rand, in, out string) {
 	t := r.t
 	job := engine.NewJob(r.group)
 	shared.BuildTorture(job, in, out)
-	job.PrepareLocal(torturePartitions)
+	top := local.Prepare(job, torturePartitions)
 	conf := map[string]*string{
 		"cleanup.policy":            kadm.StringPtr("compact"),
 		"segment.ms":                kadm.StringPtr(strconv.Itoa(500 + rng.IntN(1501))),
@@ -469,7 +470,7 @@ func (r *tortureRun) createInternalTopics(rng *rand.Rand, in, out string) {
 		"min.compaction.lag.ms":     kadm.StringPtr("0"),
 	}
 	t.Logf("seed %d: changelog configs segment.ms=%s delete.retention.ms=%s", r.seed, *conf["segment.ms"], *conf["delete.retention.ms"])
-	internal := job.InternalTopics()
+	internal := top.Internal
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -13,12 +13,12 @@ import (
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
-	"github.com/weirstream/weir/observe"
+	"github.com/weirstream/weir/internal/local"
 	"github.com/weirstream/weir/operators"
 )
 
 // The engine benchmarks run the stateless job (source -> filter -> map ->
-// sink) through a LocalTask fed from memory: no broker, no consumer group,
+// sink) through a local task (internal/local) fed from memory: no broker, no consumer group,
 // no network. They measure what the engine itself costs per record, next
 // to a plain Go loop doing the same work with no engine.
 //
@@ -29,7 +29,7 @@ import (
 //	go test -run '^$' -bench BenchmarkStateless -benchmem ./engine/
 
 const (
-	benchBatch   = 500 // records per LocalTask.Process call
+	benchBatch   = 500 // records per local Task.Process call
 	benchBatches = 64  // distinct pre-built batches, cycled
 	benchBotMod  = 10  // every 10th user is a bot: the filter drops 10%
 	benchTopicIn = "bench-in"
@@ -95,7 +95,7 @@ func (p *ackProducer) Produce(_ context.Context, r *kgo.Record, promise func(*kg
 }
 
 // discardProducer drops records without calling the promise. That breaks
-// the Producer contract on purpose: a LocalTask never takes a barrier, so
+// the Producer contract on purpose: a local task never takes a barrier, so
 // nothing waits for its epoch, and the difference from ackProducer is what
 // the acknowledgement path (promise call, epoch Ack) costs.
 type discardProducer struct{ n, bytes int64 }
@@ -106,7 +106,7 @@ func (p *discardProducer) Produce(_ context.Context, r *kgo.Record, _ func(*kgo.
 }
 
 type countingProducer interface {
-	engine.Producer
+	local.Producer
 	count() int64
 }
 
@@ -120,7 +120,7 @@ type benchCase struct {
 	build func() *engine.Job
 	// plain processes one batch without the engine, handing each output to
 	// p with one shared promise, as a hand-written franz-go loop would.
-	plain func(ctx context.Context, p engine.Producer, recs []*kgo.Record) error
+	plain func(ctx context.Context, p local.Producer, recs []*kgo.Record) error
 	// want is how many outputs the given number of input batches yields.
 	want func(batches, humansPerCycle int) int64
 }
@@ -138,7 +138,7 @@ func jsonCase() benchCase {
 			connectors.KafkaSink(operators.Map(humans, benchTag), benchTopicO, out)
 			return job
 		},
-		plain: func(ctx context.Context, p engine.Producer, recs []*kgo.Record) error {
+		plain: func(ctx context.Context, p local.Producer, recs []*kgo.Record) error {
 			for _, r := range recs {
 				e, err := in.Decode(r.Value)
 				if err != nil {
@@ -181,7 +181,7 @@ func bytesCase() benchCase {
 			connectors.KafkaSink(operators.Map(operators.Filter(src, keep), ident), benchTopicO, c)
 			return job
 		},
-		plain: func(ctx context.Context, p engine.Producer, recs []*kgo.Record) error {
+		plain: func(ctx context.Context, p local.Producer, recs []*kgo.Record) error {
 			for _, r := range recs {
 				v, err := c.Decode(r.Value) // copies, as the engine's source does
 				if err != nil {
@@ -229,12 +229,12 @@ func runRecords(b *testing.B, batches [][]*kgo.Record, process func([]*kgo.Recor
 }
 
 // BenchmarkStateless measures the stateless job through the engine
-// (LocalTask.Process) against a plain loop doing the same decode, filter,
+// (local Task.Process) against a plain loop doing the same decode, filter,
 // map, encode and produce. Sub-benchmarks, per codec:
 //
 //	plain           no engine: the floor
-//	engine/ack      LocalTask with a producer that acknowledges at once
-//	engine/discard  LocalTask with a producer that never acknowledges
+//	engine/ack      local task with a producer that acknowledges at once
+//	engine/discard  local task with a producer that never acknowledges
 //	interleaved     plain and engine/ack alternating batch by batch in one
 //	                loop, so load drift hits both alike; reports engine/plain
 //
@@ -258,7 +258,7 @@ func BenchmarkStateless(b *testing.B) {
 					if sink == "discard" {
 						p = &discardProducer{}
 					}
-					lt, err := newLocalTask(bc.build().NewLocalTask, context.Background(), p)
+					lt, err := local.NewTask(context.Background(), bc.build(), 0, 0, local.Env{Producer: p})
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -273,7 +273,7 @@ func BenchmarkStateless(b *testing.B) {
 			b.Run("interleaved", func(b *testing.B) {
 				ctx := context.Background()
 				pp, ep := &ackProducer{}, &ackProducer{}
-				lt, err := newLocalTask(bc.build().NewLocalTask, ctx, ep)
+				lt, err := local.NewTask(ctx, bc.build(), 0, 0, local.Env{Producer: ep})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -316,16 +316,6 @@ func BenchmarkStateless(b *testing.B) {
 			})
 		})
 	}
-}
-
-// newLocalTask builds the LocalTask of the first task (partition 0) with no
-// observer. It takes the task's identity as the zero value of whatever type
-// NewLocalTask wants (a partition number, or a task ID of stage 0 and
-// partition 0), so the benchmark does not depend on that type.
-func newLocalTask[ID any](newTask func(context.Context, ID, engine.Producer, observe.Observer) (*engine.LocalTask, error),
-	ctx context.Context, p engine.Producer) (*engine.LocalTask, error) {
-	var first ID
-	return newTask(ctx, first, p, nil)
 }
 
 // benchCheckOutputs makes sure the benchmark measured real work: as many outputs

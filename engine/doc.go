@@ -58,7 +58,7 @@
 //     breaker (Guard).
 //   - eventtime.go, timers.go: watermarks across inputs and stages, event-
 //     and processing-time timers (Timers).
-//   - local.go: LocalTask, a task run in the caller's goroutine, for
+//   - local.go: a task run in the caller's goroutine (internal/local), for
 //     harnesses and benchmarks.
 //   - errors.go, provenance.go, fault.go, fault_on.go: the errors the engine returns,
 //     provenance headers, fault injection for crash tests.

@@ -17,10 +17,10 @@ import (
 	"github.com/weirstream/weir/state"
 )
 
-// Producer is where sinks send records: a franz-go client in a running
+// outputs is where sinks send records: a franz-go client in a running
 // job, an in-memory recorder in tests and benchmarks. Produce must call
 // promise exactly once, on any goroutine.
-type Producer interface {
+type outputs interface {
 	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
 }
 
@@ -61,8 +61,8 @@ type Task struct {
 	ctx      context.Context
 	log      *zap.Logger
 	obs      observe.Observer
-	producer Producer
-	clock    Clock
+	producer outputs
+	clock    clock
 	// store is the task's part of the replica's state store; nil for a
 	// job without state.
 	store *state.TaskStore
@@ -121,8 +121,8 @@ type taskEnv struct {
 	ctx      context.Context
 	log      *zap.Logger
 	obs      observe.Observer
-	producer Producer
-	clock    Clock
+	producer outputs
+	clock    clock
 	store    *state.Store // nil for a job without state
 	// provenance turns on provenance headers on every output.
 	provenance bool

@@ -9,9 +9,9 @@ import (
 	"github.com/weirstream/weir/windowing"
 )
 
-// Clock is the processing-time clock of a job's tasks. Tests and harnesses
+// clock is the processing-time clock of a job's tasks. Tests and harnesses
 // inject their own; a running job uses the system clock.
-type Clock interface{ Now() time.Time }
+type clock interface{ Now() time.Time }
 
 type systemClock struct{}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/local"
 	"github.com/weirstream/weir/observe"
 	"github.com/weirstream/weir/operators"
 )
@@ -146,7 +147,7 @@ var invalid = engine.NewOutputTag[view]("invalid")
 // error that stopped it.
 func TestChain(t *testing.T) {
 	datadriven.Walk(t, "../testdata/operators", func(t *testing.T, path string) {
-		var task *engine.LocalTask
+		var task local.Task
 		var prod *recorder
 		var obs *counts
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
@@ -160,7 +161,7 @@ func TestChain(t *testing.T) {
 					opts = append(opts, engine.WithErrorPolicy(engine.ErrorPolicy(p)))
 				}
 				var err error
-				if task, err = buildChain(d.HasArg("invalid"), opts...).NewLocalTask(context.Background(), engine.TaskID{}, prod, obs); err != nil {
+				if task, err = local.NewTask(context.Background(), buildChain(d.HasArg("invalid"), opts...), 0, 0, local.Env{Producer: prod, Observer: obs}); err != nil {
 					d.Fatalf(t, "%v", err)
 				}
 				return ""

@@ -12,6 +12,7 @@ import (
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/local"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/weirtest"
@@ -97,7 +98,7 @@ func BenchmarkKeyedState(b *testing.B) {
 			fired := 0
 			operators.Process(operators.KeyByRecordKey(src, codec.String()), "count",
 				operators.KeyedProcessFunction[string, []byte, int64](&counter{fired: &fired}))
-			lt, err := job.NewLocalTask(context.Background(), engine.TaskID{}, discard{}, nil)
+			lt, err := local.NewTask(context.Background(), job, 0, 0, local.Env{Producer: discard{}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -129,7 +130,7 @@ func BenchmarkTimers(b *testing.B) {
 	fired := 0
 	operators.Process(operators.KeyByRecordKey(src, codec.String()), "count",
 		operators.KeyedProcessFunction[string, []byte, int64](&counter{timers: true, fired: &fired}))
-	lt, err := job.NewLocalTask(context.Background(), engine.TaskID{}, discard{}, nil)
+	lt, err := local.NewTask(context.Background(), job, 0, 0, local.Env{Producer: discard{}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/local"
 	"github.com/weirstream/weir/state"
 )
 
@@ -66,9 +67,10 @@ func StartTime(t time.Time) Opt { return func(c *config) { c.start = t } }
 type Harness struct {
 	tb    failer
 	job   *engine.Job
+	top   local.Topology
 	clock *Clock
 	store *state.Store
-	tasks map[engine.TaskID]*engine.LocalTask
+	tasks map[engine.TaskID]local.Task
 	// ids are the tasks' ids in (stage, partition) order: the order the
 	// harness ticks and checkpoints them in, so runs repeat exactly.
 	ids []engine.TaskID
@@ -131,19 +133,19 @@ func start(job *engine.Job, opts []Opt) (*Harness, error) {
 	if err != nil {
 		return nil, fmt.Errorf("weirtest: opening the state store: %w", err)
 	}
-	job.PrepareLocal(cfg.partitions)
+	top := local.Prepare(job, cfg.partitions)
 	h := &Harness{
-		tb: panicker{}, job: job, clock: &Clock{now: cfg.start}, store: store,
+		tb: panicker{}, job: job, top: top, clock: &Clock{now: cfg.start}, store: store,
 		internal: map[string]bool{},
 		offsets:  map[string]map[int32]int64{}, outputs: map[string]*outputLog{},
 		part: engine.Partitioner(), parts: map[string]kgo.TopicPartitioner{},
 	}
-	for _, t := range job.InternalTopics() {
-		if _, read := job.StageOf(t); read {
+	for _, t := range top.Internal {
+		if _, read := top.StageOf(t); read {
 			h.internal[t] = true // a repartition topic; the others are outputs
 		}
 	}
-	for stage := range job.Stages() {
+	for stage := range top.Stages {
 		for p := range cfg.partitions {
 			h.ids = append(h.ids, engine.TaskID{Stage: stage, Partition: p})
 		}
@@ -175,10 +177,10 @@ func (panicker) Fatalf(format string, args ...any) {
 
 // startTasks builds every task anew in h.store, each resuming the
 // checkpoint resume has for it (from nothing without one).
-func (h *Harness) startTasks(resume map[engine.TaskID]engine.LocalCheckpoint) error {
-	h.tasks = make(map[engine.TaskID]*engine.LocalTask, len(h.ids))
+func (h *Harness) startTasks(resume map[engine.TaskID]local.Checkpoint) error {
+	h.tasks = make(map[engine.TaskID]local.Task, len(h.ids))
 	for _, id := range h.ids {
-		lt, err := h.job.NewLocalTaskWith(context.Background(), id, engine.LocalEnv{
+		lt, err := local.NewTask(context.Background(), h.job, id.Stage, id.Partition, local.Env{
 			Producer: h, Clock: h.clock, Store: h.store, Resume: resume[id],
 		})
 		if err != nil {
@@ -192,7 +194,10 @@ func (h *Harness) startTasks(resume map[engine.TaskID]engine.LocalCheckpoint) er
 // Clock is the harness's processing-time clock.
 func (h *Harness) Clock() *Clock { return h.clock }
 
-// Produce implements engine.Producer: outputs (sinks', and changelog
+// Tasks are the ids of the job's tasks, by stage, then partition.
+func (h *Harness) Tasks() []engine.TaskID { return slices.Clone(h.ids) }
+
+// Produce is where the tasks' outputs go: outputs (sinks', and changelog
 // records) are kept for Output, repartition records are queued for the
 // next stage. Outputs get the partition and offset Kafka would give them.
 func (h *Harness) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
@@ -219,7 +224,7 @@ func (h *Harness) partitionOf(r *kgo.Record) int32 {
 	if r.Key == nil && r.Context == nil {
 		return 0 // the job's producer would spread these at random; a harness repeats
 	}
-	return int32(h.topicPartitioner(r.Topic).Partition(r, int(h.job.Partitions())))
+	return int32(h.topicPartitioner(r.Topic).Partition(r, int(h.top.Partitions)))
 }
 
 func (h *Harness) topicPartitioner(topic string) kgo.TopicPartitioner {
@@ -255,7 +260,7 @@ func SendValue[T any](h *Harness, topic string, c codec.Codec[T], key string, v 
 }
 
 func (h *Harness) deliver(r *kgo.Record) error {
-	stage, ok := h.job.StageOf(r.Topic)
+	stage, ok := h.top.StageOf(r.Topic)
 	if !ok {
 		return fmt.Errorf("weirtest: the job reads no topic %q", r.Topic)
 	}
@@ -392,7 +397,7 @@ func (h *Harness) Scope(stage int, key []byte) state.Scope {
 	r := &kgo.Record{Key: key}
 	p := int32(0)
 	if key != nil {
-		p = int32(h.topicPartitioner("").Partition(r, int(h.job.Partitions())))
+		p = int32(h.topicPartitioner("").Partition(r, int(h.top.Partitions)))
 	}
 	return scope{store: h.tasks[engine.TaskID{Stage: stage, Partition: p}].Store(), key: key, clock: h.clock}
 }
@@ -417,7 +422,7 @@ func (h *Harness) SendTo(topic string, partition int32, key, value []byte, ts ti
 // send delivers a record sent into a source topic, noting it for Crash
 // to replay.
 func (h *Harness) send(r *kgo.Record) error {
-	if _, ok := h.job.StageOf(r.Topic); !ok {
+	if _, ok := h.top.StageOf(r.Topic); !ok {
 		return fmt.Errorf("weirtest: the job reads no topic %q", r.Topic)
 	}
 	// Copied, as a producer copies: the caller may reuse its slices, which

@@ -197,16 +197,13 @@ func TestKeyedScripts(t *testing.T) {
 				return outputs(h, h.AdvanceWatermark(parseClock(t, at)))
 			case "watermarks":
 				var b strings.Builder
-				for stage := range job.Stages() {
-					for p := range job.Partitions() {
-						id := engine.TaskID{Stage: stage, Partition: p}
-						wm := h.Watermark(id)
-						s := "none"
-						if !wm.IsZero() {
-							s = wm.UTC().Format("15:04:05.000")
-						}
-						fmt.Fprintf(&b, "task %s: %s\n", id, s)
+				for _, id := range h.Tasks() {
+					wm := h.Watermark(id)
+					s := "none"
+					if !wm.IsZero() {
+						s = wm.UTC().Format("15:04:05.000")
 					}
+					fmt.Fprintf(&b, "task %s: %s\n", id, s)
 				}
 				return b.String()
 			case "state":

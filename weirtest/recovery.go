@@ -10,6 +10,7 @@ import (
 
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/local"
 	"github.com/weirstream/weir/state"
 )
 
@@ -23,7 +24,7 @@ import (
 //     the changelog records the checkpoint itself writes): a running job
 //     commits them in the checkpoint's Kafka transaction;
 //   - per task, the offsets of its inputs, its changelog positions and
-//     its event time (engine.LocalCheckpoint), which a running job commits
+//     its event time (local.Checkpoint), which a running job commits
 //     with the transaction;
 //   - the repartition records written before it and not yet delivered
 //     (the watermarks a barrier writes): they are in Kafka, and the stage
@@ -66,7 +67,7 @@ type recovery struct {
 	// tasks is what each task's last checkpoint committed; queue the
 	// repartition records undelivered at the checkpoint, and offsets the
 	// harness's next input offsets then.
-	tasks   map[engine.TaskID]engine.LocalCheckpoint
+	tasks   map[engine.TaskID]local.Checkpoint
 	queue   []*kgo.Record
 	offsets map[string]map[int32]int64
 	// aborted holds, by topic, the outputs crashes aborted, until Aborted
@@ -81,7 +82,7 @@ func (rc *recovery) log(e event) { rc.events = append(rc.events, e) }
 // delivered so far, or a replay of the inputs sent since would not start
 // where they do: it is an error, with the checkpoint not recorded.
 func (h *Harness) committed() error {
-	tasks := make(map[engine.TaskID]engine.LocalCheckpoint, len(h.tasks))
+	tasks := make(map[engine.TaskID]local.Checkpoint, len(h.tasks))
 	for _, id := range h.ids {
 		cp := h.tasks[id].Committed()
 		for _, topic := range slices.Sorted(maps.Keys(cp.Offsets)) {
@@ -177,8 +178,8 @@ func (h *Harness) Crash() error {
 // changelog records of its partition, in offset order, up to the
 // positions its checkpoint cp names, as a running job restores a task
 // with no local state.
-func (h *Harness) restoreTask(id engine.TaskID, cp engine.LocalCheckpoint) error {
-	topics := h.job.ChangelogTopics(id.Stage)
+func (h *Harness) restoreTask(id engine.TaskID, cp local.Checkpoint) error {
+	topics := h.top.Changelogs[id.Stage]
 	if len(topics) == 0 {
 		return nil
 	}

@@ -267,15 +267,12 @@ func TestRecoveryScripts(t *testing.T) {
 				return job.state(h, d)
 			case "watermarks":
 				var b strings.Builder
-				for stage := range job.job.Stages() {
-					for p := range job.job.Partitions() {
-						id := engine.TaskID{Stage: stage, Partition: p}
-						s := "none"
-						if wm := h.Watermark(id); !wm.IsZero() {
-							s = wm.UTC().Format("15:04:05.000")
-						}
-						fmt.Fprintf(&b, "task %s: %s\n", id, s)
+				for _, id := range h.Tasks() {
+					s := "none"
+					if wm := h.Watermark(id); !wm.IsZero() {
+						s = wm.UTC().Format("15:04:05.000")
 					}
+					fmt.Fprintf(&b, "task %s: %s\n", id, s)
 				}
 				return b.String()
 			}

@@ -14,13 +14,14 @@ import (
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/local"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
 )
 
 // The window benchmarks count records per key and window through one
-// LocalTask (source with record-time watermarks -> key by record key ->
+// local task (source with record-time watermarks -> key by record key ->
 // WindowAggregate with the Count aggregate -> KafkaSink), one record per
 // Process call and a checkpoint every 10k records, as BenchmarkKeyedState
 // does; beside each, the same windowed count done by a plain Go loop over a
@@ -188,7 +189,7 @@ func windowJob(a windowing.Assigner) *engine.Job {
 
 // engineWindows runs the workload's records through the job in one task.
 type engineWindows struct {
-	lt  *engine.LocalTask
+	lt  local.Task
 	r   *kgo.Record
 	rs  []*kgo.Record
 	w   *windowWorkload
@@ -198,7 +199,7 @@ type engineWindows struct {
 }
 
 func newEngineWindows(w *windowWorkload, a windowing.Assigner, out *windowOut) (*engineWindows, error) {
-	lt, err := windowJob(a).NewLocalTask(context.Background(), engine.TaskID{}, out, nil)
+	lt, err := local.NewTask(context.Background(), windowJob(a), 0, 0, local.Env{Producer: out})
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +281,7 @@ type plainWindows struct {
 	fired    windowing.Millis // due lists up to it are done
 	started  bool
 	buf      []windowing.Window
-	p        engine.Producer
+	p        local.Producer
 	ctx      context.Context
 	live     int // live windows
 }
@@ -297,7 +298,7 @@ type plainWin struct {
 
 var plainPromise = func(*kgo.Record, error) {}
 
-func newPlainWindows(a windowing.Assigner, p engine.Producer) *plainWindows {
+func newPlainWindows(a windowing.Assigner, p local.Producer) *plainWindows {
 	return &plainWindows{
 		assigner: a,
 		merging:  a.Merging(),

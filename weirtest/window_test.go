@@ -14,6 +14,7 @@ import (
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/local"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/weirtest"
 	"github.com/weirstream/weir/windowing"
@@ -191,7 +192,7 @@ func TestGlobalWindowNeedsATrigger(t *testing.T) {
 	src := connectors.KafkaSource(job, "events", codec.JSON[event]())
 	operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", windowing.Global(),
 		operators.Count[event]{}, codec.JSON[int64]())
-	_, err := job.NewLocalTask(context.Background(), engine.TaskID{}, nil, nil)
+	_, err := local.NewTask(context.Background(), job, 0, 0, local.Env{})
 	if !errors.Is(err, engine.ErrTopology) || !strings.Contains(err.Error(), "global window never ends") {
 		t.Fatalf("got %v, want a topology error about the global window", err)
 	}

@@ -10,10 +10,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/local"
 	"github.com/weirstream/weir/state"
 )
 
-// pipeline runs a query's job in the engine's own tasks (engine.LocalTask),
+// pipeline runs a query's job in the engine's own tasks (internal/local),
 // one per stage, all of partition 0, in the caller's goroutine: the
 // benchmarks' harness. Unlike weirtest it keeps nothing it need not: input
 // batches go in as a fetch would hand them, repartition records go to the
@@ -21,7 +22,7 @@ import (
 // only when asked), and tasks tick once per batch, as a running task ticks
 // on a timer rather than per record.
 type pipeline struct {
-	tasks []*engine.LocalTask // by stage
+	tasks []local.Task // by stage
 	clock *manualClock
 	// reads is the stage reading each repartition topic.
 	reads   map[string]int
@@ -44,10 +45,10 @@ const sourceTopic = "nexmark"
 func newPipeline(q Query) (*pipeline, error) {
 	job := engine.NewJob("bench-" + q.Name)
 	q.Build(job, sourceTopic, "out")
-	job.PrepareLocal(1)
+	top := local.Prepare(job, 1)
 	p := &pipeline{clock: &manualClock{now: BaseTime}, reads: map[string]int{}, offsets: map[string]int64{}, out: "out"}
-	for _, t := range job.InternalTopics() {
-		if stage, ok := job.StageOf(t); ok {
+	for _, t := range top.Internal {
+		if stage, ok := top.StageOf(t); ok {
 			p.reads[t] = stage
 		}
 	}
@@ -55,9 +56,9 @@ func newPipeline(q Query) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	for stage := range job.Stages() {
-		lt, err := job.NewLocalTaskWith(context.Background(), engine.TaskID{Stage: stage},
-			engine.LocalEnv{Producer: p, Clock: p.clock, Store: store})
+	for stage := range top.Stages {
+		lt, err := local.NewTask(context.Background(), job, stage, 0,
+			local.Env{Producer: p, Clock: p.clock, Store: store})
 		if err != nil {
 			return nil, fmt.Errorf("%s: building stage %d: %w", q.Name, stage, err)
 		}
@@ -66,7 +67,7 @@ func newPipeline(q Query) (*pipeline, error) {
 	return p, nil
 }
 
-// Produce implements engine.Producer: repartition records are queued for
+// Produce implements local.Producer: repartition records are queued for
 // their stage, outputs counted, anything else (changelogs) dropped; all
 // acknowledged at once.
 func (p *pipeline) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
