@@ -72,11 +72,11 @@ func harnessCounts(t *testing.T, in, out string, input []*kgo.Record) map[string
 	shared.BuildActivity(job, in, out)
 	h := weirtest.New(t, job, weirtest.Partitions(partitions))
 	for _, r := range input {
-		if err := h.SendTo(in, r.Partition, r.Key, r.Value, r.Timestamp); err != nil {
+		if err := h.SendBytesTo(in, r.Partition, r.Key, r.Value, r.Timestamp); err != nil {
 			t.Fatalf("harness: %v", err)
 		}
 	}
-	return bucketCounts(t, h.Output(out))
+	return bucketCounts(t, h.ReadOutput(out))
 }
 
 // TestKeyedJobTwoReplicasMatchesHarness runs the activity job (re-key by

@@ -97,7 +97,7 @@ func Example_dedup() {
 	}
 	_ = h.AdvanceTime(2 * time.Hour) // o1's hour is up
 	_ = weirtest.SendValue(h, "orders", codec.String(), "o1", "order o1, again", at)
-	for _, r := range weirtest.Outputs(h, "unique-orders", codec.String()) {
+	for _, r := range weirtest.ReadOutputs(h, "unique-orders", codec.String()) {
 		fmt.Println(r.Key, r.Value)
 	}
 	// Output:

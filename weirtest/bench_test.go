@@ -164,7 +164,7 @@ func BenchmarkHarness(b *testing.B) {
 		if err := weirtest.SendValue(h, "clicks", c, "/p"+strconv.Itoa(i%20), click{User: "u" + strconv.Itoa(i%100), Page: "/p", At: at}, at); err != nil {
 			b.Fatal(err)
 		}
-		h.Output("activity")
+		h.ReadOutput("activity")
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }

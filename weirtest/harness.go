@@ -236,11 +236,12 @@ func (h *Harness) topicPartitioner(topic string) kgo.TopicPartitioner {
 	return tp
 }
 
-// Send pushes one record into a source topic, in the partition murmur2 of
-// key picks (partition 0 without a key), with ts as its Kafka timestamp,
-// and runs it through every stage. It returns the error that stopped a
-// task, if any.
-func (h *Harness) Send(topic string, key, value []byte, ts time.Time) error {
+// SendBytes pushes one record, its key and value as bytes, into a source
+// topic, in the partition murmur2 of key picks (partition 0 without a
+// key), with ts as its Kafka timestamp, and runs it through every stage.
+// It returns the error that stopped a task, if any. SendValue encodes the
+// value for you.
+func (h *Harness) SendBytes(topic string, key, value []byte, ts time.Time) error {
 	r := &kgo.Record{Topic: topic, Key: key, Value: value, Timestamp: ts}
 	r.Partition = h.partitionOf(r)
 	return h.send(r)
@@ -256,7 +257,7 @@ func SendValue[T any](h *Harness, topic string, c codec.Codec[T], key string, v 
 	if key != "" {
 		k = []byte(key)
 	}
-	return h.Send(topic, k, b, ts)
+	return h.SendBytes(topic, k, b, ts)
 }
 
 func (h *Harness) deliver(r *kgo.Record) error {
@@ -341,13 +342,14 @@ func (h *Harness) Checkpoint() error {
 	return h.committed()
 }
 
-// Output returns the records the job wrote to topic since the last call,
-// in the order they were written, with the partition a running job's
-// producer would have chosen. It reads as a read_uncommitted consumer
-// does: records not yet committed by a Checkpoint are handed out too, and
-// after a Crash, which aborts them, the replay's records are handed out
-// again. CommittedOutput reads what was committed.
-func (h *Harness) Output(topic string) []*kgo.Record {
+// ReadOutput reads the records the job wrote to topic since the last
+// read, as a consumer does (each record is read once), in the order they
+// were written, with the partition a running job's producer would have
+// chosen. It reads as a read_uncommitted consumer does: records not yet
+// committed by a Checkpoint are read too, and after a Crash, which aborts
+// them, the replay's records are read again. CommittedOutput returns
+// everything committed so far, every time.
+func (h *Harness) ReadOutput(topic string) []*kgo.Record {
 	l := h.outputs[topic]
 	if l == nil {
 		return nil
@@ -368,10 +370,31 @@ type Record[T any] struct {
 	Partition int32
 }
 
-// Outputs decodes what sinks wrote to topic since the last read.
+// ReadOutputs reads and decodes what sinks wrote to topic since the last
+// read (see ReadOutput).
+func ReadOutputs[T any](h *Harness, topic string, c codec.Codec[T]) []Record[T] {
+	h.tb.Helper()
+	return decode(h, topic, c, h.ReadOutput(topic))
+}
+
+// Outputs is ReadOutputs.
+//
+// Deprecated: the name did not say that it drains; use ReadOutputs.
 func Outputs[T any](h *Harness, topic string, c codec.Codec[T]) []Record[T] {
 	h.tb.Helper()
-	return decode(h, topic, c, h.Output(topic))
+	return ReadOutputs(h, topic, c)
+}
+
+// Output is ReadOutput.
+//
+// Deprecated: the name did not say that it drains; use ReadOutput.
+func (h *Harness) Output(topic string) []*kgo.Record { return h.ReadOutput(topic) }
+
+// Send is SendBytes.
+//
+// Deprecated: use SendBytes, or SendValue.
+func (h *Harness) Send(topic string, key, value []byte, ts time.Time) error {
+	return h.SendBytes(topic, key, value, ts)
 }
 
 func decode[T any](h *Harness, topic string, c codec.Codec[T], recs []*kgo.Record) []Record[T] {
@@ -413,9 +436,9 @@ func (s scope) CurrentKey() []byte          { return s.key }
 func (s scope) Namespace() []byte           { return nil }
 func (s scope) ProcessingTime() time.Time   { return s.clock.Now() }
 
-// SendTo is Send into an explicit partition, as a producer choosing its
-// partition would.
-func (h *Harness) SendTo(topic string, partition int32, key, value []byte, ts time.Time) error {
+// SendBytesTo is SendBytes into an explicit partition, as a producer
+// choosing its partition would.
+func (h *Harness) SendBytesTo(topic string, partition int32, key, value []byte, ts time.Time) error {
 	return h.send(&kgo.Record{Topic: topic, Partition: partition, Key: key, Value: value, Timestamp: ts})
 }
 

@@ -51,7 +51,7 @@ func TestTableJoin(t *testing.T) {
 		case profile:
 			err = weirtest.SendValue(h, topic, codec.JSON[profile](), key, v, at)
 		case nil:
-			err = h.Send(topic, []byte(key), nil, at)
+			err = h.SendBytes(topic, []byte(key), nil, at)
 		}
 		if err != nil {
 			t.Fatalf("send %s %s: %v", topic, key, err)

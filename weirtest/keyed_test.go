@@ -245,7 +245,7 @@ func orNone(ok bool, s string) string {
 // outputs prints the job's outputs since the last call, then err if any.
 func outputs(h *weirtest.Harness, err error) string {
 	var lines []string
-	for _, r := range weirtest.Outputs(h, "activity", codec.JSON[activity]()) {
+	for _, r := range weirtest.ReadOutputs(h, "activity", codec.JSON[activity]()) {
 		a := r.Value
 		switch a.Kind {
 		case "bucket":

@@ -204,8 +204,8 @@ func TestRecoveryScripts(t *testing.T) {
 		both := func(f func(*weirtest.Harness) error) string {
 			err := f(h)
 			refErr := f(ref)
-			out := printOutputs(job, h.Output(job.sink), err)
-			ref.Output(job.sink)
+			out := printOutputs(job, h.ReadOutput(job.sink), err)
+			ref.ReadOutput(job.sink)
 			if fmt.Sprint(err) != fmt.Sprint(refErr) {
 				out += fmt.Sprintf("without crashes: error: %v\n", refErr)
 			}
@@ -248,7 +248,7 @@ func TestRecoveryScripts(t *testing.T) {
 					b.WriteString("aborted:\n")
 					b.WriteString(indent(printOutputs(job, recs, nil)))
 				}
-				if recs := h.Output(job.sink); len(recs) > 0 || err != nil {
+				if recs := h.ReadOutput(job.sink); len(recs) > 0 || err != nil {
 					b.WriteString("after the restart:\n")
 					b.WriteString(indent(printOutputs(job, recs, err)))
 				}
@@ -333,7 +333,7 @@ func TestCrashOutputs(t *testing.T) {
 	send := func(word string) {
 		t.Helper()
 		buf = append(buf[:0], word...)
-		if err := h.Send("words", buf, buf, day); err != nil {
+		if err := h.SendBytes("words", buf, buf, day); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -342,9 +342,9 @@ func TestCrashOutputs(t *testing.T) {
 	if err := h.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
-	check("output before the crash", values(h.Output("counts")), "a=1@0 b=1@1")
+	check("output before the crash", values(h.ReadOutput("counts")), "a=1@0 b=1@1")
 	send("a")
-	check("uncommitted output", values(h.Output("counts")), "a=2@2")
+	check("uncommitted output", values(h.ReadOutput("counts")), "a=2@2")
 	send("b")
 	if err := h.Crash(); err != nil {
 		t.Fatal(err)
@@ -352,14 +352,14 @@ func TestCrashOutputs(t *testing.T) {
 	// Aborted records keep their offsets, as in Kafka.
 	check("aborted", values(h.Aborted("counts")), "a=2@2 b=2@3")
 	check("aborted, read again", values(h.Aborted("counts")), "")
-	check("output after the crash", values(h.Output("counts")), "a=2@4 b=2@5")
+	check("output after the crash", values(h.ReadOutput("counts")), "a=2@4 b=2@5")
 	check("committed after the crash", values(h.CommittedOutput("counts")), "a=1@0 b=1@1")
 	if err := h.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
 	check("committed", values(h.CommittedOutput("counts")), "a=1@0 b=1@1 a=2@4 b=2@5")
 	check("committed, typed", fmt.Sprint(weirtest.CommittedOutputs(h, "counts", codec.JSON[int64]())[3].Value), "2")
-	if err := h.Send("words", []byte("boom"), []byte("boom"), day); err == nil {
+	if err := h.SendBytes("words", []byte("boom"), []byte("boom"), day); err == nil {
 		t.Fatal("boom: no error")
 	}
 	if err := h.Checkpoint(); err == nil || !strings.Contains(err.Error(), "did the task fail?") {

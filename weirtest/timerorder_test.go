@@ -48,7 +48,7 @@ func TestDownstreamTimerFiresAtTheSameWatermark(t *testing.T) {
 	if err := h.AdvanceWatermark(base.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	got := weirtest.Outputs(h, "out", codec.JSON[int64]())
+	got := weirtest.ReadOutputs(h, "out", codec.JSON[int64]())
 	if len(got) != 1 || got[0].Value != base.Add(10*time.Second-time.Millisecond).UnixMilli() {
 		t.Fatalf("got %v, want the window's timer fired once, at its end", got)
 	}

@@ -150,7 +150,7 @@ func TestWindowAggregateScripts(t *testing.T) {
 				return fired(results, h.AdvanceTime(dd))
 			case "late-topic":
 				var b strings.Builder
-				for _, r := range h.Output("windows-counts-late") {
+				for _, r := range h.ReadOutput("windows-counts-late") {
 					fmt.Fprintf(&b, "%s %s\n", r.Key, r.Value)
 					for _, hd := range r.Headers {
 						fmt.Fprintf(&b, "  %s: %s\n", hd.Key, hd.Value)

@@ -257,7 +257,7 @@ func runHarness(t *testing.T, q Query, evs []Event, partitions int32) ([][]byte,
 	for i, e := range evs {
 		h.Clock().Advance(testClockStep)
 		now[i] = h.Clock().Now()
-		if err := h.SendTo("nexmark", int32(i)%partitions, nil, AppendEvent(nil, e), e.Time()); err != nil {
+		if err := h.SendBytesTo("nexmark", int32(i)%partitions, nil, AppendEvent(nil, e), e.Time()); err != nil {
 			t.Fatalf("%s, event %d: %v", q.Name, i, err)
 		}
 		if i%1000 == 999 {
@@ -273,7 +273,7 @@ func runHarness(t *testing.T, q Query, evs []Event, partitions int32) ([][]byte,
 		t.Fatal(err)
 	}
 	var values [][]byte
-	for _, r := range h.Output("out") {
+	for _, r := range h.ReadOutput("out") {
 		values = append(values, r.Value)
 	}
 	return values, now
@@ -410,12 +410,12 @@ func TestQ3StampsTheLaterSide(t *testing.T) {
 	q.Build(job, "nexmark", "out")
 	h := weirtest.New(t, job, weirtest.Partitions(1))
 	for _, e := range evs {
-		if err := h.SendTo("nexmark", 0, nil, AppendEvent(nil, e), e.Time()); err != nil {
+		if err := h.SendBytesTo("nexmark", 0, nil, AppendEvent(nil, e), e.Time()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	stamps := map[int64]time.Time{}
-	for _, r := range h.Output("out") {
+	for _, r := range h.ReadOutput("out") {
 		v, err := decodeQ3(r.Value)
 		if err != nil {
 			t.Fatal(err)
