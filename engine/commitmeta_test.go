@@ -72,7 +72,7 @@ func TestCommitMetaFitsKafkaOrTheJobDoesNotStart(t *testing.T) {
 	job := func(partitions int32, repartitions int) *Job {
 		j := NewJob("fits")
 		for i := range repartitions {
-			j.AddInternalSource(fmt.Sprintf("by-key-%d-repartition", i), 0, 1, "src", nil)
+			j.addInternalSource(fmt.Sprintf("by-key-%d-repartition", i), 0, 1, "src", nil)
 		}
 		j.AddStatefulOperator("counts", 1)
 		j.AddStatefulOperator("totals", 1)

@@ -123,10 +123,10 @@ func (j *Job) NewStage() int {
 	return j.stages - 1
 }
 
-// AddInternalSource declares an internal topic written by stage from and
+// addInternalSource declares an internal topic written by stage from and
 // read, as a source, by stage to. Weir creates it at start with as many
 // partitions as stage from has.
-func (j *Job) AddInternalSource(suffix string, from, to int, name string, build func(*Task) (SourceFunc, error)) *InternalTopic {
+func (j *Job) addInternalSource(suffix string, from, to int, name string, build func(*Task) (SourceFunc, error)) *InternalTopic {
 	it := &InternalTopic{suffix: suffix, from: from}
 	j.internal = append(j.internal, it)
 	j.sources = append(j.sources, &source{name: name, stage: to, internal: it, build: build})

@@ -29,9 +29,9 @@ func Repartition[T any](in Stream[T], name string, key func(T) ([]byte, error), 
 // needs.
 func RepartitionInto[T any](in Stream[T], name string, key func(T) ([]byte, error), c codec.Codec[T], to int) Stream[T] {
 	job := in.job
-	out := NewStageStream[T](job, name, to)
+	out := newStageStream[T](job, name, to)
 	src := name + "-source"
-	it := job.AddInternalSource(name+"-repartition", in.n.stage, to, src, func(t *Task) (SourceFunc, error) {
+	it := job.addInternalSource(name+"-repartition", in.n.stage, to, src, func(t *Task) (SourceFunc, error) {
 		stats := t.Stats(src)
 		down, err := out.Build(t)
 		if err != nil {

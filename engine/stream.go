@@ -45,11 +45,12 @@ type node[T any] struct {
 // and must be the job's only operator by that name (see Job.UniqueName
 // for a default one).
 func NewStream[T any](job *Job, name string) Stream[T] {
-	return NewStageStream[T](job, name, 0)
+	return newStageStream[T](job, name, 0)
 }
 
-// NewStageStream is NewStream for a source of the given stage.
-func NewStageStream[T any](job *Job, name string, stage int) Stream[T] {
+// newStageStream is NewStream for a source of the given stage (a
+// repartition topic's reader).
+func newStageStream[T any](job *Job, name string, stage int) Stream[T] {
 	return Stream[T]{job: job, n: &node[T]{name: job.claimName(name), stage: stage}}
 }
 
