@@ -34,10 +34,13 @@ var (
 //     from idleness behind it does not pull it back; it holds it where it
 //     is until it catches up.
 //   - An idle input does not hold the watermark back.
-//   - When every input is idle the watermark stays where it is and AllIdle
-//     is true. (Flink's network input valve instead advances to the
-//     largest input watermark when the last input goes idle; we follow the
-//     source side, which does not.)
+//   - When every input is idle, AllIdle is true and the watermark advances
+//     to the largest watermark among them, as Flink 2's
+//     CombinedWatermarkStatus and StatusWatermarkValve do: idle inputs have
+//     said all they will for now, so what the most advanced one said
+//     holds. (Which input went idle last must not decide it: with the
+//     minimum over the inputs still active, inputs at 5 and at 4 going idle
+//     in either order would end at 5 or at 4.)
 //   - An input that has not yet reported is at MinWatermark and holds the
 //     watermark back. A combiner over the N upstream tasks of a repartition
 //     topic therefore declares all N up front and waits for each.
@@ -120,13 +123,14 @@ func (c *Combiner[K]) Advance(now time.Time) (wm Millis, advanced bool) {
 		c.allIdle = false
 		return c.wm, false
 	}
-	lowest, active := Millis(0), false
+	lowest, highest, active := Millis(0), MinWatermark, false
 	for i := range c.inputs {
 		in := &c.inputs[i]
 		w, idle := in.wm, in.idle
 		if in.gen != nil {
 			w, idle = in.gen.Current(), in.gen.IsIdle(now)
 		}
+		highest = max(highest, w)
 		if idle {
 			continue
 		}
@@ -135,7 +139,10 @@ func (c *Combiner[K]) Advance(now time.Time) (wm Millis, advanced bool) {
 		}
 	}
 	c.allIdle = !active
-	if active && lowest > c.wm {
+	if !active {
+		lowest = highest
+	}
+	if lowest > c.wm {
 		c.wm = lowest
 		return c.wm, true
 	}

@@ -21,6 +21,7 @@ type WatermarkStrategy[T any] struct {
 	timestamp         func(T) time.Time // nil: the Kafka record timestamp
 	maxOutOfOrderness time.Duration     // default 0
 	idleTimeout       time.Duration     // default 0: never idle
+	idleSet           bool              // WithIdleness was called
 }
 
 // BoundedOutOfOrderness reads event time with timestamp and lets records
@@ -52,21 +53,23 @@ func RecordTimestamps[T any](maxOutOfOrderness time.Duration) WatermarkStrategy[
 
 // WithIdleness marks a partition idle when no record has arrived on it for
 // timeout of processing time, so that it stops holding back the task's
-// watermark; its next record makes it active again. A timeout of 0 (the
-// default) means never idle; a negative one is invalid.
+// watermark; its next record makes it active again. Without it a
+// partition is never idle. The timeout must be positive, as Flink's
+// withIdleness requires: Validate reports zero or a negative one.
 func (s WatermarkStrategy[T]) WithIdleness(timeout time.Duration) WatermarkStrategy[T] {
-	s.idleTimeout = timeout
+	s.idleTimeout, s.idleSet = timeout, true
 	return s
 }
 
-// Validate reports a negative max out-of-orderness or idle timeout as an
-// ErrInvalidStrategy. Call it where the job is built.
+// Validate reports a negative max out-of-orderness, or an idle timeout
+// that is not positive, as an ErrInvalidStrategy. Call it where the job is
+// built.
 func (s WatermarkStrategy[T]) Validate() error {
 	if s.maxOutOfOrderness < 0 {
 		return fmt.Errorf("%w: max out-of-orderness %v is negative", ErrInvalidStrategy, s.maxOutOfOrderness)
 	}
-	if s.idleTimeout < 0 {
-		return fmt.Errorf("%w: idle timeout %v is negative", ErrInvalidStrategy, s.idleTimeout)
+	if s.idleSet && s.idleTimeout < time.Millisecond {
+		return fmt.Errorf("%w: idle timeout %v must be at least 1ms (leave WithIdleness out for inputs that are never idle)", ErrInvalidStrategy, s.idleTimeout)
 	}
 	return nil
 }

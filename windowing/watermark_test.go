@@ -57,7 +57,9 @@ func TestWatermarks(t *testing.T) {
 				if d.HasArg("monotonous") {
 					strategy = ForMonotonousTimestamps(at)
 				}
-				strategy = strategy.WithIdleness(idle)
+				if d.HasArg("idle") {
+					strategy = strategy.WithIdleness(idle)
+				}
 				if err := strategy.Validate(); err != nil {
 					return err.Error()
 				}

@@ -13,8 +13,37 @@ type Window struct {
 	Start, End Millis
 }
 
-// MaxTimestamp is the window's last millisecond.
-func (w Window) MaxTimestamp() Millis { return w.End - 1 }
+// MaxTimestamp is the window's last millisecond; the global window's is
+// the largest time there is, as Flink's GlobalWindow.maxTimestamp.
+func (w Window) MaxTimestamp() Millis {
+	if w == GlobalWindow {
+		return MaxMillis
+	}
+	return w.End - 1
+}
+
+// MaxMillis is the largest instant in event time.
+const MaxMillis = Millis(math.MaxInt64)
+
+// CleanupTime is when a window's state goes: its last millisecond plus
+// the allowed lateness, saturating at MaxMillis instead of wrapping
+// around (Flink's WindowOperator.cleanupTime).
+func (w Window) CleanupTime(lateness Millis) Millis {
+	return AddMillis(w.MaxTimestamp(), lateness)
+}
+
+// AddMillis is m+d, saturating at MaxMillis (and MinWatermark) instead of
+// wrapping around.
+func AddMillis(m, d Millis) Millis {
+	s := m + d
+	switch {
+	case d > 0 && s < m:
+		return MaxMillis
+	case d < 0 && s > m:
+		return MinWatermark
+	}
+	return s
+}
 
 // Intersects reports whether w and o overlap or touch, the condition for
 // session windows to merge (Flink's TimeWindow.intersects).
@@ -36,48 +65,63 @@ type Assigner interface {
 }
 
 // windowStart is Flink's TimeWindow.getWindowStartWithOffset: the start of
-// the window of length size, aligned to offset, that contains ts.
+// the window of length size, aligned to offset, that contains ts. It does
+// not overflow for any ts (|offset| < size).
 func windowStart(ts, offset, size Millis) Millis {
-	rem := (ts - offset + size) % size
-	if rem < 0 { // Go's % keeps the sign of the dividend; Java's does too, but ts may be negative
+	rem := (ts - offset) % size
+	if rem < 0 { // Go's % keeps the sign of the dividend, as Java's does
 		rem += size
 	}
-	return ts - rem
+	if start := ts - rem; start <= ts {
+		return start
+	}
+	return MinWatermark // the window starts before the smallest time there is
 }
 
 // Tumbling returns fixed, non-overlapping windows of size, aligned to the
 // epoch plus offset (Flink's TumblingEventTimeWindows.of(size, offset);
 // offset shifts, e.g., hourly windows to a time zone).
+// The offset must be smaller than size in absolute value (ValidateAssigner
+// says so otherwise, as Flink's constructor does).
 func Tumbling(size time.Duration, offset ...time.Duration) Assigner {
-	return &sliding{size: Millis(size.Milliseconds()), slide: Millis(size.Milliseconds()), offset: offsetOf(offset, size)}
+	return &sliding{size: Millis(size.Milliseconds()), slide: Millis(size.Milliseconds()), offset: offsetOf(offset), tumbling: true}
 }
 
 // Sliding returns windows of size starting every slide (Flink's
 // SlidingEventTimeWindows.of(size, slide, offset)): each record is in
 // size/slide windows.
+// The offset must be smaller than slide in absolute value.
 func Sliding(size, slide time.Duration, offset ...time.Duration) Assigner {
-	return &sliding{size: Millis(size.Milliseconds()), slide: Millis(slide.Milliseconds()), offset: offsetOf(offset, slide)}
+	return &sliding{size: Millis(size.Milliseconds()), slide: Millis(slide.Milliseconds()), offset: offsetOf(offset)}
 }
 
-func offsetOf(offset []time.Duration, period time.Duration) Millis {
-	if len(offset) == 0 || period.Milliseconds() <= 0 {
-		return 0 // ValidateAssigner reports a non-positive period
+func offsetOf(offset []time.Duration) Millis {
+	if len(offset) == 0 {
+		return 0
 	}
-	return Millis(offset[0].Milliseconds()) % Millis(period.Milliseconds())
+	return Millis(offset[0].Milliseconds())
 }
 
-type sliding struct{ size, slide, offset Millis }
+type sliding struct {
+	size, slide, offset Millis
+	tumbling            bool // for messages
+}
 
 func (s *sliding) Merging() bool { return false }
 
 func (s *sliding) Assign(dst []Window, ts Millis) []Window {
-	if s.size <= 0 || s.slide <= 0 {
+	if s.size <= 0 || s.slide <= 0 || s.offset >= s.slide || -s.offset >= s.slide {
 		return dst // invalid; ValidateAssigner says why
 	}
 	last := windowStart(ts, s.offset, s.slide)
 	first := len(dst)
-	for start := last; start > ts-s.size; start -= s.slide {
-		dst = append(dst, Window{Start: start, End: start + s.size})
+	// Every window start from last back while the window still holds ts
+	// (ts-start < size, computed without overflow: start <= ts).
+	for start := last; uint64(ts)-uint64(start) < uint64(s.size); start -= s.slide {
+		dst = append(dst, Window{Start: start, End: AddMillis(start, s.size)})
+		if start-s.slide > start { // below the smallest time there is
+			break
+		}
 	}
 	// Earliest first.
 	for i, j := first, len(dst)-1; i < j; i, j = i+1, j-1 {
@@ -96,16 +140,23 @@ type sessions struct{ gap Millis }
 func (s sessions) Merging() bool { return true }
 
 func (s sessions) Assign(dst []Window, ts Millis) []Window {
-	return append(dst, Window{Start: ts, End: ts + s.gap})
+	return append(dst, Window{Start: ts, End: AddMillis(ts, s.gap)})
 }
 
-// ValidateAssigner reports an assigner that cannot work: sizes, slides and
-// gaps must be positive.
+// ValidateAssigner reports an assigner that cannot work, with Flink's
+// rules: sizes, slides and gaps must be positive, and an offset smaller
+// than the slide (a tumbling window's size) in absolute value.
 func ValidateAssigner(a Assigner) error {
 	switch a := a.(type) {
 	case *sliding:
 		if a.size <= 0 || a.slide <= 0 {
 			return fmt.Errorf("%w: window size %dms and slide %dms must be positive", ErrInvalidStrategy, a.size, a.slide)
+		}
+		if a.offset >= a.slide || -a.offset >= a.slide {
+			if a.tumbling {
+				return fmt.Errorf("%w: tumbling window offset %dms must be smaller than the size %dms in absolute value", ErrInvalidStrategy, a.offset, a.size)
+			}
+			return fmt.Errorf("%w: sliding window offset %dms must be smaller than the slide %dms in absolute value", ErrInvalidStrategy, a.offset, a.slide)
 		}
 	case sessions:
 		if a.gap <= 0 {
