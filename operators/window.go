@@ -168,6 +168,7 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 	reg := state.NewRegistry(out.Name())
 	cont := newContents(reg)
 	counts := state.NewValue(reg, "trigger-count", codec.Key[int64]())
+	fireAt := state.NewValue(reg, "trigger-fire-time", codec.Key[int64]())
 	sessions := state.NewValue(reg, "sessions", codec.JSON[[]windowing.Window]())
 	if err := reg.Err(); err != nil {
 		job.TopologyError(err)
@@ -209,7 +210,7 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 		}
 		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides, timers: timers, guard: t.Guard(opName, engine.ClassError)}
 		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner,
-			lateness: lateness, stats: stats, op: opName, trigger: cfg.trigger, counts: counts,
+			lateness: lateness, stats: stats, op: opName, trigger: cfg.trigger, counts: counts, fireAt: fireAt,
 			col: &windowCollector[K, OUT]{c: c, down: down, stats: stats}}
 		timers.OnFire(w.onTimer)
 		w.timers = timers
@@ -368,6 +369,9 @@ type windowOp[K comparable, IN, OUT any] struct {
 	assigner windowing.Assigner
 	trigger  windowing.Trigger
 	counts   *state.Value[int64] // CountTrigger's records since the last firing
+	// fireAt is a continuous trigger's pending firing time (Flink's
+	// "fire-time" state): one per window, the earliest when sessions merge.
+	fireAt *state.Value[int64]
 	lateness windowing.Millis
 	timers   *engine.Timers
 	stats    *engine.OpStats
@@ -400,7 +404,7 @@ func timerKey(key []byte, w windowing.Window, kind byte) []byte {
 }
 
 func (o *windowOp[K, IN, OUT]) isLate(w windowing.Window) bool {
-	return behind(o.c.task, w.MaxTimestamp()+o.lateness)
+	return behind(o.c.task, w.CleanupTime(o.lateness))
 }
 
 // add puts r in its windows; it reports whether r was late for all of them.
@@ -423,10 +427,24 @@ func (o *windowOp[K, IN, OUT]) add(r engine.Record[IN]) (late bool, err error) {
 	return late, nil
 }
 
-// update adds v to window w, then acts on the trigger: by default it
-// fires w at once if the watermark is already past its end (a late record
-// within the allowed lateness: Flink's EventTimeTrigger fires on it) and
-// otherwise sets its timer.
+// cleansAtFire reports whether the trigger's end-of-window timer is also
+// the window's cleanup (no lateness, and a trigger that fires at the
+// window's event-time end): then no separate cleanup timer is set.
+func (o *windowOp[K, IN, OUT]) cleansAtFire() bool {
+	switch o.trigger.Kind {
+	case windowing.EventTimeTrigger, windowing.ContinuousEventTimeTrigger, windowing.ContinuousProcessingTimeTrigger:
+		return o.lateness == 0
+	}
+	return false
+}
+
+// update adds v to window w, then acts on the trigger as Flink's
+// triggers' onElement do: the event-time triggers fire w at once if the
+// watermark is already past its end (a late record within the allowed
+// lateness) and otherwise set its timer; a count trigger counts; the
+// processing-time trigger sets its timer. The continuous processing-time
+// trigger sets its period and, unlike Flink's, also fires at the
+// window's event-time end.
 func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
 	o.c.ns = encodeWindow(w)
 	defer func() { o.c.ns = nil }()
@@ -434,10 +452,10 @@ func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
 		return err
 	}
 	global := w == windowing.GlobalWindow
-	if !global && (o.lateness > 0 || o.trigger.Kind == windowing.CountTrigger || o.trigger.Kind == windowing.ProcessingTimeTrigger) {
+	if !global && !o.cleansAtFire() {
 		// State goes when the watermark passes end + lateness, whichever
-		// trigger fires the window.
-		o.timers.Register(engine.EventTime, w.MaxTimestamp()+o.lateness, timerKey(o.c.rec.Key, w, windowCleanup))
+		// trigger fires the window (WindowOperator.registerCleanupTimer).
+		o.timers.Register(engine.EventTime, w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
 	}
 	switch o.trigger.Kind {
 	case windowing.CountTrigger:
@@ -453,15 +471,22 @@ func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
 	case windowing.ProcessingTimeTrigger:
 		o.timers.Register(engine.ProcessingTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
 		return nil
-	case windowing.ContinuousEventTimeTrigger:
-		ts := o.c.rec.Timestamp.UnixMilli()
-		next := ts - mod(ts, int64(o.trigger.Interval)) + int64(o.trigger.Interval)
-		if global || next < int64(w.MaxTimestamp()) {
-			o.timers.Register(engine.EventTime, windowing.Millis(next), timerKey(o.c.rec.Key, w, windowEarly))
-		}
 	case windowing.ContinuousProcessingTimeTrigger:
-		now := o.c.task.Now().UnixMilli()
-		o.timers.Register(engine.ProcessingTime, windowing.Millis(now-mod(now, int64(o.trigger.Interval))+int64(o.trigger.Interval)), timerKey(o.c.rec.Key, w, windowEarly))
+		// The window's first record sets the first period, aligned to the
+		// interval, as Flink's ContinuousProcessingTimeTrigger does. Unlike
+		// it, the window also fires at its event-time end (below), so that
+		// what came after the last period is not lost.
+		_, pending, err := o.fireAt.Get(o.c)
+		if err != nil {
+			return err
+		}
+		if !pending {
+			now := o.c.task.Now().UnixMilli()
+			next := windowing.AddMillis(windowing.Millis(now-mod(now, int64(o.trigger.Interval))), o.trigger.Interval)
+			if err := o.setFireAt(engine.ProcessingTime, w, next); err != nil {
+				return err
+			}
+		}
 	}
 	if global {
 		return nil
@@ -470,7 +495,54 @@ func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
 		return o.fire(w) // late, within the allowed lateness: fire again now
 	}
 	o.timers.Register(engine.EventTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+	if o.trigger.Kind == windowing.ContinuousEventTimeTrigger {
+		// The window's first record sets its first period, aligned to
+		// the interval; later records keep it.
+		if _, pending, err := o.fireAt.Get(o.c); err != nil || pending {
+			return err
+		}
+		ts := o.c.rec.Timestamp.UnixMilli()
+		return o.nextPeriod(w, windowing.Millis(ts-mod(ts, int64(o.trigger.Interval))))
+	}
 	return nil
+}
+
+// nextPeriod sets a continuous event-time trigger's next firing, an
+// interval after from, at most the window's end (Flink's
+// registerNextFireTimestamp). At the end the end timer fires it: no
+// second timer, so it fires once.
+func (o *windowOp[K, IN, OUT]) nextPeriod(w windowing.Window, from windowing.Millis) error {
+	next := min(windowing.AddMillis(from, o.trigger.Interval), w.MaxTimestamp())
+	if next == w.MaxTimestamp() && w != windowing.GlobalWindow {
+		return o.fireAt.Set(o.c, int64(next))
+	}
+	return o.setFireAt(engine.EventTime, w, next)
+}
+
+// setFireAt records a continuous trigger's pending firing and sets its
+// timer.
+func (o *windowOp[K, IN, OUT]) setFireAt(d engine.TimeDomain, w windowing.Window, at windowing.Millis) error {
+	o.timers.Register(d, at, timerKey(o.c.rec.Key, w, windowEarly))
+	return o.fireAt.Set(o.c, int64(at))
+}
+
+// clearFireAt drops the window's pending continuous firing, timer and all
+// (the trigger's clear).
+func (o *windowOp[K, IN, OUT]) clearFireAt(w windowing.Window) error {
+	at, ok, err := o.fireAt.Get(o.c)
+	if err != nil || !ok {
+		return err
+	}
+	o.timers.Delete(o.periodDomain(), windowing.Millis(at), timerKey(o.c.rec.Key, w, windowEarly))
+	o.fireAt.Clear(o.c)
+	return nil
+}
+
+func (o *windowOp[K, IN, OUT]) periodDomain() engine.TimeDomain {
+	if o.trigger.Kind == windowing.ContinuousProcessingTimeTrigger {
+		return engine.ProcessingTime
+	}
+	return engine.EventTime
 }
 
 func mod(a, b int64) int64 {
@@ -481,21 +553,15 @@ func mod(a, b int64) int64 {
 	return m
 }
 
-// fire emits window w (the scope's namespace must be w's), purging it if
-// the trigger says so.
+// fire emits window w (the scope's namespace must be w's), purging its
+// contents if the trigger says so (PurgingTrigger's FIRE_AND_PURGE).
 func (o *windowOp[K, IN, OUT]) fire(w windowing.Window) error {
-	_, err := o.fireOK(w)
-	return err
-}
-
-// fireOK is fire, reporting whether the window held anything.
-func (o *windowOp[K, IN, OUT]) fireOK(w windowing.Window) (bool, error) {
 	o.col.win = w
 	ok, err := o.contents.emit(o.c, o.col)
 	if err != nil || !ok || !o.trigger.Purge {
-		return ok, err
+		return err
 	}
-	return true, o.contents.clear(o.c)
+	return o.contents.clear(o.c)
 }
 
 // addMerging adds a record to its session: the new window [ts, ts+gap)
@@ -522,14 +588,57 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 	if o.isLate(target) {
 		return true, nil
 	}
-	// Move the absorbed sessions' contents into the merged window.
+	// Move the absorbed sessions' contents and trigger state into the
+	// merged window (the triggers' onMerge: counts add up, the earliest
+	// pending period stays), and drop their timers (their clear).
 	o.c.ns = encodeWindow(target)
+	var count int64
+	pending, hasPending, err := o.fireAt.Get(o.c)
+	if err != nil {
+		return false, err
+	}
 	for _, w := range absorbed {
 		if err := o.contents.absorb(o.c, encodeWindow(w)); err != nil {
 			return false, err
 		}
+		o.c.ns = encodeWindow(w)
+		n, _, err := o.counts.Get(o.c)
+		if err != nil {
+			return false, err
+		}
+		count += n
+		o.counts.Clear(o.c)
+		at, ok, err := o.fireAt.Get(o.c)
+		if err != nil {
+			return false, err
+		}
+		if ok && (!hasPending || at < pending) {
+			pending, hasPending = at, true
+		}
+		if err := o.clearFireAt(w); err != nil {
+			return false, err
+		}
+		o.c.ns = encodeWindow(target)
 		o.timers.Delete(engine.EventTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
-		o.timers.Delete(engine.EventTime, w.MaxTimestamp()+o.lateness, timerKey(o.c.rec.Key, w, windowCleanup))
+		o.timers.Delete(engine.ProcessingTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+		o.timers.Delete(engine.EventTime, w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
+	}
+	if count > 0 {
+		n, _, err := o.counts.Get(o.c)
+		if err != nil {
+			return false, err
+		}
+		if err := o.counts.Set(o.c, n+count); err != nil {
+			return false, err
+		}
+	}
+	if hasPending {
+		if err := o.clearFireAt(target); err != nil {
+			return false, err
+		}
+		if err := o.setFireAt(o.periodDomain(), target, windowing.Millis(pending)); err != nil {
+			return false, err
+		}
 	}
 	o.c.ns = nil
 	rest := slices.DeleteFunc(live, func(w windowing.Window) bool { return slices.Contains(absorbed, w) })
@@ -539,7 +648,8 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 	return false, o.update(target, v)
 }
 
-// onTimer fires or cleans up a window.
+// onTimer fires or cleans up a window, as WindowOperator.onEventTime and
+// onProcessingTime do with the trigger's answer.
 func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at windowing.Millis, domain engine.TimeDomain) error {
 	key, parts, err := splitTimerSubject(tk, 17)
 	if err != nil {
@@ -553,31 +663,46 @@ func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at windowing.Millis, domain en
 	defer func() { o.c.ns = nil }()
 	switch kind {
 	case windowEarly:
-		// A continuous trigger's period: fire, and again a period later
-		// while the window is open.
-		ok, err := o.fireOK(win)
+		// A continuous trigger's period: if it is the window's pending
+		// one, set the next and fire (empty windows emit nothing, but the
+		// periods go on until the window's cleanup).
+		pending, ok, err := o.fireAt.Get(o.c)
+		if err != nil || !ok || windowing.Millis(pending) != at {
+			return err
+		}
+		o.fireAt.Clear(o.c)
+		if domain == engine.ProcessingTime {
+			err = o.setFireAt(domain, win, windowing.AddMillis(at, o.trigger.Interval))
+		} else {
+			err = o.nextPeriod(win, at)
+		}
 		if err != nil {
 			return err
 		}
-		// A window cleaned up (or purged empty) stops its periods until a
-		// record registers them again.
-		next := at + o.trigger.Interval
-		if ok && (win == windowing.GlobalWindow || next < win.MaxTimestamp()) {
-			o.timers.Register(domain, next, tk)
-		}
-		return nil
+		return o.fire(win)
 	case windowFire:
-		o.col.win = win
-		ok, err := o.contents.emit(o.c, o.col)
-		if err != nil || !ok {
+		if err := o.fire(win); err != nil {
 			return err
 		}
-		if o.lateness > 0 {
+		if domain == engine.ProcessingTime || !o.cleansAtFire() {
 			return nil // kept for late records until the cleanup timer
 		}
 	}
+	return o.cleanup(win)
+}
+
+// cleanup drops everything of window win: its contents, its trigger's
+// state and timers, and, for sessions, the window itself.
+func (o *windowOp[K, IN, OUT]) cleanup(win windowing.Window) error {
 	if err := o.contents.clear(o.c); err != nil {
 		return err
+	}
+	o.counts.Clear(o.c)
+	if err := o.clearFireAt(win); err != nil {
+		return err
+	}
+	if o.trigger.Kind == windowing.ProcessingTimeTrigger {
+		o.timers.Delete(engine.ProcessingTime, win.MaxTimestamp(), timerKey(o.c.rec.Key, win, windowFire))
 	}
 	if o.assigner.Merging() {
 		o.c.ns = nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,7 +175,11 @@ func fired(c *weirtest.Captured[operators.Windowed[string, int64]], err error) s
 	var b strings.Builder
 	for _, r := range c.Take() {
 		if r.Value.Start.Before(day) { // the global window
-			fmt.Fprintf(&b, "%s global count=%d\n", r.Value.Key, r.Value.Value)
+			at := r.Timestamp.UTC().Format("15:04:05.000")
+			if r.Timestamp.UnixMilli() == math.MaxInt64 {
+				at = "max" // Flink's GlobalWindow.maxTimestamp
+			}
+			fmt.Fprintf(&b, "%s global count=%d (at %s)\n", r.Value.Key, r.Value.Value, at)
 			continue
 		}
 		fmt.Fprintf(&b, "%s [%s, %s) count=%d (at %s)\n", r.Value.Key, clockOf(r.Value.Start), clockOf(r.Value.End), r.Value.Value, r.Timestamp.UTC().Format("15:04:05.000"))
@@ -195,5 +200,34 @@ func TestGlobalWindowNeedsATrigger(t *testing.T) {
 	_, err := local.NewTask(context.Background(), job, 0, 0, local.Env{})
 	if !errors.Is(err, engine.ErrTopology) || !strings.Contains(err.Error(), "global window never ends") {
 		t.Fatalf("got %v, want a topology error about the global window", err)
+	}
+}
+
+// Near the largest timestamp, a window's end plus its allowed lateness
+// saturates instead of wrapping around (Flink's WindowOperator.cleanupTime):
+// the record is in time, and its window fires at the final watermark.
+func TestWindowNearTheLargestTimestamp(t *testing.T) {
+	job := engine.NewJob("windows")
+	src := connectors.KafkaSource(job, "events", codec.String(), connectors.WithWatermarks(windowing.RecordTimestamps[string](0)))
+	late := engine.NewOutputTag[string]("late")
+	counts := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts", windowing.Tumbling(10*time.Second),
+		operators.Count[string]{}, codec.JSON[int64](), operators.AllowedLateness(time.Hour), operators.LateOutput(late))
+	results := weirtest.Capture(counts)
+	lates := weirtest.Capture(engine.SideOutput(counts, late))
+	h := weirtest.New(t, job)
+	for _, ms := range []int64{math.MaxInt64 - 5_000, math.MaxInt64 - 4_000} {
+		if err := weirtest.SendValue(h, "events", codec.String(), "a", "x", time.UnixMilli(ms)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l := lates.Take(); len(l) != 0 {
+		t.Fatalf("the record was late: %v", l)
+	}
+	if err := h.AdvanceWatermark(time.UnixMilli(math.MaxInt64)); err != nil {
+		t.Fatal(err)
+	}
+	got := results.Take()
+	if len(got) != 1 || got[0].Value.Value != 2 || got[0].Value.End.UnixMilli() != math.MaxInt64 {
+		t.Fatalf("fired %+v, want one window of 2 records ending at the largest time", got)
 	}
 }
