@@ -371,7 +371,7 @@ type windowOp[K comparable, IN, OUT any] struct {
 	counts   *state.Value[int64] // CountTrigger's records since the last firing
 	// fireAt is a continuous trigger's pending firing time (Flink's
 	// "fire-time" state): one per window, the earliest when sessions merge.
-	fireAt *state.Value[int64]
+	fireAt   *state.Value[int64]
 	lateness windowing.Millis
 	timers   *engine.Timers
 	stats    *engine.OpStats
