@@ -37,6 +37,9 @@ func KafkaSource[T any](job *engine.Job, topic string, c codec.Codec[T], opts ..
 		}
 	}
 	s := engine.NewStream[T](job, "source:"+topic)
+	if cfg.watermarks != nil {
+		s = s.WithEventTime()
+	}
 	job.AddSource(topic, s.Name(), func(t *engine.Task) (engine.SourceFunc, error) {
 		name := s.Name()
 		stats := t.Stats(name)

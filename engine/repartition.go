@@ -30,6 +30,7 @@ func Repartition[T any](in Stream[T], name string, key func(T) ([]byte, error), 
 func RepartitionInto[T any](in Stream[T], name string, key func(T) ([]byte, error), c codec.Codec[T], to int) Stream[T] {
 	job := in.job
 	out := newStageStream[T](job, name, to)
+	out.n.eventTime = in.n.eventTime // watermarks cross as control records
 	src := name + "-source"
 	it := job.addInternalSource(name+"-repartition", in.n.stage, to, src, func(t *Task) (SourceFunc, error) {
 		stats := t.Stats(src)

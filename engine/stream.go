@@ -38,6 +38,9 @@ type node[T any] struct {
 	subs  []func(*Task) (Emit[T], error)
 	// sides build the operator's side outputs, by tag (see SideOutput).
 	sides map[string]func(*Task) (any, error)
+	// eventTime says the stream's records carry event time with
+	// watermarks: its source has a watermark strategy (see EventTime).
+	eventTime bool
 }
 
 // NewStream returns a stream of the job's first stage with no subscribers
@@ -60,7 +63,22 @@ func newStageStream[T any](job *Job, name string, stage int) Stream[T] {
 // it), so an operator the user need not name takes a default from
 // Job.UniqueName.
 func Derive[U, T any](in Stream[T], name string) Stream[U] {
-	return Stream[U]{job: in.job, n: &node[U]{name: in.job.claimName(name), stage: in.n.stage}}
+	return Stream[U]{job: in.job, n: &node[U]{name: in.job.claimName(name), stage: in.n.stage, eventTime: in.n.eventTime}}
+}
+
+// EventTime reports whether the stream's records carry event time with
+// watermarks: its source has a watermark strategy, and every stream it
+// was derived from did. Event-time operators (windows, joins) check it
+// when they are built, so that a window whose input has no watermark is
+// an error at start rather than a window that never fires.
+func (s Stream[T]) EventTime() bool { return s.n.eventTime }
+
+// WithEventTime marks the stream as carrying event time with watermarks,
+// for a source connector that gives it a watermark strategy, or an
+// operator merging inputs that all do.
+func (s Stream[T]) WithEventTime() Stream[T] {
+	s.n.eventTime = true
+	return s
 }
 
 // Stage is the stage the stream's records flow in.

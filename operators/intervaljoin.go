@@ -34,6 +34,14 @@ func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], ri
 	if err != nil {
 		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
 	}
+	for _, side := range []interface {
+		EventTime() bool
+		Name() string
+	}{left, right} {
+		if !side.EventTime() {
+			job.TopologyError(fmt.Errorf("%s: an interval join needs watermarks on both inputs, and %s has none: give its source connectors.WithWatermarks", out.Name(), side.Name()))
+		}
+	}
 	if left.Stage() != right.Stage() {
 		job.TopologyError(fmt.Errorf("%s: the two streams are in stages %d and %d; key them together (operators.KeyByBoth) so one task sees both", out.Name(), left.Stage(), right.Stage()))
 	}

@@ -162,8 +162,22 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 	if err := cfg.trigger.Validate(); err != nil {
 		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
 	}
-	if ws := assigner.Assign(nil, 0); len(ws) == 1 && ws[0] == windowing.GlobalWindow && cfg.trigger.Kind == windowing.EventTimeTrigger {
+	global := false
+	if ws := assigner.Assign(nil, 0); len(ws) == 1 && ws[0] == windowing.GlobalWindow {
+		global = true
+	}
+	kind := cfg.trigger.Kind
+	switch {
+	case global && kind == windowing.EventTimeTrigger:
 		job.TopologyError(fmt.Errorf("%s: a global window never ends, so the event-time trigger never fires it: give it WithTrigger", out.Name()))
+	case global && kind == windowing.ProcessingTimeTrigger:
+		job.TopologyError(fmt.Errorf("%s: OnProcessingTime fires at the window's end, which a global window never reaches: use OnCount or a continuous trigger", out.Name()))
+	case global && cfg.lateness > 0:
+		job.TopologyError(fmt.Errorf("%s: allowed lateness does not apply to a global window, which never ends", out.Name()))
+	case !global && !in.EventTime():
+		job.TopologyError(fmt.Errorf("%s: an event-time window needs watermarks to fire and to be cleaned up, and its input %s has none: give its source connectors.WithWatermarks", out.Name(), in.Name()))
+	case global && kind == windowing.ContinuousEventTimeTrigger && !in.EventTime():
+		job.TopologyError(fmt.Errorf("%s: an event-time trigger needs watermarks, and the window's input %s has none: give its source connectors.WithWatermarks", out.Name(), in.Name()))
 	}
 	reg := state.NewRegistry(out.Name())
 	cont := newContents(reg)

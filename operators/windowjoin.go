@@ -31,6 +31,14 @@ func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], righ
 	if cfg.lowerExclusive || cfg.upperExclusive {
 		job.TopologyError(fmt.Errorf("%s: a window join has no bounds to exclude (LowerBoundExclusive and UpperBoundExclusive are IntervalJoin's)", out.Name()))
 	}
+	for _, side := range []interface {
+		EventTime() bool
+		Name() string
+	}{left, right} {
+		if !side.EventTime() {
+			job.TopologyError(fmt.Errorf("%s: a window join needs watermarks on both inputs, and %s has none: give its source connectors.WithWatermarks", out.Name(), side.Name()))
+		}
+	}
 	if left.Stage() != right.Stage() {
 		job.TopologyError(fmt.Errorf("%s: the two streams are in stages %d and %d; key them together (operators.KeyByBoth) so one task sees both", out.Name(), left.Stage(), right.Stage()))
 	}
