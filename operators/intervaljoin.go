@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/state"
@@ -17,8 +19,13 @@ import (
 // key at time r with l+lower <= r <= l+upper (both bounds inclusive, as
 // Flink's default). Records are buffered in the state store until the
 // watermark makes further matches impossible, then removed by timers.
-// Records behind the watermark on arrival are late and ignored, as Flink
-// does (counted in the operator's late records).
+// Records behind the watermark on arrival are late: they cannot join any
+// more. They are counted in the operator's late records and, as a
+// window's, never dropped silently: they go to LeftLateOutput and
+// RightLateOutput side outputs (Flink's sideOutputLeftLateData and
+// sideOutputRightLateData) or, for a side without one, to the topic
+// <group>-<operator>-late, created by Weir, as JSON with headers saying
+// why (weir.late.side says which side).
 //
 // Both streams must be read by one stage: key them together with
 // operators.KeyByBoth, or by their record keys in one stage.
@@ -47,6 +54,14 @@ func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], ri
 	}
 	if lower > upper {
 		job.TopologyError(fmt.Errorf("%s: lower bound %v is above upper bound %v", out.Name(), lower, upper))
+	}
+	leftLate, rightLate, err := joinLateTags[L, R](cfg)
+	if err != nil {
+		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
+	}
+	var lateTopic *engine.InternalTopic
+	if leftLate == nil || rightLate == nil {
+		lateTopic = job.AddInternalTopic(out.Name()+"-late", out.Stage())
 	}
 	reg := state.NewRegistry(out.Name())
 	lbuf := state.NewMap(reg, "left", codec.Key[int64](), sliceCodec[L]{lc})
@@ -77,8 +92,23 @@ func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], ri
 		if err != nil {
 			return nil, err
 		}
+		sides, err := out.BuildSides(t)
+		if err != nil {
+			return nil, err
+		}
 		ij := &intervalJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), engine.ClassError)}, lbuf: lbuf, rbuf: rbuf,
 			lo: lo, hi: hi, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
+		reason := "behind the watermark on arrival: no record of the other side can join it any more"
+		if leftLate != nil {
+			ij.lateLeft, _ = sides.Lookup(leftLate.Name()).(engine.Emit[L])
+		} else {
+			ij.lateLeft = lateToTopic(t, out.Name(), lateTopic.Name(), codec.JSON[L](), reason, kgo.RecordHeader{Key: HeaderLateSide, Value: []byte("left")})
+		}
+		if rightLate != nil {
+			ij.lateRight, _ = sides.Lookup(rightLate.Name()).(engine.Emit[R])
+		} else {
+			ij.lateRight = lateToTopic(t, out.Name(), lateTopic.Name(), codec.JSON[R](), reason, kgo.RecordHeader{Key: HeaderLateSide, Value: []byte("right")})
+		}
 		timers.OnFire(ij.onTimer)
 		joiners.Store(t, ij)
 		return ij, nil
@@ -106,6 +136,44 @@ type JoinOpt func(*joinConfig)
 type joinConfig struct {
 	lowerExclusive, upperExclusive bool
 	lc, rc                         any // codec.Codec[L], codec.Codec[R]
+	leftLate, rightLate            any // engine.OutputTag[L], engine.OutputTag[R]
+}
+
+// LeftLateOutput sends left records that arrive behind the watermark to
+// tag (Flink's sideOutputLeftLateData) instead of the late-data topic;
+// engine.SideOutput(joined, tag) reads them. IntervalJoin only.
+func LeftLateOutput[L any](tag engine.OutputTag[L]) JoinOpt {
+	return func(c *joinConfig) { c.leftLate = tag }
+}
+
+// RightLateOutput is LeftLateOutput for the right side (Flink's
+// sideOutputRightLateData).
+func RightLateOutput[R any](tag engine.OutputTag[R]) JoinOpt {
+	return func(c *joinConfig) { c.rightLate = tag }
+}
+
+// joinLateTags returns the late side outputs' tags, nil for a side
+// without one.
+func joinLateTags[L, R any](c joinConfig) (*engine.OutputTag[L], *engine.OutputTag[R], error) {
+	var l *engine.OutputTag[L]
+	var r *engine.OutputTag[R]
+	var lz L
+	var rz R
+	if c.leftLate != nil {
+		tag, ok := c.leftLate.(engine.OutputTag[L])
+		if !ok {
+			return nil, nil, fmt.Errorf("LeftLateOutput's tag is %T, the left records are %T", c.leftLate, lz)
+		}
+		l = &tag
+	}
+	if c.rightLate != nil {
+		tag, ok := c.rightLate.(engine.OutputTag[R])
+		if !ok {
+			return nil, nil, fmt.Errorf("RightLateOutput's tag is %T, the right records are %T", c.rightLate, rz)
+		}
+		r = &tag
+	}
+	return l, r, nil
 }
 
 func joinOptions(opts []JoinOpt) joinConfig {
@@ -154,8 +222,11 @@ type intervalJoiner[K comparable, L, R, OUT any] struct {
 	lo, hi int64
 	join   func(K, L, R) (OUT, error)
 	down   engine.Emit[OUT]
-	stats  *engine.OpStats
-	op     string
+	// lateLeft and lateRight take each side's late records.
+	lateLeft  engine.Emit[L]
+	lateRight engine.Emit[R]
+	stats     *engine.OpStats
+	op        string
 }
 
 const (
@@ -173,14 +244,14 @@ func (j *intervalJoiner[K, L, R, OUT]) late(ts int64) bool {
 func (j *intervalJoiner[K, L, R, OUT]) onLeft(r engine.Record[L]) error {
 	// A left record at ts matches right records in [ts+lo, ts+hi], and no
 	// right record later than ts+hi.
-	return joinSide(j, r, j.lbuf, j.rbuf, j.lo, j.hi, max(j.hi, 0), joinLeft,
+	return joinSide(j, r, j.lbuf, j.rbuf, j.lo, j.hi, max(j.hi, 0), joinLeft, j.lateLeft,
 		func(l L, rv R, ts int64) error { return j.emit(l, rv, ts) })
 }
 
 func (j *intervalJoiner[K, L, R, OUT]) onRight(r engine.Record[R]) error {
 	// A right record at ts matches left records in [ts-hi, ts-lo], and no
 	// left record later than ts-lo.
-	return joinSide(j, r, j.rbuf, j.lbuf, -j.hi, -j.lo, -min(j.lo, 0), joinRight,
+	return joinSide(j, r, j.rbuf, j.lbuf, -j.hi, -j.lo, -min(j.lo, 0), joinRight, j.lateRight,
 		func(rv R, l L, ts int64) error { return j.emit(l, rv, ts) })
 }
 
@@ -189,7 +260,7 @@ func (j *intervalJoiner[K, L, R, OUT]) onRight(r engine.Record[R]) error {
 // it once the watermark passes ts+keep.
 func joinSide[K comparable, L, R, OUT, OWN, OTHER any](j *intervalJoiner[K, L, R, OUT], r engine.Record[OWN],
 	own *state.Map[int64, []OWN], other *state.Map[int64, []OTHER], from, to, keep int64, side byte,
-	pair func(OWN, OTHER, int64) error) error {
+	late engine.Emit[OWN], pair func(OWN, OTHER, int64) error) error {
 	j.stats.In++
 	ts := r.Timestamp.UnixMilli()
 	if err := j.c.setKey(r.Key, ts); err != nil {
@@ -197,6 +268,9 @@ func joinSide[K comparable, L, R, OUT, OWN, OTHER any](j *intervalJoiner[K, L, R
 	}
 	if j.late(ts) {
 		j.stats.Late++
+		if late != nil {
+			return late(r)
+		}
 		return nil
 	}
 	if err := add(j.c, own, ts, r.Value); err != nil {

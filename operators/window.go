@@ -105,6 +105,8 @@ const (
 	HeaderLateReason    = "weir.late.reason"
 	HeaderLateEventTime = "weir.late.event-time"
 	HeaderLateWatermark = "weir.late.watermark"
+	// HeaderLateSide is an interval join's: left or right.
+	HeaderLateSide = "weir.late.side"
 )
 
 // timer kinds of a window
@@ -220,7 +222,7 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 			if lateTopic != nil {
 				topic = lateTopic.Name()
 			}
-			lateEmit = lateToTopic(t, opName, topic, cfg.lateCodec, cfg.lateness)
+			lateEmit = lateToTopic(t, opName, topic, cfg.lateCodec, fmt.Sprintf("every window of the record ended before the watermark minus the allowed lateness (%v)", cfg.lateness))
 		}
 		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides, timers: timers, guard: t.Guard(opName, engine.ClassError)}
 		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner,
@@ -251,19 +253,19 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 
 // lateToTopic writes late records to topic with headers saying why, in
 // the task's checkpoint epoch like any output.
-func lateToTopic[IN any](t *engine.Task, op, topic string, c codec.Codec[IN], lateness time.Duration) engine.Emit[IN] {
+func lateToTopic[IN any](t *engine.Task, op, topic string, c codec.Codec[IN], reason string, extra ...kgo.RecordHeader) engine.Emit[IN] {
 	return func(r engine.Record[IN]) error {
 		b, err := c.Encode(r.Value)
 		if err != nil {
 			return &engine.OperatorError{Operator: op, Err: fmt.Errorf("encoding a late record: %w", err)}
 		}
 		wm := watermarkTime(t).UTC().Format(time.RFC3339Nano)
-		t.Produce(&kgo.Record{Topic: topic, Key: r.Key, Value: b, Timestamp: r.Timestamp, Headers: []kgo.RecordHeader{
+		t.Produce(&kgo.Record{Topic: topic, Key: r.Key, Value: b, Timestamp: r.Timestamp, Headers: append([]kgo.RecordHeader{
 			{Key: HeaderLateOperator, Value: []byte(op)},
-			{Key: HeaderLateReason, Value: []byte(fmt.Sprintf("every window of the record ended before the watermark minus the allowed lateness (%v)", lateness))},
+			{Key: HeaderLateReason, Value: []byte(reason)},
 			{Key: HeaderLateEventTime, Value: []byte(r.Timestamp.UTC().Format(time.RFC3339Nano))},
 			{Key: HeaderLateWatermark, Value: []byte(wm)},
-		}})
+		}, extra...)})
 		return nil
 	}
 }

@@ -28,6 +28,9 @@ func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], righ
 	if err != nil {
 		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
 	}
+	if cfg.leftLate != nil || cfg.rightLate != nil {
+		job.TopologyError(fmt.Errorf("%s: LeftLateOutput and RightLateOutput are IntervalJoin's; a window join counts its late records", out.Name()))
+	}
 	if cfg.lowerExclusive || cfg.upperExclusive {
 		job.TopologyError(fmt.Errorf("%s: a window join has no bounds to exclude (LowerBoundExclusive and UpperBoundExclusive are IntervalJoin's)", out.Name()))
 	}
