@@ -48,6 +48,17 @@ func TestEventTimeOperatorsNeedWatermarks(t *testing.T) {
 		{"processing-time end of a global window", func(_ *engine.Job, _, timed engine.KeyedStream[string, string]) {
 			operators.WindowAggregate(timed, "w", windowing.Global(), count, codec.JSON[int64](), operators.WithTrigger(windowing.OnProcessingTime()))
 		}, "w: OnProcessingTime fires at the window's end"},
+		{"processing-time windows need no watermarks", func(_ *engine.Job, plain, _ engine.KeyedStream[string, string]) {
+			operators.WindowAggregate(plain, "w", windowing.TumblingProcessingTime(time.Minute), count, codec.JSON[int64]())
+		}, ""},
+		{"event-time trigger on processing-time windows", func(_ *engine.Job, plain, _ engine.KeyedStream[string, string]) {
+			operators.WindowAggregate(plain, "w", windowing.ProcessingTimeSessions(time.Minute), count, codec.JSON[int64](),
+				operators.WithTrigger(windowing.EveryEventTime(time.Second)))
+		}, "w: an event-time trigger on processing-time windows never fires"},
+		{"lateness on processing-time windows", func(_ *engine.Job, plain, _ engine.KeyedStream[string, string]) {
+			operators.WindowAggregate(plain, "w", windowing.SlidingProcessingTime(time.Minute, time.Second), count, codec.JSON[int64](),
+				operators.AllowedLateness(time.Second))
+		}, "w: allowed lateness applies to event-time windows only"},
 		{"interval join without watermarks", func(_ *engine.Job, plain, timed engine.KeyedStream[string, string]) {
 			operators.IntervalJoin(timed, plain, "j", -time.Second, time.Second, func(k, l, r string) (string, error) { return l + r, nil })
 		}, "j: an interval join needs watermarks"},

@@ -168,8 +168,18 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 	if ws := assigner.Assign(nil, 0); len(ws) == 1 && ws[0] == windowing.GlobalWindow {
 		global = true
 	}
+	procTime := !global && !windowing.IsEventTime(assigner)
+	if procTime && cfg.trigger == (windowing.Trigger{}) {
+		cfg.trigger = windowing.OnProcessingTime() // Flink's default for processing-time windows
+	}
 	kind := cfg.trigger.Kind
 	switch {
+	case procTime && (kind == windowing.EventTimeTrigger || kind == windowing.ContinuousEventTimeTrigger):
+		job.TopologyError(fmt.Errorf("%s: an event-time trigger on processing-time windows never fires: use OnProcessingTime (the default), EveryProcessingTime or OnCount", out.Name()))
+	case procTime && cfg.lateness > 0:
+		job.TopologyError(fmt.Errorf("%s: allowed lateness applies to event-time windows only; processing-time windows have no late records", out.Name()))
+	case procTime:
+		// The clock, not watermarks, drives them.
 	case global && kind == windowing.EventTimeTrigger:
 		job.TopologyError(fmt.Errorf("%s: a global window never ends, so the event-time trigger never fires it: give it WithTrigger", out.Name()))
 	case global && kind == windowing.ProcessingTimeTrigger:
@@ -194,7 +204,7 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 	// Nothing is dropped silently: without a side output, late records go
 	// to a topic, by default <group>-<operator>-late, created by Weir.
 	var lateTopic *engine.InternalTopic
-	if cfg.late == nil {
+	if cfg.late == nil && !procTime { // processing-time windows have no late records
 		if cfg.lateTopic != "" {
 			job.AddSinkTopic(cfg.lateTopic)
 		} else {
@@ -225,7 +235,7 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 			lateEmit = lateToTopic(t, opName, topic, cfg.lateCodec, fmt.Sprintf("every window of the record ended before the watermark minus the allowed lateness (%v)", cfg.lateness))
 		}
 		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides, timers: timers, guard: t.Guard(opName, engine.ClassError)}
-		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner,
+		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner, procTime: procTime,
 			lateness: lateness, stats: stats, op: opName, trigger: cfg.trigger, counts: counts, fireAt: fireAt,
 			col: &windowCollector[K, OUT]{c: c, down: down, stats: stats}}
 		timers.OnFire(w.onTimer)
@@ -383,6 +393,9 @@ type windowOp[K comparable, IN, OUT any] struct {
 	contents contents[K, IN, OUT]
 	sessions *state.Value[[]windowing.Window]
 	assigner windowing.Assigner
+	// procTime: the assigner assigns by the task's clock, which also
+	// fires and cleans up the windows.
+	procTime bool
 	trigger  windowing.Trigger
 	counts   *state.Value[int64] // CountTrigger's records since the last firing
 	// fireAt is a continuous trigger's pending firing time (Flink's
@@ -420,12 +433,32 @@ func timerKey(key []byte, w windowing.Window, kind byte) []byte {
 }
 
 func (o *windowOp[K, IN, OUT]) isLate(w windowing.Window) bool {
-	return behind(o.c.task, w.CleanupTime(o.lateness))
+	return !o.procTime && behind(o.c.task, w.CleanupTime(o.lateness))
+}
+
+// endDomain is the clock a window's end is on: the watermark's, or the
+// task's for processing-time windows.
+func (o *windowOp[K, IN, OUT]) endDomain() engine.TimeDomain {
+	if o.procTime {
+		return engine.ProcessingTime
+	}
+	return engine.EventTime
+}
+
+// passed reports whether the window's clock is at or past at.
+func (o *windowOp[K, IN, OUT]) passed(at windowing.Millis) bool {
+	if o.procTime {
+		return windowing.MillisOf(o.c.task.Now()) >= at
+	}
+	return behind(o.c.task, at)
 }
 
 // add puts r in its windows; it reports whether r was late for all of them.
 func (o *windowOp[K, IN, OUT]) add(r engine.Record[IN]) (late bool, err error) {
 	ts := windowing.MillisOf(r.Timestamp)
+	if o.procTime {
+		ts = windowing.MillisOf(o.c.task.Now())
+	}
 	o.buf = o.assigner.Assign(o.buf[:0], ts)
 	if o.assigner.Merging() {
 		return o.addMerging(r.Value, o.buf[0])
@@ -447,6 +480,9 @@ func (o *windowOp[K, IN, OUT]) add(r engine.Record[IN]) (late bool, err error) {
 // the window's cleanup (no lateness, and a trigger that fires at the
 // window's event-time end): then no separate cleanup timer is set.
 func (o *windowOp[K, IN, OUT]) cleansAtFire() bool {
+	if o.procTime {
+		return o.trigger.Kind == windowing.ProcessingTimeTrigger || o.trigger.Kind == windowing.ContinuousProcessingTimeTrigger
+	}
 	switch o.trigger.Kind {
 	case windowing.EventTimeTrigger, windowing.ContinuousEventTimeTrigger, windowing.ContinuousProcessingTimeTrigger:
 		return o.lateness == 0
@@ -471,7 +507,7 @@ func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
 	if !global && !o.cleansAtFire() {
 		// State goes when the watermark passes end + lateness, whichever
 		// trigger fires the window (WindowOperator.registerCleanupTimer).
-		o.timers.Register(engine.EventTime, w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
+		o.timers.Register(o.endDomain(), w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
 	}
 	switch o.trigger.Kind {
 	case windowing.CountTrigger:
@@ -507,10 +543,10 @@ func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
 	if global {
 		return nil
 	}
-	if behind(o.c.task, w.MaxTimestamp()) {
+	if o.passed(w.MaxTimestamp()) {
 		return o.fire(w) // late, within the allowed lateness: fire again now
 	}
-	o.timers.Register(engine.EventTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+	o.timers.Register(o.endDomain(), w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
 	if o.trigger.Kind == windowing.ContinuousEventTimeTrigger {
 		// The window's first record sets its first period, aligned to
 		// the interval; later records keep it.
@@ -637,7 +673,7 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 		o.c.ns = encodeWindow(target)
 		o.timers.Delete(engine.EventTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
 		o.timers.Delete(engine.ProcessingTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
-		o.timers.Delete(engine.EventTime, w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
+		o.timers.Delete(o.endDomain(), w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
 	}
 	if count > 0 {
 		n, _, err := o.counts.Get(o.c)
@@ -700,7 +736,7 @@ func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at windowing.Millis, domain en
 		if err := o.fire(win); err != nil {
 			return err
 		}
-		if domain == engine.ProcessingTime || !o.cleansAtFire() {
+		if domain != o.endDomain() || !o.cleansAtFire() {
 			return nil // kept for late records until the cleanup timer
 		}
 	}

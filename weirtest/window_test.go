@@ -54,7 +54,10 @@ func (countRecords) Process(key string, w windowing.Window, recs []event, out op
 //	late-topic             the default late-data topic (new ... late-topic: no side output)
 //	advance D              move processing time
 //
-// Triggers: new ... [global] [count=N | every-event=D | every-processing=D | on-processing] [purge]
+// Assigners: new tumbling=D | sliding=D,D | sessions=D | global |
+// tumbling-processing=D | sliding-processing=D,D | sessions-processing=D
+//
+// Triggers: new ... [count=N | every-event=D | every-processing=D | on-processing] [purge]
 //
 // send and watermark print the windows that fired.
 func TestWindowAggregateScripts(t *testing.T) {
@@ -88,6 +91,12 @@ func TestWindowAggregateScripts(t *testing.T) {
 						a = windowing.Sessions(dur(arg.Vals[0]))
 					case "global":
 						a = windowing.Global()
+					case "tumbling-processing":
+						a = windowing.TumblingProcessingTime(dur(arg.Vals[0]))
+					case "sliding-processing":
+						a = windowing.SlidingProcessingTime(dur(arg.Vals[0]), dur(arg.Vals[1]))
+					case "sessions-processing":
+						a = windowing.ProcessingTimeSessions(dur(arg.Vals[0]))
 					case "count":
 						n, err := strconv.Atoi(arg.Vals[0])
 						if err != nil {

@@ -147,6 +147,9 @@ func (s sessions) Assign(dst []Window, ts Millis) []Window {
 // rules: sizes, slides and gaps must be positive, and an offset smaller
 // than the slide (a tumbling window's size) in absolute value.
 func ValidateAssigner(a Assigner) error {
+	if p, ok := a.(processingTime); ok {
+		a = p.Assigner
+	}
 	switch a := a.(type) {
 	case *sliding:
 		if a.size <= 0 || a.slide <= 0 {
@@ -191,6 +194,43 @@ func MergeWindows(ws []Window) (merged []Window, members [][]int) {
 		members = append(members, []int{i})
 	}
 	return merged, members
+}
+
+// TumblingProcessingTime is Tumbling over processing time (Flink's
+// TumblingProcessingTimeWindows): a record goes in the window of the
+// task's clock when it is processed, and the window fires when the clock
+// passes its end. Processing-time windows need no watermark and have no
+// late records; their results are not reproducible on a replay.
+func TumblingProcessingTime(size time.Duration, offset ...time.Duration) Assigner {
+	return processingTime{Tumbling(size, offset...)}
+}
+
+// SlidingProcessingTime is Sliding over processing time (Flink's
+// SlidingProcessingTimeWindows).
+func SlidingProcessingTime(size, slide time.Duration, offset ...time.Duration) Assigner {
+	return processingTime{Sliding(size, slide, offset...)}
+}
+
+// ProcessingTimeSessions is Sessions over processing time (Flink's
+// ProcessingTimeSessionWindows): a session ends after gap of the clock
+// without records of its key.
+func ProcessingTimeSessions(gap time.Duration) Assigner {
+	return processingTime{Sessions(gap)}
+}
+
+// processingTime marks an assigner as assigning by the task's clock.
+type processingTime struct{ Assigner }
+
+// IsEventTime reports whether a assigns windows by the records' event
+// time (Tumbling, Sliding, Sessions), rather than by the clock of the task
+// processing them (TumblingProcessingTime, ...). The global window is in
+// neither: it reports false.
+func IsEventTime(a Assigner) bool {
+	switch a.(type) {
+	case processingTime, global:
+		return false
+	}
+	return true
 }
 
 // Global returns the global window assigner: one window per key holding
