@@ -18,6 +18,7 @@ import (
 	"github.com/weirstream/weir/internal/local"
 	"github.com/weirstream/weir/observe"
 	"github.com/weirstream/weir/state"
+	"github.com/weirstream/weir/windowing"
 )
 
 func init() {
@@ -142,6 +143,46 @@ func (l *localTask) AdvanceWatermark(wm time.Time) error {
 		return l.t.err
 	}
 	if err := l.t.advanceWatermark(wm.UnixMilli()); err != nil {
+		l.t.err = err
+		return err
+	}
+	l.t.flushStats()
+	return nil
+}
+
+func (l *localTask) AdvanceInputWatermark(topic string, wm time.Time) error {
+	gen, err := l.generator(topic)
+	if err != nil {
+		return err
+	}
+	gen.Emit(windowing.MillisOf(wm))
+	return l.afterInput()
+}
+
+func (l *localTask) MarkInputIdle(topic string) error {
+	gen, err := l.generator(topic)
+	if err != nil {
+		return err
+	}
+	gen.MarkIdle()
+	return l.afterInput()
+}
+
+func (l *localTask) generator(topic string) (*windowing.Generator, error) {
+	if l.t.err != nil {
+		return nil, l.t.err
+	}
+	gen, ok := l.t.et.generators[topic]
+	if !ok {
+		return nil, fmt.Errorf("task %s reads no topic %q with a watermark strategy", l.t.id, topic)
+	}
+	return gen, nil
+}
+
+// afterInput moves the task's watermark after an input's changed, firing
+// the timers it passes.
+func (l *localTask) afterInput() error {
+	if err := l.t.advance(); err != nil {
 		l.t.err = err
 		return err
 	}

@@ -315,6 +315,47 @@ func (h *Harness) AdvanceWatermark(wm time.Time) error {
 	return h.advanceWatermark(wm)
 }
 
+// AdvanceInputWatermark raises the watermark of one source topic (which
+// must have a watermark strategy) to wm in every task reading it, as that
+// input emitting a watermark would: Flink's processWatermark1 and
+// processWatermark2 of a two-input harness. A task's watermark is the
+// least of its inputs', so a join or a union moves only when each input
+// has.
+func (h *Harness) AdvanceInputWatermark(topic string, wm time.Time) error {
+	h.recovery.log(event{input: topic, watermark: wm})
+	return h.inputEvent(topic, wm, false)
+}
+
+// MarkInputIdle marks one source topic idle in every task reading it,
+// until its next record: it stops holding the watermark back, as an idle
+// input does (Flink's markIdle, a harness's processWatermarkStatus).
+func (h *Harness) MarkInputIdle(topic string) error {
+	h.recovery.log(event{input: topic, idle: true})
+	return h.inputEvent(topic, time.Time{}, true)
+}
+
+func (h *Harness) inputEvent(topic string, wm time.Time, idle bool) error {
+	stage, ok := h.top.StageOf(topic)
+	if !ok {
+		return fmt.Errorf("weirtest: the job reads no topic %q", topic)
+	}
+	for _, id := range h.ids {
+		if id.Stage != stage {
+			continue
+		}
+		var err error
+		if idle {
+			err = h.tasks[id].MarkInputIdle(topic)
+		} else {
+			err = h.tasks[id].AdvanceInputWatermark(topic, wm)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return h.settle()
+}
+
 func (h *Harness) advanceWatermark(wm time.Time) error {
 	for _, id := range h.ids {
 		if id.Stage == 0 {

@@ -38,7 +38,8 @@ import (
 // (timers included: they are state), resumes the checkpoint's event
 // time, and reads its inputs from the committed offsets again, which
 // here means replaying, in the order they first came, the records sent
-// (Send, SendTo, SendValue) and the watermarks moved (AdvanceWatermark)
+// (SendBytes, SendBytesTo, SendValue) and the watermarks moved
+// (AdvanceWatermark, AdvanceInputWatermark, MarkInputIdle)
 // since the checkpoint.
 //
 // What it does not simulate: Kafka itself. No producer is fenced (there
@@ -58,6 +59,9 @@ import (
 type event struct {
 	record    *kgo.Record // as sent, with its partition
 	watermark time.Time
+	// input, with watermark or idle, is a single input's move.
+	input string
+	idle  bool
 }
 
 // recovery is the harness's last checkpoint and what came after it.
@@ -164,6 +168,8 @@ func (h *Harness) Crash() error {
 		if e.record != nil {
 			r := *e.record
 			err = h.deliver(&r)
+		} else if e.input != "" {
+			err = h.inputEvent(e.input, e.watermark, e.idle)
 		} else {
 			err = h.advanceWatermark(e.watermark)
 		}

@@ -25,12 +25,14 @@ type Generator struct {
 	// first IsIdle call if that came first; valid when started.
 	lastActive time.Time
 	started    bool
+	// markedIdle is set by MarkIdle until the next record.
+	markedIdle bool
 }
 
 // OnEvent records a record with event time ts, read at processing time
 // now. Every record counts as activity, a late one too.
 func (g *Generator) OnEvent(ts Millis, now time.Time) {
-	g.lastActive, g.started = now, true
+	g.lastActive, g.started, g.markedIdle = now, true, false
 	if ts <= g.maxSeen {
 		return
 	}
@@ -40,6 +42,17 @@ func (g *Generator) OnEvent(ts Millis, now time.Time) {
 		g.wm = ts - g.bound // maxSeen only grows, so neither does wm
 	}
 }
+
+// Emit raises the partition's watermark to wm (never back), as a source
+// emitting a watermark of its own does (Flink's WatermarkOutput.emitWatermark;
+// a test harness's processWatermark1/2).
+func (g *Generator) Emit(wm Millis) {
+	g.wm = max(g.wm, wm)
+}
+
+// MarkIdle marks the partition idle until its next record, whatever the
+// idle timeout (Flink's WatermarkOutput.markIdle).
+func (g *Generator) MarkIdle() { g.markedIdle = true }
 
 // Current returns the partition's watermark.
 func (g *Generator) Current() Millis { return g.wm }
@@ -60,6 +73,9 @@ func (g *Generator) MaxSeen() Millis { return g.maxSeen }
 // more than the timeout has passed; the two differ by at most one check
 // interval.)
 func (g *Generator) IsIdle(now time.Time) bool {
+	if g.markedIdle {
+		return true
+	}
 	if g.idleTimeout == 0 {
 		return false
 	}

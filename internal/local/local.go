@@ -83,6 +83,14 @@ type Task interface {
 	// if every input had reported it: event-time timers it passes fire,
 	// and stages downstream hear of it at the next Tick.
 	AdvanceWatermark(wm time.Time) error
+	// AdvanceInputWatermark raises the watermark of one input topic's
+	// partition (a source with a watermark strategy) to wm, as that input
+	// emitting it would; the task's watermark follows the least of its
+	// inputs'.
+	AdvanceInputWatermark(topic string, wm time.Time) error
+	// MarkInputIdle marks one input topic's partition idle until its next
+	// record: it no longer holds the task's watermark back.
+	MarkInputIdle(topic string) error
 	// Checkpoint takes a barrier and commits its state at once, as a
 	// running job does once Kafka has the checkpoint's offsets. The
 	// producer must have acknowledged the barrier's records (the

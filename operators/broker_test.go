@@ -1,0 +1,133 @@
+package operators_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/connectors"
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/windowing"
+)
+
+// TestNewOperatorsAgainstTheBroker runs union, processing-time windows and
+// the interval join's late outputs in one exactly-once job on the real
+// broker, and reads what it committed.
+func TestNewOperatorsAgainstTheBroker(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	web := kafkatest.CreateTopic(t, brokers, "ops-web", 1)
+	app := kafkatest.CreateTopic(t, brokers, "ops-app", 1)
+	counts := kafkatest.CreateTopic(t, brokers, "ops-counts", 1)
+	procCounts := kafkatest.CreateTopic(t, brokers, "ops-proc-counts", 1)
+	pairs := kafkatest.CreateTopic(t, brokers, "ops-pairs", 1)
+	lateWeb := kafkatest.CreateTopic(t, brokers, "ops-late-web", 1)
+	group := kafkatest.Name("ops")
+
+	job := engine.NewJob("ops", engine.WithBrokers(brokers...), engine.WithGroup(group), engine.WithStateDir(t.TempDir()),
+		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("warn"))
+	wm := windowing.RecordTimestamps[string](0)
+	webClicks := connectors.KafkaSource(job, web, codec.String(), connectors.WithWatermarks(wm))
+	appClicks := connectors.KafkaSource(job, app, codec.String(), connectors.WithWatermarks(wm))
+	all := operators.KeyByRecordKey(operators.Union(webClicks, appClicks), codec.String())
+	connectors.KafkaSink(operators.WindowAggregate(all, "per-minute", windowing.Tumbling(time.Minute),
+		operators.Count[string]{}, codec.JSON[int64]()), counts, codec.JSON[operators.Windowed[string, int64]]())
+	connectors.KafkaSink(operators.WindowAggregate(all, "per-second", windowing.TumblingProcessingTime(time.Second),
+		operators.Count[string]{}, codec.JSON[int64]()), procCounts, codec.JSON[operators.Windowed[string, int64]]())
+	lateTag := engine.NewOutputTag[string]("late-web")
+	joined := operators.IntervalJoin(operators.KeyByRecordKey(webClicks, codec.String()), operators.KeyByRecordKey(appClicks, codec.String()),
+		"pair", 0, time.Minute, func(_ string, w, a string) (string, error) { return w + "+" + a, nil }, operators.LeftLateOutput(lateTag))
+	connectors.KafkaSink(joined, pairs, codec.String())
+	connectors.KafkaSink(engine.SideOutput(joined, lateTag), lateWeb, codec.String())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- job.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("job: %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Error("job did not stop within a minute")
+		}
+	})
+
+	noon := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	rec := func(topic, key, v string, d time.Duration) *kgo.Record {
+		return &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(v), Timestamp: noon.Add(d)}
+	}
+	producer := kafkatest.Client(t, brokers)
+	kafkatest.ProduceSync(t, producer,
+		rec(web, "a", "w1", 10*time.Second), rec(web, "a", "w2", 20*time.Second), rec(web, "b", "w3", 30*time.Second),
+		rec(app, "a", "a1", 15*time.Second), rec(app, "b", "a2", 40*time.Second),
+		rec(web, "a", "w-end", 5*time.Minute), rec(app, "a", "a-end", 5*time.Minute))
+
+	// Both inputs' watermarks pass 12:01: the union's minute fires.
+	var got []string
+	for _, r := range kafkatest.ReadAll(t, brokers, counts, 2, time.Minute) {
+		var w operators.Windowed[string, int64]
+		if err := json.Unmarshal(r.Value, &w); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s=%d", w.Key, w.Value))
+	}
+	slices.Sort(got)
+	if fmt.Sprint(got) != "[a=3 b=2]" {
+		t.Fatalf("union counts %v, want [a=3 b=2]", got)
+	}
+	// Now late for the join: to the left side output, and, for the right
+	// side, to the late-data topic Weir created.
+	kafkatest.ProduceSync(t, producer, rec(web, "a", "w-late", 5*time.Second), rec(app, "a", "a-late", 6*time.Second))
+	if got := values(kafkatest.ReadAll(t, brokers, lateWeb, 1, time.Minute)); fmt.Sprint(got) != "[w-late]" {
+		t.Errorf("late web clicks %v, want [w-late]", got)
+	}
+	late := kafkatest.ReadAll(t, brokers, group+"-pair-late", 1, time.Minute)
+	if len(late) != 1 || string(late[0].Value) != `"a-late"` || header(late[0], operators.HeaderLateSide) != "right" {
+		t.Errorf("the join's late-data topic holds %v, want a-late from the right side", late)
+	}
+	if got := values(kafkatest.ReadAll(t, brokers, pairs, 3, time.Minute)); fmt.Sprint(got) != "[w1+a1 w3+a2 w-end+a-end]" {
+		t.Errorf("pairs %v, want [w1+a1 w3+a2 w-end+a-end]", got)
+	}
+	// Processing-time windows count every record of the union, once.
+	kafkatest.Eventually(t, time.Minute, "the processing-time windows count all 9 clicks", func() bool {
+		var sum int64
+		for _, r := range kafkatest.ReadAll(t, brokers, procCounts, 1<<20, 2*time.Second) {
+			var w operators.Windowed[string, int64]
+			if err := json.Unmarshal(r.Value, &w); err != nil {
+				t.Fatal(err)
+			}
+			sum += w.Value
+		}
+		if sum > 9 {
+			t.Fatalf("processing-time windows counted %d clicks, want 9", sum)
+		}
+		return sum == 9
+	})
+}
+
+func values(rs []*kgo.Record) []string {
+	var vs []string
+	for _, r := range rs {
+		vs = append(vs, string(r.Value))
+	}
+	return vs
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
