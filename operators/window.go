@@ -235,7 +235,8 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 			lateEmit = lateToTopic(t, opName, topic, cfg.lateCodec, fmt.Sprintf("every window of the record ended before the watermark minus the allowed lateness (%v)", cfg.lateness))
 		}
 		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides, timers: timers, guard: t.Guard(opName, engine.ClassError)}
-		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner, procTime: procTime,
+		elements, _ := assigner.(windowing.ElementAssigner[IN])
+		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner, elements: elements, procTime: procTime,
 			lateness: lateness, stats: stats, op: opName, trigger: cfg.trigger, counts: counts, fireAt: fireAt,
 			col: &windowCollector[K, OUT]{c: c, down: down, stats: stats}}
 		timers.OnFire(w.onTimer)
@@ -246,6 +247,9 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 				return &engine.OperatorError{Operator: opName, Err: err}
 			}
 			late, err := w.add(r)
+			if g, ok := err.(guardedError); ok {
+				return g.err // the guard named the operator already
+			}
 			if err != nil {
 				return &engine.OperatorError{Operator: opName, Err: err}
 			}
@@ -393,6 +397,8 @@ type windowOp[K comparable, IN, OUT any] struct {
 	contents contents[K, IN, OUT]
 	sessions *state.Value[[]windowing.Window]
 	assigner windowing.Assigner
+	// elements is assigner, when it sees each record (dynamic sessions).
+	elements windowing.ElementAssigner[IN]
 	// procTime: the assigner assigns by the task's clock, which also
 	// fires and cleans up the windows.
 	procTime bool
@@ -459,7 +465,26 @@ func (o *windowOp[K, IN, OUT]) add(r engine.Record[IN]) (late bool, err error) {
 	if o.procTime {
 		ts = windowing.MillisOf(o.c.task.Now())
 	}
-	o.buf = o.assigner.Assign(o.buf[:0], ts)
+	if o.elements != nil {
+		// The assigner runs user code (a gap function): guarded, so that
+		// a failure meets the operator's error policy.
+		var err error
+		ok, gerr := o.c.guard.Do(func() error {
+			o.buf, err = o.elements.AssignElement(o.buf[:0], r.Value, ts)
+			return err
+		})
+		if !ok {
+			if gerr != nil {
+				return false, guardedError{gerr}
+			}
+			return false, nil // dead-lettered or skipped by the policy
+		}
+	} else {
+		o.buf = o.assigner.Assign(o.buf[:0], ts)
+	}
+	if len(o.buf) == 0 {
+		return false, nil
+	}
 	if o.assigner.Merging() {
 		return o.addMerging(r.Value, o.buf[0])
 	}
@@ -771,6 +796,12 @@ func (o *windowOp[K, IN, OUT]) cleanup(win windowing.Window) error {
 	}
 	return nil
 }
+
+// guardedError is an error that user code returned through the
+// operator's Guard, which has already dealt with it.
+type guardedError struct{ err error }
+
+func (g guardedError) Error() string { return g.err.Error() }
 
 // watermarkTime is the task's watermark as a time, the zero time before
 // any.

@@ -150,6 +150,12 @@ func ValidateAssigner(a Assigner) error {
 	if p, ok := a.(processingTime); ok {
 		a = p.Assigner
 	}
+	if p, ok := a.(interface{ unwrap() Assigner }); ok {
+		a = p.unwrap()
+	}
+	if d, ok := a.(interface{ hasGap() bool }); ok && !d.hasGap() {
+		return fmt.Errorf("%w: dynamic sessions need a gap function", ErrInvalidStrategy)
+	}
 	switch a := a.(type) {
 	case *sliding:
 		if a.size <= 0 || a.slide <= 0 {
@@ -228,6 +234,9 @@ type processingTime struct{ Assigner }
 func IsEventTime(a Assigner) bool {
 	switch a.(type) {
 	case processingTime, global:
+		return false
+	}
+	if _, ok := a.(interface{ processingTimeElements() }); ok {
 		return false
 	}
 	return true
@@ -313,4 +322,55 @@ func (t Trigger) Validate() error {
 		}
 	}
 	return nil
+}
+
+// ElementAssigner is an Assigner that also sees each record's value
+// (Flink's WindowAssigner.assignWindows gets the element): window
+// operators call AssignElement instead of Assign. An error fails the
+// record, under the operator's error policy.
+type ElementAssigner[T any] interface {
+	Assigner
+	AssignElement(dst []Window, v T, ts Millis) ([]Window, error)
+}
+
+// DynamicSessions returns session windows whose gap each record sets
+// (Flink's EventTimeSessionWindows.withDynamicGap): a record opens [ts,
+// ts+gap(v)), and windows of one key that intersect merge. A gap that is
+// not positive fails the record.
+func DynamicSessions[T any](gap func(T) time.Duration) ElementAssigner[T] {
+	return dynamicSessions[T]{gap: gap}
+}
+
+// DynamicProcessingTimeSessions is DynamicSessions over processing time
+// (Flink's ProcessingTimeSessionWindows.withDynamicGap).
+func DynamicProcessingTimeSessions[T any](gap func(T) time.Duration) ElementAssigner[T] {
+	return processingTimeElements[T]{processingTime{dynamicSessions[T]{gap: gap}}}
+}
+
+type dynamicSessions[T any] struct{ gap func(T) time.Duration }
+
+func (dynamicSessions[T]) Merging() bool { return true }
+
+func (s dynamicSessions[T]) hasGap() bool { return s.gap != nil }
+
+// Assign has no record to ask for its gap: it assigns nothing. Window
+// operators call AssignElement.
+func (dynamicSessions[T]) Assign(dst []Window, _ Millis) []Window { return dst }
+
+func (s dynamicSessions[T]) AssignElement(dst []Window, v T, ts Millis) ([]Window, error) {
+	gap := Millis(s.gap(v).Milliseconds())
+	if gap <= 0 {
+		return dst, fmt.Errorf("dynamic session gap %dms: must be positive", gap)
+	}
+	return append(dst, Window{Start: ts, End: AddMillis(ts, gap)}), nil
+}
+
+type processingTimeElements[T any] struct{ processingTime }
+
+func (processingTimeElements[T]) processingTimeElements() {}
+
+func (p processingTimeElements[T]) unwrap() Assigner { return p.Assigner }
+
+func (p processingTimeElements[T]) AssignElement(dst []Window, v T, ts Millis) ([]Window, error) {
+	return p.Assigner.(dynamicSessions[T]).AssignElement(dst, v, ts)
 }
