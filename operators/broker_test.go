@@ -29,6 +29,7 @@ func TestNewOperatorsAgainstTheBroker(t *testing.T) {
 	procCounts := kafkatest.CreateTopic(t, brokers, "ops-proc-counts", 1)
 	pairs := kafkatest.CreateTopic(t, brokers, "ops-pairs", 1)
 	lateWeb := kafkatest.CreateTopic(t, brokers, "ops-late-web", 1)
+	allPairs := kafkatest.CreateTopic(t, brokers, "ops-all-pairs", 1)
 	group := kafkatest.Name("ops")
 
 	job := engine.NewJob("ops", engine.WithBrokers(brokers...), engine.WithGroup(group), engine.WithStateDir(t.TempDir()),
@@ -46,6 +47,9 @@ func TestNewOperatorsAgainstTheBroker(t *testing.T) {
 		"pair", 0, time.Minute, func(_ string, w, a string) (string, error) { return w + "+" + a, nil }, operators.LeftLateOutput(lateTag))
 	connectors.KafkaSink(joined, pairs, codec.String())
 	connectors.KafkaSink(engine.SideOutput(joined, lateTag), lateWeb, codec.String())
+	regular := operators.Join(operators.KeyByRecordKey(webClicks, codec.String()), operators.KeyByRecordKey(appClicks, codec.String()),
+		"any-pair", func(_ string, w, a string) (string, error) { return w + "+" + a, nil }, operators.JoinTTL(time.Hour))
+	connectors.KafkaSink(regular, allPairs, codec.String())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -97,6 +101,15 @@ func TestNewOperatorsAgainstTheBroker(t *testing.T) {
 	}
 	if got := values(kafkatest.ReadAll(t, brokers, pairs, 3, time.Minute)); fmt.Sprint(got) != "[w1+a1 w3+a2 w-end+a-end]" {
 		t.Errorf("pairs %v, want [w1+a1 w3+a2 w-end+a-end]", got)
+	}
+	// The regular join pairs every web click with every app click of its
+	// key, late ones included: 4×3 of a, 1×1 of b.
+	got = values(kafkatest.ReadAll(t, brokers, allPairs, 13, time.Minute))
+	slices.Sort(got)
+	want := []string{"w-end+a-end", "w-end+a-late", "w-end+a1", "w-late+a-end", "w-late+a-late", "w-late+a1",
+		"w1+a-end", "w1+a-late", "w1+a1", "w2+a-end", "w2+a-late", "w2+a1", "w3+a2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("regular join pairs %v, want %v", got, want)
 	}
 	// Processing-time windows count every record of the union, once.
 	kafkatest.Eventually(t, time.Minute, "the processing-time windows count all 9 clicks", func() bool {

@@ -55,6 +55,9 @@ func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], ri
 	if lower > upper {
 		job.TopologyError(fmt.Errorf("%s: lower bound %v is above upper bound %v", out.Name(), lower, upper))
 	}
+	if cfg.ttl != 0 {
+		job.TopologyError(fmt.Errorf("%s: JoinTTL is the regular Join's; an interval join drops its records when the watermark passes their bound", out.Name()))
+	}
 	leftLate, rightLate, err := joinLateTags[L, R](cfg)
 	if err != nil {
 		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
@@ -130,13 +133,14 @@ func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], ri
 	return out
 }
 
-// JoinOpt configures a join (IntervalJoin, WindowJoin).
+// JoinOpt configures a join (IntervalJoin, WindowJoin, Join).
 type JoinOpt func(*joinConfig)
 
 type joinConfig struct {
 	lowerExclusive, upperExclusive bool
 	lc, rc                         any // codec.Codec[L], codec.Codec[R]
 	leftLate, rightLate            any // engine.OutputTag[L], engine.OutputTag[R]
+	ttl                            time.Duration
 }
 
 // LeftLateOutput sends left records that arrive behind the watermark to

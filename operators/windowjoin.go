@@ -28,6 +28,9 @@ func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], righ
 	if err != nil {
 		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
 	}
+	if cfg.ttl != 0 {
+		job.TopologyError(fmt.Errorf("%s: JoinTTL is the regular Join's; a window join keeps its records until their window fires", out.Name()))
+	}
 	if cfg.leftLate != nil || cfg.rightLate != nil {
 		job.TopologyError(fmt.Errorf("%s: LeftLateOutput and RightLateOutput are IntervalJoin's; a window join counts its late records", out.Name()))
 	}
