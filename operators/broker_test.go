@@ -30,6 +30,7 @@ func TestNewOperatorsAgainstTheBroker(t *testing.T) {
 	pairs := kafkatest.CreateTopic(t, brokers, "ops-pairs", 1)
 	lateWeb := kafkatest.CreateTopic(t, brokers, "ops-late-web", 1)
 	allPairs := kafkatest.CreateTopic(t, brokers, "ops-all-pairs", 1)
+	sessions := kafkatest.CreateTopic(t, brokers, "ops-sessions", 1)
 	group := kafkatest.Name("ops")
 
 	job := engine.NewJob("ops", engine.WithBrokers(brokers...), engine.WithGroup(group), engine.WithStateDir(t.TempDir()),
@@ -50,6 +51,10 @@ func TestNewOperatorsAgainstTheBroker(t *testing.T) {
 	regular := operators.Join(operators.KeyByRecordKey(webClicks, codec.String()), operators.KeyByRecordKey(appClicks, codec.String()),
 		"any-pair", func(_ string, w, a string) (string, error) { return w + "+" + a, nil }, operators.JoinTTL(time.Hour))
 	connectors.KafkaSink(regular, allPairs, codec.String())
+	// Sessions of web clicks whose gap each click sets: "w…" clicks 30s.
+	connectors.KafkaSink(operators.WindowAggregate(operators.KeyByRecordKey(webClicks, codec.String()), "visits",
+		windowing.DynamicSessions(func(string) time.Duration { return 30 * time.Second }), operators.Count[string]{}, codec.JSON[int64]()),
+		sessions, codec.JSON[operators.Windowed[string, int64]]())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -88,6 +93,20 @@ func TestNewOperatorsAgainstTheBroker(t *testing.T) {
 	slices.Sort(got)
 	if fmt.Sprint(got) != "[a=3 b=2]" {
 		t.Fatalf("union counts %v, want [a=3 b=2]", got)
+	}
+	// Web sessions of a: w1 and w2 (10s apart) in one, [12:00:10, 12:00:50);
+	// b: w3 alone.
+	var sess []string
+	for _, r := range kafkatest.ReadAll(t, brokers, sessions, 2, time.Minute) {
+		var w operators.Windowed[string, int64]
+		if err := json.Unmarshal(r.Value, &w); err != nil {
+			t.Fatal(err)
+		}
+		sess = append(sess, fmt.Sprintf("%s[%s,%s)=%d", w.Key, w.Start.UTC().Format("04:05"), w.End.UTC().Format("04:05"), w.Value))
+	}
+	slices.Sort(sess)
+	if fmt.Sprint(sess) != "[a[00:10,00:50)=2 b[00:30,01:00)=1]" {
+		t.Errorf("dynamic sessions %v, want a[00:10,00:50)=2 b[00:30,01:00)=1", sess)
 	}
 	// Now late for the join: to the left side output, and, for the right
 	// side, to the late-data topic Weir created.
