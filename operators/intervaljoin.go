@@ -3,7 +3,6 @@ package operators
 import (
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -41,17 +40,7 @@ func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], ri
 	if err != nil {
 		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
 	}
-	for _, side := range []interface {
-		EventTime() bool
-		Name() string
-	}{left, right} {
-		if !side.EventTime() {
-			job.TopologyError(fmt.Errorf("%s: an interval join needs watermarks on both inputs, and %s has none: give its source connectors.WithWatermarks", out.Name(), side.Name()))
-		}
-	}
-	if left.Stage() != right.Stage() {
-		job.TopologyError(fmt.Errorf("%s: the two streams are in stages %d and %d; key them together (operators.KeyByBoth) so one task sees both", out.Name(), left.Stage(), right.Stage()))
-	}
+	checkTwoInputs(job, out.Name(), "an interval join", true, left, right)
 	if lower > upper {
 		job.TopologyError(fmt.Errorf("%s: lower bound %v is above upper bound %v", out.Name(), lower, upper))
 	}
@@ -85,11 +74,7 @@ func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], ri
 
 	// One joiner per task, shared by the two inputs' subscribers: the
 	// first to be built makes it, the second takes it away.
-	var joiners sync.Map // *engine.Task -> *intervalJoiner
-	get := func(t *engine.Task) (*intervalJoiner[K, L, R, OUT], error) {
-		if j, ok := joiners.LoadAndDelete(t); ok {
-			return j.(*intervalJoiner[K, L, R, OUT]), nil
-		}
+	get := perTask(func(t *engine.Task) (*intervalJoiner[K, L, R, OUT], error) {
 		timers := t.Timers(out.Name()) // before downstream's: see Task.Timers
 		down, err := out.Build(t)
 		if err != nil {
@@ -99,8 +84,10 @@ func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], ri
 		if err != nil {
 			return nil, err
 		}
-		ij := &intervalJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), engine.ClassError)}, lbuf: lbuf, rbuf: rbuf,
-			lo: lo, hi: hi, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
+		c := &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), engine.ClassError)}
+		stats := t.Stats(out.Name())
+		ij := &intervalJoiner[K, L, R, OUT]{c: c, lbuf: lbuf, rbuf: rbuf, lo: lo, hi: hi, stats: stats, op: out.Name(),
+			pairs: pairs[K, L, R, OUT]{c: c, join: join, down: down, stats: stats}}
 		reason := "behind the watermark on arrival: no record of the other side can join it any more"
 		if leftLate != nil {
 			ij.lateLeft, _ = sides.Lookup(leftLate.Name()).(engine.Emit[L])
@@ -113,9 +100,8 @@ func IntervalJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], ri
 			ij.lateRight = lateToTopic(t, out.Name(), lateTopic.Name(), codec.JSON[R](), reason, kgo.RecordHeader{Key: HeaderLateSide, Value: []byte("right")})
 		}
 		timers.OnFire(ij.onTimer)
-		joiners.Store(t, ij)
 		return ij, nil
-	}
+	})
 	left.Subscribe(func(t *engine.Task) (engine.Emit[L], error) {
 		ij, err := get(t)
 		if err != nil {
@@ -224,8 +210,7 @@ type intervalJoiner[K comparable, L, R, OUT any] struct {
 	lbuf   *state.Map[int64, []L]
 	rbuf   *state.Map[int64, []R]
 	lo, hi int64
-	join   func(K, L, R) (OUT, error)
-	down   engine.Emit[OUT]
+	pairs  pairs[K, L, R, OUT]
 	// lateLeft and lateRight take each side's late records.
 	lateLeft  engine.Emit[L]
 	lateRight engine.Emit[R]
@@ -249,14 +234,14 @@ func (j *intervalJoiner[K, L, R, OUT]) onLeft(r engine.Record[L]) error {
 	// A left record at ts matches right records in [ts+lo, ts+hi], and no
 	// right record later than ts+hi.
 	return joinSide(j, r, j.lbuf, j.rbuf, j.lo, j.hi, max(j.hi, 0), joinLeft, j.lateLeft,
-		func(l L, rv R, ts int64) error { return j.emit(l, rv, ts) })
+		func(l L, rv R, ts int64) error { return j.pairs.emit(l, rv, ts) })
 }
 
 func (j *intervalJoiner[K, L, R, OUT]) onRight(r engine.Record[R]) error {
 	// A right record at ts matches left records in [ts-hi, ts-lo], and no
 	// left record later than ts-lo.
 	return joinSide(j, r, j.rbuf, j.lbuf, -j.hi, -j.lo, -min(j.lo, 0), joinRight, j.lateRight,
-		func(rv R, l L, ts int64) error { return j.emit(l, rv, ts) })
+		func(rv R, l L, ts int64) error { return j.pairs.emit(l, rv, ts) })
 }
 
 // joinSide handles a record of one side: it buffers it, joins it with the
@@ -299,21 +284,6 @@ func joinSide[K comparable, L, R, OUT, OWN, OTHER any](j *intervalJoiner[K, L, R
 	}
 	j.c.timers.Register(engine.EventTime, windowing.Millis(ts+keep), cleanupKey(r.Key, side, ts))
 	return nil
-}
-
-// emit joins one pair; the output's event time is the later of the two,
-// as in Flink.
-func (j *intervalJoiner[K, L, R, OUT]) emit(l L, r R, ts int64) error {
-	var out OUT
-	if ok, err := j.c.guard.Do(func() error {
-		var err error
-		out, err = j.join(j.c.key, l, r)
-		return err
-	}); !ok {
-		return err
-	}
-	j.stats.Out++
-	return j.down(engine.Record[OUT]{Key: j.c.rec.Key, Value: out, Timestamp: time.UnixMilli(ts)})
 }
 
 func add[T any, K comparable](c *keyedCtx[K], m *state.Map[int64, []T], ts int64, v T) error {

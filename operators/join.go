@@ -3,7 +3,6 @@ package operators
 import (
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/weirstream/weir/codec"
@@ -43,9 +42,7 @@ func Join[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engi
 	if cfg.ttl < 0 {
 		job.TopologyError(fmt.Errorf("%s: JoinTTL %v is negative", out.Name(), cfg.ttl))
 	}
-	if left.Stage() != right.Stage() {
-		job.TopologyError(fmt.Errorf("%s: the two streams are in stages %d and %d; key them together (operators.KeyByBoth) so one task sees both", out.Name(), left.Stage(), right.Stage()))
-	}
+	checkTwoInputs(job, out.Name(), "a regular join", false, left, right)
 	var hopts []state.HandleOpt
 	if cfg.ttl > 0 {
 		hopts = append(hopts, state.WithTTL(cfg.ttl))
@@ -58,29 +55,26 @@ func Join[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engi
 	}
 	job.AddStatefulOperator(out.Name(), out.Stage())
 
-	var joiners sync.Map // *engine.Task -> *regularJoiner, the first subscriber's, taken by the second
-	get := func(t *engine.Task) (*regularJoiner[K, L, R, OUT], error) {
-		if j, ok := joiners.LoadAndDelete(t); ok {
-			return j.(*regularJoiner[K, L, R, OUT]), nil
-		}
+	get := perTask(func(t *engine.Task) (*regularJoiner[K, L, R, OUT], error) {
 		timers := t.Timers(out.Name()) // before downstream's: see Task.Timers
 		down, err := out.Build(t)
 		if err != nil {
 			return nil, err
 		}
-		rj := &regularJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), engine.ClassError)},
-			lbuf: lbuf, rbuf: rbuf, ttl: cfg.ttl, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
+		c := &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), engine.ClassError)}
+		stats := t.Stats(out.Name())
+		rj := &regularJoiner[K, L, R, OUT]{c: c, lbuf: lbuf, rbuf: rbuf, ttl: cfg.ttl, stats: stats, op: out.Name(),
+			pairs: pairs[K, L, R, OUT]{c: c, join: join, down: down, stats: stats}}
 		timers.OnFire(rj.onTimer)
-		joiners.Store(t, rj)
 		return rj, nil
-	}
+	})
 	left.Subscribe(func(t *engine.Task) (engine.Emit[L], error) {
 		rj, err := get(t)
 		if err != nil {
 			return nil, err
 		}
 		return func(r engine.Record[L]) error {
-			return regularSide(rj, r, rj.lbuf, rj.rbuf, func(l L, rv R, ts int64) error { return rj.emit(l, rv, ts) })
+			return regularSide(rj, r, rj.lbuf, rj.rbuf, func(l L, rv R, ts int64) error { return rj.pairs.emit(l, rv, ts) })
 		}, nil
 	})
 	right.Subscribe(func(t *engine.Task) (engine.Emit[R], error) {
@@ -89,7 +83,7 @@ func Join[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engi
 			return nil, err
 		}
 		return func(r engine.Record[R]) error {
-			return regularSide(rj, r, rj.rbuf, rj.lbuf, func(rv R, l L, ts int64) error { return rj.emit(l, rv, ts) })
+			return regularSide(rj, r, rj.rbuf, rj.lbuf, func(rv R, l L, ts int64) error { return rj.pairs.emit(l, rv, ts) })
 		}, nil
 	})
 	return out
@@ -104,8 +98,7 @@ type regularJoiner[K comparable, L, R, OUT any] struct {
 	lbuf  *state.List[stamped[L]]
 	rbuf  *state.List[stamped[R]]
 	ttl   time.Duration
-	join  func(K, L, R) (OUT, error)
-	down  engine.Emit[OUT]
+	pairs pairs[K, L, R, OUT]
 	stats *engine.OpStats
 	op    string
 }
@@ -138,20 +131,6 @@ func regularSide[K comparable, L, R, OUT, OWN, OTHER any](j *regularJoiner[K, L,
 		}
 	}
 	return nil
-}
-
-// emit joins one pair; the output's event time is the later of the two.
-func (j *regularJoiner[K, L, R, OUT]) emit(l L, r R, ts int64) error {
-	var out OUT
-	if ok, err := j.c.guard.Do(func() error {
-		var err error
-		out, err = j.join(j.c.key, l, r)
-		return err
-	}); !ok {
-		return err
-	}
-	j.stats.Out++
-	return j.down(engine.Record[OUT]{Key: j.c.rec.Key, Value: out, Timestamp: time.UnixMilli(ts)})
 }
 
 // onTimer drops a key's expired records: reading a list with a TTL

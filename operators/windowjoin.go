@@ -2,7 +2,6 @@ package operators
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/state"
@@ -37,17 +36,7 @@ func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], righ
 	if cfg.lowerExclusive || cfg.upperExclusive {
 		job.TopologyError(fmt.Errorf("%s: a window join has no bounds to exclude (LowerBoundExclusive and UpperBoundExclusive are IntervalJoin's)", out.Name()))
 	}
-	for _, side := range []interface {
-		EventTime() bool
-		Name() string
-	}{left, right} {
-		if !side.EventTime() {
-			job.TopologyError(fmt.Errorf("%s: a window join needs watermarks on both inputs, and %s has none: give its source connectors.WithWatermarks", out.Name(), side.Name()))
-		}
-	}
-	if left.Stage() != right.Stage() {
-		job.TopologyError(fmt.Errorf("%s: the two streams are in stages %d and %d; key them together (operators.KeyByBoth) so one task sees both", out.Name(), left.Stage(), right.Stage()))
-	}
+	checkTwoInputs(job, out.Name(), "a window join", true, left, right)
 	if err := windowing.ValidateAssigner(assigner); err != nil {
 		job.TopologyError(fmt.Errorf("%s: %w", out.Name(), err))
 	}
@@ -62,11 +51,7 @@ func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], righ
 	}
 	job.AddStatefulOperator(out.Name(), out.Stage())
 
-	var joiners sync.Map // *engine.Task -> *windowJoiner, the first subscriber's, taken by the second
-	get := func(t *engine.Task) (*windowJoiner[K, L, R, OUT], error) {
-		if j, ok := joiners.LoadAndDelete(t); ok {
-			return j.(*windowJoiner[K, L, R, OUT]), nil
-		}
+	get := perTask(func(t *engine.Task) (*windowJoiner[K, L, R, OUT], error) {
 		timers := t.Timers(out.Name()) // before downstream's: see Task.Timers
 		down, err := out.Build(t)
 		if err != nil {
@@ -75,9 +60,8 @@ func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], righ
 		wj := &windowJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), engine.ClassError)}, lbuf: lbuf, rbuf: rbuf,
 			assigner: assigner, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
 		timers.OnFire(wj.onTimer)
-		joiners.Store(t, wj)
 		return wj, nil
-	}
+	})
 	left.Subscribe(func(t *engine.Task) (engine.Emit[L], error) {
 		wj, err := get(t)
 		if err != nil {
