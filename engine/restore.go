@@ -115,8 +115,80 @@ func (rt *runtime) restoreTask(ctx context.Context, cl *kgo.Client, id TaskID) (
 	if err != nil {
 		return commitMeta{}, nil, err
 	}
+	if !rt.exactlyOnce() {
+		if err := rt.repairChangelogTail(ctx, cl, id, positions); err != nil {
+			return commitMeta{}, nil, err
+		}
+	}
 	meta.changelog = positions
 	return meta, offsets, nil
+}
+
+// repairChangelogTail makes a changelog whose end is past the restored
+// position safe to restore through again (at least once). Without a
+// transaction, the changelog records a task wrote at a barrier are in
+// Kafka at once; if the replica died before the offsets of that barrier
+// committed, they form a tail past the committed position: state of work
+// that will be redone. This restore stopped before the tail, but the
+// task's own records go after it, and a later restore up to a later
+// checkpoint would read the tail as well, for keys this run never writes
+// again: a count the tail deleted (a fired window) would be lost, one it
+// raised counted twice. Exactly once the tail is an aborted transaction,
+// which committed readers skip.
+//
+// The repair is what the abort is exactly once: every key in the tail is
+// written again with its restored value (or deleted), in the task's first
+// checkpoint, ahead of anything the task writes; a later write of the key
+// in the same checkpoint replaces it, as it should. A replica that dies
+// before that checkpoint commits leaves a longer tail, repaired the same
+// way by the next one.
+func (rt *runtime) repairChangelogTail(ctx context.Context, cl *kgo.Client, id TaskID, positions map[string]int64) error {
+	topics := rt.job.taskChangelogs(id.Stage)
+	if rt.store == nil || len(topics) == 0 {
+		return nil
+	}
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("task %s: listing changelog end offsets: %w", id, err)
+	}
+	from, to := map[string]int64{}, map[string]int64{}
+	for _, topic := range topics {
+		o, ok := ends.Lookup(topic, id.Partition)
+		if !ok || o.Err != nil {
+			return fmt.Errorf("task %s: changelog %s partition %d: %w", id, topic, id.Partition, errors.Join(o.Err, errors.New("no end offset")))
+		}
+		if o.Offset > positions[topic] {
+			from[topic], to[topic] = positions[topic], o.Offset
+		}
+	}
+	if len(from) == 0 {
+		return nil
+	}
+	keys := map[string]struct{}{}
+	n, err := rt.scanChangelog(ctx, cl, id, from, to, func(r *kgo.Record) error {
+		keys[string(r.Key)] = struct{}{}
+		return nil
+	}, nil)
+	if err != nil {
+		return err
+	}
+	ts := rt.store.Task(state.TaskID{Stage: uint16(id.Stage), Partition: id.Partition})
+	for k := range keys {
+		key := []byte(k)
+		v, ok, err := ts.Get(key)
+		switch {
+		case err != nil:
+			ts.AbortPending()
+			return fmt.Errorf("task %s: repairing the changelog tail: %w", id, err)
+		case ok:
+			ts.Set(key, v)
+		default:
+			ts.Delete(key)
+		}
+	}
+	rt.log.Info("the changelog has uncommitted records past the restored checkpoint (a replica died before committing); their keys are written again with the checkpoint's values",
+		zap.Stringer("task", id), zap.Any("from", from), zap.Any("to", to), zap.Int64("records", n), zap.Int("keys", len(keys)))
+	return nil
 }
 
 // restoreState restores the task's state to meta and returns the changelog
@@ -256,6 +328,28 @@ func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 				id, topic, id.Partition, o.Offset, to[topic])
 		}
 	}
+	var lastReport int64
+	restored, err := rt.scanChangelog(ctx, cl, id, from, to, func(r *kgo.Record) error {
+		return ts.Restore(r.Key, r.Value, r.Value == nil)
+	}, func(restored int64, done bool) {
+		if restored-lastReport >= restoreProgressEvery || done {
+			lastReport = restored
+			rt.obs.RestoreProgress(id.String(), restored, max(0, total-restored))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	rt.log.Info("task state restored", zap.Stringer("task", id), zap.Int64("records", restored), zap.Duration("took", time.Since(start)))
+	rt.obs.RestoreDone(id.String(), restored, time.Since(start))
+	return nil
+}
+
+// scanChangelog reads the changelog records of task id in [from, to) of
+// each topic, committed records only, and passes each to each; progress,
+// if set, hears the count after every fetch. It returns how many it read.
+func (rt *runtime) scanChangelog(ctx context.Context, cl *kgo.Client, id TaskID, from, to map[string]int64,
+	each func(*kgo.Record) error, progress func(n int64, done bool)) (int64, error) {
 	parts := map[string]map[int32]kgo.Offset{}
 	for topic, f := range from {
 		parts[topic] = map[int32]kgo.Offset{id.Partition: kgo.NewOffset().At(f)}
@@ -268,7 +362,7 @@ func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 		kgo.FetchMaxWait(200*time.Millisecond),
 	)...)
 	if err != nil {
-		return fmt.Errorf("task %s: restore client: %w", id, err)
+		return 0, fmt.Errorf("task %s: restore client: %w", id, err)
 	}
 	defer rc.Close()
 	pending := map[string]int64{} // topic -> target, until reached
@@ -278,13 +372,12 @@ func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 		next[topic] = f
 	}
 	var restored int64
-	var lastReport int64
 	for len(pending) > 0 {
 		pollCtx, cancel := context.WithTimeout(ctx, restoreQuietPoll)
 		fs := rc.PollFetches(pollCtx)
 		cancel()
 		if err := ctx.Err(); err != nil {
-			return err
+			return restored, err
 		}
 		if fs.Empty() {
 			// Nothing came for a while: compaction may have removed
@@ -315,7 +408,7 @@ func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 			}
 		})
 		if ferr != nil {
-			return ferr
+			return restored, ferr
 		}
 		var rerr error
 		fs.EachRecord(func(r *kgo.Record) {
@@ -324,7 +417,7 @@ func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 				return
 			}
 			if r.Offset < target {
-				if rerr = ts.Restore(r.Key, r.Value, r.Value == nil); rerr != nil {
+				if rerr = each(r); rerr != nil {
 					return
 				}
 				restored++
@@ -339,16 +432,13 @@ func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 			}
 		})
 		if rerr != nil {
-			return fmt.Errorf("task %s: restoring: %w", id, rerr)
+			return restored, fmt.Errorf("task %s: restoring: %w", id, rerr)
 		}
-		if restored-lastReport >= restoreProgressEvery || len(pending) == 0 {
-			lastReport = restored
-			rt.obs.RestoreProgress(id.String(), restored, max(0, total-restored))
+		if progress != nil {
+			progress(restored, len(pending) == 0)
 		}
 	}
-	rt.log.Info("task state restored", zap.Stringer("task", id), zap.Int64("records", restored), zap.Duration("took", time.Since(start)))
-	rt.obs.RestoreDone(id.String(), restored, time.Since(start))
-	return nil
+	return restored, nil
 }
 
 // localStateTooOld reports whether local state at checkpoint lc is too old
