@@ -128,8 +128,8 @@ const maxFinalAttempts = 3
 // precedes the barriers: outputs, changelog and input offsets, in one
 // transaction exactly once; then, and only then, each task's state goes to
 // Pebble. Nothing processed and nothing produced since the last one: no
-// commit.
-func (rt *runtime) checkpoint(ctx context.Context, why string) {
+// commit, and it reports settled.
+func (rt *runtime) checkpoint(ctx context.Context, why string) (settled bool) {
 	rt.cpMu.Lock()
 	defer rt.cpMu.Unlock()
 	rt.mu.Lock()
@@ -137,7 +137,7 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 	rt.mu.Unlock()
 	slices.SortFunc(trs, func(a, b *taskRunner) int { return compareTaskIDs(a.id, b.id) })
 	if len(trs) == 0 {
-		return
+		return false
 	}
 	eos := rt.exactlyOnce()
 	hs := make([]*held, 0, len(trs))
@@ -154,7 +154,7 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 		h, ok := tr.barrier(ctx, eos)
 		if !ok {
 			release(false) // nothing ended: what they produce next joins the same transaction
-			return
+			return false
 		}
 		if h != nil {
 			hs = append(hs, h)
@@ -168,6 +168,7 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 	switch {
 	case !committed && err == nil:
 		release(false) // nothing happened since the last checkpoint
+		return true
 	case committed && eos:
 		faultPoint("after-commit")
 		release(true)
@@ -182,11 +183,11 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 			var err error
 			cp, next, acks := h.snap.cp, h.snap.changelogNext(), h.snap.clAcks()
 			if !h.tr.do(func(t *Task) { err = t.commitState(cp, next, acks) }, ctx.Done()) {
-				return
+				return false
 			}
 			if err != nil {
 				rt.fail(err)
-				return
+				return false
 			}
 		}
 	case eos:
@@ -199,7 +200,7 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 			// committing nothing more (shutdown aborts the transaction).
 			rt.abort.Store(true)
 			rt.fail(fmt.Errorf("checkpoint failed %d times in a row with an error retrying will not cure: %w", rt.finalFailures, err))
-			return
+			return false
 		}
 		if ctx.Err() == nil {
 			rt.log.Warn("checkpoint failed; aborting its transaction", zap.Error(err), zap.Int("failed_in_a_row", rt.failedCheckpoints))
@@ -213,6 +214,7 @@ func (rt *runtime) checkpoint(ctx context.Context, why string) {
 		// pending in their tasks, so the next checkpoint's positions
 		// include them, as its state does.
 	}
+	return false
 }
 
 // commitStopped commits the work of stopped tasks (at least once, at

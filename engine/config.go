@@ -42,6 +42,17 @@ type Config struct {
 	// "earliest" or "latest". Default: earliest. Environment
 	// WEIR_START_OFFSET, flag --start-offset.
 	StartOffset string
+	// Until makes the run bounded (a backfill, a reprocessing, a test): each
+	// partition of the job's sources ends where it stood when the replica
+	// started ("end": its last committed record) or at its first record
+	// stamped at or after a time (RFC 3339). A task whose inputs have all
+	// ended moves its watermark to the maximum, which fires every
+	// event-time window and timer, as a bounded source does in Flink, and
+	// tells the stages downstream; once every task of the replica has
+	// ended and its work is committed, the replica stops by itself, and
+	// Run returns nil. Default: "" (unbounded). Environment WEIR_UNTIL,
+	// flag --until.
+	Until string
 	// TaskQueueRecords is the backpressure threshold: when this many
 	// fetched records wait for a task, fetching its partitions pauses until
 	// the task drains half of them. Default: 20000. Environment
@@ -82,7 +93,7 @@ type Config struct {
 	// incarnation. Default: an id generated once and kept in the state
 	// directory. Environment WEIR_REPLICA_ID, flag --replica-id.
 	//
-	// Exactly once, it is also the replica's static group membership (KIP-345): a
+	// It is also the replica's static group membership (KIP-345): a
 	// replica that crashed and restarts on its state directory rejoins as
 	// the same member and takes its tasks back at once, without waiting
 	// for the session timeout to expire its previous incarnation. A
@@ -220,6 +231,24 @@ func WithMetricsAddr(addr string) Opt { return optFunc(func(c *Config) { c.Metri
 // WithCheckpointInterval sets how often a checkpoint commits.
 func WithCheckpointInterval(d time.Duration) Opt {
 	return optFunc(func(c *Config) { c.CheckpointInterval = d })
+}
+
+// WithUntil sets Config.Until: "end" or an RFC 3339 time bounds the run.
+func WithUntil(until string) Opt { return optFunc(func(c *Config) { c.Until = until }) }
+
+// parseUntil parses Config.Until: "" (unbounded), "end", or a time.
+func parseUntil(s string) (end bool, at time.Time, err error) {
+	switch s {
+	case "":
+		return false, time.Time{}, nil
+	case "end":
+		return true, time.Time{}, nil
+	}
+	at, err = time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("until %q: want end or an RFC 3339 time (2026-12-05T00:00:00Z)", s)
+	}
+	return false, at, nil
 }
 
 // WithStartOffset sets where partitions without a committed offset start: "earliest" or "latest".
@@ -381,6 +410,7 @@ func configVars(c *Config) []configVar {
 	sd, sds := str(&c.StateDir)
 	ma, mas := str(&c.MetricsAddr)
 	so, sos := str(&c.StartOffset)
+	un, uns := str(&c.Until)
 	ll, lls := str(&c.LogLevel)
 	ci, cis := dur(&c.CheckpointInterval)
 	st, sts := dur(&c.ShutdownTimeout)
@@ -442,6 +472,7 @@ func configVars(c *Config) []configVar {
 		v("WEIR_METRICS_ADDR", "metrics-addr", "address serving /metrics, /healthz, /readyz (empty disables)", ma, mas),
 		v("WEIR_CHECKPOINT_INTERVAL", "checkpoint-interval", "how often a checkpoint commits outputs, state and offsets", ci, cis),
 		v("WEIR_START_OFFSET", "start-offset", "where partitions without a committed offset start: earliest or latest", so, sos),
+		v("WEIR_UNTIL", "until", "end a bounded run: at the sources' ends when it starts (end) or at a time (RFC 3339)", un, uns),
 		v("WEIR_TASK_QUEUE_RECORDS", "task-queue-records", "fetched records a task may queue before its partitions pause", tq, tqs),
 		v("WEIR_SESSION_TIMEOUT", "session-timeout", "how long the group waits for a silent replica before moving its tasks", se, ses),
 		v("WEIR_SHUTDOWN_TIMEOUT", "shutdown-timeout", "bound on the final checkpoint at shutdown", st, sts),
@@ -527,6 +558,9 @@ func (c *Config) validate() error {
 	}
 	if c.TaskQueueRecords < 1 {
 		errs = append(errs, fmt.Errorf("task queue records %d: must be at least 1", c.TaskQueueRecords))
+	}
+	if _, _, err := parseUntil(c.Until); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.StartOffset {
 	case "earliest", "latest":

@@ -113,7 +113,10 @@ func (t *Task) onControl(r *kgo.Record, value []byte) error {
 	if err := t.et.comb.Update(id, w.Watermark, w.Idle); err != nil {
 		return err
 	}
-	return t.advance()
+	if err := t.advance(); err != nil {
+		return err
+	}
+	return t.maybeFinish()
 }
 
 // taskWatermarkKey is where saveEventTime keeps the task's own watermark:
@@ -224,8 +227,13 @@ func (t *Task) tick() error {
 	if err := t.advance(); err != nil {
 		return err
 	}
-	if err := t.fireProcessingTimers(); err != nil {
+	if err := t.maybeFinish(); err != nil {
 		return err
+	}
+	if !t.finished { // a finished task's processing-time timers wait for a later run
+		if err := t.fireProcessingTimers(); err != nil {
+			return err
+		}
 	}
 	t.sendWatermark(false)
 	t.reportWatermark()

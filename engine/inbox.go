@@ -14,6 +14,9 @@ type batch struct {
 	topic         string
 	records       []*kgo.Record
 	highWatermark int64 // -1 when unknown
+	// end marks the end of topic's input in a bounded run: no records,
+	// after the last one below the stop (see bounded.go).
+	end bool
 	// bytes is what the batch holds (batchBytes), counted once when an
 	// inbox with a byte bound queues it.
 	bytes int64

@@ -82,7 +82,17 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 			if !rt.abort.Load() {
 				rt.activateRestored()
 			}
-			if blocked && !time.Now().Before(next) {
+			rt.checkQuietBounds(ctx)
+			if rt.boundedDone() {
+				// Every task finished its input: commit, and stop once a
+				// checkpoint finds nothing left to commit.
+				if rt.checkpoint(ctx, "end of input") {
+					rt.cl.AllowRebalance()
+					rt.log.Info("end of input: every task of this replica finished and committed; stopping")
+					return
+				}
+				next = time.Now().Add(rt.cfg.CheckpointInterval)
+			} else if blocked && !time.Now().Before(next) {
 				rt.checkpoint(ctx, "interval")
 				next = time.Now().Add(rt.cfg.CheckpointInterval)
 			} else if blocked && rt.stateCacheFull() {
@@ -163,7 +173,16 @@ func (rt *runtime) push(fetches kgo.Fetches) {
 		if !ok {
 			return // revoked between fetch and now: the new owner reads it
 		}
-		tr.in.push(batch{topic: p.Topic, records: p.Records, highWatermark: p.HighWatermark})
+		records, reached := p.Records, false
+		if rt.bounds != nil {
+			records, reached = rt.boundBatch(tr, p)
+		}
+		if len(records) > 0 {
+			tr.in.push(batch{topic: p.Topic, records: records, highWatermark: p.HighWatermark})
+		}
+		if reached {
+			rt.endPartitionLocked(tr, p.Topic, p.Partition)
+		}
 	})
 }
 

@@ -70,6 +70,10 @@ type taskRunner struct {
 	// pending is what the task had in hand when the replica halted: it
 	// processes it first when the replica resumes.
 	pending batch
+	// finished is set once the task has finished its input in a bounded
+	// run; bound, the poll loop's progress towards its stops.
+	finished atomic.Bool
+	bound    *taskBound
 	// busy is when the task began the chunk of records it is processing
 	// (Unix nanoseconds), 0 between chunks: /healthz fails when a task
 	// stays on one chunk too long (user code that never returns).
@@ -126,6 +130,15 @@ func (r *taskRunner) run() {
 					if b, ok = r.in.pop(); !ok {
 						break
 					}
+				}
+				if b.end {
+					if r.t.err == nil {
+						if err := r.t.endInput(b.topic); err != nil {
+							r.t.err = err
+							r.fatal(err)
+						}
+					}
+					continue
 				}
 				// A fetch can hold thousands of records; cut it in chunks and
 				// answer commands between them, so a checkpoint waits for at

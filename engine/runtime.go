@@ -56,6 +56,8 @@ type runtime struct {
 	replica string
 	// budget is the memory budget; nil when off.
 	budget *memoryBudget
+	// bounds is where a bounded run ends (Config.Until); nil when not.
+	bounds *bounds
 
 	cpMu sync.Mutex
 	mu   struct {
@@ -199,6 +201,12 @@ func (rt *runtime) run(ctx context.Context) error {
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
 	rt.stopPoll = stopPoll
+	if err := rt.resolveBounds(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	if rt.exactlyOnce() {
 		rt.sess, err = kgo.NewGroupTransactSession(append(rt.clientOpts(),
 			kgo.TransactionalID(rt.cfg.Group+"-"+replica),

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
@@ -114,6 +115,13 @@ type Task struct {
 	// retention (see CheckOutput), until flushStats reports them.
 	pastRetention    map[string]int
 	pastRetentionAll int
+	// bounded is set in a bounded run (Config.Until): ended holds the
+	// source topics whose input ended, finished is set once every input
+	// has (see bounded.go), and finishedFlag tells the runtime.
+	bounded      bool
+	ended        map[string]bool
+	finished     bool
+	finishedFlag *atomic.Bool
 }
 
 // taskEnv is what a replica (or a local harness) gives each of its tasks.
@@ -137,6 +145,10 @@ type taskEnv struct {
 	offsets map[string]kgo.EpochOffset
 	// failures is the replica's circuit breaker; nil for none.
 	failures *failureControl
+	// bounded is set in a bounded run; finished is set when the task has
+	// finished its input (see bounded.go).
+	bounded  bool
+	finished *atomic.Bool
 }
 
 func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
@@ -157,6 +169,9 @@ func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
 		next:          make(map[string]kgo.EpochOffset, len(j.sources)),
 		cp:            env.checkpoint + 1,
 		clNext:        map[string]int64{},
+		bounded:       env.bounded,
+		ended:         map[string]bool{},
+		finishedFlag:  env.finished,
 	}
 	if len(j.changelogs) > 0 {
 		t.changelogs = make(map[string]string, len(j.changelogs))
