@@ -168,6 +168,27 @@ func (l *localTask) MarkInputIdle(topic string) error {
 	return l.afterInput()
 }
 
+func (l *localTask) EndInput(topics ...string) error {
+	if l.t.err != nil {
+		return l.t.err
+	}
+	l.t.bounded = true
+	for _, topic := range topics {
+		if _, ok := l.t.sources[topic]; !ok {
+			return fmt.Errorf("task %s reads no topic %q", l.t.id, topic)
+		}
+		l.t.ended[topic] = true
+	}
+	if err := l.t.maybeFinish(); err != nil {
+		l.t.err = err
+		return err
+	}
+	l.t.flushStats()
+	return nil
+}
+
+func (l *localTask) Finished() bool { return l.t.finished }
+
 func (l *localTask) generator(topic string) (*windowing.Generator, error) {
 	if l.t.err != nil {
 		return nil, l.t.err

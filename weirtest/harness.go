@@ -334,6 +334,37 @@ func (h *Harness) MarkInputIdle(topic string) error {
 	return h.inputEvent(topic, time.Time{}, true)
 }
 
+// EndInput ends the job's input, as a run bounded by WEIR_UNTIL does when
+// every source partition reaches its stop (Flink's end of a bounded
+// source): each task moves its watermark to the maximum, which fires every
+// event-time window and timer, the stages downstream follow, and
+// processing-time timers stop firing. Records sent afterwards are
+// processed, but no timer fires for them.
+func (h *Harness) EndInput() error {
+	h.recovery.log(event{end: true})
+	return h.endInput()
+}
+
+func (h *Harness) endInput() error {
+	internal := map[string]bool{}
+	for _, topic := range h.top.Internal {
+		internal[topic] = true
+	}
+	for _, id := range h.ids {
+		var sources []string
+		for topic, stage := range h.top.Readers {
+			if stage == id.Stage && !internal[topic] {
+				sources = append(sources, topic)
+			}
+		}
+		slices.Sort(sources)
+		if err := h.tasks[id].EndInput(sources...); err != nil {
+			return err
+		}
+	}
+	return h.settle()
+}
+
 func (h *Harness) inputEvent(topic string, wm time.Time, idle bool) error {
 	stage, ok := h.top.StageOf(topic)
 	if !ok {

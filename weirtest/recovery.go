@@ -62,6 +62,8 @@ type event struct {
 	// input, with watermark or idle, is a single input's move.
 	input string
 	idle  bool
+	// end is EndInput.
+	end bool
 }
 
 // recovery is the harness's last checkpoint and what came after it.
@@ -168,6 +170,8 @@ func (h *Harness) Crash() error {
 		if e.record != nil {
 			r := *e.record
 			err = h.deliver(&r)
+		} else if e.end {
+			err = h.endInput()
 		} else if e.input != "" {
 			err = h.inputEvent(e.input, e.watermark, e.idle)
 		} else {

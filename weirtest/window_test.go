@@ -152,6 +152,8 @@ func TestWindowAggregateScripts(t *testing.T) {
 				var at string
 				d.ScanArgs(t, "to", &at)
 				return fired(results, h.AdvanceWatermark(parseClock(t, at)))
+			case "end-input":
+				return fired(results, h.EndInput())
 			case "advance":
 				dd, err := time.ParseDuration(d.CmdArgs[0].Key)
 				if err != nil {

@@ -91,6 +91,16 @@ type Task interface {
 	// MarkInputIdle marks one input topic's partition idle until its next
 	// record: it no longer holds the task's watermark back.
 	MarkInputIdle(topic string) error
+	// EndInput makes the task's run bounded and ends the given source
+	// topics' input, as a bounded run reaching its stop does: once every
+	// source of the task has ended and every upstream task has sent the
+	// maximum watermark, the task moves its watermark to the maximum,
+	// firing every event-time timer, and tells stages downstream (at the
+	// next Tick). With no topics it only makes the run bounded: a stage
+	// reading repartition topics alone ends when its upstream has.
+	EndInput(topics ...string) error
+	// Finished reports whether the task has ended (see EndInput).
+	Finished() bool
 	// Checkpoint takes a barrier and commits its state at once, as a
 	// running job does once Kafka has the checkpoint's offsets. The
 	// producer must have acknowledged the barrier's records (the
