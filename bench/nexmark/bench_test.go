@@ -4,6 +4,8 @@ import (
 	"flag"
 	"testing"
 	"time"
+
+	"github.com/weirstream/weir/codec"
 )
 
 // BenchmarkQueries runs each query's job through the engine alone: no
@@ -23,7 +25,20 @@ import (
 //	go test -run '^$' -bench 'BenchmarkQueries/q5$' -benchtime=200000x -cpuprofile cpu.out ./bench/nexmark/
 var warmup = flag.Duration("nexmark.warmup", 15*time.Second, "event time run untimed before each query benchmark is timed")
 
-func BenchmarkQueries(b *testing.B) {
+func BenchmarkQueries(b *testing.B) { benchQueries(b) }
+
+// BenchmarkQueriesUserCodec runs the same with the topic read through
+// codec.JSON[Event] instead of the hand-written codec: what a user's own
+// job on the same types gets. Run both in one go to compare:
+//
+//	go test -run '^$' -bench 'BenchmarkQueries(UserCodec)?/q[0-9]+$' -benchtime=200000x -benchmem ./bench/nexmark/
+func BenchmarkQueriesUserCodec(b *testing.B) {
+	defer func(c codec.Codec[Event]) { sourceCodec = c }(sourceCodec)
+	sourceCodec = codec.JSON[Event]()
+	benchQueries(b)
+}
+
+func benchQueries(b *testing.B) {
 	cfg := Config{Seed: 1}
 	for _, q := range Queries {
 		b.Run(q.Name, func(b *testing.B) {

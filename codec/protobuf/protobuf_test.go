@@ -8,8 +8,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weirstream/weir/codec/protobuf"
-	"github.com/weirstream/weir/codec/protobuf/internal/testpb"
 	"github.com/weirstream/weir/codec/registry"
+	"github.com/weirstream/weir/internal/testpb"
 )
 
 func newRegistry(t *testing.T) *registry.Registry {

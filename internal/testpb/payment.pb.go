@@ -187,7 +187,7 @@ const file_payment_proto_rawDesc = "" +
 	"\x05Batch\x120\n" +
 	"\aentries\x18\x01 \x03(\v2\x16.weir.test.Batch.EntryR\aentries\x1a\x17\n" +
 	"\x05Entry\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02idB;Z9github.com/weirstream/weir/codec/protobuf/internal/testpbb\x06proto3"
+	"\x02id\x18\x01 \x01(\tR\x02idB,Z*github.com/weirstream/weir/internal/testpbb\x06proto3"
 
 var (
 	file_payment_proto_rawDescOnce sync.Once
