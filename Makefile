@@ -4,7 +4,9 @@
 #   make lint       gofmt, go vet, staticcheck
 #   make test       lint, then all tests (race detector) against a real Kafka
 #                   broker: the one in $KAFKA_BROKERS if set, else a local
-#                   Kafka 4.4 started (and always stopped) by scripts/kafka.sh
+#                   Kafka 4.4 started (and always stopped) by scripts/kafka.sh,
+#                   and a real schema registry: $SCHEMA_REGISTRY_URL, else
+#                   Apicurio Registry started by scripts/registry.sh
 #   make torture    the randomized fault test (e2e TestTorture), longer, and with
 #                   broker SIGKILLs:
 #                   WEIR_TORTURE_SEEDS (6) schedules of WEIR_TORTURE_STEPS (16)
@@ -14,10 +16,12 @@
 #                   tables into bench/README.md
 #   make demo       run the demo (it embeds its own broker)
 #   make kafka-up / kafka-down   start / stop the local test broker by hand
+#   make registry-up / registry-down   the same for the schema registry
 #   make clean
 #
 # The local broker needs java 17+ and mvn; the jars are fetched from Maven
-# Central once and cached in $${WEIR_CACHE:-$$HOME/.cache/weir}.
+# Central once and cached in $${WEIR_CACHE:-$$HOME/.cache/weir}; the registry
+# needs java 21+ (scripts/registry.sh finds or fetches one).
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -26,6 +30,7 @@ MAKEFLAGS += --no-builtin-rules
 
 GO ?= go
 KAFKA_SH := bash scripts/kafka.sh
+REGISTRY_SH := bash scripts/registry.sh
 TEST_TIMEOUT ?= 15m
 BENCH_TIMEOUT ?= 20m
 # Extra flags, e.g. make test TESTFLAGS='-run TestFoo -v'
@@ -34,7 +39,7 @@ BENCHFLAGS ?=
 PKGS ?= ./...
 
 .PHONY: all build lint fmt vet staticcheck test alerts torture bench bench-nexmark demo \
-	kafka-up kafka-down kafka-restart kafka-status clean
+	kafka-up kafka-down kafka-restart kafka-status registry-up registry-down clean
 
 all: lint build test
 
@@ -60,12 +65,15 @@ vet:
 staticcheck:
 	$(GO) tool staticcheck $(PKGS)
 
+# scripts/registry.sh run does the same for a real schema registry (Apicurio
+# Registry's Confluent API, fetched once from Maven Central) unless
+# SCHEMA_REGISTRY_URL is set.
 # scripts/kafka.sh run: starts a broker only if KAFKA_BROKERS is unset, and
 # then always stops it, keeping the exit code of the tests; on failure it
 # prints the last 50 lines of the broker log. scripts/gotest.sh runs the
 # packages whose tests restart that broker (e2e) after all others, alone.
 test: lint alerts
-	WEIR_REQUIRE_KAFKA=1 GO=$(GO) $(KAFKA_SH) run bash scripts/gotest.sh \
+	WEIR_REQUIRE_KAFKA=1 WEIR_REQUIRE_REGISTRY=1 GO=$(GO) $(KAFKA_SH) run $(REGISTRY_SH) run bash scripts/gotest.sh \
 		-race -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) -- $(PKGS)
 
 # The alert rules shipped beside the dashboard, checked by Prometheus's
@@ -99,6 +107,12 @@ bench-nexmark:
 demo:
 	$(GO) run ./cmd/demo
 
+registry-up:
+	@$(REGISTRY_SH) start
+
+registry-down:
+	@$(REGISTRY_SH) stop
+
 kafka-up:
 	@$(KAFKA_SH) start
 
@@ -113,4 +127,5 @@ kafka-status:
 
 clean:
 	-@$(KAFKA_SH) stop
-	rm -rf bin .cache/kafka-run
+	-@$(REGISTRY_SH) stop
+	rm -rf bin .cache/kafka-run .cache/registry-run

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -199,4 +200,40 @@ func TestAvroToProtobufAndBackWithARealRegistry(t *testing.T) {
 	if !strings.Contains(msg, "schema id unknown") {
 		t.Fatalf("dead letter's error %q, want it to say the schema id is unknown", msg)
 	}
+}
+
+// TestIncompatibleSchemaIsReportedWithTheRegistrysReason: a codec whose
+// schema breaks its subject's compatibility rule (the real registry runs
+// BACKWARD, as Confluent's default) fails to encode with
+// ErrIncompatible, naming the subject and carrying the registry's reason,
+// rather than writing records its readers cannot read.
+func TestIncompatibleSchemaIsReportedWithTheRegistrysReason(t *testing.T) {
+	reg, err := registry.New([]string{registryURL(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := registry.TopicValue(kafkatest.Name("sr-compat"))
+	v2, err := avro.New[payment](reg, subject, paymentV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v2.Encode(payment{"a", 1, "EUR"}); err != nil {
+		t.Fatal(err)
+	}
+	// amount_cents becomes a string: records written before cannot be read.
+	broken := strings.Replace(paymentV2, `"name":"amount_cents","type":"long"`, `"name":"amount_cents","type":"string"`, 1)
+	type brokenPayment struct {
+		Account  string `avro:"account"`
+		Amount   string `avro:"amount_cents"`
+		Currency string `avro:"currency"`
+	}
+	c, err := avro.New[brokenPayment](reg, subject, broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Encode(brokenPayment{"a", "1", "EUR"})
+	if !errors.Is(err, registry.ErrIncompatible) || !strings.Contains(err.Error(), subject) {
+		t.Fatalf("encoding with an incompatible schema: %v, want ErrIncompatible naming %s", err, subject)
+	}
+	t.Log(err)
 }
