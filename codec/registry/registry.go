@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/weirstream/weir/engine"
 )
 
 // ErrUnknownSchema is returned for a record whose schema id the registry
@@ -108,7 +110,7 @@ func (r *Registry) Register(ctx context.Context, subject string, s sr.Schema) (i
 		if errors.As(err, &re) && (re.StatusCode == http.StatusConflict || re.ErrorCode == 409) {
 			return 0, fmt.Errorf("schema registry: subject %s: %w: %s", subject, ErrIncompatible, re.Message)
 		}
-		return 0, fmt.Errorf("schema registry: registering a schema under subject %s: %w", subject, err)
+		return 0, transient(fmt.Errorf("schema registry: registering a schema under subject %s: %w", subject, err))
 	}
 	r.mu.Lock()
 	r.register[key] = id
@@ -143,12 +145,26 @@ func (r *Registry) SchemaByID(ctx context.Context, id int) (sr.Schema, error) {
 			r.mu.Unlock()
 			return sr.Schema{}, fmt.Errorf("schema registry: id %d: %w", id, ErrUnknownSchema)
 		}
-		return sr.Schema{}, fmt.Errorf("schema registry: looking up schema id %d: %w", id, err)
+		return sr.Schema{}, transient(fmt.Errorf("schema registry: looking up schema id %d: %w", id, err))
 	}
 	r.mu.Lock()
 	r.byID[id] = s
 	r.mu.Unlock()
 	return s, nil
+}
+
+// transient marks an error of the registry that is not about the schema
+// (unreachable, a timeout, a 5xx) as engine.Retryable: the record in hand
+// is tried again with backoff, the task holding its place, before the
+// job's error policy applies; the circuit breaker halts a replica whose
+// records keep failing so, rather than dead-letter a whole topic. A 4xx
+// other than the ones handled is the request's fault and is not retried.
+func transient(err error) error {
+	var re *sr.ResponseError
+	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 && re.StatusCode != http.StatusTooManyRequests {
+		return err
+	}
+	return engine.Retryable(err)
 }
 
 // header is the registry's wire format.
