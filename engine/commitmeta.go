@@ -211,3 +211,34 @@ func (j *Job) checkCommitMetaFits(group string) error {
 	}
 	return nil
 }
+
+// CommitMetadata is what a Weir job writes into the metadata of each
+// committed input offset (see commitMeta): for tools that read or rewrite
+// a job's offsets from outside, as weir offsets does.
+type CommitMetadata struct {
+	// Checkpoint is the id of the checkpoint that committed the offset.
+	Checkpoint int64
+	// Changelog is, per changelog topic of the partition's task, the
+	// offset after the last changelog record the checkpoint's state
+	// includes: where a restore of the task's state stops.
+	Changelog map[string]int64
+	// EventTime is the task's event-time state by input topic; nil starts
+	// event time afresh.
+	EventTime map[string]string
+}
+
+// ParseCommitMetadata parses the metadata of an offset committed by a job
+// in group. ok is false for metadata that is not Weir's (another tool's,
+// or none).
+func ParseCommitMetadata(s, group string) (m CommitMetadata, ok bool, err error) {
+	cm, ok, err := parseCommitMeta(s, group)
+	if !ok || err != nil {
+		return CommitMetadata{}, ok, err
+	}
+	return CommitMetadata{Checkpoint: cm.cp, Changelog: cm.changelog, EventTime: cm.eventTime}, true, nil
+}
+
+// Encode formats m as a job in group writes it.
+func (m CommitMetadata) Encode(group string) string {
+	return commitMeta{cp: m.Checkpoint, changelog: m.Changelog, eventTime: m.EventTime}.encode(group)
+}

@@ -257,6 +257,24 @@ func (rt *runtime) restoreState(ctx context.Context, cl *kgo.Client, id TaskID, 
 			from[topic] = f
 		}
 	}
+	// A store that must catch up, or whose checkpoint is not the committed
+	// one (a reset commits the next id), may stand on deleted records.
+	if hasLocal && (len(from) > 0 || localCp != meta.cp) {
+		behind, why, err := localStateBehindStart(ctx, cl, id, local, targets)
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", id, err)
+		}
+		if behind {
+			if err := drop(why); err != nil {
+				return nil, err
+			}
+			for topic, target := range targets {
+				if target > 0 {
+					from[topic] = 0
+				}
+			}
+		}
+	}
 	if hasLocal && len(from) > 0 {
 		// Catching up from the local position replays deletions only if
 		// the changelog still has their tombstones.
@@ -264,6 +282,7 @@ func (rt *runtime) restoreState(ctx context.Context, cl *kgo.Client, id TaskID, 
 		if err != nil {
 			return nil, fmt.Errorf("task %s: %w", id, err)
 		}
+
 		if stale {
 			if err := drop(why); err != nil {
 				return nil, err
@@ -326,6 +345,21 @@ func (rt *runtime) readChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 		if o.Offset < to[topic] {
 			return fmt.Errorf("task %s: changelog %s partition %d ends at offset %d, below the committed state's %d: it was deleted or truncated; reset the job's offsets and state",
 				id, topic, id.Partition, o.Offset, to[topic])
+		}
+	}
+	// Records below a log start were deleted (a state reset): read from
+	// there, or the fetch would ask for offsets that no longer exist.
+	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, slices.Collect(maps.Keys(from))...)
+	if err != nil {
+		return fmt.Errorf("task %s: listing changelog start offsets: %w", id, err)
+	}
+	from = maps.Clone(from)
+	for topic, f := range from {
+		if o, ok := starts.Lookup(topic, id.Partition); ok && o.Err == nil && f < o.Offset {
+			from[topic] = o.Offset
+		}
+		if from[topic] >= to[topic] {
+			delete(from, topic)
 		}
 	}
 	var lastReport int64
@@ -439,6 +473,36 @@ func (rt *runtime) scanChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 		}
 	}
 	return restored, nil
+}
+
+// localStateBehindStart reports whether a local store at positions local
+// stands at or below the log start offset of a changelog that has records
+// (targets): everything below the log start was deleted (the job's state
+// reset by weir offsets reset), so what the store holds, built from those
+// records, is no longer the job's state, and it cannot catch up by reading
+// on either. Weir never deletes changelog records otherwise (compaction
+// does not move the log start).
+func localStateBehindStart(ctx context.Context, cl *kgo.Client, id TaskID, local, targets map[string]int64) (bool, string, error) {
+	var topics []string
+	for topic, target := range targets {
+		if target > 0 {
+			topics = append(topics, topic)
+		}
+	}
+	if len(topics) == 0 {
+		return false, "", nil
+	}
+	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return false, "", fmt.Errorf("listing changelog start offsets: %w", err)
+	}
+	for _, topic := range topics {
+		if o, ok := starts.Lookup(topic, id.Partition); ok && o.Err == nil && o.Offset > 0 && local[topic] <= o.Offset {
+			return true, fmt.Sprintf("its changelog %s position %d is at or below the log start %d: the records it was built from were deleted (a state reset)",
+				topic, local[topic], o.Offset), nil
+		}
+	}
+	return false, "", nil
 }
 
 // localStateTooOld reports whether local state at checkpoint lc is too old

@@ -248,3 +248,102 @@ func TestRestoreWaitsForTheStableEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalStateBehindTheChangelogStartIsDropped: records below a
+// changelog's log start offset are gone (deleted: a reset of the job's
+// state by `weir offsets reset`, or a retention). A local store behind it
+// cannot catch up, since what it misses includes deletions; reading on
+// from the log start would keep keys the state no longer has. It must be
+// dropped and the changelog read from its start.
+func TestLocalStateBehindTheChangelogStartIsDropped(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	group := kafkatest.Name("behind")
+	topic := group + "-op-changelog"
+	kafkatest.CreateNamedTopic(t, brokers, topic, 1)
+	key := func(k string) []byte { return []byte("\x02op\x01" + k) }
+	cl := kafkatest.Client(t, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kafkatest.ProduceSync(t, cl,
+		&kgo.Record{Topic: topic, Key: key("old"), Value: []byte("1")},
+		&kgo.Record{Topic: topic, Key: key("old"), Value: nil}) // deleted, and the tombstone deleted below
+	adm := kadm.NewClient(cl)
+	resp, err := adm.DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 2}}})
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.ProduceSync(t, cl, &kgo.Record{Topic: topic, Key: key("new"), Value: []byte("2")})
+
+	store, err := state.Open("", state.InMemory(state.NewMemFS()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	j := NewJob("behind", WithBrokers(brokers...), WithGroup(group))
+	j.AddStatefulOperator("op", 0)
+	j.resolveInternalTopics(group)
+	rt := newRuntime(j, zap.NewNop(), observe.Nop{})
+	rt.store = store
+	ts := store.Task(state.TaskID{Stage: 0, Partition: 0})
+	ts.Set(key("old"), []byte("1")) // the local store saw only the first record
+	ts.Flush()
+	if err := ts.CommitPending(1, map[string]int64{topic: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.restoreState(ctx, cl, TaskID{Stage: 0, Partition: 0}, commitMeta{cp: 2, changelog: map[string]int64{topic: 3}}, true); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]bool{"old": false, "new": true} {
+		if _, ok, err := ts.Get(key(k)); err != nil || ok != want {
+			t.Errorf("%s present %v (%v), want %v", k, ok, err, want)
+		}
+	}
+}
+
+// TestLocalStateAtTheChangelogStartIsDropped: weir offsets reset deletes a
+// job's changelog records up to their end, where a cleanly stopped
+// replica's local store stands. That store is the state from before the
+// reset and must go, though its position equals the committed one.
+func TestLocalStateAtTheChangelogStartIsDropped(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	group := kafkatest.Name("atstart")
+	topic := group + "-op-changelog"
+	kafkatest.CreateNamedTopic(t, brokers, topic, 1)
+	key := []byte("\x02op\x01k")
+	cl := kafkatest.Client(t, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kafkatest.ProduceSync(t, cl, &kgo.Record{Topic: topic, Key: key, Value: []byte("before the reset")})
+	resp, err := kadm.NewClient(cl).DeleteRecords(ctx, kadm.Offsets{topic: {0: {Topic: topic, Partition: 0, At: 1}}})
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.Open("", state.InMemory(state.NewMemFS()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	j := NewJob("atstart", WithBrokers(brokers...), WithGroup(group))
+	j.AddStatefulOperator("op", 0)
+	j.resolveInternalTopics(group)
+	rt := newRuntime(j, zap.NewNop(), observe.Nop{})
+	rt.store = store
+	ts := store.Task(state.TaskID{Stage: 0, Partition: 0})
+	ts.Set(key, []byte("before the reset"))
+	ts.Flush()
+	if err := ts.CommitPending(1, map[string]int64{topic: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.restoreState(ctx, cl, TaskID{Stage: 0, Partition: 0}, commitMeta{cp: 2, changelog: map[string]int64{topic: 1}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := ts.Get(key); err != nil || ok {
+		t.Fatalf("the state from before the reset is still there: %q (%v)", v, err)
+	}
+}

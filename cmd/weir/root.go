@@ -25,6 +25,6 @@ Kafka topics Weir jobs read and write.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newVerifyCmd(), newDLQCmd(), newBreakerCmd())
+	root.AddCommand(newVerifyCmd(), newDLQCmd(), newBreakerCmd(), newOffsetsCmd())
 	return root
 }
