@@ -1,9 +1,11 @@
-// Command weir is Weir's operations CLI: tools that inspect the Kafka data
-// of Weir jobs from outside them. Today it has one command, verify (see
-// verify.go); commands like offsets and state belong here too.
+// Command weir is Weir's operations CLI: tools that work on the Kafka data
+// of Weir jobs from outside them: verify (verify.go) checks outputs for
+// exactly once, dlq (dlq.go) shows and replays dead letters, breaker
+// (breaker.go) reads and resumes a replica's circuit breaker, offsets
+// (offsets.go) describes a job's offsets and resets them with its state.
 //
 // This file owns the process: arguments, signals and the exit code. The
-// commands themselves are built in root.go and verify.go.
+// commands are put together in root.go.
 package main
 
 import (

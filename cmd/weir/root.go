@@ -13,9 +13,10 @@ import (
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "weir",
-		Short: "Weir's operations CLI: inspect and check the Kafka data of Weir jobs, handle their failures",
+		Short: "Weir's operations CLI: inspect and check the Kafka data of Weir jobs, handle their failures, reprocess",
 		Long: `weir is Weir's operations CLI: it inspects and checks, from outside, the
-Kafka topics Weir jobs read and write.`,
+Kafka topics Weir jobs read and write, handles their dead letters and
+circuit breakers, and rewinds them for reprocessing.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
