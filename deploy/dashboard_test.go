@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weirstream/weir/features"
 	"github.com/weirstream/weir/metrics"
 	"github.com/weirstream/weir/observe"
 )
@@ -37,6 +38,11 @@ type metricFamily struct {
 func registeredMetrics(t *testing.T) map[string]metricFamily {
 	t.Helper()
 	p := metrics.New("job")
+	// The job's feature flags, which Run registers, with one flag set.
+	t.Setenv(features.EnvPrefix+"DEMO", "on")
+	if err := p.RegisterForJob(features.New()); err != nil {
+		t.Fatal(err)
+	}
 	families := map[string]metricFamily{}
 	gather := func() {
 		t.Helper()

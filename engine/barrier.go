@@ -6,6 +6,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -81,12 +82,24 @@ type changelogAcks struct {
 // since the last barrier to the changelog, seals the current epoch, opens
 // the next and returns the offsets processed so far.
 func (t *Task) barrier() snapshot {
+	// Results of records in flight belong before the barrier, with the
+	// offsets that passed them.
+	var fail error
+	if err := t.flushInFlight(true); err != nil {
+		// A record in flight failed under the fail policy: the task
+		// stops, and this checkpoint must not commit.
+		if t.err == nil {
+			t.err = err
+		}
+		fail = err
+	}
 	// Tell downstream stages where event time is, inside this epoch.
 	t.sendWatermark(true)
 	var cl *changelogAcks
-	var fail error
 	if t.store != nil {
-		cl, fail = t.writeChangelog(t.store.Flush())
+		var clErr error
+		cl, clErr = t.writeChangelog(t.store.Flush())
+		fail = errors.Join(fail, clErr)
 		if cl != nil {
 			t.clPending = append(t.clPending, cl)
 		}
@@ -185,6 +198,9 @@ func (r *taskRunner) barrier(ctx context.Context, hold bool) (*held, bool) {
 			return
 		}
 		h.snap = t.barrier()
+		if h.snap.err != nil {
+			r.fatal(h.snap.err)
+		}
 		ready <- true
 		if !hold {
 			return

@@ -265,6 +265,9 @@ func (t *Task) maybeFinish() error {
 			}
 		}
 	}
+	if err := t.flushInFlight(true); err != nil {
+		return err
+	}
 	if t.watermark < int64(windowing.MaxMillis) {
 		if err := t.advanceWatermark(int64(windowing.MaxMillis)); err != nil {
 			return err

@@ -53,6 +53,12 @@ type Config struct {
 	// Run returns nil. Default: "" (unbounded). Environment WEIR_UNTIL,
 	// flag --until.
 	Until string
+	// FeaturesFile is a file of name=value lines, or a directory of one
+	// file per flag (a mounted ConfigMap), holding the job's feature flags
+	// (Job.Features); it is reloaded when it changes. Default: none (the
+	// WEIR_FEATURE_* variables only). Environment WEIR_FEATURES_FILE,
+	// flag --features-file.
+	FeaturesFile string
 	// TaskQueueRecords is the backpressure threshold: when this many
 	// fetched records wait for a task, fetching its partitions pauses until
 	// the task drains half of them. Default: 20000. Environment
@@ -411,6 +417,7 @@ func configVars(c *Config) []configVar {
 	ma, mas := str(&c.MetricsAddr)
 	so, sos := str(&c.StartOffset)
 	un, uns := str(&c.Until)
+	ff, ffs := str(&c.FeaturesFile)
 	ll, lls := str(&c.LogLevel)
 	ci, cis := dur(&c.CheckpointInterval)
 	st, sts := dur(&c.ShutdownTimeout)
@@ -473,6 +480,7 @@ func configVars(c *Config) []configVar {
 		v("WEIR_CHECKPOINT_INTERVAL", "checkpoint-interval", "how often a checkpoint commits outputs, state and offsets", ci, cis),
 		v("WEIR_START_OFFSET", "start-offset", "where partitions without a committed offset start: earliest or latest", so, sos),
 		v("WEIR_UNTIL", "until", "end a bounded run: at the sources' ends when it starts (end) or at a time (RFC 3339)", un, uns),
+		v("WEIR_FEATURES_FILE", "features-file", "feature flags: a file of name=value lines or a directory of one file per flag, reloaded on change", ff, ffs),
 		v("WEIR_TASK_QUEUE_RECORDS", "task-queue-records", "fetched records a task may queue before its partitions pause", tq, tqs),
 		v("WEIR_SESSION_TIMEOUT", "session-timeout", "how long the group waits for a silent replica before moving its tasks", se, ses),
 		v("WEIR_SHUTDOWN_TIMEOUT", "shutdown-timeout", "bound on the final checkpoint at shutdown", st, sts),

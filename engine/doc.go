@@ -44,6 +44,8 @@
 //   - ready.go, http.go: /readyz, /healthz, /metrics and the circuit
 //     breaker's endpoints.
 //   - memory.go: the memory budget's shares.
+//   - bounded.go: bounded runs (Config.Until): where sources end, ending
+//     tasks with the maximum watermark, stopping the replica.
 //
 // A task and what runs in it:
 //
@@ -58,6 +60,8 @@
 //     breaker (Guard).
 //   - eventtime.go, timers.go: watermarks across inputs and stages, event-
 //     and processing-time timers (Timers).
+//   - inflight.go: operators with records in flight (operators.AsyncMap):
+//     flushed at ticks and barriers, holding the watermark.
 //   - local.go: a task run in the caller's goroutine (internal/local), for
 //     harnesses and benchmarks.
 //   - errors.go, provenance.go, fault.go, fault_on.go: the errors the engine returns,

@@ -224,6 +224,9 @@ func (t *Task) advance() error {
 // tick runs on the task's timer: idleness, processing-time timers and
 // telling downstream stages where event time is.
 func (t *Task) tick() error {
+	if err := t.flushInFlight(false); err != nil {
+		return err
+	}
 	if err := t.advance(); err != nil {
 		return err
 	}

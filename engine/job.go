@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/weirstream/weir/features"
 	"github.com/weirstream/weir/metrics"
 	"github.com/weirstream/weir/observe"
 )
@@ -24,6 +25,8 @@ import (
 type Job struct {
 	name string
 	cfg  Config
+	// features are the job's feature flags (Features).
+	features *features.Set
 
 	sources  []*source
 	sinks    map[string]bool
@@ -87,7 +90,8 @@ func (t *InternalTopic) Name() string { return t.name }
 // NewJob returns an empty job. name identifies the job: the default
 // consumer group, the state directory, metric labels.
 func NewJob(name string, opts ...Opt) *Job {
-	j := &Job{name: name, cfg: defaultConfig(name), sinks: map[string]bool{}, names: map[string]int{}, stages: 1, changelogs: map[string]*InternalTopic{}}
+	j := &Job{name: name, cfg: defaultConfig(name), sinks: map[string]bool{}, names: map[string]int{}, stages: 1, changelogs: map[string]*InternalTopic{},
+		features: features.New()}
 	for _, o := range opts {
 		o.apply(&j.cfg)
 	}
@@ -96,6 +100,14 @@ func NewJob(name string, opts ...Opt) *Job {
 
 // Name is the job's name.
 func (j *Job) Name() string { return j.name }
+
+// Features returns the job's feature flags: a user function asks them at
+// any record (job.Features().Bool("recommendations", true)) to switch a
+// path off without a restart. They come from WEIR_FEATURE_<NAME>
+// variables and, while the job runs, from Config.FeaturesFile, reloaded
+// when it changes; their values are on the metrics endpoint
+// (weir_feature_flag).
+func (j *Job) Features() *features.Set { return j.features }
 
 // Config returns a copy of the job's configuration as it stands.
 func (j *Job) Config() Config { return j.cfg }
@@ -379,6 +391,17 @@ func (j *Job) Run(ctx context.Context) error {
 	if obs == nil {
 		prom = metrics.New(j.name)
 		obs = prom
+	}
+	if j.cfg.FeaturesFile != "" {
+		if err := j.features.Watch(j.cfg.FeaturesFile, log); err != nil {
+			log.Error("job cannot start", zap.Error(err))
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		defer j.features.Close()
+		log.Info("feature flags", zap.String("file", j.cfg.FeaturesFile), zap.Any("flags", j.features.Values()))
+	}
+	if prom != nil {
+		_ = prom.RegisterForJob(j.features)
 	}
 	rt := newRuntime(j, log, obs)
 	if j.cfg.MetricsAddr != "" {

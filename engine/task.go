@@ -70,6 +70,10 @@ type Task struct {
 	// watermark is the task's event time (Unix ms), minWatermark before any.
 	watermark int64
 	timers    []*Timers
+	// inflight are the task's operators with records in flight, and
+	// wmTarget the watermark they hold it from (see inflight.go).
+	inflight []InFlight
+	wmTarget int64
 	// timerErr is a store error met while registering a timer, which has
 	// no error to return; the record that registered it fails with it.
 	timerErr error
@@ -163,6 +167,7 @@ func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
 		producer:      env.producer,
 		clock:         env.clock,
 		watermark:     minWatermark,
+		wmTarget:      minWatermark,
 		et:            newEventTime(),
 		sources:       make(map[string]SourceFunc, len(j.sources)),
 		byName:        make(map[string]*OpStats),

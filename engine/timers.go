@@ -270,7 +270,15 @@ func (h *timerHeap) Pop() any {
 
 // advanceWatermark moves the task's event time to wm (never back) and fires
 // the event-time timers it passes, operator by operator in topology order.
+//
+// Records in flight (see InFlight) hold it: it goes no further than just
+// below the earliest of them, and the rest of the way once their results
+// are out (flushInFlight).
 func (t *Task) advanceWatermark(wm int64) error {
+	if len(t.inflight) > 0 {
+		t.wmTarget = max(t.wmTarget, wm)
+		wm = t.watermarkHold(t.wmTarget)
+	}
 	if wm <= t.watermark {
 		return nil
 	}
@@ -278,6 +286,15 @@ func (t *Task) advanceWatermark(wm int64) error {
 	for _, o := range t.timers {
 		if err := o.fireDue(EventTime, wm); err != nil {
 			return err
+		}
+	}
+	if len(t.inflight) > 0 && t.watermarkHold(t.watermark) < t.watermark {
+		// Timers sent records in flight that the watermark has passed
+		// already: their results must come out before anything else.
+		for _, f := range t.inflight {
+			if err := f.Flush(true); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -44,6 +44,11 @@ type Prometheus struct {
 	deadLettered  *prometheus.CounterVec
 	skipped       *prometheus.CounterVec
 	retries       *prometheus.CounterVec
+	labels        prometheus.Labels
+	asyncCalls    *prometheus.CounterVec
+	asyncLatency  *prometheus.HistogramVec
+	asyncFallback *prometheus.CounterVec
+	asyncInFlight *prometheus.GaugeVec
 	breaker       prometheus.Gauge
 	pastRetention *prometheus.CounterVec
 }
@@ -58,7 +63,7 @@ func New(job string) *Prometheus {
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	labels := prometheus.Labels{"job": job}
 	p := &Prometheus{
-		reg: reg,
+		reg: reg, labels: labels,
 		recordsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_records_in_total", Help: "Records an operator received.", ConstLabels: labels,
 		}, []string{"operator"}),
@@ -138,13 +143,27 @@ func New(job string) *Prometheus {
 	p.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weir_retries_total", Help: "Calls of an operator's user code retried after a retryable error.", ConstLabels: labels,
 	}, []string{"operator"})
+	p.asyncCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_async_calls_total", Help: "Calls of an operator's work in flight (AsyncMap), by outcome: ok, error, timeout, open (circuit breaker open: not made).", ConstLabels: labels,
+	}, []string{"operator", "outcome"})
+	p.asyncLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "weir_async_call_seconds", Help: "How long an operator's calls in flight took.", ConstLabels: labels,
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+	}, []string{"operator"})
+	p.asyncFallback = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_async_fallbacks_total", Help: "Results an operator's fallback produced instead of its call (degraded outputs).", ConstLabels: labels,
+	}, []string{"operator"})
+	p.asyncInFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "weir_async_in_flight", Help: "An operator's calls in flight.", ConstLabels: labels,
+	}, []string{"operator"})
 	p.breaker = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "weir_circuit_breaker_open", Help: "1 while the replica's circuit breaker is open: too many records failed, the replica halted until resumed.", ConstLabels: labels,
 	})
 	p.pastRetention = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weir_sink_records_past_retention_total", Help: "Outputs stamped older than their topic's retention.ms, which the broker may delete soon after writing.", ConstLabels: labels,
 	}, []string{"topic"})
-	for _, c := range []prometheus.Collector{p.deadLettered, p.skipped, p.retries, p.breaker, p.pastRetention} {
+	for _, c := range []prometheus.Collector{p.deadLettered, p.skipped, p.retries, p.breaker, p.pastRetention,
+		p.asyncCalls, p.asyncLatency, p.asyncFallback, p.asyncInFlight} {
 		f(c)
 	}
 	for _, c := range []prometheus.Collector{p.recordsIn, p.recordsOut, p.recordsFailed, p.recordsLate, p.lag, p.checkpoints, p.cpDuration, p.watermark, p.idle, p.tasks, p.ready,
@@ -157,6 +176,12 @@ func New(job string) *Prometheus {
 	p.checkpoints.WithLabelValues("ok")
 	p.checkpoints.WithLabelValues("failed")
 	return p
+}
+
+// RegisterForJob registers c with the job label every Weir metric has
+// (the job's feature flags, a job's own collectors).
+func (p *Prometheus) RegisterForJob(c prometheus.Collector) error {
+	return prometheus.WrapRegistererWith(p.labels, p.reg).Register(c)
 }
 
 // Registry is the registry holding the metrics, for adding a job's own.
@@ -179,6 +204,19 @@ func (p *Prometheus) RecordsDeadLettered(op string, n int) {
 }
 func (p *Prometheus) RecordsSkipped(op string, n int) { p.skipped.WithLabelValues(op).Add(float64(n)) }
 func (p *Prometheus) Retries(op string, n int)        { p.retries.WithLabelValues(op).Add(float64(n)) }
+
+func (p *Prometheus) AsyncCall(op, outcome string, took time.Duration) {
+	p.asyncCalls.WithLabelValues(op, outcome).Inc()
+	if outcome != "open" {
+		p.asyncLatency.WithLabelValues(op).Observe(took.Seconds())
+	}
+}
+
+func (p *Prometheus) AsyncFallback(op string) { p.asyncFallback.WithLabelValues(op).Inc() }
+
+func (p *Prometheus) AsyncInFlight(op string, delta int) {
+	p.asyncInFlight.WithLabelValues(op).Add(float64(delta))
+}
 func (p *Prometheus) CircuitBreaker(open bool, _ string) {
 	if open {
 		p.breaker.Set(1)

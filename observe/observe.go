@@ -29,6 +29,17 @@ type Observer interface {
 	// Retries counts calls of an operator's user code retried after an
 	// error marked retryable.
 	Retries(operator string, n int)
+	// AsyncCall reports one call of an operator's work in flight
+	// (operators.AsyncMap): its outcome (ok, error, timeout, or open: its
+	// circuit breaker was open and it was not made) and how long it took.
+	// It is called from the call's goroutine.
+	AsyncCall(operator, outcome string, took time.Duration)
+	// AsyncFallback counts results an operator's fallback produced
+	// instead of its call.
+	AsyncFallback(operator string)
+	// AsyncInFlight moves the number of an operator's calls in flight by
+	// delta.
+	AsyncInFlight(operator string, delta int)
 	// CircuitBreaker reports the replica's circuit breaker: open (the
 	// replica halted, and why) or closed.
 	CircuitBreaker(open bool, why string)
@@ -92,6 +103,9 @@ func (Nop) RecordsLate(string, int)                  {}
 func (Nop) RecordsDeadLettered(string, int)          {}
 func (Nop) RecordsSkipped(string, int)               {}
 func (Nop) Retries(string, int)                      {}
+func (Nop) AsyncCall(string, string, time.Duration)  {}
+func (Nop) AsyncFallback(string)                     {}
+func (Nop) AsyncInFlight(string, int)                {}
 func (Nop) CircuitBreaker(bool, string)              {}
 func (Nop) SinkRecordsPastRetention(string, int)     {}
 func (Nop) ConsumerLag(string, int32, int64)         {}

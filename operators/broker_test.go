@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/codec"
@@ -162,4 +166,104 @@ func header(r *kgo.Record, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestAsyncMapAgainstARealServiceAndBroker enriches each record through a
+// real HTTP server, exactly once on the real broker. The server is stopped
+// for a while and started again on the same address: the records of that
+// span carry the fallback (the circuit breaker opens, so most are not even
+// called), the job never stops, and the records after it are enriched
+// again. Every record comes out exactly once.
+func TestAsyncMapAgainstARealServiceAndBroker(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	in := kafkatest.CreateTopic(t, brokers, "async-in", 1)
+	out := kafkatest.CreateTopic(t, brokers, "async-out", 1)
+	group := kafkatest.Name("async")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "recommended-for-%s", r.URL.Query().Get("user"))
+	})
+	serve := func(ln net.Listener) *http.Server {
+		srv := &http.Server{Handler: handler}
+		go func() { _ = srv.Serve(ln) }()
+		return srv
+	}
+	srv := serve(ln)
+	defer func() { _ = srv.Close() }()
+
+	client := &http.Client{}
+	recommend := func(ctx context.Context, user string) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/recommend?user="+user, nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	job := engine.NewJob("async", engine.WithBrokers(brokers...), engine.WithGroup(group), engine.WithStateDir(t.TempDir()),
+		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("warn"))
+	src := connectors.KafkaSource(job, in, codec.String())
+	enriched := operators.AsyncMap(src, recommend, operators.AsyncName("recommend"), operators.AsyncTimeout(500*time.Millisecond),
+		operators.AsyncConcurrency(8), operators.AsyncRetries(1),
+		operators.AsyncBreaker(gobreaker.Settings{Timeout: 300 * time.Millisecond, ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 2 }}),
+		operators.AsyncFallback(func(user string, _ error) (string, error) { return "popular-items", nil }))
+	connectors.KafkaSink(enriched, out, codec.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- job.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("job: %v", err)
+		}
+	}()
+
+	producer := kafkatest.Client(t, brokers)
+	sent := 0
+	phase := func(n int) []string {
+		t.Helper()
+		for range n {
+			kafkatest.ProduceSync(t, producer, &kgo.Record{Topic: in, Key: []byte("u"), Value: []byte(fmt.Sprintf("user%d", sent))})
+			sent++
+		}
+		return values(kafkatest.ReadAll(t, brokers, out, sent, time.Minute))[sent-n:]
+	}
+	up := phase(10)
+	_ = srv.Close() // the service goes down
+	down := phase(10)
+	ln, err = net.Listen("tcp", addr) // and comes back on its address
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv = serve(ln)
+	var again []string
+	kafkatest.Eventually(t, time.Minute, "enriched outputs again", func() bool {
+		again = phase(5)
+		return again[len(again)-1] != "popular-items"
+	})
+	for i, v := range up {
+		if v != fmt.Sprintf("recommended-for-user%d", i) {
+			t.Fatalf("while the service was up: %q", up)
+		}
+	}
+	for _, v := range down {
+		if v != "popular-items" {
+			t.Fatalf("while the service was down: %q, want the fallback", down)
+		}
+	}
+	all := values(kafkatest.ReadAll(t, brokers, out, sent, 10*time.Second))
+	if len(all) != sent {
+		t.Fatalf("%d outputs for %d records", len(all), sent)
+	}
+	t.Logf("up %q; down %q; back %q", up[:2], down[:2], again)
 }

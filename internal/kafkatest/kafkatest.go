@@ -90,6 +90,19 @@ func CreateNamedTopic(t testing.TB, brokers []string, name string, partitions in
 	if err != nil {
 		t.Fatalf("creating topic %s: %v", name, err)
 	}
+	// KRaft answers before every broker's metadata has the topic: a job
+	// started at once could find it missing. Wait until metadata lists
+	// it with its partitions.
+	for {
+		tds, err := adm.ListTopics(ctx, name)
+		if td, ok := tds[name]; err == nil && ok && td.Err == nil && len(td.Partitions) == int(partitions) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("topic %s created, but not in the metadata after 30s", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
