@@ -18,6 +18,7 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/metrics"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/windowing"
 )
@@ -210,8 +211,10 @@ func TestAsyncMapAgainstARealServiceAndBroker(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		return string(b), err
 	}
+	prom := metrics.New("async")
 	job := engine.NewJob("async", engine.WithBrokers(brokers...), engine.WithGroup(group), engine.WithStateDir(t.TempDir()),
-		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("warn"))
+		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("warn"),
+		engine.WithObserver(prom))
 	src := connectors.KafkaSource(job, in, codec.String())
 	enriched := operators.AsyncMap(src, recommend, operators.AsyncName("recommend"), operators.AsyncTimeout(500*time.Millisecond),
 		operators.AsyncConcurrency(8), operators.AsyncRetries(1),
@@ -266,4 +269,36 @@ func TestAsyncMapAgainstARealServiceAndBroker(t *testing.T) {
 		t.Fatalf("%d outputs for %d records", len(all), sent)
 	}
 	t.Logf("up %q; down %q; back %q", up[:2], down[:2], again)
+	// The metrics show the outage: fallbacks, failed calls and calls the
+	// open breaker spared the service.
+	count := func(name string, labels map[string]string) float64 {
+		mfs, err := prom.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum float64
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+		metric:
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+						continue metric
+					}
+				}
+				sum += m.GetCounter().GetValue()
+			}
+		}
+		return sum
+	}
+	fallbacks := count("weir_async_fallbacks_total", map[string]string{"operator": "recommend"})
+	failed := count("weir_async_calls_total", map[string]string{"operator": "recommend", "outcome": "error"})
+	spared := count("weir_async_calls_total", map[string]string{"operator": "recommend", "outcome": "open"})
+	ok := count("weir_async_calls_total", map[string]string{"operator": "recommend", "outcome": "ok"})
+	t.Logf("metrics: %v fallbacks, %v calls failed, %v not made (breaker open), %v ok", fallbacks, failed, spared, ok)
+	if fallbacks < 10 || failed < 2 || spared < 1 || ok < float64(len(up)) {
+		t.Fatalf("the metrics do not show the outage: %v fallbacks, %v failed, %v spared, %v ok", fallbacks, failed, spared, ok)
+	}
 }
