@@ -218,12 +218,14 @@ func KafkaSink[T any](in engine.Stream[T], topic string, c codec.Codec[T], opts 
 	if err != nil {
 		job.TopologyError(fmt.Errorf("sink %s: %w", topic, err))
 	}
-	job.AddSinkTopic(topic)
+	job.AddOutputTopic(topic)
 	name := job.UniqueName("sink:" + topic)
 	if cfg.policy != "" {
 		job.SetErrorPolicy(name, cfg.policy)
 	}
+	declared := topic
 	in.Subscribe(func(t *engine.Task) (engine.Emit[T], error) {
+		topic := job.OutputTopic(declared)
 		stats := t.Stats(name)
 		g := t.Guard(name, engine.ClassEncode)
 		check := t.OutputCheck(topic)

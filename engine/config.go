@@ -59,6 +59,13 @@ type Config struct {
 	// WEIR_FEATURE_* variables only). Environment WEIR_FEATURES_FILE,
 	// flag --features-file.
 	FeaturesFile string
+	// OutputSuffix is appended to the topic of every sink
+	// (connectors.KafkaSink): a rewound run (weir offsets reset) writes
+	// its results to new versions of its output topics (clicks-tagged-v2)
+	// instead of repeating them into the old ones. The suffixed topics
+	// must exist. Default: "". Environment WEIR_OUTPUT_SUFFIX, flag
+	// --output-suffix.
+	OutputSuffix string
 	// TaskQueueRecords is the backpressure threshold: when this many
 	// fetched records wait for a task, fetching its partitions pauses until
 	// the task drains half of them. Default: 20000. Environment
@@ -239,6 +246,9 @@ func WithCheckpointInterval(d time.Duration) Opt {
 	return optFunc(func(c *Config) { c.CheckpointInterval = d })
 }
 
+// WithOutputSuffix sets Config.OutputSuffix.
+func WithOutputSuffix(suffix string) Opt { return optFunc(func(c *Config) { c.OutputSuffix = suffix }) }
+
 // WithUntil sets Config.Until: "end" or an RFC 3339 time bounds the run.
 func WithUntil(until string) Opt { return optFunc(func(c *Config) { c.Until = until }) }
 
@@ -418,6 +428,7 @@ func configVars(c *Config) []configVar {
 	so, sos := str(&c.StartOffset)
 	un, uns := str(&c.Until)
 	ff, ffs := str(&c.FeaturesFile)
+	osf, osfs := str(&c.OutputSuffix)
 	ll, lls := str(&c.LogLevel)
 	ci, cis := dur(&c.CheckpointInterval)
 	st, sts := dur(&c.ShutdownTimeout)
@@ -481,6 +492,7 @@ func configVars(c *Config) []configVar {
 		v("WEIR_START_OFFSET", "start-offset", "where partitions without a committed offset start: earliest or latest", so, sos),
 		v("WEIR_UNTIL", "until", "end a bounded run: at the sources' ends when it starts (end) or at a time (RFC 3339)", un, uns),
 		v("WEIR_FEATURES_FILE", "features-file", "feature flags: a file of name=value lines or a directory of one file per flag, reloaded on change", ff, ffs),
+		v("WEIR_OUTPUT_SUFFIX", "output-suffix", "appended to every sink topic: a reprocessing run writes new versions of its outputs", osf, osfs),
 		v("WEIR_TASK_QUEUE_RECORDS", "task-queue-records", "fetched records a task may queue before its partitions pause", tq, tqs),
 		v("WEIR_SESSION_TIMEOUT", "session-timeout", "how long the group waits for a silent replica before moving its tasks", se, ses),
 		v("WEIR_SHUTDOWN_TIMEOUT", "shutdown-timeout", "bound on the final checkpoint at shutdown", st, sts),

@@ -28,8 +28,10 @@ type Job struct {
 	// features are the job's feature flags (Features).
 	features *features.Set
 
-	sources  []*source
-	sinks    map[string]bool
+	sources []*source
+	sinks   map[string]bool
+	// outputs are the sinks' topics as declared, before OutputSuffix.
+	outputs  map[string]bool
 	names    map[string]int
 	stages   int
 	internal []*InternalTopic
@@ -217,6 +219,21 @@ func (j *Job) stageTopics(stage int) []string {
 // AddSinkTopic declares a topic the job writes, so Run can check that it
 // exists before consuming anything.
 func (j *Job) AddSinkTopic(topic string) { j.sinks[topic] = true }
+
+// AddOutputTopic declares a topic a sink writes the job's results to:
+// Config.OutputSuffix applies to it (see OutputTopic), and Run checks that
+// the topic it names exists.
+func (j *Job) AddOutputTopic(topic string) {
+	if j.outputs == nil {
+		j.outputs = map[string]bool{}
+	}
+	j.outputs[topic] = true
+}
+
+// OutputTopic returns the topic a sink declared with AddOutputTopic writes
+// to when the job runs: topic with Config.OutputSuffix. Call it when
+// building a task, not earlier: the configuration is final only then.
+func (j *Job) OutputTopic(topic string) string { return topic + j.cfg.OutputSuffix }
 
 // Operator names: what Job.names holds for a name.
 const (

@@ -153,6 +153,9 @@ func (rt *runtime) run(ctx context.Context) error {
 		rt.job.AddSinkTopic(rt.cfg.DeadLetterTopic)
 	}
 	rt.job.resolveInternalTopics(rt.cfg.Group)
+	for topic := range rt.job.outputs {
+		rt.job.AddSinkTopic(rt.job.OutputTopic(topic))
+	}
 	if dlq != nil {
 		rt.job.dlq.name = dlq.name
 	} else {

@@ -640,7 +640,7 @@ func printPlan(w io.Writer, plan resetPlan) {
 		fmt.Fprintf(w, "  repartition topics' offsets moved to their end: %s\n", strings.Join(plan.Repartions, ", "))
 	}
 	fmt.Fprintln(w, "  every replica's local state store reads the deletions at its next start.")
-	fmt.Fprintln(w, "Outputs: the job's sinks receive the reprocessed range's results again (idempotent sinks, or read them as a new version).")
+	fmt.Fprintln(w, "Outputs: the job's sinks receive the reprocessed range's results again; run the job with WEIR_OUTPUT_SUFFIX=-v2 to write new versions of its output topics instead.")
 	if plan.Executed {
 		fmt.Fprintf(w, "Done: group %s reset. Start the job again.\n", plan.Group)
 	} else {
