@@ -147,7 +147,7 @@ func (rt *runtime) boundBatch(tr *taskRunner, p kgo.FetchTopicPartition) ([]*kgo
 	return rs, reached
 }
 
-// endPartition hands the task its input's end marker and stops fetching the
+// endPartitionLocked hands the task its input's end marker and stops fetching the
 // partition. It runs in the poll loop, holding rt.mu.
 func (rt *runtime) endPartitionLocked(tr *taskRunner, topic string, p int32) {
 	b := tr.boundState()

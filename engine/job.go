@@ -92,7 +92,7 @@ func (t *InternalTopic) Name() string { return t.name }
 // NewJob returns an empty job. name identifies the job: the default
 // consumer group, the state directory, metric labels.
 func NewJob(name string, opts ...Opt) *Job {
-	j := &Job{name: name, cfg: defaultConfig(name), sinks: map[string]bool{}, names: map[string]int{}, stages: 1, changelogs: map[string]*InternalTopic{},
+	j := &Job{name: name, cfg: defaultConfig(name), sinks: map[string]bool{}, outputs: map[string]bool{}, names: map[string]int{}, stages: 1, changelogs: map[string]*InternalTopic{},
 		features: features.New()}
 	for _, o := range opts {
 		o.apply(&j.cfg)
@@ -223,12 +223,7 @@ func (j *Job) AddSinkTopic(topic string) { j.sinks[topic] = true }
 // AddOutputTopic declares a topic a sink writes the job's results to:
 // Config.OutputSuffix applies to it (see OutputTopic), and Run checks that
 // the topic it names exists.
-func (j *Job) AddOutputTopic(topic string) {
-	if j.outputs == nil {
-		j.outputs = map[string]bool{}
-	}
-	j.outputs[topic] = true
-}
+func (j *Job) AddOutputTopic(topic string) { j.outputs[topic] = true }
 
 // OutputTopic returns the topic a sink declared with AddOutputTopic writes
 // to when the job runs: topic with Config.OutputSuffix. Call it when

@@ -208,13 +208,6 @@ func (rt *runtime) dropTaskState(id TaskID) {
 	}
 }
 
-// static reports whether the replica joins its group as a static member:
-// always. (At least once it did not for a while: the crash test counted
-// windows low, from the uncommitted changelog tail a crashed replica
-// leaves, which repairChangelogTail now mends; static membership only made
-// the restarts that leave one quicker.)
-func (rt *runtime) static() bool { return true }
-
 // leaveGroup removes this replica's static member from the group, so the
 // group moves its tasks to the other replicas now rather than after the
 // session timeout. A replica stopped by a fatal error does not: it is

@@ -284,12 +284,10 @@ func (rt *runtime) clientOpts() []kgo.Opt {
 	if rt.budget != nil {
 		opts = rt.budget.kgoOpts() // first: the user's options win
 	}
-	if rt.static() {
-		// Static membership (KIP-345): a replica restarted on its state
-		// directory rejoins as the member it was, and gets its tasks back
-		// at once instead of after the session timeout.
-		opts = append(opts, kgo.InstanceID(rt.replica))
-	}
+	// Static membership (KIP-345): a replica restarted on its state
+	// directory rejoins as the member it was, and gets its tasks back at
+	// once instead of after the session timeout.
+	opts = append(opts, kgo.InstanceID(rt.replica))
 	return append(append(opts, rt.cfg.kgoOpts...),
 		kgo.SeedBrokers(rt.cfg.Brokers...),
 		kgo.WithLogger(kgoLogger{rt.log}),
@@ -372,7 +370,7 @@ func (rt *runtime) shutdown() {
 	rt.cancelRun()
 	memberID, _ := rt.cl.GroupMetadata()
 	rt.cl.Close() // a static member does not leave the group on close
-	if rt.static() && rt.cfg.LeaveGroupOnShutdown && rt.fatalErrOrNil() == nil {
+	if rt.cfg.LeaveGroupOnShutdown && rt.fatalErrOrNil() == nil {
 		rt.leaveGroup(memberID)
 	}
 	if err := rt.fatalErrOrNil(); err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/weirstream/weir/features"
 )
@@ -90,8 +92,9 @@ func TestFlagsFromAFile(t *testing.T) {
 		}
 	}
 	write("# flags\nrecommendations = on\nmodel: v3\n")
+	core, logs := observer.New(zap.WarnLevel)
 	s := features.New()
-	if err := s.Watch(path, nil); err != nil {
+	if err := s.Watch(path, zap.New(core)); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
@@ -101,7 +104,7 @@ func TestFlagsFromAFile(t *testing.T) {
 	write("recommendations = off\n")
 	waitFor(t, "the flag switched off", func() bool { return !s.Bool("recommendations", true) })
 	write("this line is broken\n")
-	time.Sleep(200 * time.Millisecond) // nothing to poll for: the values must stay
+	waitFor(t, "the broken file read and refused", func() bool { return logs.FilterMessageSnippet("did not reload").Len() > 0 })
 	if s.Bool("recommendations", true) {
 		t.Fatal("a broken file changed the flags")
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -165,12 +164,21 @@ type asyncTask[T, U any] struct {
 	wake  chan struct{}
 }
 
+// finished reports whether c's call and fallback are over.
+func (c *asyncCall[T, U]) finished() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // asyncCall is one record in flight.
 type asyncCall[T, U any] struct {
 	rec      engine.Record[T]
 	held     engine.InHand
-	finished atomic.Bool
-	done     chan struct{}
+	done     chan struct{} // closed when out, err and attempts are final
 	out      U
 	err      error
 	attempts int
@@ -198,16 +206,12 @@ func (a *asyncTask[T, U]) process(r engine.Record[T]) error {
 func (a *asyncTask[T, U]) waitOne() error {
 	if a.o.unordered {
 		before := len(a.queue)
-		for len(a.queue) == before {
-			if err := a.emitReady(); err != nil {
+		for {
+			if err := a.emitReady(); err != nil || len(a.queue) < before {
 				return err
-			}
-			if len(a.queue) < before {
-				break
 			}
 			<-a.wake
 		}
-		return nil
 	}
 	<-a.queue[0].done
 	return a.emitReady()
@@ -240,7 +244,7 @@ func (a *asyncTask[T, U]) Hold() int64 {
 // still in flight.
 func (a *asyncTask[T, U]) emitReady() error {
 	if !a.o.unordered {
-		for len(a.queue) > 0 && a.queue[0].finished.Load() {
+		for len(a.queue) > 0 && a.queue[0].finished() {
 			c := a.queue[0]
 			a.queue[0] = nil
 			a.queue = a.queue[1:]
@@ -255,7 +259,7 @@ func (a *asyncTask[T, U]) emitReady() error {
 	var firstErr error
 	for _, c := range a.queue {
 		k := string(c.rec.Key)
-		if firstErr == nil && c.finished.Load() && !blocked[k] {
+		if firstErr == nil && c.finished() && !blocked[k] {
 			if err := a.emit(c); err != nil {
 				firstErr = err
 			}
@@ -292,7 +296,6 @@ var errBreakerOpen = errors.New("circuit breaker open: the service was not calle
 // fallback if they failed.
 func (a *asyncTask[T, U]) call(c *asyncCall[T, U]) {
 	defer func() {
-		c.finished.Store(true)
 		close(c.done)
 		a.obs.AsyncInFlight(a.name, -1)
 		select {
