@@ -1,11 +1,18 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
@@ -109,5 +116,106 @@ func TestAtLeastOnceRestoreSkipsAnUncommittedChangelogTail(t *testing.T) {
 	}
 	if want := []string{"a=1", "a=2", "b=1", "a=3"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("outputs %q, want %q", got, want)
+	}
+}
+
+// TestLostTasksRejoinOnlyAfterTheirRecordsSettle: at least once nothing
+// fences a task's records. When the group takes a replica's tasks away
+// without a revocation (a heartbeat refused: the broker restarted, the
+// session expired), records the tasks produced may still be in the
+// producer's buffer. Were the replica to rejoin and restore the tasks at
+// once, changelog records among them would reach Kafka after the restore
+// read the changelog's end: state of uncommitted work that no repair sees
+// and a later restore applies (the crash test's windows counted low). The
+// replica must rejoin only once they settled. Here the broker holds the
+// job's output while a heartbeat is refused, between two checkpoints: the
+// job's rejoin must come after the broker lets the output through.
+func TestLostTasksRejoinOnlyAfterTheirRecordsSettle(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "lost-in", "lost-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	producer := kafkatest.Client(t, brokers)
+	topics, err := kadm.NewClient(producer).ListTopics(context.Background(), "lost-out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outID := topics["lost-out"].ID
+	job := engine.NewJob("lost", engine.WithBrokers(brokers...), engine.WithGroup(kafkatest.Name("lost")),
+		engine.WithStateDir(t.TempDir()), engine.WithMetricsAddr(""), engine.WithLogLevel("error"),
+		engine.WithCheckpointInterval(time.Hour), // no checkpoint waits on the held output
+		engine.WithGuarantee(engine.AtLeastOnce))
+	src := connectors.KafkaSource(job, "lost-in", codec.String())
+	keyed := operators.KeyByRecordKey(src, codec.Key[string]())
+	connectors.KafkaSink(operators.Process(keyed, "count", &counter{}), "lost-out", codec.String())
+	stop := runJob(t, job)
+	send := func(k string) {
+		kafkatest.ProduceSync(t, producer, &kgo.Record{Topic: "lost-in", Key: []byte(k), Value: []byte("x")})
+	}
+	send("a")
+	kafkatest.ReadAll(t, brokers, "lost-out", 1, time.Minute)
+
+	// The broker holds the job's output until release, and refuses the
+	// job's next heartbeat once it holds some.
+	var (
+		mu     sync.Mutex
+		events []string
+	)
+	note := func(e string) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, e)
+	}
+	release, held := make(chan struct{}), make(chan struct{})
+	var heldOnce sync.Once
+	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		for _, rt := range kreq.(*kmsg.ProduceRequest).Topics {
+			if rt.Topic == "lost-out" || rt.TopicID == outID {
+				heldOnce.Do(func() { close(held) })
+				c.SleepControl(func() { <-release })
+				break
+			}
+		}
+		return nil, nil, false
+	})
+	send("a")
+	<-held
+	c.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		note("heartbeat refused")
+		return resp, nil, true
+	})
+	c.ControlKey(int16(kmsg.JoinGroup), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		note("join")
+		return nil, nil, false
+	})
+	kafkatest.Eventually(t, time.Minute, "a heartbeat refused", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(events) > 0
+	})
+	// Long enough for a rejoin that does not wait (a few milliseconds
+	// with franz-go's backoff) to come first.
+	time.Sleep(time.Second)
+	note("output released")
+	close(release)
+
+	send("a")
+	kafkatest.Eventually(t, time.Minute, "a=3 written", func() bool {
+		return slices.ContainsFunc(kafkatest.ReadAll(t, brokers, "lost-out", 1<<20, 2*time.Second),
+			func(r *kgo.Record) bool { return string(r.Value) == "a=3" })
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if i := slices.Index(events, "join"); i < 0 || slices.Index(events, "output released") > i {
+		t.Fatalf("events %q: the replica rejoined while its lost tasks' records were in flight", events)
 	}
 }

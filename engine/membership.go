@@ -9,12 +9,14 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/weirstream/weir/checkpoint"
 	"github.com/weirstream/weir/state"
 )
 
@@ -147,8 +149,14 @@ func (rt *runtime) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 // the membership gone), so it takes no checkpoint lock (see onRevoked):
 // stopping the tasks releases any the checkpoint holds, and the
 // checkpoint's commit, fenced, aborts.
+//
+// At least once it returns only once every record the lost tasks produced
+// is in Kafka or failed (see settleProduced).
 func (rt *runtime) onLost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
 	trs := rt.stopTasks(rt.taskIDs(lost))
+	if !rt.exactlyOnce() {
+		rt.settleProduced(trs)
+	}
 	for _, tr := range trs {
 		rt.dropTaskState(tr.id)
 	}
@@ -158,6 +166,37 @@ func (rt *runtime) onLost(_ context.Context, cl *kgo.Client, lost map[string][]i
 	cl.ResumeFetchPartitions(lost)
 	rt.forgetPartitions(lost)
 	rt.log.Warn("partitions lost; their uncommitted work will be redone by the new owner", zap.Stringers("tasks", rt.taskIDs(lost)))
+}
+
+// settleProduced waits until every record the stopped tasks trs produced
+// (outputs, repartition and changelog records) is acknowledged or failed.
+// At least once nothing fences them: records still in the producer's
+// buffer when a task is lost (the broker away, the session expired) would
+// reach the changelog after its next incarnation read the changelog's end
+// to restore, unseen by the repair of the uncommitted tail
+// (repairChangelogTail), and a later restore would apply them: state of
+// work that was never committed, such as a window's purge, while the input
+// offsets say the work is still to be done. franz-go rejoins the group only
+// after its lost callback returns, so the next incarnation in this process
+// restores after they settled. (A replica in another process that takes
+// the tasks meanwhile is not fenced from them: at least once, a replica
+// frozen past its session timeout can still write stale state; exactly
+// once fences it.)
+func (rt *runtime) settleProduced(trs []*taskRunner) {
+	start := time.Now()
+	for _, tr := range trs {
+		if tr.t == nil {
+			continue // stopped while restoring: it produced nothing
+		}
+		ep := tr.t.epoch
+		ep.Seal() // the task is stopped: nothing joins its epoch any more
+		if err := ep.Wait(rt.runCtx.Done()); errors.Is(err, checkpoint.ErrAborted) {
+			return // shutting down
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		rt.log.Info("waited for the lost tasks' records in flight", zap.Duration("took", d))
+	}
 }
 
 func (rt *runtime) forgetPartitions(tps map[string][]int32) {
