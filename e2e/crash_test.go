@@ -340,6 +340,8 @@ func runCrashes(t *testing.T, guarantee string, minKills int) {
 	a.stop(t, restartDead)
 
 	if guarantee == "at-least-once" {
+		late := kafkatest.ReadAll(t, brokers, group+"-window-counts-late", 1<<30, 3*time.Second)
+		t.Logf("%d records on the late topic", len(late))
 		checkTotals(t, brokers, in, out, input, true)
 		return
 	}
@@ -446,6 +448,9 @@ func checkTotals(t *testing.T, brokers []string, in, out string, input []*kgo.Re
 		}
 		if w.Count < wantWindows[k] {
 			lowWindows++
+			if lowWindows <= 5 {
+				t.Logf("window %s counted low: %d, want %d (partition %d, offset %d)", k, w.Count, wantWindows[k], r.Partition, r.Offset)
+			}
 		}
 	}
 	missingWindows := 0

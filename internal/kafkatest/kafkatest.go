@@ -104,6 +104,9 @@ func CreateNamedTopic(t testing.TB, brokers []string, name string, partitions in
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			return // kept, to look into
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, _ = kadm.NewClient(Client(t, brokers)).DeleteTopics(ctx, name)
