@@ -144,6 +144,10 @@ type Config struct {
 	// came from (see package provenance), for weir verify. Default: off.
 	// Environment WEIR_PROVENANCE, flag --provenance.
 	Provenance bool
+	// Pprof serves Go's profiles (/debug/pprof/) on the metrics address,
+	// for finding where a replica spends its CPU and memory. Default:
+	// off. Environment WEIR_PPROF, flag --pprof.
+	Pprof bool
 	// ErrorPolicy is what happens to a record an operator cannot process
 	// (it does not decode, a user function fails or panics on it, a sink
 	// cannot encode it or Kafka would refuse it): "fail" stops the job at
@@ -319,6 +323,9 @@ func WithLeaveGroupOnShutdown(on bool) Opt {
 // WithProvenance adds provenance headers to every output.
 func WithProvenance(on bool) Opt { return optFunc(func(c *Config) { c.Provenance = on }) }
 
+// WithPprof serves Go's profiles (/debug/pprof/) on the metrics address.
+func WithPprof(on bool) Opt { return optFunc(func(c *Config) { c.Pprof = on }) }
+
 // WithErrorPolicy sets Config.ErrorPolicy, the policy of every operator
 // without one of its own.
 func WithErrorPolicy(p ErrorPolicy) Opt { return optFunc(func(c *Config) { c.ErrorPolicy = p }) }
@@ -450,6 +457,7 @@ func configVars(c *Config) []configVar {
 	}
 	pv, pvs := boolean(&c.Provenance)
 	lg, lgs := boolean(&c.LeaveGroupOnShutdown)
+	pp, pps := boolean(&c.Pprof)
 	ml := func() string { return formatBytes(c.MemoryLimit) }
 	mls := func(s string) error {
 		n, err := parseBytes(s)
@@ -502,6 +510,7 @@ func configVars(c *Config) []configVar {
 		v("WEIR_TRANSACTION_TIMEOUT", "transaction-timeout", "how long the broker keeps an open transaction of this replica", tt, tts),
 		v("WEIR_REPLICA_ID", "replica-id", "this replica's name in its transactional id (default: kept in the state dir)", ri, ris),
 		v("WEIR_PROVENANCE", "provenance", "add provenance headers (origin, path, checkpoint) to every output", pv, pvs),
+		v("WEIR_PPROF", "pprof", "serve Go's profiles at /debug/pprof/ on the metrics address", pp, pps),
 		v("WEIR_MEMORY_LIMIT", "memory-limit", "memory the replica budgets for: buffers, queues, state cache, Pebble, GOMEMLIMIT (0: no budget)", ml, mls),
 		v("WEIR_MAX_RECORDS_PER_SECOND", "max-records-per-second", "cap on input records read per second by this replica (0: none)", mr, mrs),
 		v("WEIR_ERROR_POLICY", "error-policy", "what a record an operator cannot process does: fail, dead-letter or skip", ep, eps),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -20,7 +21,7 @@ type probeServer struct {
 	srv  *http.Server
 }
 
-func serveHTTP(addr string, prom *metrics.Prometheus, rt *runtime) (*probeServer, error) {
+func serveHTTP(addr string, prom *metrics.Prometheus, rt *runtime, profiles bool) (*probeServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: metrics address %q: %w", ErrConfig, addr, err)
@@ -28,6 +29,13 @@ func serveHTTP(addr string, prom *metrics.Prometheus, rt *runtime) (*probeServer
 	mux := http.NewServeMux()
 	if prom != nil {
 		mux.Handle("/metrics", prom.Handler())
+	}
+	if profiles {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if ok, why := rt.liveness(); !ok {

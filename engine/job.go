@@ -417,7 +417,7 @@ func (j *Job) Run(ctx context.Context) error {
 	}
 	rt := newRuntime(j, log, obs)
 	if j.cfg.MetricsAddr != "" {
-		srv, err := serveHTTP(j.cfg.MetricsAddr, prom, rt)
+		srv, err := serveHTTP(j.cfg.MetricsAddr, prom, rt, j.cfg.Pprof)
 		if err != nil {
 			return err
 		}

@@ -193,3 +193,28 @@ func TestHealthzFailsWhenUserCodeWedgesTheReplica(t *testing.T) {
 		})
 	}
 }
+
+// TestPprofOnlyWhenAsked: Go's profiles are served on the metrics address
+// with WEIR_PPROF, and not otherwise (they show the command line, and a
+// CPU profile costs while it runs).
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	brokers := kafkatest.Fake(t, 1, "views", "tagged")
+	for _, on := range []bool{false, true} {
+		addr := freeAddr(t)
+		job := buildJob("pprof", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr),
+			engine.WithStateDir(t.TempDir()), engine.WithPprof(on))
+		stop := runJob(t, job)
+		base := "http://" + addr
+		kafkatest.Eventually(t, 10*time.Second, "/healthz", func() bool { c, _ := get(base + "/healthz"); return c == 200 })
+		code, body := get(base + "/debug/pprof/heap?debug=1")
+		if on && (code != 200 || !strings.Contains(body, "heap profile")) {
+			t.Fatalf("pprof on: /debug/pprof/heap gave %d %.200q", code, body)
+		}
+		if !on && code != 404 {
+			t.Fatalf("pprof off: /debug/pprof/heap gave %d, want 404", code)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
