@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,5 +218,73 @@ func TestLostTasksRejoinOnlyAfterTheirRecordsSettle(t *testing.T) {
 	defer mu.Unlock()
 	if i := slices.Index(events, "join"); i < 0 || slices.Index(events, "output released") > i {
 		t.Fatalf("events %q: the replica rejoined while its lost tasks' records were in flight", events)
+	}
+}
+
+// TestRestoreRetriesWhatKafkaRefusesForAMoment: a task's restore asks
+// Kafka for its changelog's offsets; while the broker restarts it refuses
+// (a leader not available, a connection refused). That is no reason to
+// stop the job: the crash test's broker restart stopped a replica with
+// "listing changelog end offsets: ... connection refused". The restore
+// tries again, with a growing pause, as long as the error is one Kafka
+// calls retriable (or the network's).
+func TestRestoreRetriesWhatKafkaRefusesForAMoment(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "retry-in", "retry-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	group := kafkatest.Name("retry")
+	changelog := group + "-count-changelog"
+	var refused atomic.Int64
+	c.ControlKey(int16(kmsg.ListOffsets), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.ListOffsetsRequest)
+		if len(req.Topics) == 0 || req.Topics[0].Topic != changelog || refused.Load() >= 3 {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.LeaderNotAvailable.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	job := engine.NewJob("retry", engine.WithBrokers(brokers...), engine.WithGroup(group), engine.WithStateDir(t.TempDir()),
+		engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("error"),
+		engine.WithGuarantee(engine.AtLeastOnce))
+	src := connectors.KafkaSource(job, "retry-in", codec.String())
+	keyed := operators.KeyByRecordKey(src, codec.Key[string]())
+	connectors.KafkaSink(operators.Process(keyed, "count", &counter{}), "retry-out", codec.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- job.Run(ctx) }()
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), &kgo.Record{Topic: "retry-in", Key: []byte("a"), Value: []byte("x")})
+	got := make(chan []*kgo.Record, 1)
+	go func() { got <- kafkatest.ReadAll(t, brokers, "retry-out", 1, time.Minute) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the job stopped: %v", err)
+	case out := <-got:
+		if len(out) != 1 || string(out[0].Value) != "a=1" {
+			t.Fatalf("outputs %v, want a=1", out)
+		}
+	}
+	if n := refused.Load(); n < 3 {
+		t.Fatalf("the broker refused %d changelog offset requests, want 3: the test did not test", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -93,6 +96,18 @@ func (e *ProduceError) Unwrap() error { return e.Err }
 // newProduceError describes r, which failed with err.
 func newProduceError(r *kgo.Record, err error) error {
 	return &ProduceError{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Bytes: len(r.Key) + len(r.Value), Err: err}
+}
+
+// transient reports whether err is one that asking again may cure: an
+// error Kafka calls retriable, a network error, a request that timed out.
+func transient(err error) bool {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
+	}
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded) || kgo.IsRetryableBrokerErr(err)
 }
 
 // isFinal reports whether err is one Kafka says retrying will not cure: a

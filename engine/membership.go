@@ -73,6 +73,7 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		fatal: rt.fail,
+		log:   rt.log,
 	}
 	tr.start = func(ctx context.Context) (*Task, error) {
 		cp, offsets, err := rt.restoreTask(ctx, cl, id)
