@@ -66,7 +66,7 @@ func startPoison(t *testing.T, brokers []string, in, out, group, addr string, en
 }
 
 // freeAddr returns a local address nothing listens on.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

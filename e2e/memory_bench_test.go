@@ -3,6 +3,8 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,8 +100,15 @@ func catchUp(b *testing.B, brokers []string, bin, in, budget string) (int64, tim
 	out := kafkatest.CreateTopic(b, brokers, "counts", partitions)
 	group := kafkatest.Name("catchup")
 	cmd := exec.Command(bin)
+	// WEIR_BENCH_PROFILE_DIR: a CPU profile of each run's catch-up, from
+	// its 3rd second for 10, in <dir>/catchup-<budget>.pprof.
+	profileDir := os.Getenv("WEIR_BENCH_PROFILE_DIR")
+	metricsAddr := ""
+	if profileDir != "" {
+		metricsAddr = freeAddr(b)
+	}
 	cmd.Env = append(os.Environ(), "JOB_INPUT="+in, "JOB_OUTPUT="+out, "WEIR_BROKERS="+strings.Join(brokers, ","),
-		"WEIR_GROUP="+group, "WEIR_STATE_DIR="+b.TempDir(), "WEIR_METRICS_ADDR=", "WEIR_LOG_LEVEL=warn",
+		"WEIR_GROUP="+group, "WEIR_STATE_DIR="+b.TempDir(), "WEIR_METRICS_ADDR="+metricsAddr, "WEIR_PPROF=true", "WEIR_LOG_LEVEL=warn",
 		"WEIR_MEMORY_LIMIT="+budget)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -108,6 +117,9 @@ func catchUp(b *testing.B, brokers []string, bin, in, budget string) (int64, tim
 		b.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if profileDir != "" {
+		go profileCPU(b, "http://"+metricsAddr, filepath.Join(profileDir, "catchup-"+budget+".pprof"))
+	}
 	repartition := group + "-by-key-repartition"
 	var rss int64
 	for {
@@ -123,5 +135,26 @@ func catchUp(b *testing.B, brokers []string, bin, in, budget string) (int64, tim
 		if time.Since(start) > 10*time.Minute {
 			b.Fatalf("not caught up after 10 minutes\n%s", stderr.String())
 		}
+	}
+}
+
+// profileCPU writes a 10 s CPU profile of the job at base, from its 3rd
+// second, to path.
+func profileCPU(b *testing.B, base, path string) {
+	time.Sleep(3 * time.Second) // into the catch-up, past the start
+	resp, err := http.Get(base + "/debug/pprof/profile?seconds=10")
+	if err != nil {
+		b.Logf("profiling: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Logf("profiling: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		b.Logf("profiling: %v", err)
 	}
 }
