@@ -61,6 +61,17 @@ func (f *offsetsFlags) check() error {
 	return nil
 }
 
+// connect returns the command's context, bounded by --timeout, and a
+// client of the brokers; done releases both.
+func (f *offsetsFlags) connect(cmd *cobra.Command) (ctx context.Context, cl *kgo.Client, done func(), err error) {
+	cl, err = kgo.NewClient(kgo.SeedBrokers(f.seeds()...))
+	if err != nil {
+		return nil, nil, nil, usageError{err}
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	return ctx, cl, func() { cancel(); cl.Close() }, nil
+}
+
 // partitionRow is one input partition of a job.
 type partitionRow struct {
 	Topic      string `json:"topic"`
@@ -186,13 +197,11 @@ func newOffsetsDescribeCmd() *cobra.Command {
 			if err := f.check(); err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			cl, err := kgo.NewClient(kgo.SeedBrokers(f.seeds()...))
+			ctx, cl, done, err := f.connect(cmd)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
-			defer cl.Close()
+			defer done()
 			v, err := loadGroup(ctx, kadm.NewClient(cl), f.group)
 			if err != nil {
 				return err
@@ -212,14 +221,16 @@ func newOffsetsDescribeCmd() *cobra.Command {
 
 type resetFlags struct {
 	offsetsFlags
-	topics     []string
-	toDatetime string
-	toEarliest bool
-	toLatest   bool
-	toOffset   int64
-	shiftBy    int64
-	byDuration time.Duration
-	execute    bool
+	topics      []string
+	toDatetime  string
+	toEarliest  bool
+	toLatest    bool
+	toOffset    int64
+	shiftBy     int64
+	byDuration  time.Duration
+	toSavepoint string
+	emptyState  bool
+	execute     bool
 }
 
 // planRow is one partition's move.
@@ -237,7 +248,12 @@ type resetPlan struct {
 	Moves      []planRow `json:"moves"`
 	Changelogs []string  `json:"changelog_topics_emptied"`
 	Repartions []string  `json:"repartition_topics_skipped_to_end"`
-	Executed   bool      `json:"executed"`
+	// Savepoint is the savepoint whose state, offsets and in-flight
+	// records the reset restores; nil: the state starts empty.
+	Savepoint *savepointMeta `json:"savepoint,omitempty"`
+	// NoSavepoint says why a reset to a time found no savepoint to use.
+	NoSavepoint string `json:"no_savepoint,omitempty"`
+	Executed    bool   `json:"executed"`
 }
 
 func newOffsetsResetCmd() *cobra.Command {
@@ -255,24 +271,34 @@ deletions at its next start. The restarted job computes
 from the new offsets on empty state, as a job started there would; outputs
 of the reprocessed range are written again to its sinks.
 
+With --to-savepoint (weir savepoint), state, offsets and event time are
+restored as the savepoint kept them instead, and the records it held
+between stages are written to the repartition topics again; --to-datetime
+does the same with the newest savepoint at or before that time, when there
+is one (--empty-state: start empty all the same).
+
 Without --execute it changes nothing and prints the plan. With it, it
 refuses while the group has live members: stop every replica first.`,
 		Example: `  weir offsets reset --group clicks --to-datetime 2026-12-04T12:00:00Z
   weir offsets reset --group clicks --to-datetime 2026-12-04T12:00:00Z --execute
-  weir offsets reset --group clicks --topic clicks:0,1 --shift-by -1000 --execute`,
+  weir offsets reset --group clicks --topic clicks:0,1 --shift-by -1000 --execute
+  weir offsets reset --group clicks --to-savepoint latest --execute`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
 				return err
 			}
 			modes := 0
-			for _, set := range []string{"to-datetime", "to-earliest", "to-latest", "to-offset", "shift-by", "by-duration"} {
+			for _, set := range []string{"to-datetime", "to-earliest", "to-latest", "to-offset", "shift-by", "by-duration", "to-savepoint"} {
 				if cmd.Flags().Changed(set) {
 					modes++
 				}
 			}
 			if modes != 1 {
-				return usageError{errors.New("give exactly one of --to-datetime, --to-earliest, --to-latest, --to-offset, --shift-by, --by-duration")}
+				return usageError{errors.New("give exactly one of --to-datetime, --to-earliest, --to-latest, --to-offset, --shift-by, --by-duration, --to-savepoint")}
+			}
+			if f.toSavepoint != "" && len(f.topics) > 0 {
+				return usageError{errors.New("--to-savepoint restores the whole job: it takes no --topic")}
 			}
 			var at time.Time
 			if cmd.Flags().Changed("to-datetime") {
@@ -284,31 +310,48 @@ refuses while the group has live members: stop every replica first.`,
 			if cmd.Flags().Changed("by-duration") {
 				at = time.Now().Add(-f.byDuration)
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-			defer cancel()
-			cl, err := kgo.NewClient(kgo.SeedBrokers(f.seeds()...))
+			ctx, cl, done, err := f.connect(cmd)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
-			defer cl.Close()
+			defer done()
 			adm := kadm.NewClient(cl)
 			v, err := loadGroup(ctx, adm, f.group)
 			if err != nil {
 				return err
 			}
-			sel, err := selectPartitions(v, f.topics)
-			if err != nil {
-				return err
-			}
-			plan, err := planReset(ctx, adm, v, sel, &f, cmd, at)
-			if err != nil {
-				return err
+			var plan resetPlan
+			if f.toSavepoint != "" {
+				sp, err := findSavepoint(ctx, f.seeds(), f.group, f.toSavepoint)
+				if err != nil {
+					return err
+				}
+				if plan, err = planSavepointReset(v, sp); err != nil {
+					return err
+				}
+			} else {
+				sel, err := selectPartitions(v, f.topics)
+				if err != nil {
+					return err
+				}
+				if plan, err = planReset(ctx, adm, v, sel, &f, cmd, at); err != nil {
+					return err
+				}
+				if !at.IsZero() && !f.emptyState {
+					if plan, err = withSavepointBefore(ctx, f.seeds(), v, plan, len(f.topics) > 0); err != nil {
+						return err
+					}
+				}
 			}
 			if f.execute {
 				if len(v.Members) > 0 {
 					return fmt.Errorf("group %s has live members: %s; stop every replica of the job first", f.group, strings.Join(v.Members, ", "))
 				}
-				if err := executeReset(ctx, f.seeds(), adm, v, plan); err != nil {
+				exec := executeReset
+				if plan.Savepoint != nil {
+					exec = executeSavepointReset
+				}
+				if err := exec(ctx, f.seeds(), adm, v, plan); err != nil {
 					return err
 				}
 				plan.Executed = true
@@ -331,6 +374,8 @@ refuses while the group has live members: stop every replica first.`,
 	fl.Int64Var(&f.toOffset, "to-offset", 0, "to this offset")
 	fl.Int64Var(&f.shiftBy, "shift-by", 0, "by this many records (negative: back)")
 	fl.DurationVar(&f.byDuration, "by-duration", 0, "to this long before now")
+	fl.StringVar(&f.toSavepoint, "to-savepoint", "", "to a savepoint (its id, or latest): state, offsets and event time as it kept them (see weir savepoint)")
+	fl.BoolVar(&f.emptyState, "empty-state", false, "with --to-datetime or --by-duration: start on empty state even if a savepoint before that time exists")
 	fl.BoolVar(&f.execute, "execute", false, "apply the plan (default: a dry run that changes nothing)")
 	return cmd
 }
@@ -528,90 +573,63 @@ func executeReset(ctx context.Context, seeds []string, adm *kadm.Client, v group
 	return nil
 }
 
-// tombstoneChangelogs writes a tombstone for every key the changelog
-// topics hold (their committed records, read to their end).
-func tombstoneChangelogs(ctx context.Context, seeds []string, adm *kadm.Client, topics []string) error {
+// liveChangelogKeys returns, per changelog partition, the keys the
+// changelog topics hold a value for (their committed records, read to
+// their end).
+func liveChangelogKeys(ctx context.Context, seeds []string, adm *kadm.Client, topics []string) (map[tp]map[string]bool, error) {
 	ends, err := adm.ListCommittedOffsets(ctx, topics...)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return fmt.Errorf("listing the changelogs' ends: %w", err)
+		return nil, fmt.Errorf("listing the changelogs' ends: %w", err)
 	}
 	starts, err := adm.ListStartOffsets(ctx, topics...)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
-		return fmt.Errorf("listing the changelogs' starts: %w", err)
+		return nil, fmt.Errorf("listing the changelogs' starts: %w", err)
 	}
-	parts := map[string]map[int32]kgo.Offset{}
-	pending := map[string]map[int32]int64{} // partitions not read to their end yet
+	ranges := map[tp][2]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
 		s, _ := starts.Lookup(o.Topic, o.Partition)
-		if o.Offset <= s.Offset {
-			return
-		}
-		if parts[o.Topic] == nil {
-			parts[o.Topic], pending[o.Topic] = map[int32]kgo.Offset{}, map[int32]int64{}
-		}
-		parts[o.Topic][o.Partition] = kgo.NewOffset().At(s.Offset)
-		pending[o.Topic][o.Partition] = o.Offset
+		ranges[tp{o.Topic, o.Partition}] = [2]int64{s.Offset, o.Offset}
 	})
-	if len(parts) == 0 {
-		return nil
-	}
-	rc, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumePartitions(parts),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	live := map[tp]map[string]bool{}
+	err = readRanges(ctx, seeds, ranges, func(r *kgo.Record) {
+		k := tp{r.Topic, r.Partition}
+		if live[k] == nil {
+			live[k] = map[string]bool{}
+		}
+		if r.Value == nil {
+			delete(live[k], string(r.Key))
+		} else {
+			live[k][string(r.Key)] = true
+		}
+	})
+	return live, err
+}
+
+// tombstoneChangelogs writes a tombstone for every key the changelog
+// topics hold.
+func tombstoneChangelogs(ctx context.Context, seeds []string, adm *kadm.Client, topics []string) error {
+	live, err := liveChangelogKeys(ctx, seeds, adm, topics)
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
-	type tp struct {
-		topic string
-		p     int32
-	}
-	live := map[tp]map[string]bool{}
-	for len(pending) > 0 {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		fs := rc.PollFetches(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if fs.Empty() {
-			break // nothing more below the ends (the rest are transaction markers)
-		}
-		if err := fs.Err0(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := pending[r.Topic][r.Partition]
-			if !ok || r.Offset >= end {
-				return
-			}
-			k := tp{r.Topic, r.Partition}
-			if live[k] == nil {
-				live[k] = map[string]bool{}
-			}
-			live[k][string(r.Key)] = r.Value != nil
-			if r.Offset >= end-1 {
-				delete(pending[r.Topic], r.Partition)
-				if len(pending[r.Topic]) == 0 {
-					delete(pending, r.Topic)
-				}
-			}
-		})
-	}
 	var tombstones []*kgo.Record
 	for k, keys := range live {
-		for key, isLive := range keys {
-			if isLive {
-				tombstones = append(tombstones, &kgo.Record{Topic: k.topic, Partition: k.p, Key: []byte(key)})
-			}
+		for key := range keys {
+			tombstones = append(tombstones, &kgo.Record{Topic: k.topic, Partition: k.p, Key: []byte(key)})
 		}
 	}
-	if len(tombstones) == 0 {
+	return produceAll(ctx, seeds, tombstones)
+}
+
+// produceAll writes recs to the partitions they name.
+func produceAll(ctx context.Context, seeds []string, recs []*kgo.Record) error {
+	if len(recs) == 0 {
 		return nil
 	}
 	pcl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -619,7 +637,7 @@ func tombstoneChangelogs(ctx context.Context, seeds []string, adm *kadm.Client, 
 		return err
 	}
 	defer pcl.Close()
-	return pcl.ProduceSync(ctx, tombstones...).FirstErr()
+	return pcl.ProduceSync(ctx, recs...).FirstErr()
 }
 
 func printPlan(w io.Writer, plan resetPlan) {
@@ -632,6 +650,24 @@ func printPlan(w io.Writer, plan resetPlan) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "%d records to reprocess in all.\n", total)
+	if sp := plan.Savepoint; sp != nil {
+		fmt.Fprintf(w, "State: as savepoint %d kept it (taken %s), with its offsets and event time:\n", sp.ID, sp.Created.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "  the changelog topics hold its %d keys (every other key deleted): %s\n", sp.StateRecords, strings.Join(plan.Changelogs, ", "))
+		if len(plan.Repartions) > 0 {
+			fmt.Fprintf(w, "  repartition topics' offsets moved to their end, where its %d in-flight records are written again: %s\n", sp.InFlight, strings.Join(plan.Repartions, ", "))
+		}
+		fmt.Fprintln(w, "  every replica's local state store reads the changes at its next start.")
+		fmt.Fprintln(w, "Outputs: the job's sinks receive the results after the savepoint again; run the job with WEIR_OUTPUT_SUFFIX=-v2 to write new versions of its output topics instead.")
+		if plan.Executed {
+			fmt.Fprintf(w, "Done: group %s reset to savepoint %d. Start the job again.\n", plan.Group, sp.ID)
+		} else {
+			fmt.Fprintln(w, "Dry run: nothing changed. Add --execute to apply.")
+		}
+		return
+	}
+	if plan.NoSavepoint != "" {
+		fmt.Fprintf(w, "No savepoint used: %s.\n", plan.NoSavepoint)
+	}
 	fmt.Fprintln(w, "State: the job's state starts empty at the new offsets, and event time afresh:")
 	if len(plan.Changelogs) > 0 {
 		fmt.Fprintf(w, "  every key of the changelog topics deleted (a tombstone each): %s\n", strings.Join(plan.Changelogs, ", "))

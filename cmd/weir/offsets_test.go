@@ -21,8 +21,11 @@ import (
 )
 
 // running emits each record's key with how many of its key came so far:
-// state that only grows, unlike a window's.
-type running struct{ n *state.Value[int64] }
+// state that only grows, unlike a window's. It takes delay per record.
+type running struct {
+	n     *state.Value[int64]
+	delay time.Duration
+}
 
 func (r *running) Open(reg *state.Registry) error {
 	r.n = state.NewValue(reg, "n", codec.JSON[int64]())
@@ -30,6 +33,7 @@ func (r *running) Open(reg *state.Registry) error {
 }
 
 func (r *running) Process(c operators.Context[string], _ string, out operators.Collector[string]) error {
+	time.Sleep(r.delay)
 	n, _, err := r.n.Get(c)
 	if err != nil {
 		return err

@@ -26,6 +26,6 @@ circuit breakers, and rewinds them for reprocessing.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newVerifyCmd(), newDLQCmd(), newBreakerCmd(), newOffsetsCmd())
+	root.AddCommand(newVerifyCmd(), newDLQCmd(), newBreakerCmd(), newOffsetsCmd(), newSavepointCmd())
 	return root
 }

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/connectors"
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/windowing"
+)
+
+// TestReprocessRunningTotalsFromASavepoint is reprocessing with state that
+// started before the reset point, against the real broker: running counts
+// per key (which never reset) and hourly windows, re-keyed through a
+// repartition topic. The job runs over the morning and stops, its second
+// stage behind the first (records between them, in flight); a savepoint
+// is taken; it runs over the afternoon to the end of its input and stops.
+// A reset to noon then uses the savepoint (the newest at or before noon):
+// state, event time and the records between the stages as they were at
+// the savepoint, offsets at its position. The rerun's outputs must equal
+// the afternoon run's exactly, running counts that go on from the
+// morning's included; an empty-state reset could not give them.
+func TestReprocessRunningTotalsFromASavepoint(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	seeds := strings.Join(brokers, ",")
+	in := kafkatest.CreateTopic(t, brokers, "savepoint-in", 2)
+	group := kafkatest.Name("savepoint")
+	day := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	var morning, afternoon []*kgo.Record
+	for m := 0; m < 24*60; m += 7 { // an event every 7 minutes, keys in turn
+		key := fmt.Sprintf("k%d", m%5)
+		r := &kgo.Record{Topic: in, Key: []byte(fmt.Sprintf("src%d", m%3)), Value: []byte(key), Timestamp: day.Add(time.Duration(m) * time.Minute)}
+		if m < 10*60 {
+			morning = append(morning, r)
+		} else {
+			afternoon = append(afternoon, r)
+		}
+	}
+	producer := kafkatest.Client(t, brokers)
+	dir := t.TempDir()
+	build := func(out, totals string, delay time.Duration, opts ...engine.Opt) *engine.Job {
+		job := engine.NewJob("savepoint", append([]engine.Opt{engine.WithBrokers(brokers...), engine.WithGroup(group), engine.WithStateDir(dir),
+			engine.WithMetricsAddr(""), engine.WithCheckpointInterval(100 * time.Millisecond), engine.WithLogLevel("warn")}, opts...)...)
+		src := connectors.KafkaSource(job, in, codec.String(), connectors.WithWatermarks(windowing.RecordTimestamps[string](0)))
+		byKey := operators.KeyBy(src, func(v string) string { return v }, operators.KeyByCodecs(codec.String(), codec.String()))
+		connectors.KafkaSink(operators.WindowAggregate(byKey, "hourly", windowing.Tumbling(time.Hour),
+			operators.Count[string]{}, codec.JSON[int64]()), out, codec.JSON[operators.Windowed[string, int64]]())
+		connectors.KafkaSink(operators.Process(byKey, "running", &running{delay: delay}), totals, codec.String())
+		return job
+	}
+	// read returns a run's windows and running counts, sorted: the
+	// interleaving of the two input partitions may differ between runs.
+	read := func(out, totals string) (windows, counts []string) {
+		t.Helper()
+		for _, r := range kafkatest.ReadAll(t, brokers, out, 1<<20, 5*time.Second) {
+			var w operators.Windowed[string, int64]
+			if err := json.Unmarshal(r.Value, &w); err != nil {
+				t.Fatal(err)
+			}
+			windows = append(windows, fmt.Sprintf("%s %s %d", w.Start.UTC().Format("15:04"), w.Key, w.Value))
+		}
+		for _, r := range kafkatest.ReadAll(t, brokers, totals, 1<<20, 5*time.Second) {
+			counts = append(counts, string(r.Value))
+		}
+		slices.Sort(windows)
+		slices.Sort(counts)
+		return windows, counts
+	}
+	bounded := func(out, totals string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := build(out, totals, 0, engine.WithUntil("end")).Run(ctx); err != nil || ctx.Err() != nil {
+			t.Fatalf("bounded run: %v (%v)", err, ctx.Err())
+		}
+	}
+
+	// The morning, with the job running on (not to the end of its input,
+	// which would end event time), its second stage slow and reading in
+	// small batches, stopped once the first has read it all and the
+	// second some.
+	kafkatest.ProduceSync(t, producer, morning...)
+	totalsA := kafkatest.CreateTopic(t, brokers, "savepoint-totals", 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- build(kafkatest.CreateTopic(t, brokers, "savepoint-out", 1), totalsA, 50*time.Millisecond, engine.WithTaskQueueRecords(1),
+			engine.WithKafkaOpts(kgo.ProducerBatchMaxBytes(512), kgo.FetchMaxPartitionBytes(1))).Run(ctx)
+	}()
+	kafkatest.Eventually(t, 2*time.Minute, "the morning read by the first stage", func() bool {
+		var n int64
+		for _, o := range kafkatest.CommittedOffsets(t, brokers, group, in) {
+			n += o
+		}
+		return n == int64(len(morning)) && len(kafkatest.ReadAll(t, brokers, totalsA, 1, time.Second)) > 0
+	})
+	code, _, errOut := cli(t, "savepoint", "create", "--brokers", seeds, "--group", group)
+	if code != exitError || !strings.Contains(errOut, "live members") {
+		t.Fatalf("savepoint of a running job: exit %d: %s", code, errOut)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := cli(t, "savepoint", "create", "--brokers", seeds, "--group", group, "--output", "json")
+	var sp savepointMeta
+	if err := json.Unmarshal([]byte(out), &sp); code != exitOK || err != nil || sp.ID != 1 {
+		t.Fatalf("savepoint create: exit %d (%v): %s%s", code, err, out, errOut)
+	}
+	// In flight: the morning's records the second stage had not counted
+	// (and the first stage's watermarks among them).
+	inflight := len(morning) - len(kafkatest.ReadAll(t, brokers, totalsA, 1<<20, 5*time.Second))
+	if inflight == 0 || sp.InFlight < inflight {
+		t.Fatalf("the savepoint holds %d in-flight records; the second stage had not counted %d", sp.InFlight, inflight)
+	}
+
+	// The afternoon, to the end of the input.
+	kafkatest.ProduceSync(t, producer, afternoon...)
+	outB, totalsB := kafkatest.CreateTopic(t, brokers, "savepoint-out", 1), kafkatest.CreateTopic(t, brokers, "savepoint-totals", 1)
+	bounded(outB, totalsB)
+	windowsB, countsB := read(outB, totalsB)
+	if len(countsB) != inflight+len(afternoon) || len(windowsB) == 0 {
+		t.Fatalf("the afternoon run: %d counts (want %d in flight and %d of the afternoon), %d windows", len(countsB), inflight, len(afternoon), len(windowsB))
+	}
+
+	describe := func() string {
+		t.Helper()
+		code, out, errOut := cli(t, "offsets", "describe", "--brokers", seeds, "--group", group)
+		if code != exitOK {
+			t.Fatalf("describe: exit %d: %s", code, errOut)
+		}
+		return out
+	}
+	before := describe()
+	reset := []string{"offsets", "reset", "--brokers", seeds, "--group", group, "--to-datetime", "2026-12-04T12:00:00Z"}
+	code, plan, errOut := cli(t, reset...)
+	if code != exitOK || !strings.Contains(plan, "as savepoint 1 kept it") || !strings.Contains(plan, "Dry run: nothing changed") {
+		t.Fatalf("dry run: exit %d:\n%s%s", code, plan, errOut)
+	}
+	for _, bad := range [][]string{
+		{"offsets", "reset", "--group", group, "--to-savepoint", "7", "--execute"},
+		{"offsets", "reset", "--group", group, "--to-savepoint", "yesterday", "--execute"},
+		{"offsets", "reset", "--group", group, "--to-savepoint", "1", "--topic", in, "--execute"},
+		{"savepoint", "prune", "--group", group, "--keep", "0"},
+	} {
+		code, out, errOut := cli(t, append(bad, "--brokers", seeds)...)
+		if code != exitError {
+			t.Errorf("%v: exit %d, want %d:\n%s", bad, code, exitError, out)
+		}
+		t.Logf("%v: %s", bad, strings.TrimSpace(errOut))
+	}
+	if after := describe(); after != before {
+		t.Fatalf("the dry run or a refused reset changed the offsets:\n%s\nthen\n%s", before, after)
+	}
+
+	code, out, errOut = cli(t, append(reset, "--execute")...)
+	if code != exitOK {
+		t.Fatalf("reset: exit %d: %s%s", code, out, errOut)
+	}
+	outC, totalsC := kafkatest.CreateTopic(t, brokers, "savepoint-out", 1), kafkatest.CreateTopic(t, brokers, "savepoint-totals", 1)
+	bounded(outC, totalsC)
+	windowsC, countsC := read(outC, totalsC)
+	if !slices.Equal(countsC, countsB) {
+		t.Fatalf("running counts after the reset to the savepoint:\n%q\nwant the afternoon run's\n%q", countsC, countsB)
+	}
+	if !slices.Equal(windowsC, windowsB) {
+		t.Fatalf("windows after the reset to the savepoint:\n%q\nwant the afternoon run's\n%q", windowsC, windowsB)
+	}
+	for _, c := range countsC {
+		if strings.HasSuffix(c, "=1") {
+			t.Fatalf("a running count starts at 1 (%s): the savepoint's state was not restored", c)
+		}
+	}
+
+	// A second savepoint; pruning keeps the newest.
+	if code, out, errOut := cli(t, "savepoint", "create", "--brokers", seeds, "--group", group); code != exitOK || !strings.Contains(out, "savepoint 2 of group") {
+		t.Fatalf("second savepoint: exit %d: %s%s", code, out, errOut)
+	}
+	if code, out, errOut := cli(t, "savepoint", "prune", "--brokers", seeds, "--group", group, "--keep", "1"); code != exitOK {
+		t.Fatalf("prune: exit %d: %s%s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, "savepoint", "list", "--brokers", seeds, "--group", group, "--output", "json")
+	var sps []savepointMeta
+	if err := json.Unmarshal([]byte(out), &sps); code != exitOK || err != nil {
+		t.Fatalf("list: exit %d (%v): %s%s", code, err, out, errOut)
+	}
+	if len(sps) != 1 || sps[0].ID != 2 {
+		t.Fatalf("after pruning to one: %+v", sps)
+	}
+}
