@@ -101,7 +101,8 @@ func catchUp(b *testing.B, brokers []string, bin, in, budget string) (int64, tim
 	group := kafkatest.Name("catchup")
 	cmd := exec.Command(bin)
 	// WEIR_BENCH_PROFILE_DIR: a CPU profile of each run's catch-up, from
-	// its 3rd second for 10, in <dir>/catchup-<budget>.pprof.
+	// its 2nd second for 4, in <dir>/catchup-<budget>.pprof, and its heap
+	// then, in <dir>/catchup-<budget>.pprof.heap.
 	profileDir := os.Getenv("WEIR_BENCH_PROFILE_DIR")
 	metricsAddr := ""
 	if profileDir != "" {
@@ -138,23 +139,32 @@ func catchUp(b *testing.B, brokers []string, bin, in, budget string) (int64, tim
 	}
 }
 
-// profileCPU writes a 10 s CPU profile of the job at base, from its 3rd
-// second, to path.
+// profileCPU writes the job's heap profile at its 2nd second to
+// path+".heap", then a 4 s CPU profile of it to path.
 func profileCPU(b *testing.B, base, path string) {
-	time.Sleep(3 * time.Second) // into the catch-up, past the start
-	resp, err := http.Get(base + "/debug/pprof/profile?seconds=10")
+	time.Sleep(2 * time.Second) // into the catch-up, past the start
+	for _, p := range []struct{ url, file string }{
+		{base + "/debug/pprof/heap", path + ".heap"},
+		{base + "/debug/pprof/profile?seconds=4", path},
+	} {
+		if err := fetchTo(p.url, p.file); err != nil {
+			b.Logf("profiling: %v", err)
+			return
+		}
+	}
+}
+
+func fetchTo(url, path string) error {
+	resp, err := http.Get(url)
 	if err != nil {
-		b.Logf("profiling: %v", err)
-		return
+		return err
 	}
 	defer resp.Body.Close()
 	f, err := os.Create(path)
 	if err != nil {
-		b.Logf("profiling: %v", err)
-		return
+		return err
 	}
 	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		b.Logf("profiling: %v", err)
-	}
+	_, err = io.Copy(f, resp.Body)
+	return err
 }

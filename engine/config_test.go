@@ -152,3 +152,26 @@ func TestRegisterFlagsBesideTheJobsOwn(t *testing.T) {
 			*topic, cfg.Group, cfg.CheckpointInterval, cfg.Brokers)
 	}
 }
+
+// TestGoLimitLeavesTheHeapWhatTheBudgetDoes: the Go runtime's memory limit
+// is the budget less what is measured outside Go and less headroom, never
+// below half the budget; a process with nothing outside Go gets more than
+// the fixed share that assumed Pebble's caches full and outside.
+func TestGoLimitLeavesTheHeapWhatTheBudgetDoes(t *testing.T) {
+	b, _ := newMemoryBudget(256 << 20)
+	for _, c := range []struct{ outside, want int64 }{
+		{0, 240 << 20},
+		{20 << 20, 220 << 20},
+		{200 << 20, 128 << 20},
+	} {
+		if got := b.goLimitFor(c.outside); got != c.want {
+			t.Errorf("outside %s: Go limit %s, want %s", formatBytes(c.outside), formatBytes(got), formatBytes(c.want))
+		}
+	}
+	if b.goLimitFor(0) <= b.goMem {
+		t.Errorf("nothing outside Go: limit %s, not above the fixed share %s", formatBytes(b.goLimitFor(0)), formatBytes(b.goMem))
+	}
+	if outside, ok := outsideGo(); ok && (outside < 0 || outside > 1<<30) {
+		t.Errorf("measured %d bytes outside Go in a test process", outside)
+	}
+}

@@ -27,6 +27,9 @@ type Job struct {
 	cfg  Config
 	// features are the job's feature flags (Features).
 	features *features.Set
+	// tuneGoMem is set when Main set the Go runtime's memory limit from
+	// the budget: the runtime then keeps it tuned.
+	tuneGoMem bool
 
 	sources []*source
 	sinks   map[string]bool
@@ -480,7 +483,7 @@ func (j *Job) Main() {
 	// limit (unless GOMEMLIMIT does). Run, which may share a process,
 	// leaves it alone.
 	if b, ok := newMemoryBudget(j.cfg.MemoryLimit); ok {
-		b.setGoMemLimit()
+		j.tuneGoMem = b.setGoMemLimit()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	err := j.Run(ctx)

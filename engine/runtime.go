@@ -178,6 +178,11 @@ func (rt *runtime) run(ctx context.Context) error {
 			heap = formatBytes(l)
 		}
 		rt.log.Info("memory budget", zap.String("limit", formatBytes(b.limit)), zap.String("go_heap_limit", heap))
+		if rt.job.tuneGoMem {
+			tuneCtx, stopTuning := context.WithCancel(ctx)
+			defer stopTuning()
+			go b.tuneGoMemLimit(tuneCtx, time.Second)
+		}
 	}
 	if rt.job.stateful {
 		if rt.store, err = state.Open(rt.cfg.StateDir, stateOpts...); err != nil {
