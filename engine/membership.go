@@ -169,22 +169,35 @@ func (rt *runtime) onLost(_ context.Context, cl *kgo.Client, lost map[string][]i
 	rt.log.Warn("partitions lost; their uncommitted work will be redone by the new owner", zap.Stringers("tasks", rt.taskIDs(lost)))
 }
 
-// settleProduced waits until every record the stopped tasks trs produced
-// (outputs, repartition and changelog records) is acknowledged or failed.
-// At least once nothing fences them: records still in the producer's
-// buffer when a task is lost (the broker away, the session expired) would
-// reach the changelog after its next incarnation read the changelog's end
-// to restore, unseen by the repair of the uncommitted tail
-// (repairChangelogTail), and a later restore would apply them: state of
-// work that was never committed, such as a window's purge, while the input
-// offsets say the work is still to be done. franz-go rejoins the group only
-// after its lost callback returns, so the next incarnation in this process
-// restores after they settled. (A replica in another process that takes
-// the tasks meanwhile is not fenced from them: at least once, a replica
-// frozen past its session timeout can still write stale state; exactly
-// once fences it.)
+// settleProduced makes sure no record the stopped tasks trs produced
+// (outputs, repartition and changelog records) reaches Kafka after it
+// returns. At least once nothing fences them: records still in the
+// producer's buffer when a task is lost (the broker away, the session
+// expired) would reach the changelog after the task's next incarnation
+// read the changelog's end to restore, unseen by the repair of the
+// uncommitted tail (repairChangelogTail), and a later restore would apply
+// them: state of work that was never committed, such as a window's purge,
+// while the input offsets say the work is still to be done. The crash test
+// saw it as windows counted low, once with the next incarnation in this
+// process, once in the other replica.
+//
+// When the replica runs no other task (a lost session takes them all),
+// the buffered records are dropped (franz-go's AbortBufferedRecords): the
+// tasks' next owner, here or elsewhere, redoes their work from the last
+// checkpoint. Only records already sent are waited for, a round trip.
+// Otherwise it waits for them all to be acknowledged or failed. franz-go
+// rejoins the group only after its lost callback returns, so the next
+// incarnation in this process restores after either.
 func (rt *runtime) settleProduced(trs []*taskRunner) {
 	start := time.Now()
+	rt.mu.Lock()
+	others := len(rt.mu.tasks)
+	rt.mu.Unlock()
+	if others == 0 && len(trs) > 0 {
+		if err := rt.cl.AbortBufferedRecords(rt.runCtx); err != nil {
+			return // shutting down
+		}
+	}
 	for _, tr := range trs {
 		if tr.t == nil {
 			continue // stopped while restoring: it produced nothing
