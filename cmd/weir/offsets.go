@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/engine"
@@ -106,6 +107,9 @@ func loadGroup(ctx context.Context, adm *kadm.Client, group string) (groupView, 
 		return v, fmt.Errorf("describing group %s: %w", group, err)
 	}
 	g, ok := gs[group]
+	if ok && errors.Is(g.Err, kerr.GroupIDNotFound) {
+		return v, fmt.Errorf("group %s is unknown: the cluster has no such consumer group (is --group the job's WEIR_GROUP?)", group)
+	}
 	if ok && g.Err != nil {
 		return v, fmt.Errorf("describing group %s: %w", group, g.Err)
 	}
@@ -127,7 +131,7 @@ func loadGroup(ctx context.Context, adm *kadm.Client, group string) (groupView, 
 	}
 	topics := slices.Sorted(maps.Keys(offs))
 	if len(topics) == 0 && len(v.Members) == 0 {
-		return v, fmt.Errorf("group %s is unknown: it has no members and no committed offsets", group)
+		return v, fmt.Errorf("group %s is unknown: it has no members and no committed offsets (is --group the job's WEIR_GROUP?)", group)
 	}
 	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {

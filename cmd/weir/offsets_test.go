@@ -133,6 +133,9 @@ func TestReprocessFromTheMiddleOfTheDay(t *testing.T) {
 		if code != exitError {
 			t.Errorf("%v: exit %d, want %d:\n%s", bad, code, exitError, out)
 		}
+		if strings.HasPrefix(bad[3], "no-such-group-") && !strings.Contains(errOut, "is unknown") {
+			t.Errorf("unknown group: %q, want it called unknown", errOut)
+		}
 		t.Logf("%v: %s", bad[2:], strings.TrimSpace(errOut))
 	}
 	if after := describe(); after != before {
