@@ -33,11 +33,17 @@ type commitMeta struct {
 }
 
 // commitMetaPrefix starts every metadata string Weir writes; anything else
-// (an empty string, another tool's) is not Weir's. commitMetaPrefixV1 is
-// the earlier format (decimal numbers, whole topic names), still read.
+// (an empty string, another tool's) is not Weir's. Earlier formats are
+// still read: commitMetaPrefixV1 (decimal numbers, whole topic names) and
+// commitMetaPrefixV2, which wrote the task's own watermark under "~task",
+// the short form of the topic <group>-task, and so read it back as that
+// topic: a restarted task lost its watermark. V3 writes it under
+// taskWatermarkKey, which no topic name can be.
 const (
-	commitMetaPrefix   = "weir2 "
+	commitMetaPrefix   = "weir3 "
+	commitMetaPrefixV2 = "weir2 "
 	commitMetaPrefixV1 = "weir1 "
+	v2TaskWatermarkKey = "~task"
 )
 
 // maxCommitMeta is Kafka's default offset.metadata.max.bytes. A job whose
@@ -122,18 +128,25 @@ func rebaseNumbers(s string, from, to int) string {
 // for metadata that is not Weir's; err is set for Weir metadata that does
 // not parse.
 func parseCommitMeta(s, group string) (m commitMeta, ok bool, err error) {
+	version := 3
 	rest, ok := strings.CutPrefix(s, commitMetaPrefix)
-	v1 := false
 	if !ok {
-		if rest, ok = strings.CutPrefix(s, commitMetaPrefixV1); !ok {
+		if rest, ok = strings.CutPrefix(s, commitMetaPrefixV2); ok {
+			version = 2
+		} else if rest, ok = strings.CutPrefix(s, commitMetaPrefixV1); ok {
+			version = 1
+		} else {
 			return commitMeta{}, false, nil
 		}
-		v1 = true
 	}
+	v1 := version == 1
 	bad := func(what string) error { return fmt.Errorf("commit metadata %q: %s", s, what) }
 	topic := func(t string) string {
-		if v1 {
+		switch {
+		case v1:
 			return t
+		case version == 2 && t == v2TaskWatermarkKey:
+			return taskWatermarkKey
 		}
 		return longTopic(t, group)
 	}

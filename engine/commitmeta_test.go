@@ -16,6 +16,8 @@ func TestCommitMetaRoundTrip(t *testing.T) {
 		{cp: 1 << 40, changelog: map[string]int64{"g-a-changelog": 0, "g-b-changelog": 9}, eventTime: map[string]string{
 			"in":                    "1709283600000",
 			"g-by-user-repartition": "-9223372036854775808,1709283600000!,5",
+			taskWatermarkKey:        "1709283600000",
+			"g-task":                "1709283600007", // a source topic named like the task's watermark
 		}},
 	} {
 		s := m.encode("g")
@@ -54,11 +56,24 @@ func TestCommitMetaV1StillReads(t *testing.T) {
 	}
 }
 
+// TestCommitMetaV2TaskWatermarkStillReads: the previous format wrote the
+// task's own watermark as "~task", which it also read back as the topic
+// <group>-task, so a restarted task lost its watermark (it came back at
+// the minimum, and records late before the restart re-created windows that
+// had fired: the crash test's windows counted low). Offsets committed by
+// it must restore the watermark after the upgrade.
+func TestCommitMetaV2TaskWatermarkStillReads(t *testing.T) {
+	got, ok, err := parseCommitMeta("weir2 cp=4 cl=~x-changelog:5 et=~r-repartition:lt8fbmo0;~task:lt8fbmo0", "g")
+	if err != nil || !ok || got.eventTime[taskWatermarkKey] != "1709283600000" || got.eventTime["g-r-repartition"] != "1709283600000" {
+		t.Fatalf("got %+v, %v, %v", got, ok, err)
+	}
+}
+
 // TestCommitMetaIsCompact: the group prefix and decimal timestamps, which
 // every entry repeats, are what the encoding saves on.
 func TestCommitMetaIsCompact(t *testing.T) {
 	m := commitMeta{cp: 3, changelog: map[string]int64{"g-x-changelog": 5}, eventTime: map[string]string{"g-r-repartition": "1709283600000,1709283600001!"}}
-	if s, want := m.encode("g"), "weir2 cp=3 cl=~x-changelog:5 et=~r-repartition:lt8fbmo0,lt8fbmo1!"; s != want {
+	if s, want := m.encode("g"), "weir3 cp=3 cl=~x-changelog:5 et=~r-repartition:lt8fbmo0,lt8fbmo1!"; s != want {
 		t.Fatalf("encoded %q, want %q", s, want)
 	}
 }

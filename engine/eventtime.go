@@ -120,8 +120,9 @@ func (t *Task) onControl(r *kgo.Record, value []byte) error {
 }
 
 // taskWatermarkKey is where saveEventTime keeps the task's own watermark:
-// not a topic name, which cannot hold a '~'.
-const taskWatermarkKey = "~task"
+// not a topic name, which cannot hold a '!', nor a short one ("~" and the
+// rest of a topic named <group>-<rest>).
+const taskWatermarkKey = "!task"
 
 // saveEventTime returns the task's event-time state by input topic, as a
 // checkpoint records it (commitMeta): a source partition's highest event
