@@ -99,3 +99,68 @@ func TestBoundedRunFiresEveryWindowAndStops(t *testing.T) {
 		})
 	}
 }
+
+// TestRestartedTaskKeepsItsWatermark: a task that restarts resumes the
+// watermark its checkpoint saved. A record late before the restart is
+// late after it too: it goes to the late topic, and does not re-create a
+// window that fired, to fire it again with the one record. (The checkpoint
+// metadata once wrote the task's watermark under a name it read back as a
+// topic's, so a restarted task started at the minimum.)
+func TestRestartedTaskKeepsItsWatermark(t *testing.T) {
+	brokers := kafkatest.Fake(t, 1, "wm-in", "wm-out")
+	group := kafkatest.Name("wm")
+	noon := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	producer := kafkatest.Client(t, brokers)
+	send := func(at time.Duration) {
+		kafkatest.ProduceSync(t, producer, &kgo.Record{Topic: "wm-in", Key: []byte("k"), Value: []byte("k"), Timestamp: noon.Add(at)})
+	}
+	start := func() func() error {
+		job := engine.NewJob("wm", engine.WithBrokers(brokers...), engine.WithGroup(group), engine.WithStateDir(t.TempDir()),
+			engine.WithMetricsAddr(""), engine.WithCheckpointInterval(50*time.Millisecond), engine.WithLogLevel("warn"))
+		src := connectors.KafkaSource(job, "wm-in", codec.String(), connectors.WithWatermarks(windowing.RecordTimestamps[string](0)))
+		keyed := operators.KeyByRecordKey(src, codec.Key[string]())
+		connectors.KafkaSink(operators.WindowAggregate(keyed, "tens", windowing.Tumbling(10*time.Second),
+			operators.Count[string]{}, codec.JSON[int64]()), "wm-out", codec.JSON[operators.Windowed[string, int64]]())
+		return runJob(t, job)
+	}
+	windows := func(n int) []string {
+		t.Helper()
+		var got []string
+		for _, r := range kafkatest.ReadAll(t, brokers, "wm-out", n, 30*time.Second) {
+			var w operators.Windowed[string, int64]
+			if err := json.Unmarshal(r.Value, &w); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s=%d", w.Start.Sub(noon), w.Value))
+		}
+		return got
+	}
+	late := group + "-tens-late"
+
+	stop := start()
+	send(1 * time.Second)
+	send(2 * time.Second)
+	send(15 * time.Second) // the watermark passes 10s: [0s, 10s) fires with 2
+	if got := windows(1); fmt.Sprint(got) != "[0s=2]" {
+		t.Fatalf("first run: windows %v, want [0s=2]", got)
+	}
+	send(3 * time.Second) // late
+	kafkatest.ReadAll(t, brokers, late, 1, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	stop = start()         // a new state directory: restored from the changelog and the offsets' metadata
+	send(4 * time.Second)  // late still
+	send(25 * time.Second) // the watermark passes 20s: [10s, 20s) fires with 1
+	got := windows(2)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[0s=2 10s=1]" {
+		t.Fatalf("after the restart: windows %v, want [0s=2 10s=1]: a record late before the restart re-created a window", got)
+	}
+	if n := len(kafkatest.ReadAll(t, brokers, late, 2, 30*time.Second)); n != 2 {
+		t.Fatalf("%d records on the late topic, want 2", n)
+	}
+}
