@@ -182,3 +182,23 @@ func ReadCommitted(ctx context.Context, topics []string, fn func(*kgo.Record), o
 	}
 	return readTopics(ctx, opts, sp, fn)
 }
+
+// Span is the offsets [Start, End) of a partition to read.
+type Span struct{ Start, End int64 }
+
+// ReadCommittedSpans calls fn with every committed data record of the
+// given spans, by topic and partition, in offset order within a partition,
+// and returns once each partition is read to its span's end. An end past
+// the partition's last stable offset waits for the records to come (or
+// ctx to end). opts configure the client it creates (at least the seed
+// brokers).
+func ReadCommittedSpans(ctx context.Context, read map[string]map[int32]Span, fn func(*kgo.Record), opts ...kgo.Opt) error {
+	sp := spans{}
+	for t, ps := range read {
+		sp[t] = map[int32]span{}
+		for p, s := range ps {
+			sp[t][p] = span{start: s.Start, end: s.End}
+		}
+	}
+	return readTopics(ctx, opts, sp, fn)
+}

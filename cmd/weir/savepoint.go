@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/verify"
 )
 
 // A savepoint lives in two topics of the job, each of one partition, with
@@ -261,54 +262,17 @@ type tp struct {
 
 // readRanges reads, committed records only, each partition of ranges from
 // its first offset up to (not including) its second, calling fn in offset
-// order per partition.
+// order per partition (verify.ReadCommittedSpans: a partition is done when
+// its reader passes the end, transaction markers included).
 func readRanges(ctx context.Context, seeds []string, ranges map[tp][2]int64, fn func(*kgo.Record)) error {
-	parts := map[string]map[int32]kgo.Offset{}
-	pending := map[tp]int64{}
+	read := map[string]map[int32]verify.Span{}
 	for k, r := range ranges {
-		if r[1] <= r[0] {
-			continue
+		if read[k.topic] == nil {
+			read[k.topic] = map[int32]verify.Span{}
 		}
-		if parts[k.topic] == nil {
-			parts[k.topic] = map[int32]kgo.Offset{}
-		}
-		parts[k.topic][k.p] = kgo.NewOffset().At(r[0])
-		pending[k] = r[1]
+		read[k.topic][k.p] = verify.Span{Start: r[0], End: r[1]}
 	}
-	if len(pending) == 0 {
-		return nil
-	}
-	rc, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumePartitions(parts), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	for len(pending) > 0 {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		fs := rc.PollFetches(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if fs.Empty() {
-			return nil // nothing more below the ends (the rest are transaction markers or aborted)
-		}
-		if err := fs.Err0(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			k := tp{r.Topic, r.Partition}
-			end, ok := pending[k]
-			if !ok || r.Offset >= end {
-				return
-			}
-			fn(r)
-			if r.Offset >= end-1 {
-				delete(pending, k)
-			}
-		})
-	}
-	return nil
+	return verify.ReadCommittedSpans(ctx, read, fn, kgo.SeedBrokers(seeds...))
 }
 
 // changelogTargets returns, per changelog partition, where the committed
