@@ -73,10 +73,19 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		fatal: rt.fail,
-		log:   rt.log,
 	}
 	tr.start = func(ctx context.Context) (*Task, error) {
-		cp, offsets, err := rt.restoreTask(ctx, cl, id)
+		// What Kafka refuses for a moment (a broker restarting, a leader
+		// moving) is asked again for as long as it lasts: the task stays
+		// restoring, the replica not ready. A restore reads for as long as
+		// the changelog takes, so no call is bounded.
+		var cp commitMeta
+		var offsets map[string]kgo.EpochOffset
+		err := rt.retry(ctx, "restoring task "+id.String(), 0, transient, func(ctx context.Context) error {
+			var err error
+			cp, offsets, err = rt.restoreTask(ctx, cl, id)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -9,9 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/zap"
 )
 
 // barrierChunk is how many records a task processes between two looks at
@@ -52,7 +50,6 @@ type taskRunner struct {
 	stop  chan struct{}
 	done  chan struct{}
 	fatal func(error)
-	log   *zap.Logger
 	// start restores the task's state and builds it; ctx ends when the
 	// task is stopped. restored is called once start succeeded.
 	start    func(ctx context.Context) (*Task, error)
@@ -192,26 +189,8 @@ func (r *taskRunner) restore() (*Task, bool) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		// What Kafka refuses for a moment (a broker restarting, a leader
-		// moving) is asked again, with a growing pause, for as long as it
-		// lasts: the task stays restoring, the replica not ready.
-		pause := backoff.NewExponentialBackOff()
-		pause.InitialInterval, pause.MaxInterval = 100*time.Millisecond, 5*time.Second
-		for {
-			t, err := r.start(ctx)
-			if err == nil || ctx.Err() != nil || !transient(err) {
-				res <- result{t, err}
-				return
-			}
-			wait := pause.NextBackOff()
-			r.log.Warn("restoring the task failed for a moment; trying again", zap.Stringer("task", r.id), zap.Duration("in", wait), zap.Error(err))
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				res <- result{nil, ctx.Err()}
-				return
-			}
-		}
+		t, err := r.start(ctx)
+		res <- result{t, err}
 	}()
 	var t *Task
 	for {

@@ -240,19 +240,30 @@ func (rt *runtime) ensureInternalTopics(ctx context.Context, adm *kadm.Client, f
 // ctx ends. A broker that cannot be reached, a request that times out and
 // a retriable Kafka error are waited out with backoff: a replica starting
 // while the broker restarts waits for it, as it does in checkTopics,
-// instead of exiting.
+// instead of exiting. Each call gets 10 s.
 func (rt *runtime) retryTransient(ctx context.Context, what string, fn func(context.Context) error) error {
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		err := fn(reqCtx)
+	notFinal := func(err error) bool {
 		var ke *kerr.Error
+		return !errors.As(err, &ke) || ke.Retriable
+	}
+	return rt.retry(ctx, what, 10*time.Second, notFinal, fn)
+}
+
+// retry calls fn, each call bounded by attempt (0: not bounded), until it
+// succeeds, fails with an error again says not to retry, or ctx ends,
+// with a growing pause (100 ms to 5 s) between calls, each failure logged.
+func (rt *runtime) retry(ctx context.Context, what string, attempt time.Duration, again func(error) bool, fn func(context.Context) error) error {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		callCtx, cancel := ctx, context.CancelFunc(func() {})
+		if attempt > 0 {
+			callCtx, cancel = context.WithTimeout(ctx, attempt)
+		}
+		defer cancel()
+		err := fn(callCtx)
 		switch {
 		case err == nil:
 			return struct{}{}, nil
-		case ctx.Err() != nil:
-			return struct{}{}, backoff.Permanent(err)
-		case errors.As(err, &ke) && !ke.Retriable:
+		case ctx.Err() != nil || !again(err):
 			return struct{}{}, backoff.Permanent(err)
 		}
 		rt.log.Warn(what+" failed, retrying", zap.Error(err))
