@@ -85,7 +85,7 @@ func windowKey(account string, start time.Time) string {
 
 // produceInSlices writes input in n slices, one every pause, in the
 // background; the channel closes once all is written.
-func produceInSlices(t *testing.T, brokers []string, input []*kgo.Record, n int, pause time.Duration) <-chan struct{} {
+func produceInSlices(t testing.TB, brokers []string, input []*kgo.Record, n int, pause time.Duration) <-chan struct{} {
 	t.Helper()
 	producer := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	produced := make(chan struct{})
@@ -121,7 +121,7 @@ func grepLines(s string, subs ...string) string {
 }
 
 // weirCLI builds cmd/weir once.
-func weirCLI(t *testing.T) string {
+func weirCLI(t testing.TB) string {
 	t.Helper()
 	v, _ := builds.LoadOrStore("cmd/weir", &build{})
 	b := v.(*build)
@@ -139,14 +139,14 @@ func weirCLI(t *testing.T) string {
 
 // runVerify runs `weir verify --require-provenance` and fails the test
 // unless it exits 0.
-func runVerify(t *testing.T, brokers []string, args ...string) string {
+func runVerify(t testing.TB, brokers []string, args ...string) string {
 	t.Helper()
 	return verifyCLI(t, brokers, append([]string{"--require-provenance"}, args...)...)
 }
 
 // verifyCLI runs `weir verify` with args and fails the test unless it
 // exits 0.
-func verifyCLI(t *testing.T, brokers []string, args ...string) string {
+func verifyCLI(t testing.TB, brokers []string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(weirCLI(t), append([]string{"verify", "--brokers", strings.Join(brokers, ",")}, args...)...)
 	out, err := cmd.CombinedOutput()
@@ -195,7 +195,7 @@ type replica struct {
 	p    *process
 }
 
-func (r *replica) start(t *testing.T) {
+func (r *replica) start(t testing.TB) {
 	r.p = startBinary(t, binary(t, cmp.Or(r.job, "totals")), r.env...)
 }
 
@@ -215,7 +215,7 @@ func (r *replica) faulted() bool { return strings.Contains(r.p.output.String(), 
 // after installing the handler: a process killed before that would only
 // show the test's timing) and wants a clean exit, or a death at an injected
 // fault. revive, if not nil, restarts the process should it die meanwhile.
-func (r *replica) stop(t *testing.T, revive func(*replica)) {
+func (r *replica) stop(t testing.TB, revive func(*replica)) {
 	t.Helper()
 	kafkatest.Eventually(t, time.Minute, "replica "+r.name+" handling SIGTERM", func() bool {
 		if revive != nil {

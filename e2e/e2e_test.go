@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -52,7 +53,7 @@ func jobBinary(t *testing.T) string { return binary(t, "stateless") }
 // binary builds e2e/jobs/<name> once, with the race detector and the
 // fault points (engine/fault_on.go), which do nothing unless WEIR_FAULT
 // names them.
-func binary(t *testing.T, name string) string {
+func binary(t testing.TB, name string) string {
 	t.Helper()
 	v, _ := builds.LoadOrStore(name, &build{})
 	b := v.(*build)
@@ -101,7 +102,7 @@ func startJob(t *testing.T, env ...string) *process {
 	return startBinary(t, jobBinary(t), env...)
 }
 
-func startBinary(t *testing.T, bin string, env ...string) *process {
+func startBinary(t testing.TB, bin string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin)
 	// Each process gets a state directory of its own (and with it a
@@ -117,14 +118,40 @@ func startBinary(t *testing.T, bin string, env ...string) *process {
 		_ = cmd.Process.Kill()
 		<-p.done
 		if t.Failed() {
-			t.Logf("job output:\n%s", p.output.String())
+			logJobOutput(t, bin, cmd.Process.Pid, p.output.String())
 		}
 	})
 	return p
 }
 
+// jobOutputTail is how many lines of a failed test's job output the test
+// log shows; the whole output goes to a file.
+const jobOutputTail = 40
+
+// logJobOutput writes a failed test's job output whole to a file under
+// $WEIR_E2E_LOG_DIR (default: weir-e2e-logs in the temporary directory)
+// and shows its last lines: a test that ran twenty processes would
+// otherwise bury its own failure message under their logs.
+func logJobOutput(t testing.TB, bin string, pid int, out string) {
+	t.Helper()
+	dir := filepath.Join(cmp.Or(os.Getenv("WEIR_E2E_LOG_DIR"), filepath.Join(os.TempDir(), "weir-e2e-logs")),
+		strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	file := filepath.Join(dir, fmt.Sprintf("%s-%d.log", filepath.Base(bin), pid))
+	saved := "saved whole to " + file
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		saved = "not saved: " + err.Error()
+	} else if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
+		saved = "not saved: " + err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) > jobOutputTail {
+		lines = lines[len(lines)-jobOutputTail:]
+	}
+	t.Logf("job %s (pid %d) output, %s; its last %d lines:\n%s", filepath.Base(bin), pid, saved, len(lines), strings.Join(lines, "\n"))
+}
+
 // wait waits for the process to exit and returns its exit code.
-func (p *process) wait(t *testing.T, timeout time.Duration) int {
+func (p *process) wait(t testing.TB, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -148,7 +175,7 @@ type collector struct {
 	recs []*kgo.Record
 }
 
-func collect(t *testing.T, brokers []string, topic string, opts ...kgo.Opt) *collector {
+func collect(t testing.TB, brokers []string, topic string, opts ...kgo.Opt) *collector {
 	t.Helper()
 	c := &collector{}
 	cl := kafkatest.Client(t, brokers, append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -74,16 +75,72 @@ func TestTorture(t *testing.T) {
 	total := &tortureFigures{faults: map[string]int{}}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			rt := &reasonT{TB: t}
+			// Registered first, so it runs last: after the job outputs
+			// the process cleanups print, where a log's tail shows it.
 			t.Cleanup(func() {
 				if t.Failed() {
-					t.Errorf("torture seed %d failed: replay with WEIR_TORTURE_SEED=%d WEIR_TORTURE_STEPS=%d", seed, seed, steps)
+					t.Errorf("torture seed %d failed (%s): replay with WEIR_TORTURE_SEED=%d WEIR_TORTURE_STEPS=%d",
+						seed, rt.reason(), seed, steps)
 				}
 			})
-			f := runTorture(t, brokers, script, seed, steps)
+			f := runTorture(rt, brokers, script, seed, steps)
 			total.add(f)
 		})
 	}
 	t.Logf("torture figures: %s", total)
+}
+
+// reasonT keeps the messages of a test's failures, so that the line
+// that names a failed seed can repeat why it failed.
+type reasonT struct {
+	testing.TB
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *reasonT) note(msg string) {
+	// The first line says what failed; a process's output may follow.
+	msg, _, _ = strings.Cut(msg, "\n")
+	if len(msg) > 300 {
+		msg = msg[:300] + "..."
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, msg)
+}
+
+func (r *reasonT) reason() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.msgs) == 0 {
+		return "no message"
+	}
+	return strings.Join(r.msgs, "; ")
+}
+
+func (r *reasonT) Fatalf(format string, args ...any) {
+	r.TB.Helper()
+	r.note(fmt.Sprintf(format, args...))
+	r.TB.Fatalf(format, args...)
+}
+
+func (r *reasonT) Fatal(args ...any) {
+	r.TB.Helper()
+	r.note(fmt.Sprint(args...))
+	r.TB.Fatal(args...)
+}
+
+func (r *reasonT) Errorf(format string, args ...any) {
+	r.TB.Helper()
+	r.note(fmt.Sprintf(format, args...))
+	r.TB.Errorf(format, args...)
+}
+
+func (r *reasonT) Error(args ...any) {
+	r.TB.Helper()
+	r.note(fmt.Sprint(args...))
+	r.TB.Error(args...)
 }
 
 // tortureSeeds returns WEIR_TORTURE_SEED alone if set, else
@@ -355,7 +412,7 @@ func (in *tortureInput) reference(trailers time.Time) {
 
 // tortureRun is one seed's run.
 type tortureRun struct {
-	t                                 *testing.T
+	t                                 testing.TB
 	seed                              uint64
 	brokers                           []string
 	script                            string
@@ -372,7 +429,7 @@ type tortureRun struct {
 	fig                               *tortureFigures
 }
 
-func runTorture(t *testing.T, brokers []string, script string, seed uint64, steps int) *tortureFigures {
+func runTorture(t testing.TB, brokers []string, script string, seed uint64, steps int) *tortureFigures {
 	rng := rand.New(rand.NewPCG(seed, 0x70c7))
 	data := rand.New(rand.NewPCG(seed, 0xda7a))
 	r := &tortureRun{t: t, seed: seed, brokers: brokers, script: script, adm: kadm.NewClient(kafkatest.Client(t, brokers)),
