@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/weirstream/weir/internal/kafkaconn"
 	"github.com/weirstream/weir/observe"
 )
 
@@ -195,6 +196,10 @@ type Config struct {
 	observer  observe.Observer
 	kgoOpts   []kgo.Opt
 	envErrors []error
+	// security is how the job reaches a secured cluster (TLS, SASL),
+	// read by FromEnv from the WEIR_KAFKA_* variables and files; never
+	// from flags, since a process's command line is world-readable.
+	security kafkaconn.Settings
 }
 
 func defaultConfig(job string) Config {
@@ -380,6 +385,13 @@ func FromEnv() Opt {
 				}
 			}
 		}
+		sec, err := kafkaconn.FromEnv(os.LookupEnv)
+		if err != nil {
+			c.envErrors = append(c.envErrors, fmt.Errorf("kafka security: %w", err))
+			return
+		}
+		c.security = sec
+		c.kgoOpts = append(c.kgoOpts, sec.Opts()...)
 	})
 }
 

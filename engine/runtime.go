@@ -202,6 +202,7 @@ func (rt *runtime) run(ctx context.Context) error {
 	rt.log.Info("job starting",
 		zap.Strings("sources", rt.job.sourceTopics()), zap.Int("partitions", partitions),
 		zap.String("group", rt.cfg.Group), zap.Strings("brokers", rt.cfg.Brokers),
+		zap.Stringer("kafka_security", rt.cfg.security),
 		zap.String("guarantee", rt.cfg.Guarantee), zap.String("replica", replica),
 		zap.Duration("checkpoint_interval", rt.cfg.CheckpointInterval))
 

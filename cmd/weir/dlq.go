@@ -110,8 +110,8 @@ func parseDeadLetter(r *kgo.Record) deadLetter {
 // readDeadLetters reads the topic's committed records, from its start
 // until nothing new arrives for a second.
 func readDeadLetters(ctx context.Context, seeds []string, topic string) ([]deadLetter, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	cl, err := kgo.NewClient(append(kafkaOpts(seeds), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -293,7 +293,7 @@ like any new record. The writes are idempotent; run it once per fix.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "dry run: %d of %d dead letters would be replayed\n", len(out), len(dls))
 				return nil
 			}
-			cl, err := kgo.NewClient(kgo.SeedBrokers(f.seeds()...))
+			cl, err := kgo.NewClient(kafkaOpts(f.seeds())...)
 			if err != nil {
 				return usageError{err}
 			}

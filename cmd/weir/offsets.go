@@ -65,7 +65,7 @@ func (f *offsetsFlags) check() error {
 // connect returns the command's context, bounded by --timeout, and a
 // client of the brokers; done releases both.
 func (f *offsetsFlags) connect(cmd *cobra.Command) (ctx context.Context, cl *kgo.Client, done func(), err error) {
-	cl, err = kgo.NewClient(kgo.SeedBrokers(f.seeds()...))
+	cl, err = kgo.NewClient(kafkaOpts(f.seeds())...)
 	if err != nil {
 		return nil, nil, nil, usageError{err}
 	}
@@ -636,7 +636,7 @@ func produceAll(ctx context.Context, seeds []string, recs []*kgo.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	pcl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	pcl, err := kgo.NewClient(append(kafkaOpts(seeds), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,23 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/internal/kafkaconn"
 )
+
+// kafkaOpts are the client options of every command: the seed brokers,
+// then TLS and SASL from the WEIR_KAFKA_* variables and files, as a
+// job's. The root command has checked those variables already.
+func kafkaOpts(seeds []string) []kgo.Opt {
+	sec, _ := kafkaconn.FromEnv(os.LookupEnv)
+	return append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, sec.Opts()...)
+}
 
 // newRootCmd builds the weir command and its subcommands, writing to
 // stdout and stderr. Errors are not printed by cobra but returned, for run
@@ -19,6 +32,16 @@ Kafka topics Weir jobs read and write, handles their dead letters and
 circuit breakers, and rewinds them for reprocessing.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// The connection's TLS and SASL settings come from the
+		// environment and files (never flags: a command line is
+		// world-readable); a mistake in them stops every command
+		// before it connects.
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if _, err := kafkaconn.FromEnv(os.LookupEnv); err != nil {
+				return usageError{fmt.Errorf("kafka security: %w", err)}
+			}
+			return nil
+		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(stdout)

@@ -272,7 +272,7 @@ func readRanges(ctx context.Context, seeds []string, ranges map[tp][2]int64, fn 
 		}
 		read[k.topic][k.p] = verify.Span{Start: r[0], End: r[1]}
 	}
-	return verify.ReadCommittedSpans(ctx, read, fn, kgo.SeedBrokers(seeds...))
+	return verify.ReadCommittedSpans(ctx, read, fn, kafkaOpts(seeds)...)
 }
 
 // changelogTargets returns, per changelog partition, where the committed
@@ -435,8 +435,8 @@ func ensureSavepointTopics(ctx context.Context, adm *kadm.Client, group string) 
 // writeSavepoint writes data and then sp (its range in the data topic
 // filled in) in one transaction.
 func writeSavepoint(ctx context.Context, seeds []string, sp *savepointMeta, data []*kgo.Record) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.TransactionalID("weir-savepoint-"+sp.Group),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl, err := kgo.NewClient(append(kafkaOpts(seeds), kgo.TransactionalID("weir-savepoint-"+sp.Group),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		return err
 	}
@@ -477,7 +477,7 @@ func writeSavepoint(ctx context.Context, seeds []string, sp *savepointMeta, data
 
 // loadSavepoints returns the group's savepoints, oldest first.
 func loadSavepoints(ctx context.Context, seeds []string, group string) ([]savepointMeta, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	cl, err := kgo.NewClient(kafkaOpts(seeds)...)
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -106,7 +106,7 @@ func runVerify(cmd *cobra.Command, f verifyFlags) error {
 		Input:             f.input,
 		MaxExamples:       f.maxExamples,
 		RequireProvenance: f.requireProvenance,
-	})
+	}, kafkaOpts(nil)[1:]...)
 	if err != nil {
 		return err
 	}
