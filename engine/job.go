@@ -427,7 +427,7 @@ func (j *Job) Run(ctx context.Context) error {
 		log.Info("serving metrics and probes", zap.String("addr", srv.addr), zap.String("metrics", "http://"+srv.addr+"/metrics"))
 		defer srv.close()
 	}
-	err := rt.run(ctx)
+	err := rt.explainAuth(rt.run(ctx))
 	if err != nil && !rt.stoppedByFatal() {
 		log.Error("job cannot start", zap.Error(err))
 	}

@@ -62,6 +62,11 @@ func (rt *runtime) pollLoop(ctx context.Context) {
 			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				return
 			}
+			if isAuthorization(err) {
+				// Retrying does not grant an ACL: stop, saying which.
+				rt.fail(rt.explainAuth(err))
+				return
+			}
 			rt.log.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
 		})
 		if ctx.Err() != nil {

@@ -33,6 +33,15 @@ func (rt *runtime) checkTopics(ctx context.Context) (int, error) {
 	adm := kadm.NewClient(admin)
 	topics := append(rt.job.userSourceTopics(), slices.Sorted(maps.Keys(rt.job.sinks))...)
 	rt.setNotReady("waiting for the Kafka cluster")
+	// What the ACLs refuse is said first, and finally: retrying would not
+	// grant it.
+	err = rt.retry(ctx, "checking the job's permissions", 10*time.Second, func(err error) bool {
+		var ke *kerr.Error
+		return !errors.Is(err, ErrNotAuthorized) && (!errors.As(err, &ke) || ke.Retriable)
+	}, func(ctx context.Context) error { return rt.checkAccess(ctx, admin) })
+	if err != nil {
+		return 0, err
+	}
 	var details kadm.TopicDetails
 	err = rt.retryTransient(ctx, "reaching the Kafka cluster", func(ctx context.Context) error {
 		d, err := adm.ListTopics(ctx, topics...)
@@ -122,10 +131,20 @@ func (rt *runtime) describeSinks(ctx context.Context, adm *kadm.Client) error {
 		rcs, err = adm.DescribeTopicConfigs(ctx, topics...)
 		return err
 	})
+	rt.job.sinkTopics = map[string]sinkTopic{}
+	if errors.Is(err, kerr.TopicAuthorizationFailed) {
+		// DescribeConfigs is not granted: the job runs with the
+		// broker's defaults for what it would have checked.
+		rt.log.Warn("the sink topics' configurations may not be read (no DescribeConfigs ACL): outputs are not checked against their max.message.bytes and retention.ms",
+			zap.Strings("topics", topics), zap.Error(err))
+		for _, t := range topics {
+			rt.job.sinkTopics[t] = sinkTopic{maxBytes: producerMaxBatchBytes}
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("describing the sink topics: %w", err)
 	}
-	rt.job.sinkTopics = map[string]sinkTopic{}
 	for _, rc := range rcs {
 		st := sinkTopic{maxBytes: producerMaxBatchBytes}
 		if rc.Err != nil {
