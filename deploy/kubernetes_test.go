@@ -1,112 +1,43 @@
 package deploy_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
-	"go.yaml.in/yaml/v4"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
 )
 
-type k8sObject struct {
-	file       string
-	APIVersion string `yaml:"apiVersion"`
-	Kind       string `yaml:"kind"`
-	Metadata   struct {
-		Name        string            `yaml:"name"`
-		Labels      map[string]string `yaml:"labels"`
-		Annotations map[string]string `yaml:"annotations"`
-	} `yaml:"metadata"`
-	Spec yaml.Node `yaml:"spec"`
+// manifests are the objects under deploy/kubernetes, decoded into the
+// Kubernetes API's own types.
+type manifests struct {
+	deployments []*appsv1.Deployment
+	services    []*corev1.Service
+	configMaps  []*corev1.ConfigMap
+	secrets     []*corev1.Secret
+	pdbs        []*policyv1.PodDisruptionBudget
 }
 
-type probe struct {
-	HTTPGet *struct {
-		Path string `yaml:"path"`
-		Port any    `yaml:"port"` // number or port name
-	} `yaml:"httpGet"`
-}
+var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
 
-type containerPort struct {
-	Name          string `yaml:"name"`
-	ContainerPort int    `yaml:"containerPort"`
-}
-
-type container struct {
-	Name  string `yaml:"name"`
-	Image string `yaml:"image"`
-	Env   []struct {
-		Name      string         `yaml:"name"`
-		Value     *string        `yaml:"value"`
-		ValueFrom map[string]any `yaml:"valueFrom"`
-	} `yaml:"env"`
-	Ports          []containerPort `yaml:"ports"`
-	LivenessProbe  *probe          `yaml:"livenessProbe"`
-	ReadinessProbe *probe          `yaml:"readinessProbe"`
-	StartupProbe   *probe          `yaml:"startupProbe"`
-	VolumeMounts   []struct {
-		Name      string `yaml:"name"`
-		MountPath string `yaml:"mountPath"`
-	} `yaml:"volumeMounts"`
-}
-
-// resolvePort turns a probe or Service port (number or name) into a
-// container port number.
-func (c container) resolvePort(p any) (int, error) {
-	switch v := p.(type) {
-	case int:
-		return v, nil
-	case string:
-		if n, err := strconv.Atoi(v); err == nil {
-			return n, nil
-		}
-		for _, cp := range c.Ports {
-			if cp.Name == v {
-				return cp.ContainerPort, nil
-			}
-		}
-		return 0, fmt.Errorf("container %s has no port named %q", c.Name, v)
-	default:
-		return 0, fmt.Errorf("port %v: unexpected type %T", p, p)
-	}
-}
-
-type deploymentSpec struct {
-	Replicas *int `yaml:"replicas"`
-	Selector struct {
-		MatchLabels map[string]string `yaml:"matchLabels"`
-	} `yaml:"selector"`
-	Template struct {
-		Metadata struct {
-			Labels      map[string]string `yaml:"labels"`
-			Annotations map[string]string `yaml:"annotations"`
-		} `yaml:"metadata"`
-		Spec struct {
-			TerminationGracePeriodSeconds *int        `yaml:"terminationGracePeriodSeconds"`
-			Containers                    []container `yaml:"containers"`
-			Volumes                       []struct {
-				Name     string    `yaml:"name"`
-				EmptyDir *struct{} `yaml:"emptyDir"`
-			} `yaml:"volumes"`
-		} `yaml:"spec"`
-	} `yaml:"template"`
-}
-
-type serviceSpec struct {
-	Selector map[string]string `yaml:"selector"`
-	Ports    []struct {
-		Name       string `yaml:"name"`
-		Port       int    `yaml:"port"`
-		TargetPort any    `yaml:"targetPort"`
-	} `yaml:"ports"`
-}
-
-// loadManifests parses every YAML document under kubernetes/.
-func loadManifests(t *testing.T) []k8sObject {
+// loadManifests decodes every YAML document under kubernetes/ strictly
+// into the k8s.io/api type of its apiVersion and kind: a field the API
+// does not have (a typo, a wrong level), a duplicate key, or a kind the
+// test does not know fails, as the API server would refuse it.
+func loadManifests(t *testing.T) manifests {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("kubernetes", "*.y*ml"))
 	if err != nil {
@@ -115,184 +46,283 @@ func loadManifests(t *testing.T) []k8sObject {
 	if len(files) == 0 {
 		t.Fatal("no manifests under deploy/kubernetes")
 	}
-	var objs []k8sObject
+	var m manifests
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var docs []k8sObject
-		if err := yaml.Load(raw, &docs, yaml.WithAllDocuments(), yaml.WithUniqueKeys()); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		for _, d := range docs {
-			if d.Kind == "" && d.APIVersion == "" {
-				continue // empty document
+		for i, doc := range docSeparator.Split(string(raw), -1) {
+			js, err := yaml.YAMLToJSONStrict([]byte(doc))
+			if err != nil {
+				t.Fatalf("%s document %d: %v", f, i, err)
 			}
-			d.file = f
-			if d.Kind == "" || d.APIVersion == "" || d.Metadata.Name == "" {
-				t.Errorf("%s: object without kind, apiVersion or metadata.name: %+v", f, d)
+			if string(js) == "null" {
+				continue // empty or comments only
 			}
-			objs = append(objs, d)
+			var meta struct{ APIVersion, Kind string }
+			if err := json.Unmarshal(js, &meta); err != nil {
+				t.Fatalf("%s document %d: %v", f, i, err)
+			}
+			var obj any
+			switch meta.APIVersion + " " + meta.Kind {
+			case "apps/v1 Deployment":
+				d := &appsv1.Deployment{}
+				m.deployments, obj = append(m.deployments, d), d
+			case "v1 Service":
+				s := &corev1.Service{}
+				m.services, obj = append(m.services, s), s
+			case "v1 ConfigMap":
+				c := &corev1.ConfigMap{}
+				m.configMaps, obj = append(m.configMaps, c), c
+			case "v1 Secret":
+				s := &corev1.Secret{}
+				m.secrets, obj = append(m.secrets, s), s
+			case "policy/v1 PodDisruptionBudget":
+				p := &policyv1.PodDisruptionBudget{}
+				m.pdbs, obj = append(m.pdbs, p), p
+			default:
+				t.Fatalf("%s document %d: %q %q is not a kind this test knows", f, i, meta.APIVersion, meta.Kind)
+			}
+			dec := json.NewDecoder(bytes.NewReader(js))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(obj); err != nil {
+				t.Fatalf("%s: %s: %v", f, meta.Kind, err)
+			}
 		}
 	}
-	return objs
+	return m
 }
 
-func intPtr(p *int) string {
-	if p == nil {
-		return "unset"
+// TestStrictDecodingCatchesATypo: the loader refuses what the API would.
+func TestStrictDecodingCatchesATypo(t *testing.T) {
+	js, err := yaml.YAMLToJSONStrict([]byte("apiVersion: apps/v1\nkind: Deployment\nspec:\n  replica: 2\n"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return strconv.Itoa(*p)
-}
-
-func decodeSpec(t *testing.T, o k8sObject, out any) {
-	t.Helper()
-	if err := o.Spec.Load(out, yaml.WithUniqueKeys()); err != nil {
-		t.Fatalf("%s: %s %s spec: %v", o.file, o.Kind, o.Metadata.Name, err)
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&appsv1.Deployment{}); err == nil || !strings.Contains(err.Error(), "replica") {
+		t.Fatalf("a misspelt field decoded: %v", err)
+	}
+	if _, err := yaml.YAMLToJSONStrict([]byte("a: 1\na: 2\n")); err == nil {
+		t.Fatal("a duplicate key decoded")
 	}
 }
 
 func TestKubernetesManifests(t *testing.T) {
-	objs := loadManifests(t)
+	m := loadManifests(t)
+	if len(m.deployments) != 1 || len(m.services) != 1 || len(m.configMaps) != 1 || len(m.secrets) != 1 || len(m.pdbs) != 1 {
+		t.Fatalf("want one Deployment, Service, ConfigMap, Secret and PodDisruptionBudget; got %d, %d, %d, %d, %d",
+			len(m.deployments), len(m.services), len(m.configMaps), len(m.secrets), len(m.pdbs))
+	}
+	dep, svc, cm, secret, pdb := m.deployments[0], m.services[0], m.configMaps[0], m.secrets[0], m.pdbs[0]
+	pod := dep.Spec.Template.Spec
+	labels := dep.Spec.Template.Labels
 
-	var deployments, services []k8sObject
-	for _, o := range objs {
-		switch {
-		case o.Kind == "Deployment" && o.APIVersion == "apps/v1":
-			deployments = append(deployments, o)
-		case o.Kind == "Service" && o.APIVersion == "v1":
-			services = append(services, o)
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas < 2 {
+		t.Errorf("replicas = %v, want at least 2", dep.Spec.Replicas)
+	}
+	selects := func(what string, sel map[string]string) {
+		t.Helper()
+		if len(sel) == 0 {
+			t.Errorf("%s selects nothing", what)
+		}
+		for k, v := range sel {
+			if labels[k] != v {
+				t.Errorf("%s selector %s=%s does not match the pod labels %v", what, k, v, labels)
+			}
 		}
 	}
-	if len(deployments) != 1 || len(services) != 1 {
-		t.Fatalf("want one apps/v1 Deployment and one v1 Service, got %d and %d", len(deployments), len(services))
+	if dep.Spec.Selector == nil {
+		t.Fatal("the Deployment has no selector")
+	}
+	selects("Deployment", dep.Spec.Selector.MatchLabels)
+	selects("Service", svc.Spec.Selector)
+	if pdb.Spec.Selector == nil {
+		t.Fatal("the PodDisruptionBudget has no selector")
+	}
+	selects("PodDisruptionBudget", pdb.Spec.Selector.MatchLabels)
+	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
+		t.Errorf("PodDisruptionBudget maxUnavailable = %v, want 1", pdb.Spec.MaxUnavailable)
 	}
 
-	var dep deploymentSpec
-	decodeSpec(t, deployments[0], &dep)
-	pod := dep.Template.Spec
-
-	if dep.Replicas == nil || *dep.Replicas != 2 {
-		t.Errorf("replicas = %s, want 2", intPtr(dep.Replicas))
-	}
-	if len(dep.Selector.MatchLabels) == 0 {
-		t.Error("Deployment has no selector")
-	}
-	for k, v := range dep.Selector.MatchLabels {
-		if dep.Template.Metadata.Labels[k] != v {
-			t.Errorf("selector %s=%s does not match the pod template labels %v", k, v, dep.Template.Metadata.Labels)
-		}
-	}
-	if pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds != 60 {
-		t.Errorf("terminationGracePeriodSeconds = %s, want 60", intPtr(pod.TerminationGracePeriodSeconds))
-	}
 	if len(pod.Containers) != 1 {
 		t.Fatalf("want one container, got %d", len(pod.Containers))
 	}
 	c := pod.Containers[0]
 
-	env := map[string]string{}
+	// The settings: the container's own env, and the ConfigMap through envFrom.
+	env := map[string]corev1.EnvVar{}
 	for _, e := range c.Env {
-		if e.Value == nil && e.ValueFrom == nil {
-			t.Errorf("env %s has neither value nor valueFrom", e.Name)
-		}
 		if _, dup := env[e.Name]; dup {
 			t.Errorf("env %s set twice", e.Name)
 		}
-		if e.Value != nil {
-			env[e.Name] = *e.Value
-		} else {
-			env[e.Name] = ""
-		}
+		env[e.Name] = e
 	}
-	for _, k := range []string{"WEIR_BROKERS", "WEIR_GROUP"} {
-		if v, ok := env[k]; !ok || v == "" {
-			t.Errorf("env %s not set", k)
+	settings := map[string]string{}
+	for _, ef := range c.EnvFrom {
+		if ef.ConfigMapRef == nil || ef.ConfigMapRef.Name != cm.Name {
+			t.Errorf("envFrom %+v: want the ConfigMap %s", ef, cm.Name)
+			continue
+		}
+		maps.Copy(settings, cm.Data)
+	}
+	for _, k := range []string{"WEIR_BROKERS", "WEIR_GROUP", "WEIR_STATE_DIR", "WEIR_METRICS_ADDR"} {
+		if settings[k] == "" {
+			t.Errorf("%s is not set by the ConfigMap", k)
 		}
 	}
 
-	// Probes: liveness on /healthz, readiness on /readyz, both on the
-	// metrics port; any other probe on one of the two.
-	metricsPort := 9464
-	if !slices.ContainsFunc(c.Ports, func(p containerPort) bool { return p.ContainerPort == metricsPort }) {
-		t.Errorf("container does not declare port %d", metricsPort)
+	// Shutdown: the pod's grace period covers the final checkpoint.
+	shutdown := 30 * time.Second
+	if s, ok := settings["WEIR_SHUTDOWN_TIMEOUT"]; ok {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("WEIR_SHUTDOWN_TIMEOUT=%q: %v", s, err)
+		}
+		shutdown = d
 	}
-	checkProbe := func(kind string, p *probe, wantPaths ...string) {
+	var grace time.Duration
+	if g := pod.TerminationGracePeriodSeconds; g != nil {
+		grace = time.Duration(*g) * time.Second
+	}
+	if grace <= shutdown+10*time.Second {
+		t.Errorf("terminationGracePeriodSeconds %v must exceed WEIR_SHUTDOWN_TIMEOUT %v by at least 10s", grace, shutdown)
+	}
+
+	// Resources: a memory limit, and Weir's budget taken from it.
+	limit, ok := c.Resources.Limits[corev1.ResourceMemory]
+	if !ok || limit.IsZero() {
+		t.Error("the container has no memory limit")
+	}
+	if req, ok := c.Resources.Requests[corev1.ResourceMemory]; !ok || req.Cmp(limit) != 0 {
+		t.Errorf("memory request %v should equal the limit %v: a replica's memory is its budget", req.String(), limit.String())
+	}
+	if _, ok := c.Resources.Requests[corev1.ResourceCPU]; !ok {
+		t.Error("the container requests no CPU")
+	}
+	if e, ok := env["WEIR_MEMORY_LIMIT"]; !ok || e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil ||
+		e.ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
+		t.Errorf("WEIR_MEMORY_LIMIT should come from the container's limits.memory: %+v", e)
+	}
+	if _, ok := env["GOMEMLIMIT"]; ok {
+		t.Error("GOMEMLIMIT is set: Weir sets the Go heap limit inside its memory budget itself")
+	}
+
+	// Probes: liveness on /healthz, readiness on /readyz, on the metrics port.
+	const metricsPort = 9464
+	port := func(p intstr.IntOrString) int {
+		if p.Type == intstr.Int {
+			return p.IntValue()
+		}
+		for _, cp := range c.Ports {
+			if cp.Name == p.StrVal {
+				return int(cp.ContainerPort)
+			}
+		}
+		t.Errorf("container %s has no port named %q", c.Name, p.StrVal)
+		return 0
+	}
+	probe := func(kind string, p *corev1.Probe, paths ...string) {
 		t.Helper()
 		if p == nil || p.HTTPGet == nil {
 			t.Errorf("%s probe: want an httpGet probe", kind)
 			return
 		}
-		if !slices.Contains(wantPaths, p.HTTPGet.Path) {
-			t.Errorf("%s probe path %q, want %v", kind, p.HTTPGet.Path, wantPaths)
-		}
-		port, err := c.resolvePort(p.HTTPGet.Port)
-		if err != nil || port != metricsPort {
-			t.Errorf("%s probe port %v (%d, %v), want %d", kind, p.HTTPGet.Port, port, err, metricsPort)
+		if !slices.Contains(paths, p.HTTPGet.Path) || port(p.HTTPGet.Port) != metricsPort {
+			t.Errorf("%s probe %s on port %v, want one of %v on %d", kind, p.HTTPGet.Path, p.HTTPGet.Port.String(), paths, metricsPort)
 		}
 	}
-	checkProbe("liveness", c.LivenessProbe, "/healthz")
-	checkProbe("readiness", c.ReadinessProbe, "/readyz")
+	probe("liveness", c.LivenessProbe, "/healthz")
+	probe("readiness", c.ReadinessProbe, "/readyz")
 	if c.StartupProbe != nil {
-		checkProbe("startup", c.StartupProbe, "/healthz", "/readyz")
-	}
-
-	// State on an emptyDir at /var/lib/weir, matching WEIR_STATE_DIR.
-	stateDir := "/var/lib/weir"
-	if v, ok := env["WEIR_STATE_DIR"]; ok && v != stateDir {
-		t.Errorf("WEIR_STATE_DIR = %q, want %s", v, stateDir)
-	}
-	var stateMounted bool
-	for _, m := range c.VolumeMounts {
-		if m.MountPath != stateDir {
-			continue
-		}
-		for _, v := range pod.Volumes {
-			stateMounted = stateMounted || (v.Name == m.Name && v.EmptyDir != nil)
-		}
-	}
-	if !stateMounted {
-		t.Errorf("no emptyDir volume mounted at %s", stateDir)
-	}
-
-	// Prometheus scrape annotations point at the metrics port.
-	ann := dep.Template.Metadata.Annotations
-	wantAnn := map[string]string{
-		"prometheus.io/scrape": "true",
-		"prometheus.io/port":   strconv.Itoa(metricsPort),
-		"prometheus.io/path":   "/metrics",
-	}
-	for k, v := range wantAnn {
-		if ann[k] != v {
-			t.Errorf("pod annotation %s = %q, want %q (have %v)", k, ann[k], v, slices.Sorted(maps.Keys(ann)))
-		}
-	}
-
-	// The Service selects the Deployment's pods and targets the metrics port.
-	var svc serviceSpec
-	decodeSpec(t, services[0], &svc)
-	if len(svc.Selector) == 0 {
-		t.Error("Service has no selector")
-	}
-	for k, v := range svc.Selector {
-		if dep.Template.Metadata.Labels[k] != v {
-			t.Errorf("Service selector %s=%s does not match the pod labels %v", k, v, dep.Template.Metadata.Labels)
-		}
+		probe("startup", c.StartupProbe, "/healthz", "/readyz")
 	}
 	var servesMetrics bool
-	for _, p := range svc.Ports {
+	for _, p := range svc.Spec.Ports {
 		target := p.TargetPort
-		if target == nil {
-			target = p.Port
+		if target.Type == intstr.Int && target.IntVal == 0 {
+			target = intstr.FromInt32(p.Port)
 		}
-		port, err := c.resolvePort(target)
-		if err != nil {
-			t.Errorf("Service port %s: %v", p.Name, err)
-		}
-		servesMetrics = servesMetrics || port == metricsPort
+		servesMetrics = servesMetrics || port(target) == metricsPort
 	}
 	if !servesMetrics {
-		t.Errorf("Service does not target container port %d", metricsPort)
+		t.Errorf("the Service does not target container port %d", metricsPort)
+	}
+	ann := dep.Spec.Template.Annotations
+	for k, v := range map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": strconv.Itoa(metricsPort), "prometheus.io/path": "/metrics"} {
+		if ann[k] != v {
+			t.Errorf("pod annotation %s = %q, want %q", k, ann[k], v)
+		}
+	}
+
+	// Volumes: the state directory on an emptyDir; the Secret as files.
+	mounts := map[string]corev1.VolumeMount{}
+	for _, vm := range c.VolumeMounts {
+		mounts[vm.MountPath] = vm
+	}
+	volume := func(name string) *corev1.Volume {
+		for i := range pod.Volumes {
+			if pod.Volumes[i].Name == name {
+				return &pod.Volumes[i]
+			}
+		}
+		return nil
+	}
+	if vm, ok := mounts[settings["WEIR_STATE_DIR"]]; !ok || volume(vm.Name) == nil || volume(vm.Name).EmptyDir == nil {
+		t.Errorf("no emptyDir volume mounted at WEIR_STATE_DIR %q", settings["WEIR_STATE_DIR"])
+	}
+	var secretDir string
+	var secretKeys []string
+	for path, vm := range mounts {
+		if v := volume(vm.Name); v != nil && v.Secret != nil {
+			if v.Secret.SecretName != secret.Name {
+				t.Errorf("volume %s mounts Secret %q, want %s", vm.Name, v.Secret.SecretName, secret.Name)
+			}
+			if !vm.ReadOnly {
+				t.Errorf("the Secret is mounted writable at %s", path)
+			}
+			secretDir = path
+		}
+	}
+	for k := range secret.StringData {
+		secretKeys = append(secretKeys, k)
+	}
+	for k := range secret.Data {
+		secretKeys = append(secretKeys, k)
+	}
+	if secretDir == "" {
+		t.Fatal("the Secret is not mounted as files")
+	}
+
+	// Kafka security: every WEIR_KAFKA_*_FILE names a key of the mounted
+	// Secret; no secret is in a variable (or the ConfigMap).
+	var files int
+	for name, e := range env {
+		if !strings.HasPrefix(name, "WEIR_KAFKA_") {
+			continue
+		}
+		switch {
+		case strings.HasSuffix(name, "_PASSWORD") || strings.HasSuffix(name, "_TOKEN"):
+			t.Errorf("%s holds a secret in a variable: use %s_FILE and the mounted Secret", name, name)
+		case strings.HasSuffix(name, "_FILE"):
+			files++
+			dir, key := filepath.Split(e.Value)
+			if filepath.Clean(dir) != filepath.Clean(secretDir) || !slices.Contains(secretKeys, key) {
+				t.Errorf("%s=%s is not a key of the Secret mounted at %s (keys %v)", name, e.Value, secretDir, secretKeys)
+			}
+		}
+	}
+	if files == 0 {
+		t.Error("no WEIR_KAFKA_*_FILE variable reads the mounted Secret")
+	}
+	for k := range cm.Data {
+		if strings.Contains(k, "PASSWORD") || strings.Contains(k, "TOKEN") {
+			t.Errorf("the ConfigMap holds %s: secrets go in the Secret", k)
+		}
+	}
+	if got := fmt.Sprint(c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem); got != "true" {
+		t.Error("the container's root filesystem is writable")
 	}
 }
