@@ -151,3 +151,81 @@ func TestDeterministicProduceErrorFailsTheJob(t *testing.T) {
 		})
 	}
 }
+
+// TestAbortThatCannotReachTheBrokerIsRetried: a checkpoint fails (a
+// produce error) and the abort that follows cannot reach the transaction
+// coordinator for a while (a broker restarting: its connections close).
+// The replica must retry the abort until Kafka answers, as it waits for
+// the broker everywhere else, not stop: a replica stopped by a broker
+// restart is a crash for Kubernetes to clean up.
+func TestAbortThatCannotReachTheBrokerIsRetried(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "views", "tagged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	const n = 2000
+	var recs []*kgo.Record
+	for i := range n {
+		b, _ := json.Marshal(event{User: "u" + strconv.Itoa(i%7), Seq: i})
+		recs = append(recs, &kgo.Record{Topic: "views", Value: b})
+	}
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
+	failProduces(c, kerr.InvalidRecord.Code, true, func(n int64) bool { return n == 3 })
+	// Every abort's EndTxn finds its connection closed, for 3 s.
+	var aborts atomic.Int64
+	var until atomic.Int64
+	c.ControlKey(int16(kmsg.EndTxn), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if kreq.(*kmsg.EndTxnRequest).Commit {
+			return nil, nil, false
+		}
+		if aborts.Add(1) == 1 {
+			until.Store(time.Now().Add(3 * time.Second).UnixNano())
+		}
+		if time.Now().UnixNano() < until.Load() {
+			return nil, errors.New("coordinator away"), true
+		}
+		return nil, nil, false
+	})
+
+	job := slowJob("unreachable-abort", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""),
+		engine.WithStateDir(t.TempDir()), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("error"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var runErr error
+	finished := make(chan struct{})
+	go func() { runErr = job.Run(ctx); close(finished) }()
+	t.Cleanup(func() { cancel(); <-finished })
+	cl := kafkatest.Client(t, brokers, kgo.ConsumeTopics("tagged"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	seen := map[int]int{}
+	deadline := time.Now().Add(time.Minute)
+	for len(seen) < n {
+		select {
+		case <-finished:
+			t.Fatalf("the job stopped (%v) after %d aborts, with %d of %d records out", runErr, aborts.Load(), len(seen), n)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d records out after a minute", len(seen), n)
+		}
+		pctx, pcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			var e enriched
+			if err := json.Unmarshal(r.Value, &e); err != nil {
+				t.Fatal(err)
+			}
+			seen[e.Seq]++
+		})
+		pcancel()
+	}
+	for seq, k := range seen {
+		if k != 1 {
+			t.Fatalf("seq %d output %d times", seq, k)
+		}
+	}
+	if aborts.Load() < 2 {
+		t.Fatalf("%d aborts reached the cluster: the test did not make one fail", aborts.Load())
+	}
+}

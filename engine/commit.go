@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -55,7 +56,15 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 	rt.mu.Unlock()
 	rt.stopTasks(ids)
 	if rt.sess != nil {
-		if _, err := rt.sess.End(ctx, kgo.TryAbort); err != nil {
+		// A coordinator that cannot be reached (a broker restarting) is
+		// waited for, as everywhere else; franz-go aborts an abort whose
+		// outcome it did not hear again by bumping the producer epoch.
+		// What Kafka refuses for good (fenced) stops the replica.
+		err := rt.retry(ctx, "aborting the transaction", 0, notFinal, func(ctx context.Context) error {
+			_, err := rt.sess.End(ctx, kgo.TryAbort)
+			return err
+		})
+		if err != nil {
 			if ctx.Err() == nil { // stopping: shutdown aborts it
 				rt.fail(fmt.Errorf("aborting the transaction: %w", err))
 			}
@@ -76,7 +85,12 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 				topics[t] = true
 			}
 		}
-		committed, err := rt.fetchCommitted(ctx, rt.cl, slices.Sorted(maps.Keys(topics)))
+		var committed kadm.OffsetResponses
+		err := rt.retry(ctx, "fetching committed offsets to restart tasks", 0, notFinal, func(ctx context.Context) error {
+			var err error
+			committed, err = rt.fetchCommitted(ctx, rt.cl, slices.Sorted(maps.Keys(topics)))
+			return err
+		})
 		if err != nil {
 			if ctx.Err() == nil {
 				rt.fail(fmt.Errorf("fetching committed offsets to restart tasks: %w", err))

@@ -261,11 +261,15 @@ func (rt *runtime) ensureInternalTopics(ctx context.Context, adm *kadm.Client, f
 // while the broker restarts waits for it, as it does in checkTopics,
 // instead of exiting. Each call gets 10 s.
 func (rt *runtime) retryTransient(ctx context.Context, what string, fn func(context.Context) error) error {
-	notFinal := func(err error) bool {
-		var ke *kerr.Error
-		return !errors.As(err, &ke) || ke.Retriable
-	}
 	return rt.retry(ctx, what, 10*time.Second, notFinal, fn)
+}
+
+// notFinal reports whether err may pass if tried again: anything but an
+// error Kafka calls non-retriable (a transport error, a timeout, a
+// retriable Kafka error).
+func notFinal(err error) bool {
+	var ke *kerr.Error
+	return !errors.As(err, &ke) || ke.Retriable
 }
 
 // retry calls fn, each call bounded by attempt (0: not bounded), until it
