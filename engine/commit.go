@@ -42,6 +42,9 @@ func (rt *runtime) abortAndRestart(ctx context.Context) {
 }
 
 func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
+	if rt.stopping.Load() {
+		return // the shutdown stops the tasks and aborts the transaction
+	}
 	rt.abort.Store(false)
 	// Checkpoints failing in a row (a broker away) restart their tasks
 	// with growing pauses, not in a tight loop.
@@ -55,6 +58,13 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 	ids := slices.Collect(maps.Keys(rt.mu.tasks))
 	rt.mu.Unlock()
 	rt.stopTasks(ids)
+	// Until they start again (the abort may wait for the broker), a
+	// rebalance may run: see restarting.
+	rt.mu.Lock()
+	for _, id := range ids {
+		rt.mu.restarting[id] = true
+	}
+	rt.mu.Unlock()
 	if rt.sess != nil {
 		// A coordinator that cannot be reached (a broker restarting) is
 		// waited for, as everywhere else; franz-go aborts an abort whose
@@ -124,7 +134,13 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 	}
 	rt.mu.Lock()
 	for _, id := range ids {
-		rt.mu.tasks[id] = rt.startTaskLocked(rt.cl, id)
+		if !rt.mu.restarting[id] {
+			continue // revoked meanwhile
+		}
+		delete(rt.mu.restarting, id)
+		if _, running := rt.mu.tasks[id]; !running {
+			rt.mu.tasks[id] = rt.startTaskLocked(rt.cl, id)
+		}
 	}
 	rt.obs.TasksAssigned(len(rt.mu.tasks))
 	rt.updateReadyLocked()

@@ -47,7 +47,7 @@ func (rt *runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 		}
 	}
 	for _, id := range ids {
-		if _, ok := rt.mu.tasks[id]; !ok {
+		if _, ok := rt.mu.tasks[id]; !ok && !rt.mu.restarting[id] {
 			rt.mu.tasks[id] = rt.startTaskLocked(cl, id)
 		}
 	}
@@ -239,6 +239,7 @@ func (rt *runtime) stopTasks(ps []TaskID) []*taskRunner {
 	rt.mu.Lock()
 	var trs []*taskRunner
 	for _, p := range ps {
+		delete(rt.mu.restarting, p) // not this replica's to restart
 		if tr, ok := rt.mu.tasks[p]; ok {
 			trs = append(trs, tr)
 			delete(rt.mu.tasks, p)

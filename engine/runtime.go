@@ -60,7 +60,11 @@ type runtime struct {
 	bounds *bounds
 
 	cpMu sync.Mutex
-	mu   struct {
+	// stopping is set when the shutdown starts: a last checkpoint that
+	// fails leaves its transaction for the shutdown to abort, and no task
+	// restarts.
+	stopping atomic.Bool
+	mu       struct {
 		sync.Mutex
 		tasks map[TaskID]*taskRunner
 		// seen is, per assigned partition, the first offset fetched since
@@ -70,6 +74,12 @@ type runtime struct {
 		// revoked holds the tasks revoked at the current rebalance, whose
 		// state waits for the new assignment.
 		revoked map[TaskID]bool
+		// restarting holds the tasks an abort stopped and will start
+		// again (abortAndRestartLocked): an assignment meanwhile must not
+		// start a second runner of one, and a revocation meanwhile
+		// removes it, so that the abort does not start a task that is no
+		// longer this replica's.
+		restarting map[TaskID]bool
 		// restoring counts tasks restoring their state: the replica is not
 		// ready until none is.
 		restoring int
@@ -118,6 +128,7 @@ func newRuntime(j *Job, log *zap.Logger, obs observe.Observer) *runtime {
 	rt.mu.tasks = map[TaskID]*taskRunner{}
 	rt.mu.seen = map[string]map[int32]kgo.EpochOffset{}
 	rt.mu.revoked = map[TaskID]bool{}
+	rt.mu.restarting = map[TaskID]bool{}
 	rt.retention.m = map[string]time.Duration{}
 	rt.restartPause = &backoff.ExponentialBackOff{
 		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 5 * time.Second,
@@ -353,6 +364,7 @@ func (rt *runtime) startInternalTopicsAtStart(_ context.Context, offsets map[str
 // shutdown commits a last checkpoint, stops every task and leaves the
 // group.
 func (rt *runtime) shutdown() {
+	rt.stopping.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownTimeout)
 	if !rt.abort.Load() {
 		rt.checkpoint(ctx, "shutdown")
