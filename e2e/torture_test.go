@@ -529,6 +529,9 @@ func (r *tortureRun) createInternalTopics(rng *rand.Rand, in, out string) {
 	t.Logf("seed %d: changelog configs segment.ms=%s delete.retention.ms=%s", r.seed, *conf["segment.ms"], *conf["delete.retention.ms"])
 	internal := top.Internal
 	t.Cleanup(func() {
+		if t.Failed() {
+			return // kept for a look, like kafkatest's topics
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, _ = r.adm.DeleteTopics(ctx, internal...)

@@ -194,7 +194,7 @@ func (rt *runtime) checkQuietBounds(ctx context.Context) {
 					continue
 				}
 				b.lastFetch[topic] = time.Now() // ask again after boundQuiet
-				remain, err := committedRecordsRemain(ctx, rt.cl, topic, tr.id.Partition, from, stop)
+				remain, _, err := committedRecordsRemain(ctx, rt.cl, topic, tr.id.Partition, from, stop)
 				if err != nil {
 					rt.log.Debug("asking whether records remain below a bounded source's end", zap.String("topic", topic), zap.Error(err))
 					continue

@@ -406,6 +406,7 @@ func (rt *runtime) scanChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 		next[topic] = f
 	}
 	var restored int64
+	var lastStuckLog time.Time
 	for len(pending) > 0 {
 		pollCtx, cancel := context.WithTimeout(ctx, restoreQuietPoll)
 		fs := rc.PollFetches(pollCtx)
@@ -419,7 +420,14 @@ func (rt *runtime) scanChangelog(ctx context.Context, cl *kgo.Client, id TaskID,
 			// tombstone past its retention), and nothing will come.
 			// Ask Kafka whether a committed record remains there.
 			for topic, target := range pending {
-				remain, err := committedRecordsRemain(ctx, cl, topic, id.Partition, next[topic], target)
+				remain, why, err := committedRecordsRemain(ctx, cl, topic, id.Partition, next[topic], target)
+				if remain && time.Since(lastStuckLog) > 10*time.Second {
+					// Said every few seconds: a restore that waits is
+					// what keeps the replica unready.
+					lastStuckLog = time.Now()
+					rt.log.Warn("restore waits for changelog records below the committed position", zap.Stringer("task", id),
+						zap.String("topic", topic), zap.Int64("next", next[topic]), zap.Int64("to", target), zap.String("why", why))
+				}
 				if err != nil {
 					// Not known: the broker may be restarting. Keep reading.
 					rt.log.Warn("asking whether changelog records remain", zap.Stringer("task", id), zap.String("topic", topic), zap.Error(err))
@@ -587,18 +595,18 @@ const restoreQuietPoll = time.Second
 // read_committed fetch returns but are no records, are stepped over. Only
 // a partition whose last stable offset is at or past to says so: a leader
 // just restarted may not serve its whole log yet.
-func committedRecordsRemain(ctx context.Context, cl *kgo.Client, topic string, p int32, from, to int64) (bool, error) {
+func committedRecordsRemain(ctx context.Context, cl *kgo.Client, topic string, p int32, from, to int64) (bool, string, error) {
 	md, err := kadm.NewClient(cl).Metadata(ctx, topic)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	td, ok := md.Topics[topic]
 	if !ok || td.Err != nil {
-		return false, errors.Join(errors.New("no metadata"), td.Err)
+		return false, "", errors.Join(errors.New("no metadata"), td.Err)
 	}
 	pd, ok := td.Partitions[p]
 	if !ok || pd.Err != nil {
-		return false, errors.Join(errors.New("no partition metadata"), pd.Err)
+		return false, "", errors.Join(errors.New("no partition metadata"), pd.Err)
 	}
 	for from < to {
 		req := kmsg.NewPtrFetchRequest()
@@ -614,11 +622,11 @@ func committedRecordsRemain(ctx context.Context, cl *kgo.Client, topic string, p
 		req.Topics = append(req.Topics, rt)
 		kresp, err := cl.Broker(int(pd.Leader)).Request(ctx, req)
 		if err != nil {
-			return false, err
+			return false, "", err
 		}
 		resp := kresp.(*kmsg.FetchResponse)
 		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-			return false, err
+			return false, "", err
 		}
 		var part *kmsg.FetchResponseTopicPartition
 		for i := range resp.Topics {
@@ -629,33 +637,35 @@ func committedRecordsRemain(ctx context.Context, cl *kgo.Client, topic string, p
 			}
 		}
 		if part == nil {
-			return false, errors.New("the fetch response has no such partition")
+			return false, "", errors.New("the fetch response has no such partition")
 		}
 		if err := kerr.ErrorForCode(part.ErrorCode); err != nil {
-			return false, err
+			return false, "", err
 		}
 		if len(part.RecordBatches) == 0 {
 			// Nothing at or after from, if the log is stable that far.
-			return part.LastStableOffset < to || part.HighWatermark < to, nil
+			why := fmt.Sprintf("nothing at %d yet: last stable offset %d, high watermark %d", from, part.LastStableOffset, part.HighWatermark)
+			return part.LastStableOffset < to || part.HighWatermark < to, why, nil
 		}
 		fp, after := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
 			Offset: from, IsolationLevel: kgo.ReadCommitted(), Topic: topic, Partition: p,
 		}, part, kgo.DefaultDecompressor(), nil)
 		if fp.Err != nil {
-			return false, fp.Err
+			return false, "", fp.Err
 		}
 		for _, r := range fp.Records {
 			if r.Offset < to {
-				return true, nil
+				return true, fmt.Sprintf("a committed record at %d (last stable offset %d): the restore's fetch has not returned it", r.Offset, part.LastStableOffset), nil
 			}
 		}
 		if len(fp.Records) > 0 {
-			return false, nil // everything read is at or past to
+			return false, "", nil // everything read is at or past to
 		}
 		if after <= from {
-			return true, nil // no progress: not known to be empty, keep reading
+			// No progress: not known to be empty, keep reading.
+			return true, fmt.Sprintf("no record decoded at %d (last stable offset %d)", from, part.LastStableOffset), nil
 		}
 		from = after
 	}
-	return false, nil
+	return false, "", nil
 }
