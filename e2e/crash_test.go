@@ -233,7 +233,7 @@ func (r *replica) stop(t testing.TB, revive func(*replica)) {
 
 // TestCrashesExactlyOnce is the exactly-once proof: a stateful job (keyed
 // running totals and tumbling-window counts, behind a repartition) over
-// 200k payments on 4 partitions, written while it runs, is SIGKILLed at
+// 100k payments on 4 partitions, written while it runs, is SIGKILLed at
 // least 10 times at random moments, and kills itself at random between a
 // transaction's commit and the Pebble commit (fault point after-commit);
 // the broker is restarted once under it, and a second replica joins and
@@ -255,7 +255,7 @@ func runCrashes(t *testing.T, guarantee string, minKills int) {
 	if script == "" {
 		t.Skip("needs the broker scripts/kafka.sh started (make test); it restarts it")
 	}
-	run := newTotalsRun(t, "crash", 200_000, "WEIR_CHECKPOINT_INTERVAL=200ms", "WEIR_SESSION_TIMEOUT=3s",
+	run := newTotalsRun(t, "crash", 100_000, "WEIR_CHECKPOINT_INTERVAL=200ms", "WEIR_SESSION_TIMEOUT=3s",
 		"WEIR_FAULT=after-commit:0.03", "WEIR_GUARANTEE="+guarantee,
 		"WEIR_LOG_LEVEL="+cmp.Or(os.Getenv("WEIR_CRASH_LOG_LEVEL"), "info"))
 	brokers, in, out, group, input, wantWindows, a, b := run.brokers, run.in, run.out, run.group, run.input, run.wantWindows, run.a, run.b

@@ -30,13 +30,13 @@ import (
 // The torture test's knobs (environment variables):
 //
 //	WEIR_TORTURE_SEED=123   run that one seed (replays a failure)
-//	WEIR_TORTURE_SEEDS=n    run n seeds drawn from the clock (default 2)
+//	WEIR_TORTURE_SEEDS=n    run n seeds drawn from the clock (default 1)
 //	WEIR_TORTURE_STEPS=n    faults per schedule (default 16); the input
 //	                        grows with it (a phase per three steps)
 //
 // `make torture` runs more seeds with longer schedules.
 const (
-	tortureDefaultSeeds = 2
+	tortureDefaultSeeds = 1
 	tortureDefaultSteps = 16
 	torturePartitions   = 4
 	tortureCustomers    = 60
@@ -144,7 +144,7 @@ func (r *reasonT) Error(args ...any) {
 }
 
 // tortureSeeds returns WEIR_TORTURE_SEED alone if set, else
-// WEIR_TORTURE_SEEDS (default 2) seeds drawn from the clock.
+// WEIR_TORTURE_SEEDS (default 1) seeds drawn from the clock.
 func tortureSeeds(t *testing.T) []uint64 {
 	if s := os.Getenv("WEIR_TORTURE_SEED"); s != "" {
 		seed, err := strconv.ParseUint(s, 10, 64)
