@@ -472,6 +472,27 @@ func writeSavepoint(ctx context.Context, seeds []string, sp *savepointMeta, data
 		return fmt.Errorf("committing the savepoint: %w", err)
 	}
 	sp.offset = rec.Offset
+	// EndTransaction returns once the coordinator has decided; the
+	// markers that make the records readable follow. Return only once a
+	// read_committed reader sees the savepoint, so that list, prune and
+	// offsets reset right after create find it.
+	adm := kadm.NewClient(cl)
+	for topic, upTo := range map[string]int64{savepointTopic(sp.Group): rec.Offset, dataTopic: sp.DataTo - 1} {
+		for {
+			ends, err := adm.ListCommittedOffsets(ctx, topic)
+			if err != nil {
+				return fmt.Errorf("waiting for the savepoint to be readable: %w", err)
+			}
+			if e, ok := ends.Lookup(topic, 0); ok && e.Err == nil && e.Offset > upTo {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for the savepoint to be readable: %w", ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
 	return nil
 }
 
