@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -36,7 +35,7 @@ func TestPrometheusScrapesAJob(t *testing.T) {
 		t.Skip("starts a Prometheus server")
 	}
 	brokers := kafkatest.Fake(t, 2, "prom-in", "prom-out")
-	metricsAddr, promAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, promAddr := kafkatest.FreeAddr(t), kafkatest.FreeAddr(t)
 	const name = "prom-scraped"
 	job := engine.NewJob(name, engine.WithBrokers(brokers...), engine.WithMetricsAddr(metricsAddr),
 		engine.WithStateDir(t.TempDir()), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("warn"))
@@ -193,14 +192,4 @@ func grepMetrics(t *testing.T, addr string, prefixes ...string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

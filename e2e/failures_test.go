@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -63,18 +62,6 @@ func startPoison(t *testing.T, brokers []string, in, out, group, addr string, en
 	return startBinary(t, binary(t, "poison"), append([]string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out,
 		"WEIR_BROKERS=" + strings.Join(brokers, ","), "WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=" + addr,
 		"WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_ERROR_POLICY=dead-letter"}, env...)...)
-}
-
-// freeAddr returns a local address nothing listens on.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }
 
 // checkFailureRun checks a finished run: every valid purchase in the output
@@ -252,7 +239,7 @@ func TestCircuitBreakerHaltsAndResumes(t *testing.T) {
 		return good
 	})
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), input...)
-	addr := freeAddr(t)
+	addr := kafkatest.FreeAddr(t)
 	p := startPoison(t, brokers, in, out, group, addr)
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + addr + path)
@@ -378,7 +365,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		return good
 	})
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), input...)
-	addr := freeAddr(t)
+	addr := kafkatest.FreeAddr(t)
 	p := startPoison(t, brokers, in, out, group, addr, "WEIR_RETRY_INITIAL_INTERVAL=5ms", "WEIR_RETRY_MAX_INTERVAL=20ms")
 	outs := kafkatest.ReadAll(t, brokers, out, n, 2*time.Minute)
 	resp, err := http.Get("http://" + addr + "/metrics")

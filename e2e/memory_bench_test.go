@@ -106,7 +106,7 @@ func catchUp(b *testing.B, brokers []string, bin, in, budget string) (int64, tim
 	profileDir := os.Getenv("WEIR_BENCH_PROFILE_DIR")
 	metricsAddr := ""
 	if profileDir != "" {
-		metricsAddr = freeAddr(b)
+		metricsAddr = kafkatest.FreeAddr(b)
 	}
 	cmd.Env = append(os.Environ(), "JOB_INPUT="+in, "JOB_OUTPUT="+out, "WEIR_BROKERS="+strings.Join(brokers, ","),
 		"WEIR_GROUP="+group, "WEIR_STATE_DIR="+b.TempDir(), "WEIR_METRICS_ADDR="+metricsAddr, "WEIR_PPROF=true", "WEIR_LOG_LEVEL=warn",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,16 +18,6 @@ import (
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/windowing"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func get(url string) (int, string) {
 	resp, err := http.Get(url)
@@ -51,7 +40,7 @@ func TestProbesAndMetrics(t *testing.T) {
 		recs = append(recs, &kgo.Record{Topic: "views", Partition: int32(i % 2), Value: b})
 	}
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner())), recs...)
-	addr := freeAddr(t)
+	addr := kafkatest.FreeAddr(t)
 	job := buildJob("probes", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr), engine.WithStateDir(t.TempDir()),
 		engine.WithCheckpointInterval(20*time.Millisecond))
 	stop := runJob(t, job)
@@ -91,7 +80,7 @@ func TestProbesAndMetrics(t *testing.T) {
 }
 
 func TestNotReadyWhileBrokerUnreachable(t *testing.T) {
-	addr := freeAddr(t)
+	addr := kafkatest.FreeAddr(t)
 	job := buildJob("unready", "views", "tagged", engine.WithBrokers("127.0.0.1:1"), engine.WithMetricsAddr(addr), engine.WithStateDir(t.TempDir()))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -117,7 +106,7 @@ func TestWatermarkMetrics(t *testing.T) {
 	at := time.Date(2024, 1, 1, 10, 0, 5, 0, time.UTC)
 	b, _ := json.Marshal(event{User: "u", Seq: 1})
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), &kgo.Record{Topic: "views", Value: b, Timestamp: at})
-	addr := freeAddr(t)
+	addr := kafkatest.FreeAddr(t)
 	job := engine.NewJob("wm", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr), engine.WithStateDir(t.TempDir()))
 	src := connectors.KafkaSource(job, "views", codec.JSON[event](),
 		connectors.WithWatermarks(windowing.RecordTimestamps[event](time.Second).WithIdleness(100*time.Millisecond)))
@@ -157,7 +146,7 @@ func TestHealthzFailsWhenUserCodeWedgesTheReplica(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			brokers := kafkatest.Fake(t, 1, "in", "out")
 			kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), &kgo.Record{Topic: "in", Value: []byte("first")}, &kgo.Record{Topic: "in", Value: []byte("wedge")})
-			addr := freeAddr(t)
+			addr := kafkatest.FreeAddr(t)
 			release := make(chan struct{})
 			wedged := make(chan struct{})
 			job := engine.NewJob("wedged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr), engine.WithStateDir(t.TempDir()),
@@ -200,7 +189,7 @@ func TestHealthzFailsWhenUserCodeWedgesTheReplica(t *testing.T) {
 func TestPprofOnlyWhenAsked(t *testing.T) {
 	brokers := kafkatest.Fake(t, 1, "views", "tagged")
 	for _, on := range []bool{false, true} {
-		addr := freeAddr(t)
+		addr := kafkatest.FreeAddr(t)
 		job := buildJob("pprof", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr),
 			engine.WithStateDir(t.TempDir()), engine.WithPprof(on))
 		stop := runJob(t, job)

@@ -54,7 +54,7 @@ func TestRateCapHoldsACatchUp(t *testing.T) {
 			}
 			kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
 
-			addr := freeAddr(t)
+			addr := kafkatest.FreeAddr(t)
 			opts := []engine.Opt{engine.WithBrokers(brokers...), engine.WithGroup(kafkatest.Name("capped")), engine.WithMetricsAddr(addr),
 				engine.WithStateDir(t.TempDir()), engine.WithCheckpointInterval(100 * time.Millisecond), engine.WithLogLevel("warn")}
 			var srcOpts []connectors.SourceOpt

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -315,7 +314,7 @@ func TestJobOverSASLSSLWithACLs(t *testing.T) {
 	}
 	kafkatest.ProduceSync(t, cl, recs...)
 
-	addr := freeAddr(t)
+	addr := kafkatest.FreeAddr(t)
 	j := startJob(t, append(s.clientEnv(group, pwFile), "JOB_INPUT="+in, "JOB_OUTPUT="+out,
 		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR="+addr, "WEIR_CHECKPOINT_INTERVAL=200ms")...)
 	got := kafkatest.ReadAll(t, s.plain, out, keys*perKey, 2*time.Minute)
@@ -507,16 +506,6 @@ func lastErrorLine(logs string) string {
 		}
 	}
 	return last
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func httpGet(t *testing.T, url string) string {

@@ -166,9 +166,6 @@ func (s Settings) Check() error {
 	return errors.Join(errs...)
 }
 
-// Secured reports whether the settings do anything (TLS or SASL).
-func (s Settings) Secured() bool { return s.tlsOn() || s.Mechanism != "" }
-
 // String describes the settings for a log line or a printed
 // configuration: which files and which user, never a password or token.
 func (s Settings) String() string {
