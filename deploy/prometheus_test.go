@@ -119,7 +119,7 @@ func TestPrometheusScrapesAJob(t *testing.T) {
 		`up{instance="` + metricsAddr + `"} == 1`,
 		`sum(weir_records_in_total{job="` + name + `"}) >= 100`,
 		`sum(weir_records_out_total{job="` + name + `"}) >= 100`,
-		`weir_ready{job="` + name + `"}`, // present; its value: see the note on readiness
+		`weir_ready{job="` + name + `"} == 1`,
 		`sum(weir_checkpoints_total{job="` + name + `"}) > 0`,
 		`weir_consumer_lag_records{job="` + name + `"}`,
 		`weir_tasks_assigned{job="` + name + `"} > 0`,

@@ -207,3 +207,35 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyWhenTheFirstAssignmentWinsTheRace: the client joins the group
+// as soon as it exists, so the first assignment, and even the end of the
+// tasks' restores, may come before the start goes on. The replica must
+// still end up ready: readiness is what the tasks say, not the order in
+// which the start reached its steps.
+func TestReadyWhenTheFirstAssignmentWinsTheRace(t *testing.T) {
+	brokers := kafkatest.Fake(t, 2, "views", "tagged")
+	addr := kafkatest.FreeAddr(t)
+	base := "http://" + addr
+	defer engine.SetClientStartedHook(func() {
+		// Hold the start until the assignment made the replica ready.
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if c, _ := get(base + "/readyz"); c == 200 {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})()
+	job := buildJob("race", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(addr), engine.WithStateDir(t.TempDir()),
+		engine.WithCheckpointInterval(20*time.Millisecond))
+	runJob(t, job)
+	kafkatest.Eventually(t, 10*time.Second, "the job's tasks assigned", func() bool {
+		_, body := get(base + "/metrics")
+		return strings.Contains(body, `weir_tasks_assigned{job="race"} 2`)
+	})
+	kafkatest.Eventually(t, 5*time.Second, "/readyz", func() bool { c, _ := get(base + "/readyz"); return c == 200 })
+	if _, body := get(base + "/metrics"); !strings.Contains(body, `weir_ready{job="race"} 1`) {
+		t.Fatal("/readyz is 200 but weir_ready is not 1")
+	}
+}

@@ -227,6 +227,10 @@ func (rt *runtime) run(ctx context.Context) error {
 		}
 		return err
 	}
+	// Said before the client exists: it joins the group at once, and the
+	// assignment (and the tasks' restores) may be done before this goroutine
+	// goes on; from then on the tasks say whether the replica is ready.
+	rt.setNotReady("joining consumer group")
 	if rt.exactlyOnce() {
 		rt.sess, err = kgo.NewGroupTransactSession(append(rt.clientOpts(),
 			kgo.TransactionalID(rt.cfg.Group+"-"+replica),
@@ -241,7 +245,9 @@ func (rt *runtime) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: kafka client: %w", ErrConfig, err)
 	}
-	rt.setNotReady("joining consumer group")
+	if testHookClientStarted != nil {
+		testHookClientStarted()
+	}
 
 	rt.pollLoop(pollCtx)
 
@@ -254,6 +260,10 @@ func (rt *runtime) run(ctx context.Context) error {
 		return nil
 	}
 }
+
+// testHookClientStarted, if set, runs right after the Kafka client was
+// created: the group's first assignment may already be under way.
+var testHookClientStarted func()
 
 // replicaID returns the configured replica id, or the one kept in the
 // state directory, generating it on the first start: a replica restarted
