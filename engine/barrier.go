@@ -93,6 +93,14 @@ func (t *Task) barrier() snapshot {
 		}
 		fail = err
 	}
+	for _, fn := range t.onBarrier {
+		if err := fn(); err != nil {
+			if t.err == nil {
+				t.err = err
+			}
+			fail = errors.Join(fail, err)
+		}
+	}
 	// Tell downstream stages where event time is, inside this epoch.
 	t.sendWatermark(true)
 	var cl *changelogAcks
@@ -243,6 +251,11 @@ func (t *Task) commitState(cp int64, clNext map[string]int64, clAcks int) error 
 	}
 	if err := t.store.CommitPending(cp, clNext); err != nil {
 		return fmt.Errorf("task %s: committing state of checkpoint %d: %w", t.id, cp, err)
+	}
+	for _, fn := range t.onCommitted {
+		if err := fn(cp); err != nil {
+			return fmt.Errorf("task %s: after checkpoint %d: %w", t.id, cp, err)
+		}
 	}
 	return nil
 }

@@ -255,6 +255,11 @@ func (j *Job) UniqueName(base string) string {
 	return name
 }
 
+// ClaimName gives name to an operator that derives no stream (a sink of
+// its own): a name another operator has is a topology error, as for
+// Derive.
+func (j *Job) ClaimName(name string) string { return j.claimName(name) }
+
 // claimName gives name to an operator. A name another operator has is a
 // topology error, as in Flink and Kafka Streams: state, changelog topics
 // and metrics are kept under an operator's name, so renaming one silently

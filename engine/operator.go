@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+
 	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
 )
@@ -22,7 +24,12 @@ import (
 //     processing-time timers; OnFire is called when one is due.
 //   - per watermark: Task.Watermark is the task's event time, which moves
 //     between records; event-time timers fire as it passes them.
-//   - per checkpoint: nothing to do. State lives in the task's store
+//   - per checkpoint: nothing to do, unless the operator has effects
+//     outside Kafka (files, objects): Task.Checkpoint names the checkpoint
+//     the records in hand belong to, Task.OnBarrier lets the operator write
+//     the state that goes with the checkpoint, and Task.OnCommitted is
+//     called once Kafka committed one, the moment to make such effects
+//     visible. State lives in the task's store
 //     (Task.Store, through the handles of package state declared in a
 //     state.Registry and announced with Job.AddStatefulOperator), and the
 //     engine writes its changes to the operator's changelog, commits them
@@ -43,6 +50,32 @@ import (
 // is expected any more. windowing.MinWatermark before any event time is
 // known.
 func (t *Task) Watermark() windowing.Millis { return windowing.Millis(t.watermark) }
+
+// Checkpoint is the id of the checkpoint that the records the task
+// processes now belong to: it commits them, or a restart replays them.
+func (t *Task) Checkpoint() int64 { return t.cp }
+
+// OnCommitted registers fn, called in the task's goroutine after Kafka
+// committed each of the task's checkpoints (and its state is in the local
+// store), with the checkpoint's id: what an operator wrote outside Kafka
+// for records up to that checkpoint may now become visible, as Flink's
+// two-phase sinks commit on notifyCheckpointComplete. It is not called for
+// a checkpoint committed before a restart: what the restored state says
+// is pending is the operator's to finish. An error stops the job. Call it
+// when building the task, in an operator that declared state
+// (Job.AddStatefulOperator): only stateful tasks have commits to follow.
+func (t *Task) OnCommitted(fn func(cp int64) error) { t.onCommitted = append(t.onCommitted, fn) }
+
+// OnBarrier registers fn, called in the task's goroutine at each barrier,
+// before the task's state changes are cut: what fn writes to state belongs
+// to the checkpoint the barrier starts, with Task.Checkpoint its id (a
+// checkpoint that fails is taken again under the same id). An error fails
+// the checkpoint and stops the job. Call it when building the task.
+func (t *Task) OnBarrier(fn func() error) { t.onBarrier = append(t.onBarrier, fn) }
+
+// Context ends when the replica stops: what an operator waits for (an
+// upload, a call) should give up then.
+func (t *Task) Context() context.Context { return t.ctx }
 
 // Store is the task's part of the replica's state store, the scope of the
 // state handles an operator declared; nil for a job without state.

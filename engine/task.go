@@ -73,7 +73,13 @@ type Task struct {
 	// inflight are the task's operators with records in flight, and
 	// wmTarget the watermark they hold it from (see inflight.go).
 	inflight []InFlight
-	wmTarget int64
+	// committed is called after each checkpoint Kafka committed, with
+	// its id (Task.OnCommitted).
+	onCommitted []func(cp int64) error
+	// onBarrier is called at each barrier, before the state is flushed
+	// (Task.OnBarrier).
+	onBarrier []func() error
+	wmTarget  int64
 	// timerErr is a store error met while registering a timer, which has
 	// no error to return; the record that registered it fails with it.
 	timerErr error

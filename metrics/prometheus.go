@@ -21,36 +21,38 @@ import (
 type Prometheus struct {
 	reg *prometheus.Registry
 
-	recordsIn     *prometheus.CounterVec
-	recordsOut    *prometheus.CounterVec
-	recordsFailed *prometheus.CounterVec
-	recordsLate   *prometheus.CounterVec
-	lag           *prometheus.GaugeVec
-	checkpoints   *prometheus.CounterVec
-	cpDuration    prometheus.Histogram
-	watermark     *prometheus.GaugeVec
-	idle          *prometheus.GaugeVec
-	tasks         prometheus.Gauge
-	ready         prometheus.Gauge
-	cpRecords     prometheus.Counter
-	cpSize        prometheus.Histogram
-	txns          *prometheus.CounterVec
-	txnSince      atomic.Int64 // Unix nanoseconds; 0 when no transaction is open
-	restored      prometheus.Counter
-	restoreLeft   *prometheus.GaugeVec
-	restoreTook   prometheus.Histogram
-	rateLimit     *prometheus.GaugeVec
-	rateLimited   *prometheus.CounterVec
-	deadLettered  *prometheus.CounterVec
-	skipped       *prometheus.CounterVec
-	retries       *prometheus.CounterVec
-	labels        prometheus.Labels
-	asyncCalls    *prometheus.CounterVec
-	asyncLatency  *prometheus.HistogramVec
-	asyncFallback *prometheus.CounterVec
-	asyncInFlight *prometheus.GaugeVec
-	breaker       prometheus.Gauge
-	pastRetention *prometheus.CounterVec
+	recordsIn                                                   *prometheus.CounterVec
+	recordsOut                                                  *prometheus.CounterVec
+	recordsFailed                                               *prometheus.CounterVec
+	recordsLate                                                 *prometheus.CounterVec
+	lag                                                         *prometheus.GaugeVec
+	checkpoints                                                 *prometheus.CounterVec
+	cpDuration                                                  prometheus.Histogram
+	watermark                                                   *prometheus.GaugeVec
+	idle                                                        *prometheus.GaugeVec
+	tasks                                                       prometheus.Gauge
+	ready                                                       prometheus.Gauge
+	cpRecords                                                   prometheus.Counter
+	cpSize                                                      prometheus.Histogram
+	txns                                                        *prometheus.CounterVec
+	txnSince                                                    atomic.Int64 // Unix nanoseconds; 0 when no transaction is open
+	restored                                                    prometheus.Counter
+	restoreLeft                                                 *prometheus.GaugeVec
+	restoreTook                                                 prometheus.Histogram
+	rateLimit                                                   *prometheus.GaugeVec
+	rateLimited                                                 *prometheus.CounterVec
+	deadLettered                                                *prometheus.CounterVec
+	skipped                                                     *prometheus.CounterVec
+	retries                                                     *prometheus.CounterVec
+	labels                                                      prometheus.Labels
+	asyncCalls                                                  *prometheus.CounterVec
+	asyncLatency                                                *prometheus.HistogramVec
+	asyncFallback                                               *prometheus.CounterVec
+	asyncInFlight                                               *prometheus.GaugeVec
+	archiveFiles, archiveRecords, archiveBytes, archiveFailures *prometheus.CounterVec
+	archiveLatency                                              *prometheus.HistogramVec
+	breaker                                                     prometheus.Gauge
+	pastRetention                                               *prometheus.CounterVec
 }
 
 var _ observe.Observer = (*Prometheus)(nil)
@@ -156,6 +158,22 @@ func New(job string) *Prometheus {
 	p.asyncInFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "weir_async_in_flight", Help: "An operator's calls in flight.", ConstLabels: labels,
 	}, []string{"operator"})
+	p.archiveFiles = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_archive_files_total", Help: "Files an archive sink made visible.", ConstLabels: labels,
+	}, []string{"operator"})
+	p.archiveRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_archive_records_total", Help: "Records in the files an archive sink made visible.", ConstLabels: labels,
+	}, []string{"operator"})
+	p.archiveBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_archive_bytes_total", Help: "Bytes of the files an archive sink made visible.", ConstLabels: labels,
+	}, []string{"operator"})
+	p.archiveFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_archive_upload_failures_total", Help: "Uploads of an archive sink that failed (each is tried again).", ConstLabels: labels,
+	}, []string{"operator"})
+	p.archiveLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "weir_archive_upload_seconds", Help: "How long an archive sink's uploads took.", ConstLabels: labels,
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+	}, []string{"operator"})
 	p.breaker = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "weir_circuit_breaker_open", Help: "1 while the replica's circuit breaker is open: too many records failed, the replica halted until resumed.", ConstLabels: labels,
 	})
@@ -163,7 +181,8 @@ func New(job string) *Prometheus {
 		Name: "weir_sink_records_past_retention_total", Help: "Outputs stamped older than their topic's retention.ms, which the broker may delete soon after writing.", ConstLabels: labels,
 	}, []string{"topic"})
 	for _, c := range []prometheus.Collector{p.deadLettered, p.skipped, p.retries, p.breaker, p.pastRetention,
-		p.asyncCalls, p.asyncLatency, p.asyncFallback, p.asyncInFlight} {
+		p.asyncCalls, p.asyncLatency, p.asyncFallback, p.asyncInFlight,
+		p.archiveFiles, p.archiveRecords, p.archiveBytes, p.archiveFailures, p.archiveLatency} {
 		f(c)
 	}
 	for _, c := range []prometheus.Collector{p.recordsIn, p.recordsOut, p.recordsFailed, p.recordsLate, p.lag, p.checkpoints, p.cpDuration, p.watermark, p.idle, p.tasks, p.ready,
@@ -210,6 +229,17 @@ func (p *Prometheus) AsyncCall(op, outcome string, took time.Duration) {
 	if outcome != "open" {
 		p.asyncLatency.WithLabelValues(op).Observe(took.Seconds())
 	}
+}
+
+func (p *Prometheus) ArchiveFile(op string, records, bytes int, took time.Duration, err error) {
+	p.archiveLatency.WithLabelValues(op).Observe(took.Seconds())
+	if err != nil {
+		p.archiveFailures.WithLabelValues(op).Inc()
+		return
+	}
+	p.archiveFiles.WithLabelValues(op).Inc()
+	p.archiveRecords.WithLabelValues(op).Add(float64(records))
+	p.archiveBytes.WithLabelValues(op).Add(float64(bytes))
 }
 
 func (p *Prometheus) AsyncFallback(op string) { p.asyncFallback.WithLabelValues(op).Inc() }

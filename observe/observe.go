@@ -83,6 +83,10 @@ type Observer interface {
 	TasksAssigned(n int)
 	// Ready reports the readiness the replica serves on /readyz.
 	Ready(ready bool)
+	// ArchiveFile reports a file an archive sink made visible (err nil),
+	// or failed to (err set; it is tried again): its records and bytes,
+	// and how long the upload took.
+	ArchiveFile(op string, records, bytes int, took time.Duration, err error)
 	// RateLimit reports the cap on records read per second from topic
 	// ("*" for the replica's cap over all its inputs).
 	RateLimit(topic string, perSecond float64)
@@ -96,29 +100,30 @@ type Nop struct{}
 
 var _ Observer = Nop{}
 
-func (Nop) RecordsIn(string, int)                    {}
-func (Nop) RecordsOut(string, int)                   {}
-func (Nop) RecordsFailed(string, int)                {}
-func (Nop) RecordsLate(string, int)                  {}
-func (Nop) RecordsDeadLettered(string, int)          {}
-func (Nop) RecordsSkipped(string, int)               {}
-func (Nop) Retries(string, int)                      {}
-func (Nop) AsyncCall(string, string, time.Duration)  {}
-func (Nop) AsyncFallback(string)                     {}
-func (Nop) AsyncInFlight(string, int)                {}
-func (Nop) CircuitBreaker(bool, string)              {}
-func (Nop) SinkRecordsPastRetention(string, int)     {}
-func (Nop) ConsumerLag(string, int32, int64)         {}
-func (Nop) PartitionRevoked(string, int32)           {}
-func (Nop) Checkpoint(time.Duration, error)          {}
-func (Nop) Watermark(string, time.Time, bool)        {}
-func (Nop) CheckpointSize(int, int)                  {}
-func (Nop) Transaction(bool)                         {}
-func (Nop) TransactionOpen(time.Time)                {}
-func (Nop) RestoreProgress(string, int64, int64)     {}
-func (Nop) RestoreDone(string, int64, time.Duration) {}
-func (Nop) TaskStopped(string)                       {}
-func (Nop) TasksAssigned(int)                        {}
-func (Nop) RateLimit(string, float64)                {}
-func (Nop) RateLimited(string, time.Duration)        {}
-func (Nop) Ready(bool)                               {}
+func (Nop) RecordsIn(string, int)                              {}
+func (Nop) RecordsOut(string, int)                             {}
+func (Nop) RecordsFailed(string, int)                          {}
+func (Nop) RecordsLate(string, int)                            {}
+func (Nop) RecordsDeadLettered(string, int)                    {}
+func (Nop) RecordsSkipped(string, int)                         {}
+func (Nop) Retries(string, int)                                {}
+func (Nop) AsyncCall(string, string, time.Duration)            {}
+func (Nop) AsyncFallback(string)                               {}
+func (Nop) AsyncInFlight(string, int)                          {}
+func (Nop) CircuitBreaker(bool, string)                        {}
+func (Nop) SinkRecordsPastRetention(string, int)               {}
+func (Nop) ConsumerLag(string, int32, int64)                   {}
+func (Nop) PartitionRevoked(string, int32)                     {}
+func (Nop) Checkpoint(time.Duration, error)                    {}
+func (Nop) Watermark(string, time.Time, bool)                  {}
+func (Nop) CheckpointSize(int, int)                            {}
+func (Nop) Transaction(bool)                                   {}
+func (Nop) TransactionOpen(time.Time)                          {}
+func (Nop) RestoreProgress(string, int64, int64)               {}
+func (Nop) RestoreDone(string, int64, time.Duration)           {}
+func (Nop) TaskStopped(string)                                 {}
+func (Nop) TasksAssigned(int)                                  {}
+func (Nop) RateLimit(string, float64)                          {}
+func (Nop) RateLimited(string, time.Duration)                  {}
+func (Nop) Ready(bool)                                         {}
+func (Nop) ArchiveFile(string, int, int, time.Duration, error) {}
