@@ -17,6 +17,7 @@
 #   make demo       run the demo (it embeds its own broker)
 #   make kafka-up / kafka-down   start / stop the local test broker by hand
 #   make registry-up / registry-down   the same for the schema registry
+#   make s3-up / s3-down   the same for the S3 server the archive tests use
 #   make clean
 #
 # The local broker needs java 17+ and mvn; the jars are fetched from Maven
@@ -31,6 +32,7 @@ MAKEFLAGS += --no-builtin-rules
 GO ?= go
 KAFKA_SH := bash scripts/kafka.sh
 REGISTRY_SH := bash scripts/registry.sh
+S3_SH := bash scripts/s3.sh
 TEST_TIMEOUT ?= 15m
 BENCH_TIMEOUT ?= 20m
 # Extra flags, e.g. make test TESTFLAGS='-run TestFoo -v'
@@ -39,7 +41,7 @@ BENCHFLAGS ?=
 PKGS ?= ./...
 
 .PHONY: all build lint fmt vet staticcheck test alerts torture bench bench-nexmark demo \
-	kafka-up kafka-down kafka-restart kafka-status registry-up registry-down clean
+	kafka-up kafka-down kafka-restart kafka-status registry-up registry-down s3-up s3-down clean
 
 all: lint build test
 
@@ -65,6 +67,9 @@ vet:
 staticcheck:
 	$(GO) tool staticcheck $(PKGS)
 
+# scripts/s3.sh run does the same for a real S3-compatible server (Versity S3
+# Gateway, built once from the Go module proxy) unless WEIR_S3_ENDPOINT is
+# set; scripts/duckdb.sh installs DuckDB from PyPI once for the archive test.
 # scripts/registry.sh run does the same for a real schema registry (Apicurio
 # Registry's Confluent API, fetched once from Maven Central) unless
 # SCHEMA_REGISTRY_URL is set.
@@ -73,7 +78,7 @@ staticcheck:
 # prints the last 50 lines of the broker log. scripts/gotest.sh runs the
 # packages whose tests restart that broker (e2e) after all others, alone.
 test: lint alerts
-	WEIR_REQUIRE_KAFKA=1 WEIR_REQUIRE_REGISTRY=1 GO=$(GO) $(KAFKA_SH) run $(REGISTRY_SH) run bash scripts/gotest.sh \
+	WEIR_REQUIRE_KAFKA=1 WEIR_REQUIRE_REGISTRY=1 WEIR_REQUIRE_S3=1 GO=$(GO) $(KAFKA_SH) run $(REGISTRY_SH) run $(S3_SH) run bash scripts/gotest.sh \
 		-race -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) -- $(PKGS)
 
 # The alert rules shipped beside the dashboard, checked by Prometheus's
@@ -107,6 +112,12 @@ bench-nexmark:
 demo:
 	$(GO) run ./cmd/demo
 
+s3-up:
+	@$(S3_SH) start
+
+s3-down:
+	@$(S3_SH) stop
+
 registry-up:
 	@$(REGISTRY_SH) start
 
@@ -128,4 +139,5 @@ kafka-status:
 clean:
 	-@$(KAFKA_SH) stop
 	-@$(REGISTRY_SH) stop
-	rm -rf bin .cache/kafka-run .cache/registry-run
+	-@$(S3_SH) stop
+	rm -rf bin .cache/kafka-run .cache/registry-run .cache/s3-run

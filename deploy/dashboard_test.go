@@ -78,6 +78,14 @@ func registeredMetrics(t *testing.T) map[string]metricFamily {
 			args[j] = arg
 		}
 		obs.MethodByName(m.Name).Call(args)
+		// A method that reports an error reports success with nil: call
+		// it with nil too, so the series of both outcomes exist.
+		for j := range args {
+			if m.Type.In(j) == reflect.TypeFor[error]() {
+				args[j] = reflect.Zero(m.Type.In(j))
+				obs.MethodByName(m.Name).Call(args)
+			}
+		}
 		gather()
 	}
 	if len(engineMetrics(families)) == 0 {

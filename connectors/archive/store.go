@@ -166,3 +166,48 @@ func (s s3Store) Clean(ctx context.Context, prefix, base string) error {
 	}
 	return nil
 }
+
+// S3FromEnv is S3 configured from the environment, as a job on
+// Kubernetes gets it from a ConfigMap and a Secret:
+//
+//	WEIR_S3_ENDPOINT             host:port of the store
+//	WEIR_S3_BUCKET               the bucket
+//	WEIR_S3_REGION               its region, if the store needs one
+//	WEIR_S3_ACCESS_KEY[_FILE]    credentials, the _FILE form read from a
+//	WEIR_S3_SECRET_KEY[_FILE]    mounted secret; without them, the chain
+//	                             S3Config.AccessKey describes
+//	WEIR_S3_INSECURE=true        plain HTTP
+func S3FromEnv() (Store, error) {
+	cfg := S3Config{
+		Endpoint: os.Getenv("WEIR_S3_ENDPOINT"), Bucket: os.Getenv("WEIR_S3_BUCKET"), Region: os.Getenv("WEIR_S3_REGION"),
+	}
+	var err error
+	if cfg.AccessKey, err = envOrFile("WEIR_S3_ACCESS_KEY"); err != nil {
+		return nil, err
+	}
+	if cfg.SecretKey, err = envOrFile("WEIR_S3_SECRET_KEY"); err != nil {
+		return nil, err
+	}
+	switch v := os.Getenv("WEIR_S3_INSECURE"); v {
+	case "", "false", "0":
+	case "true", "1":
+		cfg.Insecure = true
+	default:
+		return nil, fmt.Errorf("archive: WEIR_S3_INSECURE=%q: want true or false", v)
+	}
+	if cfg.Endpoint == "" || cfg.Bucket == "" {
+		return nil, errors.New("archive: set WEIR_S3_ENDPOINT and WEIR_S3_BUCKET")
+	}
+	return S3(cfg)
+}
+
+func envOrFile(name string) (string, error) {
+	if f := os.Getenv(name + "_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("archive: %s_FILE: %w", name, err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return os.Getenv(name), nil
+}
