@@ -41,7 +41,7 @@ func TestKnownAnswer(t *testing.T) {
 		created("o-1", 0), paid("o-1", 1), shipped("o-1", 2), // by the book
 		created("o-2", 3), shipped("o-2", 4), paid("o-2", 5), shipped("o-2", 6), // shipped before paid: refused, then fine
 		created("o-3", 7), created("o-3", 8), // created twice
-		paid("o-4", 9),                                                             // never created
+		paid("o-4", 9),                                                              // never created
 		created("o-5", 10), paid("o-5", 11), shipped("o-5", 12), shipped("o-5", 13), // anything after shipped
 		created("o-6", 14), {Order: "o-6", Type: "refunded", At: minutes(15)}, // unknown type
 		{Order: "o-7", Type: Created, At: minutes(16)}, // created without customer or amount
