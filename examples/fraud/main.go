@@ -269,7 +269,7 @@ func main() {
 	}
 	if *generate != 0 {
 		if err := writeCharges(job.Config().Brokers, *input, *output, *partitions, *generate, *seed); err != nil {
-			fmt.Fprintln(os.Stderr, "fraud --generate:", err)
+			fmt.Fprintln(os.Stderr, "fraud:", err)
 			os.Exit(1)
 		}
 		return

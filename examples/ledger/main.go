@@ -181,7 +181,7 @@ func main() {
 	}
 	if *generate != 0 {
 		if err := writeEvents(job.Config().Brokers, *input, *output, *partitions, *generate, *seed); err != nil {
-			fmt.Fprintln(os.Stderr, "ledger --generate:", err)
+			fmt.Fprintln(os.Stderr, "ledger:", err)
 			os.Exit(1)
 		}
 		return

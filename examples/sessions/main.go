@@ -159,7 +159,7 @@ func main() {
 	}
 	if *generate != 0 {
 		if err := writeViews(job.Config().Brokers, *input, *output, *partitions, *generate, *seed); err != nil {
-			fmt.Fprintln(os.Stderr, "sessions --generate:", err)
+			fmt.Fprintln(os.Stderr, "sessions:", err)
 			os.Exit(1)
 		}
 		return
