@@ -136,8 +136,8 @@ func (d *Detector) Process(c operators.Context[string], ch Charge, _ operators.C
 }
 
 // OnTimer runs when the watermark passes at: it checks the pending charges
-// up to at, in event-time order, and
-// forgets the charges that have left the span.
+// up to at, in event-time order, and forgets the charges that have left
+// the span.
 func (d *Detector) OnTimer(c operators.Context[string], at time.Time, _ engine.TimeDomain, out operators.Collector[Alert]) error {
 	pending, err := d.pending.Get(c)
 	if err != nil {
