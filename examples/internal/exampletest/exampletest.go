@@ -1,0 +1,166 @@
+// Package exampletest runs the examples as their users do, for the
+// examples' real-broker tests: it builds an example's binary, runs it to
+// its end, and reads what it committed to a topic, all of it and nothing
+// more.
+package exampletest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/internal/kafkatest"
+)
+
+// Build compiles the example in the test's working directory (its own
+// package) with the race detector, as `go build` would for a user, and
+// returns the binary's path.
+func Build(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), filepath.Base(mustGetwd(t)))
+	start := time.Now()
+	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Logf("built %s in %v", filepath.Base(bin), time.Since(start).Round(time.Millisecond))
+	return bin
+}
+
+func mustGetwd(t testing.TB) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
+
+// Run runs bin with args and the environment plus env, waits for it to
+// exit, and returns what it printed. A non-zero exit, or one not within
+// timeout (the process is then killed), fails the test.
+func Run(t testing.TB, timeout time.Duration, bin string, env []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %v did not exit within %v; its output:\n%s", filepath.Base(bin), args, timeout, out)
+	}
+	if err != nil {
+		t.Fatalf("%s %v: %v; its output:\n%s", filepath.Base(bin), args, err, out)
+	}
+	t.Logf("%s %v exited 0 after %v", filepath.Base(bin), args, time.Since(start).Round(time.Millisecond))
+	return string(out)
+}
+
+// JobEnv is the environment of a bounded run of a job against brokers in
+// group: its state in a directory of the test's, its metrics on a free
+// port, checkpoints every 100ms, and it stops at the end of its input.
+func JobEnv(t testing.TB, brokers []string, group string) []string {
+	t.Helper()
+	return []string{
+		"WEIR_BROKERS=" + strings.Join(brokers, ","),
+		"WEIR_GROUP=" + group,
+		"WEIR_STATE_DIR=" + t.TempDir(),
+		"WEIR_METRICS_ADDR=" + kafkatest.FreeAddr(t),
+		"WEIR_CHECKPOINT_INTERVAL=100ms",
+		"WEIR_UNTIL=end",
+	}
+}
+
+// ReadToEnd reads topic as a downstream consumer does (read_committed)
+// from its start to its current end, and returns its records, by
+// partition, in offset order. Call it once the writers are done: it reads
+// exactly what is committed then, so a test can check for records that
+// should not be there as well as for those that should.
+func ReadToEnd(t testing.TB, brokers []string, topic string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(kafkatest.Client(t, brokers)).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("end offsets of %s: %v", topic, err)
+	}
+	remaining := map[int32]int64{} // partition -> end offset not reached yet
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			t.Fatalf("end offset of %s/%d: %v", topic, o.Partition, o.Err)
+		}
+		if o.Offset > 0 {
+			remaining[o.Partition] = o.Offset
+		}
+	})
+	// Transaction markers take offsets too, and the last offset of a
+	// topic written in transactions is one: keeping control records is how
+	// a reader knows it has reached the end.
+	cl := kafkatest.Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	var out []*kgo.Record
+	for len(remaining) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s: still %v (partition: end offset) to read after 30s", topic, remaining)
+		}
+		fs.EachError(func(_ string, p int32, err error) { t.Fatalf("reading %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if end, ok := remaining[r.Partition]; ok && r.Offset >= end-1 {
+				delete(remaining, r.Partition)
+			}
+		})
+	}
+	return out
+}
+
+// DeleteTopicsAtEnd deletes topics, and the internal topics of group
+// (those named <group>-...), when the test ends, unless it failed: they
+// are then kept, to look into.
+func DeleteTopicsAtEnd(t testing.TB, brokers []string, group string, topics ...string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kept topics %v and group %s's internal topics", topics, group)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		adm := kadm.NewClient(kafkatest.Client(t, brokers))
+		all, err := adm.ListTopics(ctx)
+		if err != nil {
+			t.Logf("listing topics to delete: %v", err)
+			return
+		}
+		del := slices.Clone(topics)
+		for _, name := range all.Names() {
+			if strings.HasPrefix(name, group+"-") {
+				del = append(del, name)
+			}
+		}
+		if _, err := adm.DeleteTopics(ctx, del...); err != nil {
+			t.Logf("deleting topics %v: %v", del, err)
+		}
+	})
+}
+
+// Headers returns a record's headers as a map.
+func Headers(r *kgo.Record) map[string]string {
+	h := make(map[string]string, len(r.Headers))
+	for _, hd := range r.Headers {
+		h[hd.Key] = string(hd.Value)
+	}
+	return h
+}
