@@ -14,7 +14,8 @@
 #   make bench-nexmark  Nexmark on Weir, Kafka Streams, Flink and the bare
 #                   client (builds the Java baselines with mvn), writing its
 #                   tables into bench/README.md
-#   make demo       run the demo (it embeds its own broker)
+#   make demo       the clickstream example with everything embedded (broker,
+#                   catalog service, archive directory): examples/clickstream
 #   make kafka-up / kafka-down   start / stop the local test broker by hand
 #   make registry-up / registry-down   the same for the schema registry
 #   make s3-up / s3-down   the same for the S3 server the archive tests use
@@ -110,7 +111,7 @@ bench-nexmark:
 		-readme bench/README.md -json bench/nexmark/results.json $(NEXMARK_FLAGS)'
 
 demo:
-	$(GO) run ./cmd/demo
+	$(GO) run ./examples/clickstream demo
 
 s3-up:
 	@$(S3_SH) start

@@ -31,7 +31,8 @@ type Page struct {
 
 // View is a page view with its page's catalog entry: what the archive
 // keeps. Degraded marks a view the catalog could not describe (down, slow
-// or failing): its category is "unknown".
+// or failing): its category is "unknown". A page the catalog does not list
+// is "unlisted", and not degraded.
 type View struct {
 	User     string    `json:"user" parquet:"user"`
 	Page     string    `json:"page" parquet:"page"`
@@ -68,7 +69,7 @@ func Build(job *engine.Job, cfg Config) {
 			WithIdleness(10*time.Second)))
 	catalog := newCatalogClient(cfg.Catalog)
 	enriched := operators.AsyncMap(views, catalog.describe,
-		operators.AsyncName("catalog"), operators.AsyncConcurrency(32), operators.AsyncTimeout(500*time.Millisecond),
+		operators.AsyncName("catalog"), operators.AsyncConcurrency(32), operators.AsyncTimeout(time.Second),
 		operators.AsyncFallback(func(v PageView, _ error) (View, error) {
 			return View{User: v.User, Page: v.Page, Category: "unknown", Degraded: true, At: v.At}, nil
 		}))
@@ -103,6 +104,10 @@ func (c *catalogClient) describe(ctx context.Context, v PageView) (View, error) 
 		return View{}, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		// An answer, not a failure: the catalog does not list the page.
+		return View{User: v.User, Page: v.Page, Category: "unlisted", At: v.At}, nil
+	}
 	if resp.StatusCode != http.StatusOK {
 		return View{}, fmt.Errorf("page catalog: %s", resp.Status)
 	}
