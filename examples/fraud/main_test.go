@@ -128,7 +128,7 @@ func TestKnownAnswer(t *testing.T) {
 		}
 		got = append(got, r.Value)
 	}
-	assertJSON(t, "alerts", got, want)
+	exampletest.AssertJSON(t, "alerts", got, want)
 
 	type deadLetter struct{ Value, Operator, Class, Message string }
 	var dead []deadLetter
@@ -160,26 +160,6 @@ func mustDuration(t *testing.T, s string) time.Duration {
 	return d
 }
 
-// assertJSON compares got and want as JSON, one element a line, so that a
-// difference reads as one.
-func assertJSON[T any](t *testing.T, what string, got, want []T) {
-	t.Helper()
-	lines := func(vs []T) string {
-		var b strings.Builder
-		for _, v := range vs {
-			j, err := json.Marshal(v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.Write(j)
-			b.WriteByte('\n')
-		}
-		return b.String()
-	}
-	if g, w := lines(got), lines(want); g != w {
-		t.Errorf("%s:\ngot:\n%swant:\n%s", what, g, w)
-	}
-}
 
 // reference computes the alerts of the generated input in plain Go, from
 // the definitions: per card, in event-time order (ties by id), the span of
@@ -286,7 +266,7 @@ func TestGeneratedInput(t *testing.T) {
 	}
 	sortAlerts(got)
 	want, invalid := reference(t, values)
-	assertJSON(t, "alerts", withoutReasons(got), want)
+	exampletest.AssertJSON(t, "alerts", withoutReasons(got), want)
 	if n := len(h.CommittedOutput("fraud-dlq")); n != invalid || invalid != 2*(2000/500) {
 		t.Errorf("%d dead letters, %d invalid records: want %d", n, invalid, 2*(2000/500))
 	}
@@ -335,7 +315,7 @@ func TestAgainstBroker(t *testing.T) {
 		got = append(got, a)
 	}
 	sortAlerts(got)
-	assertJSON(t, "alerts", withoutReasons(got), want)
+	exampletest.AssertJSON(t, "alerts", withoutReasons(got), want)
 	dead := exampletest.ReadToEnd(t, brokers, group+"-dlq")
 	classes := map[string]int{}
 	for _, r := range dead {

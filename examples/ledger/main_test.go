@@ -86,7 +86,7 @@ func TestKnownAnswer(t *testing.T) {
 		}
 		got = append(got, r.Value)
 	}
-	assertJSON(t, "entries", got, want)
+	exampletest.AssertJSON(t, "entries", got, want)
 
 	// Each dead letter is the event as it was read, plus headers: where it
 	// was read (topic, partition, offset), which operator refused it, and why.
@@ -112,7 +112,7 @@ func TestKnownAnswer(t *testing.T) {
 		gotDead = append(gotDead, deadLetter{string(r.Key), hd[engine.HeaderErrorOffset], hd[engine.HeaderErrorOperator],
 			hd[engine.HeaderErrorClass], hd[engine.HeaderErrorMessage]})
 	}
-	assertJSON(t, "dead letters", gotDead, wantDead)
+	exampletest.AssertJSON(t, "dead letters", gotDead, wantDead)
 
 	// The state is the last good entry: o-2 shipped, o-3 created once.
 	entries := ledger.entries
@@ -129,25 +129,6 @@ func TestKnownAnswer(t *testing.T) {
 	}
 }
 
-// assertJSON compares got and want as JSON, one element a line.
-func assertJSON[T any](t *testing.T, what string, got, want []T) {
-	t.Helper()
-	lines := func(vs []T) string {
-		var b strings.Builder
-		for _, v := range vs {
-			j, err := json.Marshal(v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.Write(j)
-			b.WriteByte('\n')
-		}
-		return b.String()
-	}
-	if g, w := lines(got), lines(want); g != w {
-		t.Errorf("%s:\ngot:\n%swant:\n%s", what, g, w)
-	}
-}
 
 // refused is a dead letter as the tests compare them: the event's bytes
 // and why it was refused, by the words of the reason.
@@ -257,7 +238,7 @@ func TestGeneratedInput(t *testing.T) {
 	}
 	slices.SortStableFunc(got, func(a, b Entry) int { return strings.Compare(a.Order, b.Order) })
 	want, dead := reference(recs)
-	assertJSON(t, "entries", got, want)
+	exampletest.AssertJSON(t, "entries", got, want)
 	checkDeadLetters(t, h.CommittedOutput("ledger-dlq"), dead)
 	// n/20 orders break the machine, 7 ways in turn; two ways refuse two events.
 	if planted := n / 20; len(dead) != planted+2*(planted/7) {
@@ -297,7 +278,7 @@ func TestAgainstBroker(t *testing.T) {
 		got = append(got, e)
 	}
 	slices.SortStableFunc(got, func(a, b Entry) int { return strings.Compare(a.Order, b.Order) })
-	assertJSON(t, "entries", got, want)
+	exampletest.AssertJSON(t, "entries", got, want)
 	dlq := exampletest.ReadToEnd(t, brokers, group+"-dlq")
 	for _, r := range dlq {
 		if hd := exampletest.Headers(r); hd[engine.HeaderErrorTopic] != input || hd[engine.HeaderErrorOffset] == "" {

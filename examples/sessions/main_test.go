@@ -82,7 +82,7 @@ func TestKnownAnswer(t *testing.T) {
 		got = append(got, r.Value)
 	}
 	sortSessions(got)
-	assertJSON(t, "sessions", got, want)
+	exampletest.AssertJSON(t, "sessions", got, want)
 
 	late := h.CommittedOutput("sessions-sessions-late")
 	if len(late) != 1 || !strings.Contains(string(late[0].Value), `"/search"`) || exampletest.Headers(late[0])["weir.late.reason"] == "" {
@@ -109,25 +109,6 @@ func sortSessions(ss []Session) {
 	slices.SortFunc(ss, func(a, b Session) int { return cmp.Or(strings.Compare(a.User, b.User), a.Start.Compare(b.Start)) })
 }
 
-// assertJSON compares got and want as JSON, one element a line.
-func assertJSON[T any](t *testing.T, what string, got, want []T) {
-	t.Helper()
-	lines := func(vs []T) string {
-		var b strings.Builder
-		for _, v := range vs {
-			j, err := json.Marshal(v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.Write(j)
-			b.WriteByte('\n')
-		}
-		return b.String()
-	}
-	if g, w := lines(got), lines(want); g != w {
-		t.Errorf("%s:\ngot:\n%swant:\n%s", what, g, w)
-	}
-}
 
 // reference computes the sessions of the generated input in plain Go:
 // per partition (murmur2 of the user, as the producer placed them), in
@@ -237,7 +218,7 @@ func TestGeneratedInput(t *testing.T) {
 	}
 	sortSessions(got)
 	want, late, invalid := reference(t, recs, 3)
-	assertJSON(t, "sessions", got, want)
+	exampletest.AssertJSON(t, "sessions", got, want)
 	if l, d := len(h.CommittedOutput("sessions-sessions-late")), len(h.CommittedOutput("sessions-dlq")); l != len(late) || d != invalid {
 		t.Errorf("%d late views and %d dead letters, want %d and %d", l, d, len(late), invalid)
 	}
@@ -279,7 +260,7 @@ func TestAgainstBroker(t *testing.T) {
 		got = append(got, s)
 	}
 	sortSessions(got)
-	assertJSON(t, "sessions", got, want)
+	exampletest.AssertJSON(t, "sessions", got, want)
 	var gotLate []PageView
 	for _, r := range exampletest.ReadToEnd(t, brokers, group+"-sessions-late") {
 		var v PageView
@@ -293,7 +274,7 @@ func TestAgainstBroker(t *testing.T) {
 	}
 	sortViews(gotLate)
 	sortViews(late)
-	assertJSON(t, "late views", gotLate, late)
+	exampletest.AssertJSON(t, "late views", gotLate, late)
 	if d := len(exampletest.ReadToEnd(t, brokers, group+"-dlq")); d != invalid {
 		t.Errorf("%d dead letters, want %d", d, invalid)
 	}

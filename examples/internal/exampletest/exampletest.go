@@ -6,6 +6,7 @@ package exampletest
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,4 +164,25 @@ func Headers(r *kgo.Record) map[string]string {
 		h[hd.Key] = string(hd.Value)
 	}
 	return h
+}
+
+// AssertJSON compares got and want as JSON, one element a line, so that a
+// difference reads as one.
+func AssertJSON[T any](t testing.TB, what string, got, want []T) {
+	t.Helper()
+	lines := func(vs []T) string {
+		var b strings.Builder
+		for _, v := range vs {
+			j, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Write(j)
+			b.WriteByte('\n')
+		}
+		return b.String()
+	}
+	if g, w := lines(got), lines(want); g != w {
+		t.Errorf("%s:\ngot:\n%swant:\n%s", what, g, w)
+	}
 }
