@@ -160,7 +160,6 @@ func mustDuration(t *testing.T, s string) time.Duration {
 	return d
 }
 
-
 // reference computes the alerts of the generated input in plain Go, from
 // the definitions: per card, in event-time order (ties by id), the span of
 // a charge is it and the charges at most Span before it; a test-then-big

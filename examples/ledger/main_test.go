@@ -129,7 +129,6 @@ func TestKnownAnswer(t *testing.T) {
 	}
 }
 
-
 // refused is a dead letter as the tests compare them: the event's bytes
 // and why it was refused, by the words of the reason.
 type refused struct {

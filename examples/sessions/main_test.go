@@ -109,7 +109,6 @@ func sortSessions(ss []Session) {
 	slices.SortFunc(ss, func(a, b Session) int { return cmp.Or(strings.Compare(a.User, b.User), a.Start.Compare(b.Start)) })
 }
 
-
 // reference computes the sessions of the generated input in plain Go:
 // per partition (murmur2 of the user, as the producer placed them), in
 // the order sent, a view is late when its own session window, [at,
