@@ -20,7 +20,8 @@
 //
 //   - job.go: Job, building a topology (sources, stages, internal topics,
 //     operator names), Run, RegisterFlags and Main.
-//   - config.go: Config, its options, WEIR_* variables and flags, validation.
+//   - config.go: Config and its options; configenv.go: the WEIR_* variables
+//     and flags that set it, and its validation.
 //   - stream.go, keyed.go, sideoutput.go, repartition.go: streams, keyed
 //     streams, side outputs, and the repartition between stages.
 //   - operator.go: what operators build on (Derive, Subscribe, Task.Timers,
@@ -40,7 +41,8 @@
 //   - commit.go: checkpoints, the transaction or offset commit, abort and
 //     restart.
 //   - restore.go: what a starting task restores: committed offsets and
-//     metadata (commitmeta.go), the changelog.
+//     metadata (commitmeta.go), the changelog; tailrepair.go: at least once,
+//     rewriting what a dead replica left past its checkpoint.
 //   - ready.go, http.go: /readyz, /healthz, /metrics and the circuit
 //     breaker's endpoints.
 //   - memory.go: the memory budget's shares.
