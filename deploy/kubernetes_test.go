@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -29,6 +31,7 @@ type manifests struct {
 	configMaps  []*corev1.ConfigMap
 	secrets     []*corev1.Secret
 	pdbs        []*policyv1.PodDisruptionBudget
+	cronJobs    []*batchv1.CronJob
 }
 
 var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
@@ -78,6 +81,9 @@ func loadManifests(t *testing.T) manifests {
 			case "v1 Secret":
 				s := &corev1.Secret{}
 				m.secrets, obj = append(m.secrets, s), s
+			case "batch/v1 CronJob":
+				c := &batchv1.CronJob{}
+				m.cronJobs, obj = append(m.cronJobs, c), c
 			case "policy/v1 PodDisruptionBudget":
 				p := &policyv1.PodDisruptionBudget{}
 				m.pdbs, obj = append(m.pdbs, p), p
@@ -324,5 +330,58 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if got := fmt.Sprint(c.SecurityContext != nil && c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem); got != "true" {
 		t.Error("the container's root filesystem is writable")
+	}
+}
+
+// TestSavepointCronJob: the periodic savepoints run the weir CLI from the
+// job's image, against the job's group, with the job's settings and Kafka
+// credentials, one at a time.
+func TestSavepointCronJob(t *testing.T) {
+	m := loadManifests(t)
+	if len(m.cronJobs) != 1 {
+		t.Fatalf("want one CronJob (savepoints), got %d", len(m.cronJobs))
+	}
+	cj, dep := m.cronJobs[0], m.deployments[0]
+	if cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+		t.Errorf("concurrencyPolicy %q: two savepoints at once would race for the next id", cj.Spec.ConcurrencyPolicy)
+	}
+	if f := strings.Fields(cj.Spec.Schedule); len(f) != 5 {
+		t.Errorf("schedule %q: want the five cron fields", cj.Spec.Schedule)
+	}
+	pod := cj.Spec.JobTemplate.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("want one container, got %d", len(pod.Containers))
+	}
+	c, job := pod.Containers[0], dep.Spec.Template.Spec.Containers[0]
+	if c.Image != job.Image {
+		t.Errorf("image %s, want the job's %s (it holds the weir CLI)", c.Image, job.Image)
+	}
+	if got := strings.Join(append(slices.Clone(c.Command), c.Args...), " "); !strings.HasPrefix(got, "/usr/local/bin/weir savepoint create --group $(WEIR_GROUP) ") {
+		t.Errorf("runs %q, want weir savepoint create for the job's group", got)
+	}
+	if !reflect.DeepEqual(c.EnvFrom, job.EnvFrom) {
+		t.Errorf("envFrom %+v, want the job's %+v (WEIR_BROKERS, WEIR_GROUP)", c.EnvFrom, job.EnvFrom)
+	}
+	for _, e := range job.Env {
+		if !strings.HasPrefix(e.Name, "WEIR_KAFKA_") {
+			continue
+		}
+		if !slices.ContainsFunc(c.Env, func(x corev1.EnvVar) bool { return x.Name == e.Name && x.Value == e.Value }) {
+			t.Errorf("the job's %s=%s is not the CronJob's: it reaches Kafka as the job does", e.Name, e.Value)
+		}
+	}
+	secret := func(vols []corev1.Volume) string {
+		for _, v := range vols {
+			if v.Secret != nil {
+				return v.Secret.SecretName
+			}
+		}
+		return ""
+	}
+	if got, want := secret(pod.Volumes), secret(dep.Spec.Template.Spec.Volumes); got == "" || got != want {
+		t.Errorf("credentials from Secret %q, want the job's %q", got, want)
+	}
+	if pod.RestartPolicy != corev1.RestartPolicyOnFailure && pod.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("restartPolicy %q: a Job's pod takes OnFailure or Never", pod.RestartPolicy)
 	}
 }

@@ -131,3 +131,26 @@ func TestConfigGuarantee(t *testing.T) {
 		t.Errorf("at least once has no transaction to time out: %v", err)
 	}
 }
+
+func TestOriginRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		in        string
+		topic     string
+		partition int32
+		cp        int64
+		bad       bool
+	}{
+		{in: "clicks:3@17", topic: "clicks", partition: 3, cp: 17},
+		{in: "a:b:c:0@0", topic: "a:b:c", partition: 0, cp: 0},
+		{in: "t@email.com:2@5", topic: "t@email.com", partition: 2, cp: 5},
+		{in: "clicks:3", bad: true},
+		{in: "clicks@3", bad: true},
+		{in: "clicks:x@3", bad: true},
+		{in: "", bad: true},
+	} {
+		topic, p, cp, err := ParseOrigin([]byte(tc.in))
+		if tc.bad != (err != nil) || (!tc.bad && (topic != tc.topic || p != tc.partition || cp != tc.cp)) {
+			t.Errorf("ParseOrigin(%q) = %q %d %d %v", tc.in, topic, p, cp, err)
+		}
+	}
+}

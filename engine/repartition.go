@@ -2,6 +2,9 @@ package engine
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -58,6 +61,7 @@ func RepartitionInto[T any](in Stream[T], name string, key func(T) ([]byte, erro
 	in.Subscribe(func(t *Task) (Emit[T], error) {
 		stats := t.Stats(sink)
 		topic := it.Name()
+		origin := t.originPrefix()
 		return func(r Record[T]) error {
 			stats.In++
 			k, err := key(r.Value)
@@ -68,10 +72,53 @@ func RepartitionInto[T any](in Stream[T], name string, key func(T) ([]byte, erro
 			if err != nil {
 				return &OperatorError{Operator: name, Err: fmt.Errorf("encoding value: %w", err)}
 			}
-			t.Produce(&kgo.Record{Topic: topic, Key: k, Value: b, Timestamp: r.Timestamp})
+			t.Produce(&kgo.Record{Topic: topic, Key: k, Value: b, Timestamp: r.Timestamp,
+				Headers: []kgo.RecordHeader{{Key: HeaderOrigin, Value: t.origin(origin)}}})
 			stats.Out++
 			return nil
 		}, nil
 	})
 	return out
+}
+
+// HeaderOrigin is on every record a task writes to a repartition topic:
+// which task wrote it, named by one of its input partitions, and in which
+// checkpoint ("<topic>:<partition>@<checkpoint>"). A record is committed
+// at most as of that checkpoint, so a tool that reads a running job's
+// offsets at one instant can tell the records in flight between stages
+// that the instant's offsets account for (weir savepoint create).
+const HeaderOrigin = "weir.origin"
+
+// originPrefix is the task's part of HeaderOrigin: "<topic>:<partition>@".
+func (t *Task) originPrefix() []byte {
+	topics := slices.Sorted(slices.Values(t.job.stageTopics(t.id.Stage)))
+	if len(topics) == 0 {
+		return nil
+	}
+	return fmt.Appendf(nil, "%s:%d@", topics[0], t.id.Partition)
+}
+
+// origin is the value of HeaderOrigin for what the task writes now.
+func (t *Task) origin(prefix []byte) []byte {
+	return strconv.AppendInt(slices.Clip(prefix), t.cp, 10)
+}
+
+// ParseOrigin parses a HeaderOrigin value: the input partition that names
+// the writing task, and the checkpoint the record belongs to.
+func ParseOrigin(v []byte) (topic string, partition int32, checkpoint int64, err error) {
+	s := string(v)
+	at := strings.LastIndexByte(s, '@')
+	colon := strings.LastIndexByte(s[:max(at, 0)], ':')
+	if at < 0 || colon < 0 {
+		return "", 0, 0, fmt.Errorf("origin %q: want <topic>:<partition>@<checkpoint>", s)
+	}
+	p, err := strconv.ParseInt(s[colon+1:at], 10, 32)
+	if err != nil {
+		return "", 0, 0, fmt.Errorf("origin %q: partition: %w", s, err)
+	}
+	cp, err := strconv.ParseInt(s[at+1:], 10, 64)
+	if err != nil {
+		return "", 0, 0, fmt.Errorf("origin %q: checkpoint: %w", s, err)
+	}
+	return s[:colon], int32(p), cp, nil
 }

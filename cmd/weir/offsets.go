@@ -92,6 +92,8 @@ type groupView struct {
 	Members    []string       `json:"members"`
 	Partitions []partitionRow `json:"partitions"`
 	Changelogs []string       `json:"changelog_topics"`
+	// At is when the offsets were read.
+	At time.Time `json:"-"`
 }
 
 func isRepartition(topic, group string) bool {
@@ -122,6 +124,7 @@ func loadGroup(ctx context.Context, adm *kadm.Client, group string) (groupView, 
 		v.Members = append(v.Members, fmt.Sprintf("%s (client %s on %s)", name, m.ClientID, m.ClientHost))
 	}
 	slices.Sort(v.Members)
+	v.At = time.Now()
 	offs, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
 		return v, fmt.Errorf("fetching the offsets of group %s: %w", group, err)

@@ -55,6 +55,8 @@ type savepointMeta struct {
 	StateRecords int   `json:"state_records"`
 	StateBytes   int64 `json:"state_bytes"`
 	InFlight     int   `json:"in_flight_records"`
+	// Running says the job had live members when the savepoint was taken.
+	Running bool `json:"running,omitempty"`
 	// offset is the savepoint's record in the index topic.
 	offset int64
 }
@@ -73,7 +75,7 @@ type savedOffset struct {
 func newSavepointCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "savepoint",
-		Short: "Keep consistent copies of a stopped job's state and offsets in Kafka, to rewind to",
+		Short: "Keep consistent copies of a job's state and offsets in Kafka, to rewind to",
 		Long: `A savepoint is a copy of a job's committed state (every key of its
 changelog topics, as of the checkpoint its offsets' metadata names), its
 committed offsets with that metadata (event time included), and the records
@@ -86,23 +88,36 @@ together, so the rewound job reproduces exactly what it computed after the
 savepoint; reset --to-datetime uses the latest savepoint at or before that
 time, when there is one, and replays from its offsets.
 
-A savepoint is taken of a stopped job (its committed state does not move
-meanwhile): create refuses while the group has live members.`,
+A savepoint may be taken while the job runs (a Kubernetes CronJob running
+"weir savepoint create" makes them periodic: deploy/kubernetes). It is
+the job as of one read of the group's committed offsets: each task's state
+up to the changelog positions its offsets name, and of the records between
+stages, those written in checkpoints those offsets include (each carries
+its writer's checkpoint, engine.HeaderOrigin). For an at-least-once job a
+savepoint of a running job may hold a few records twice, as a restart
+would.`,
 	}
 	cmd.AddCommand(newSavepointCreateCmd(), newSavepointListCmd(), newSavepointPruneCmd())
 	return cmd
 }
 
 func newSavepointCreateCmd() *cobra.Command {
-	var f offsetsFlags
+	var (
+		f    offsetsFlags
+		keep int
+	)
 	cmd := &cobra.Command{
 		Use:     "create",
-		Short:   "Take a savepoint of a stopped job",
-		Example: `  weir savepoint create --brokers kafka:9092 --group clicks`,
-		Args:    cobra.NoArgs,
+		Short:   "Take a savepoint of a job, running or stopped",
+		Example: `  weir savepoint create --brokers kafka:9092 --group clicks
+  weir savepoint create --group clicks --keep 24   # hourly, from a CronJob: a day of them`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
 				return err
+			}
+			if keep < 0 {
+				return usageError{fmt.Errorf("--keep %d: want 0 (keep all) or more", keep)}
 			}
 			ctx, cl, done, err := f.connect(cmd)
 			if err != nil {
@@ -114,24 +129,37 @@ func newSavepointCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(v.Members) > 0 {
-				return fmt.Errorf("group %s has live members: %s; stop every replica of the job first (a savepoint is of a stopped job)", f.group, strings.Join(v.Members, ", "))
+			if testHookOffsetsRead != nil {
+				testHookOffsetsRead(v)
 			}
 			sp, err := createSavepoint(ctx, f.seeds(), adm, v)
 			if err != nil {
 				return err
 			}
 			if f.output == "json" {
+				if keep > 0 {
+					if err := pruneSavepoints(ctx, io.Discard, f.seeds(), adm, f.group, keep); err != nil {
+						return err
+					}
+				}
 				return writeJSON(cmd.OutOrStdout(), sp)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "savepoint %d of group %s: %d state records (%d bytes) and %d in-flight records, at these offsets:\n",
-				sp.ID, sp.Group, sp.StateRecords, sp.StateBytes, sp.InFlight)
+			running := ""
+			if sp.Running {
+				running = " (the job was running: as of its offsets at " + sp.Created.Format(time.RFC3339) + ")"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "savepoint %d of group %s%s: %d state records (%d bytes) and %d in-flight records, at these offsets:\n",
+				sp.ID, sp.Group, running, sp.StateRecords, sp.StateBytes, sp.InFlight)
 			printSavedOffsets(cmd.OutOrStdout(), sp)
 			fmt.Fprintf(cmd.OutOrStdout(), "Rewind to it: weir offsets reset --group %s --to-savepoint %d --execute\n", sp.Group, sp.ID)
+			if keep > 0 {
+				return pruneSavepoints(ctx, cmd.OutOrStdout(), f.seeds(), adm, f.group, keep)
+			}
 			return nil
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().IntVar(&keep, "keep", 0, "then delete all but the newest N savepoints (0: keep all)")
 	return cmd
 }
 
@@ -203,32 +231,37 @@ in order).`,
 				return err
 			}
 			defer done()
-			sps, err := loadSavepoints(ctx, f.seeds(), f.group)
-			if err != nil {
-				return err
-			}
-			if len(sps) <= keep {
-				fmt.Fprintf(cmd.OutOrStdout(), "group %s has %d savepoints: nothing to prune\n", f.group, len(sps))
-				return nil
-			}
-			first := sps[len(sps)-keep]
-			del := kadm.Offsets{}
-			del.Add(kadm.Offset{Topic: savepointTopic(f.group), Partition: 0, At: first.offset})
-			del.Add(kadm.Offset{Topic: savepointDataTopic(f.group), Partition: 0, At: first.DataFrom})
-			resp, err := kadm.NewClient(cl).DeleteRecords(ctx, del)
-			if err == nil {
-				err = resp.Error()
-			}
-			if err != nil {
-				return fmt.Errorf("deleting savepoints before %d: %w", first.ID, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted %d savepoints of group %s; kept %d (from savepoint %d)\n", len(sps)-keep, f.group, keep, first.ID)
-			return nil
+			return pruneSavepoints(ctx, cmd.OutOrStdout(), f.seeds(), kadm.NewClient(cl), f.group, keep)
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().IntVar(&keep, "keep", 0, "how many of the newest savepoints to keep (required)")
 	return cmd
+}
+
+// pruneSavepoints deletes every savepoint of group but the newest keep.
+func pruneSavepoints(ctx context.Context, w io.Writer, seeds []string, adm *kadm.Client, group string, keep int) error {
+	sps, err := loadSavepoints(ctx, seeds, group)
+	if err != nil {
+		return err
+	}
+	if len(sps) <= keep {
+		fmt.Fprintf(w, "group %s has %d savepoints: nothing to prune\n", group, len(sps))
+		return nil
+	}
+	first := sps[len(sps)-keep]
+	del := kadm.Offsets{}
+	del.Add(kadm.Offset{Topic: savepointTopic(group), Partition: 0, At: first.offset})
+	del.Add(kadm.Offset{Topic: savepointDataTopic(group), Partition: 0, At: first.DataFrom})
+	resp, err := adm.DeleteRecords(ctx, del)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("deleting savepoints before %d: %w", first.ID, err)
+	}
+	fmt.Fprintf(w, "deleted %d savepoints of group %s; kept %d (from savepoint %d)\n", len(sps)-keep, group, keep, first.ID)
+	return nil
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -298,11 +331,12 @@ func changelogTargets(v groupView) (map[tp]int64, error) {
 	return targets, nil
 }
 
-// createSavepoint reads the stopped job's committed state and in-flight
-// records and writes them, with its committed offsets, as the next
-// savepoint.
+// createSavepoint reads the job's committed state and in-flight records
+// as of v's committed offsets (one read of the group's offsets: a
+// consistent cut, the job running or not) and writes them, with those
+// offsets, as the next savepoint.
 func createSavepoint(ctx context.Context, seeds []string, adm *kadm.Client, v groupView) (savepointMeta, error) {
-	sp := savepointMeta{Group: v.Group, Created: time.Now().UTC()}
+	sp := savepointMeta{Group: v.Group, Created: v.At.UTC(), Running: len(v.Members) > 0}
 	targets, err := changelogTargets(v)
 	if err != nil {
 		return sp, err
@@ -347,6 +381,14 @@ func createSavepoint(ctx context.Context, seeds []string, adm *kadm.Client, v gr
 	}
 	// What the repartition topics hold past their committed offsets is
 	// between stages: the upstream stage committed the input it came from.
+	// Of a running job, only what the upstream tasks wrote in checkpoints
+	// v's offsets include: the topics' ends move past them meanwhile.
+	committedCp := map[tp]int64{}
+	for _, r := range v.Partitions {
+		if m, ok, err := engine.ParseCommitMetadata(r.meta, v.Group); err == nil && ok {
+			committedCp[tp{r.Topic, r.Partition}] = m.Checkpoint
+		}
+	}
 	inflight := map[tp][2]int64{}
 	var internal []string
 	for _, r := range v.Partitions {
@@ -355,6 +397,27 @@ func createSavepoint(ctx context.Context, seeds []string, adm *kadm.Client, v gr
 			inflight[tp{r.Topic, r.Partition}] = [2]int64{r.Committed, -1}
 			if !slices.Contains(internal, r.Topic) {
 				internal = append(internal, r.Topic)
+			}
+		}
+	}
+	// A task between stages that has committed nothing yet (common while
+	// the job runs) reads its partition from the start: all of it is in
+	// flight.
+	all, err := adm.ListTopics(ctx)
+	if err != nil {
+		return sp, fmt.Errorf("listing the repartition topics: %w", err)
+	}
+	for _, topic := range all.Names() {
+		if !isRepartition(topic, v.Group) {
+			continue
+		}
+		if !slices.Contains(internal, topic) {
+			internal = append(internal, topic)
+		}
+		for _, p := range all[topic].Partitions.Numbers() {
+			if _, ok := inflight[tp{topic, p}]; !ok {
+				inflight[tp{topic, p}] = [2]int64{0, -1}
+				sp.Offsets = append(sp.Offsets, savedOffset{Topic: topic, Partition: p, Offset: -1, Internal: true})
 			}
 		}
 	}
@@ -371,13 +434,23 @@ func createSavepoint(ctx context.Context, seeds []string, adm *kadm.Client, v gr
 			inflight[k] = [2]int64{r[0], e.Offset}
 		}
 	}
+	var unstamped int
 	err = readRanges(ctx, seeds, inflight, func(r *kgo.Record) {
+		switch in, ok := committedAsOf(r, committedCp); {
+		case !ok:
+			unstamped++
+		case !in:
+			return
+		}
 		hs := append(slices.Clone(r.Headers), spHeaders("in-flight", tp{r.Topic, r.Partition})...)
 		data = append(data, &kgo.Record{Key: r.Key, Value: r.Value, Headers: hs, Timestamp: r.Timestamp})
 		sp.InFlight++
 	})
 	if err != nil {
 		return sp, fmt.Errorf("reading the repartition topics: %w", err)
+	}
+	if unstamped > 0 && sp.Running {
+		return sp, fmt.Errorf("%d records between stages do not say which checkpoint wrote them (a Weir older than its savepoints of running jobs wrote them): stop every replica of the job (%s) and take the savepoint then", unstamped, strings.Join(v.Members, ", "))
 	}
 	if err := ensureSavepointTopics(ctx, adm, v.Group); err != nil {
 		return sp, err
@@ -778,6 +851,11 @@ func executeSavepointReset(ctx context.Context, seeds []string, adm *kadm.Client
 	commit := kadm.Offsets{}
 	for _, r := range v.Partitions {
 		o, ok := saved[tp{r.Topic, r.Partition}]
+		if !ok && r.Internal {
+			// Its task had committed nothing at the savepoint: its state is
+			// empty, what it is to read is among the in-flight records.
+			ok = true
+		}
 		if !ok {
 			return fmt.Errorf("nothing committed: savepoint %d has no offset for %s/%d", sp.ID, r.Topic, r.Partition)
 		}
@@ -808,4 +886,27 @@ func executeSavepointReset(ctx context.Context, seeds []string, adm *kadm.Client
 		return fmt.Errorf("committing the savepoint's offsets (its state was written: run the reset again): %w", err)
 	}
 	return nil
+}
+
+// testHookOffsetsRead, if set, runs between the read of the group's
+// offsets and the rest of a savepoint: a test lets a running job commit
+// more there.
+var testHookOffsetsRead func(groupView)
+
+// committedAsOf reports whether repartition record r was written in a
+// checkpoint that the committed checkpoints cps (by input partition)
+// include; ok is false for a record without engine.HeaderOrigin.
+func committedAsOf(r *kgo.Record, cps map[tp]int64) (in, ok bool) {
+	for _, h := range r.Headers {
+		if h.Key != engine.HeaderOrigin {
+			continue
+		}
+		topic, p, cp, err := engine.ParseOrigin(h.Value)
+		if err != nil {
+			return false, false
+		}
+		committed, has := cps[tp{topic, p}]
+		return has && cp <= committed, true
+	}
+	return false, false
 }

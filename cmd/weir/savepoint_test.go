@@ -101,7 +101,8 @@ func TestReprocessRunningTotalsFromASavepoint(t *testing.T) {
 	// which would end event time), its second stage slow and reading in
 	// small batches, stopped once the first has read it all and the
 	// second some.
-	kafkatest.ProduceSync(t, producer, morning...)
+	half := len(morning) / 2
+	kafkatest.ProduceSync(t, producer, morning[:half]...)
 	totalsA := kafkatest.CreateTopic(t, brokers, "savepoint-totals", 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -109,24 +110,60 @@ func TestReprocessRunningTotalsFromASavepoint(t *testing.T) {
 		done <- build(kafkatest.CreateTopic(t, brokers, "savepoint-out", 1), totalsA, 50*time.Millisecond, engine.WithTaskQueueRecords(1),
 			engine.WithKafkaOpts(kgo.ProducerBatchMaxBytes(512), kgo.FetchMaxPartitionBytes(1))).Run(ctx)
 	}()
+	kafkatest.Eventually(t, 2*time.Minute, "the first half of the morning counted in part", func() bool {
+		return len(kafkatest.ReadAll(t, brokers, totalsA, 1, time.Second)) > 0
+	})
+	// Savepoint 1, of the running job, while the rest of the morning
+	// arrives: both stages commit as the savepoint is read. It is as of one
+	// read of the offsets, with the records between the stages that those
+	// offsets account for, not those the first stage commits meanwhile.
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		for _, r := range morning[half:] {
+			kafkatest.ProduceSync(t, producer, r)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	// Between the read of the offsets and the rest, the first stage
+	// commits more (and writes more between the stages).
+	testHookOffsetsRead = func(v groupView) {
+		var at int64
+		for _, r := range v.Partitions {
+			if r.Topic == in {
+				at += r.Committed
+			}
+		}
+		kafkatest.Eventually(t, time.Minute, "the first stage committing past the savepoint's offsets", func() bool {
+			var n int64
+			for _, o := range kafkatest.CommittedOffsets(t, brokers, group, in) {
+				n += o
+			}
+			return n > at
+		})
+	}
+	code, out, errOut := cli(t, "savepoint", "create", "--brokers", seeds, "--group", group, "--output", "json")
+	testHookOffsetsRead = nil
+	var live savepointMeta
+	if err := json.Unmarshal([]byte(out), &live); code != exitOK || err != nil || live.ID != 1 || !live.Running || live.InFlight == 0 {
+		t.Fatalf("savepoint of the running job: exit %d (%v): %+v %s", code, err, live, errOut)
+	}
+	<-produced
 	kafkatest.Eventually(t, 2*time.Minute, "the morning read by the first stage", func() bool {
 		var n int64
 		for _, o := range kafkatest.CommittedOffsets(t, brokers, group, in) {
 			n += o
 		}
-		return n == int64(len(morning)) && len(kafkatest.ReadAll(t, brokers, totalsA, 1, time.Second)) > 0
+		return n == int64(len(morning))
 	})
-	code, _, errOut := cli(t, "savepoint", "create", "--brokers", seeds, "--group", group)
-	if code != exitError || !strings.Contains(errOut, "live members") {
-		t.Fatalf("savepoint of a running job: exit %d: %s", code, errOut)
-	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := cli(t, "savepoint", "create", "--brokers", seeds, "--group", group, "--output", "json")
+	// Savepoint 2, of the stopped job.
+	code, out, errOut = cli(t, "savepoint", "create", "--brokers", seeds, "--group", group, "--output", "json")
 	var sp savepointMeta
-	if err := json.Unmarshal([]byte(out), &sp); code != exitOK || err != nil || sp.ID != 1 {
+	if err := json.Unmarshal([]byte(out), &sp); code != exitOK || err != nil || sp.ID != 2 || sp.Running {
 		t.Fatalf("savepoint create: exit %d (%v): %s%s", code, err, out, errOut)
 	}
 	// In flight: the morning's records the second stage had not counted
@@ -156,7 +193,7 @@ func TestReprocessRunningTotalsFromASavepoint(t *testing.T) {
 	before := describe()
 	reset := []string{"offsets", "reset", "--brokers", seeds, "--group", group, "--to-datetime", "2026-12-04T12:00:00Z"}
 	code, plan, errOut := cli(t, reset...)
-	if code != exitOK || !strings.Contains(plan, "as savepoint 1 kept it") || !strings.Contains(plan, "Dry run: nothing changed") {
+	if code != exitOK || !strings.Contains(plan, "as savepoint 2 kept it") || !strings.Contains(plan, "Dry run: nothing changed") {
 		t.Fatalf("dry run: exit %d:\n%s%s", code, plan, errOut)
 	}
 	for _, bad := range [][]string{
@@ -194,9 +231,58 @@ func TestReprocessRunningTotalsFromASavepoint(t *testing.T) {
 		}
 	}
 
-	// A second savepoint; pruning keeps the newest.
-	if code, out, errOut := cli(t, "savepoint", "create", "--brokers", seeds, "--group", group); code != exitOK || !strings.Contains(out, "savepoint 2 of group") {
-		t.Fatalf("second savepoint: exit %d: %s%s", code, out, errOut)
+	// Back to savepoint 1, the running job's: the rerun over the rest of
+	// the day must go on from the state and the records in flight of that
+	// instant, each record counted once. Its running counts of a key are
+	// then exactly the day's from some count on, and its windows the
+	// day's (those not fired before the savepoint).
+	if code, out, errOut := cli(t, "offsets", "reset", "--brokers", seeds, "--group", group, "--to-savepoint", "1", "--execute"); code != exitOK {
+		t.Fatalf("reset to the running job's savepoint: exit %d: %s%s", code, out, errOut)
+	}
+	outD, totalsD := kafkatest.CreateTopic(t, brokers, "savepoint-out", 1), kafkatest.CreateTopic(t, brokers, "savepoint-totals", 1)
+	bounded(outD, totalsD)
+	windowsD, countsD := read(outD, totalsD)
+	dayCounts, dayWindows := map[string]int{}, map[string]int{}
+	for _, r := range append(slices.Clone(morning), afternoon...) {
+		dayCounts[string(r.Value)]++
+		dayWindows[fmt.Sprintf("%s %s", r.Timestamp.UTC().Truncate(time.Hour).Format("15:04"), r.Value)]++
+	}
+	perKey := map[string][]int{}
+	for _, c := range countsD {
+		k, n, _ := strings.Cut(c, "=")
+		var i int
+		fmt.Sscan(n, &i)
+		perKey[k] = append(perKey[k], i)
+	}
+	restored := 0
+	for k, total := range dayCounts {
+		ns := perKey[k]
+		slices.Sort(ns)
+		from := total - len(ns) + 1
+		for i, n := range ns {
+			if n != from+i {
+				t.Fatalf("key %s: running counts %v after the reset to the running job's savepoint; want each of %d..%d once", k, ns, from, total)
+			}
+		}
+		if from > 1 {
+			restored++
+		}
+	}
+	if restored == 0 {
+		t.Fatalf("no running count went on from the savepoint's state: %v", perKey)
+	}
+	for _, w := range windowsD {
+		hk := w[:strings.LastIndexByte(w, ' ')]
+		if want := fmt.Sprintf("%s %d", hk, dayWindows[hk]); w != want {
+			t.Fatalf("window %q after the reset to the running job's savepoint, want %q (the input's)", w, want)
+		}
+	}
+	t.Logf("savepoint of the running job: %d in flight; the rerun: %d counts, %d windows, %d of %d keys going on from its state",
+		live.InFlight, len(countsD), len(windowsD), restored, len(dayCounts))
+
+	// A third savepoint; pruning keeps the newest.
+	if code, out, errOut := cli(t, "savepoint", "create", "--brokers", seeds, "--group", group); code != exitOK || !strings.Contains(out, "savepoint 3 of group") {
+		t.Fatalf("third savepoint: exit %d: %s%s", code, out, errOut)
 	}
 	if code, out, errOut := cli(t, "savepoint", "prune", "--brokers", seeds, "--group", group, "--keep", "1"); code != exitOK {
 		t.Fatalf("prune: exit %d: %s%s", code, out, errOut)
@@ -206,7 +292,7 @@ func TestReprocessRunningTotalsFromASavepoint(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &sps); code != exitOK || err != nil {
 		t.Fatalf("list: exit %d (%v): %s%s", code, err, out, errOut)
 	}
-	if len(sps) != 1 || sps[0].ID != 2 {
+	if len(sps) != 1 || sps[0].ID != 3 {
 		t.Fatalf("after pruning to one: %+v", sps)
 	}
 }
