@@ -107,8 +107,8 @@ func newSavepointCreateCmd() *cobra.Command {
 		keep int
 	)
 	cmd := &cobra.Command{
-		Use:     "create",
-		Short:   "Take a savepoint of a job, running or stopped",
+		Use:   "create",
+		Short: "Take a savepoint of a job, running or stopped",
 		Example: `  weir savepoint create --brokers kafka:9092 --group clicks
   weir savepoint create --group clicks --keep 24   # hourly, from a CronJob: a day of them`,
 		Args: cobra.NoArgs,
