@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/verify"
 )
 
 // Build compiles the example in the test's working directory (its own
@@ -90,39 +91,9 @@ func ReadToEnd(t testing.TB, brokers []string, topic string) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ends, err := kadm.NewClient(kafkatest.Client(t, brokers)).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("end offsets of %s: %v", topic, err)
-	}
-	remaining := map[int32]int64{} // partition -> end offset not reached yet
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			t.Fatalf("end offset of %s/%d: %v", topic, o.Partition, o.Err)
-		}
-		if o.Offset > 0 {
-			remaining[o.Partition] = o.Offset
-		}
-	})
-	// Transaction markers take offsets too, and the last offset of a
-	// topic written in transactions is one: keeping control records is how
-	// a reader knows it has reached the end.
-	cl := kafkatest.Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	var out []*kgo.Record
-	for len(remaining) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: still %v (partition: end offset) to read after 30s", topic, remaining)
-		}
-		fs.EachError(func(_ string, p int32, err error) { t.Fatalf("reading %s/%d: %v", topic, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() {
-				out = append(out, r)
-			}
-			if end, ok := remaining[r.Partition]; ok && r.Offset >= end-1 {
-				delete(remaining, r.Partition)
-			}
-		})
+	if err := verify.ReadCommitted(ctx, []string{topic}, func(r *kgo.Record) { out = append(out, r) }, kgo.SeedBrokers(brokers...)); err != nil {
+		t.Fatalf("reading %s: %v", topic, err)
 	}
 	return out
 }
