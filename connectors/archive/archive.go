@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path"
@@ -277,7 +278,10 @@ func (ts *taskSink[T]) emit(r engine.Record[T]) error {
 	if !ok {
 		return err
 	}
-	bucket := ts.partition(r)
+	bucket, ok, err := engine.Apply(ts.g, ts.bucketOf, r)
+	if !ok {
+		return err
+	}
 	now := ts.t.Now().UnixMilli()
 	m := ts.open[bucket]
 	if m == nil {
@@ -308,6 +312,19 @@ func (ts *taskSink[T]) emit(r engine.Record[T]) error {
 		ts.publish(ts.t.Checkpoint()-1, true)
 	}
 	return nil
+}
+
+// bucketOf is the partition path of r's file: the user's function (under
+// the guard: it may fail or panic), checked to stay inside the archive.
+func (ts *taskSink[T]) bucketOf(r engine.Record[T]) (string, error) {
+	b := ts.partition(r)
+	if b == "" {
+		return ".", nil
+	}
+	if !fs.ValidPath(b) {
+		return "", fmt.Errorf("partition path %q: want a relative path without \"..\", \".\" or empty parts", b)
+	}
+	return b, nil
 }
 
 func (ts *taskSink[T]) rowsScope(first int64) scope {

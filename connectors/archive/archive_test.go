@@ -360,3 +360,21 @@ func TestArchiveMistakesAreTopologyErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestArchivePartitionPathStaysInside: a partition path that would leave
+// the archive ("..") is the record's error, under the job's error policy;
+// nothing is written outside.
+func TestArchivePartitionPathStaysInside(t *testing.T) {
+	dir := t.TempDir()
+	archiveDir := filepath.Join(dir, "archive")
+	h := weirtest.New(t, clickJob("archive-escape", archive.LocalDir(archiveDir), archive.JSONLines(codec.JSON[click]()),
+		archive.PartitionBy(func(r engine.Record[click]) string { return "../" + r.Value.User })))
+	c := click{User: "u0", Seq: 0, At: ten}
+	err := weirtest.SendValue(h, "clicks", codec.JSON[click](), c.User, c, c.At)
+	if err == nil || !strings.Contains(err.Error(), `partition path "../u0"`) {
+		t.Fatalf("send: %v, want the partition path refused", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("written outside the archive: %v", ents)
+	}
+}
