@@ -42,7 +42,7 @@ BENCHFLAGS ?=
 PKGS ?= ./...
 
 .PHONY: all build lint fmt vet staticcheck test alerts torture bench bench-nexmark demo \
-	kafka-up kafka-down kafka-restart kafka-status registry-up registry-down s3-up s3-down clean
+	kafka-up kafka-down kafka-restart kafka-status registry-up registry-down s3-up s3-down s3-prefetch clean
 
 all: lint build test
 
@@ -78,9 +78,14 @@ staticcheck:
 # then always stops it, keeping the exit code of the tests; on failure it
 # prints the last 50 lines of the broker log. scripts/gotest.sh runs the
 # packages whose tests restart that broker (e2e) after all others, alone.
-test: lint alerts
+test: s3-prefetch lint alerts
 	WEIR_REQUIRE_KAFKA=1 WEIR_REQUIRE_REGISTRY=1 WEIR_REQUIRE_S3=1 GO=$(GO) $(KAFKA_SH) run $(REGISTRY_SH) run $(S3_SH) run bash scripts/gotest.sh \
 		-race -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) -- $(PKGS)
+
+# The S3 server is built (once, into the cache) in the background while
+# lint runs; scripts/s3.sh run waits for that build.
+s3-prefetch:
+	@mkdir -p .cache && (setsid $(S3_SH) fetch >.cache/s3-fetch.log 2>&1 &)
 
 # The alert rules shipped beside the dashboard, checked by Prometheus's
 # own promtool (scripts/promtool.sh fetches it once if it is not on PATH).

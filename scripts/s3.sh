@@ -58,8 +58,15 @@ fetch() {
 	if [[ -x "$BIN" ]]; then
 		return
 	fi
-	log "building versitygw $VERSITYGW_VERSION from the Go module proxy into $BIN_DIR (once)"
 	mkdir -p "$BIN_DIR"
+	# One build at a time (make test starts one in the background while it
+	# lints): a second fetch waits for the first, then finds the binary.
+	exec 9>"$BIN_DIR.lock"
+	flock 9
+	if [[ -x "$BIN" ]]; then
+		return
+	fi
+	log "building versitygw $VERSITYGW_VERSION from the Go module proxy into $BIN_DIR (once)"
 	local tmp
 	tmp="$(mktemp -d "$BIN_DIR/.build.XXXXXX")"
 	GOBIN="$tmp" GOFLAGS=-mod=mod "$GO" install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
