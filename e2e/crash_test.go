@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/e2e/jobs/shared"
+	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/internal/kafkatest"
 )
 
@@ -211,6 +212,14 @@ func (r *replica) exited() bool {
 // faulted reports whether the process died at an injected fault.
 func (r *replica) faulted() bool { return strings.Contains(r.p.output.String(), "fault injected at") }
 
+// fenced reports whether the process stopped itself so that its restart
+// fences a transaction an abort left open (engine.ErrAbortNotSent): a
+// death by design, which Kubernetes answers with a restart, as the tests
+// do.
+func (r *replica) fenced() bool {
+	return strings.Contains(r.p.output.String(), engine.ErrAbortNotSent.Error())
+}
+
 // stop sends SIGTERM once the process handles it (it logs "job starting"
 // after installing the handler: a process killed before that would only
 // show the test's timing) and wants a clean exit, or a death at an injected
@@ -226,7 +235,7 @@ func (r *replica) stop(t testing.TB, revive func(*replica)) {
 	if err := r.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := r.p.wait(t, time.Minute); code != 0 && !r.faulted() {
+	if code := r.p.wait(t, time.Minute); code != 0 && !r.faulted() && !r.fenced() {
 		t.Fatalf("replica %s exited %d after SIGTERM:\n%s", r.name, code, r.p.output.String())
 	}
 }
@@ -273,7 +282,7 @@ func runCrashes(t *testing.T, guarantee string, minKills int) {
 		if !r.exited() {
 			return
 		}
-		if !r.faulted() {
+		if !r.faulted() && !r.fenced() {
 			t.Fatalf("replica %s died, not at an injected fault:\n%s", r.name, r.p.output.String())
 		}
 		faults++

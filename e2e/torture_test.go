@@ -636,10 +636,14 @@ func (r *tortureRun) revive(rep *replica) {
 	if rep.p == nil || !rep.exited() {
 		return
 	}
-	if !rep.faulted() {
+	switch {
+	case rep.faulted():
+		r.fig.faults["after-commit death"]++
+	case rep.fenced():
+		r.fig.faults["restart to fence an unsent abort"]++
+	default:
 		r.t.Fatalf("seed %d: replica %s died, not at an injected fault:\n%s", r.seed, rep.name, rep.p.output.String())
 	}
-	r.fig.faults["after-commit death"]++
 	rep.start(r.t)
 }
 

@@ -26,6 +26,7 @@ func (rt *runtime) begin() error {
 	if err := rt.sess.Begin(); err != nil {
 		return fmt.Errorf("beginning a transaction: %w", err)
 	}
+	rt.beganTxn()
 	rt.obs.TransactionOpen(time.Now())
 	return nil
 }
@@ -74,6 +75,9 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 			_, err := rt.sess.End(ctx, kgo.TryAbort)
 			return err
 		})
+		if err == nil {
+			err = rt.checkAbortSent(ctx)
+		}
 		if err != nil {
 			if ctx.Err() == nil { // stopping: shutdown aborts it
 				rt.fail(fmt.Errorf("aborting the transaction: %w", err))

@@ -93,7 +93,7 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 		// activated, which this precedes.
 		tr.committed = offsets
 		return newTask(taskEnv{
-			ctx: rt.runCtx, log: rt.log, obs: rt.obs, producer: cl, clock: systemClock{}, store: rt.store,
+			ctx: rt.runCtx, log: rt.log, obs: rt.obs, producer: rt.taskOutputs(cl), clock: systemClock{}, store: rt.store,
 			checkpoint: cp.cp, changelogNext: cp.changelog, eventTime: cp.eventTime, provenance: rt.cfg.Provenance,
 			offsets: offsets, failures: rt.failures,
 			bounded: rt.bounds != nil, finished: &tr.finished,

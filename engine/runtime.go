@@ -90,6 +90,8 @@ type runtime struct {
 	// rebalance took tasks whose work is in it): the poll loop aborts it
 	// and restarts every task from its last checkpoint.
 	abort atomic.Bool
+	// txn guards against an abort franz-go did not send (txncheck.go).
+	txn txnGuard
 	// failedCheckpoints counts the checkpoints that failed in a row, and
 	// finalFailures those of them that failed with an error Kafka calls
 	// final (see isFinal); a commit resets both. Only the goroutine
@@ -237,6 +239,7 @@ func (rt *runtime) run(ctx context.Context) error {
 			kgo.TransactionTimeout(rt.cfg.TransactionTimeout))...)
 		if err == nil {
 			rt.cl = rt.sess.Client()
+			rt.txn.kip890 = clusterUsesKIP890(ctx, rt.cl)
 			err = rt.begin()
 		}
 	} else {

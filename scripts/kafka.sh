@@ -32,6 +32,9 @@
 #                    is picked if it is taken).
 #   WEIR_KAFKA_START_TIMEOUT  seconds to wait for readiness (default 90).
 #   KAFKA_HEAP_OPTS  JVM heap flags (default -Xms256m -Xmx768m).
+#   WEIR_KAFKA_FORMAT_ARGS  extra StorageTool format arguments at start, e.g.
+#                    "--feature transaction.version=1" for Kafka's first
+#                    transaction protocol instead of KIP-890's (version 2).
 #   WEIR_KAFKA_SECURE_DIR  if set at start: a directory holding server.pem
 #                    (the broker's PEM private key, unencrypted PKCS#8, and
 #                    its certificate chain) and optionally plain-users
@@ -505,8 +508,9 @@ fresh_run_dir() {
   [[ "$cluster_id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid failed (got '$cluster_id'; see $LOG_DIR/format.log)"
   # Kafka 4.x KRaft: --standalone formats a single-node dynamic quorum
   # (controller.quorum.bootstrap.servers, no controller.quorum.voters).
+  # shellcheck disable=SC2086 # WEIR_KAFKA_FORMAT_ARGS is a list of words
   java "${jopts[@]}" kafka.tools.StorageTool format --standalone \
-    --cluster-id "$cluster_id" --config "$CONFIG" >>"$LOG_DIR/format.log" 2>&1 ||
+    --cluster-id "$cluster_id" --config "$CONFIG" ${WEIR_KAFKA_FORMAT_ARGS:-} >>"$LOG_DIR/format.log" 2>&1 ||
     { cat "$LOG_DIR/format.log" >&2; die "StorageTool format failed"; }
   log "formatted $DATA_DIR (cluster id $cluster_id); starting broker on 127.0.0.1:$bport (controller :$cport)"
 }
