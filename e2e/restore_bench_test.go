@@ -21,12 +21,17 @@ import (
 // restoreDone is an observer that reports the first finished restore.
 type restoreDone struct {
 	observe.Nop
-	done chan time.Duration
+	done chan restored
 }
 
-func (o restoreDone) RestoreDone(_ string, _ int64, took time.Duration) {
+type restored struct {
+	records int64
+	took    time.Duration
+}
+
+func (o restoreDone) RestoreDone(_ string, records int64, took time.Duration) {
 	select {
-	case o.done <- took:
+	case o.done <- restored{records, took}:
 	default:
 	}
 }
@@ -95,7 +100,7 @@ func BenchmarkRestore(b *testing.B) {
 	b.ResetTimer()
 	var took time.Duration
 	for range b.N {
-		obs := restoreDone{done: make(chan time.Duration, 1)}
+		obs := restoreDone{done: make(chan restored, 1)}
 		job := engine.NewJob("restore-bench", engine.WithBrokers(brokers...), engine.WithGroup(group), engine.WithStateDir(b.TempDir()),
 			engine.WithMetricsAddr(""), engine.WithLogLevel("warn"), engine.WithObserver(obs))
 		shared.BuildCounter(job, in, out)
@@ -103,8 +108,11 @@ func BenchmarkRestore(b *testing.B) {
 		done := make(chan error, 1)
 		go func() { done <- job.Run(runCtx) }()
 		select {
-		case d := <-obs.done:
-			took += d
+		case r := <-obs.done:
+			if r.records != int64(n) {
+				b.Fatalf("restored %d records, want %d", r.records, n)
+			}
+			took += r.took
 		case err := <-done:
 			cancel()
 			b.Fatalf("job stopped before restoring: %v", err)
