@@ -274,12 +274,12 @@ func (t *Task) sendWatermark(force bool) {
 		return
 	}
 	key, val := windowing.EncodeWatermark(windowing.UpstreamWatermark{Task: t.id.Partition, Watermark: wm, Idle: idle})
-	origin := t.origin(t.originPrefix())
+	origin := t.originHeader()[0]
 	for topic, n := range t.et.downstream {
 		for p := range n {
 			t.Produce(&kgo.Record{
 				Topic: topic, Partition: p, Context: controlRecord,
-				Headers: []kgo.RecordHeader{{Key: key, Value: val}, {Key: HeaderOrigin, Value: origin}},
+				Headers: []kgo.RecordHeader{{Key: key, Value: val}, origin},
 			})
 		}
 	}

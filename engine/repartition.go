@@ -61,7 +61,6 @@ func RepartitionInto[T any](in Stream[T], name string, key func(T) ([]byte, erro
 	in.Subscribe(func(t *Task) (Emit[T], error) {
 		stats := t.Stats(sink)
 		topic := it.Name()
-		origin := t.originPrefix()
 		return func(r Record[T]) error {
 			stats.In++
 			k, err := key(r.Value)
@@ -72,8 +71,7 @@ func RepartitionInto[T any](in Stream[T], name string, key func(T) ([]byte, erro
 			if err != nil {
 				return &OperatorError{Operator: name, Err: fmt.Errorf("encoding value: %w", err)}
 			}
-			t.Produce(&kgo.Record{Topic: topic, Key: k, Value: b, Timestamp: r.Timestamp,
-				Headers: []kgo.RecordHeader{{Key: HeaderOrigin, Value: t.origin(origin)}}})
+			t.Produce(&kgo.Record{Topic: topic, Key: k, Value: b, Timestamp: r.Timestamp, Headers: t.originHeader()})
 			stats.Out++
 			return nil
 		}, nil
@@ -89,18 +87,23 @@ func RepartitionInto[T any](in Stream[T], name string, key func(T) ([]byte, erro
 // that the instant's offsets account for (weir savepoint create).
 const HeaderOrigin = "weir.origin"
 
-// originPrefix is the task's part of HeaderOrigin: "<topic>:<partition>@".
-func (t *Task) originPrefix() []byte {
-	topics := slices.Sorted(slices.Values(t.job.stageTopics(t.id.Stage)))
-	if len(topics) == 0 {
-		return nil
+// originHeader returns the task's HeaderOrigin header for what it writes
+// now. It changes only with the checkpoint, so it is built once per
+// checkpoint and shared by the records of that checkpoint (none changes
+// its headers; an append, as provenance's, copies: the slice is full).
+func (t *Task) originHeader() []kgo.RecordHeader {
+	if t.origin.hdr != nil && t.origin.cp == t.cp {
+		return t.origin.hdr
 	}
-	return fmt.Appendf(nil, "%s:%d@", topics[0], t.id.Partition)
-}
-
-// origin is the value of HeaderOrigin for what the task writes now.
-func (t *Task) origin(prefix []byte) []byte {
-	return strconv.AppendInt(slices.Clip(prefix), t.cp, 10)
+	if t.origin.prefix == nil {
+		topics := slices.Sorted(slices.Values(t.job.stageTopics(t.id.Stage)))
+		if len(topics) > 0 {
+			t.origin.prefix = fmt.Appendf(nil, "%s:%d@", topics[0], t.id.Partition)
+		}
+	}
+	v := strconv.AppendInt(slices.Clip(t.origin.prefix), t.cp, 10)
+	t.origin.hdr, t.origin.cp = []kgo.RecordHeader{{Key: HeaderOrigin, Value: v}}, t.cp
+	return t.origin.hdr
 }
 
 // ParseOrigin parses a HeaderOrigin value: the input partition that names

@@ -76,6 +76,13 @@ type Task struct {
 	// committed is called after each checkpoint Kafka committed, with
 	// its id (Task.OnCommitted).
 	onCommitted []func(cp int64) error
+	// origin caches the task's HeaderOrigin (repartition.go): its
+	// "<topic>:<partition>@" prefix, and the header of checkpoint cp.
+	origin struct {
+		prefix []byte
+		cp     int64
+		hdr    []kgo.RecordHeader
+	}
 	// onBarrier is called at each barrier, before the state is flushed
 	// (Task.OnBarrier).
 	onBarrier []func() error
