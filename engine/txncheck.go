@@ -28,20 +28,23 @@ import (
 // broker's transaction (see txncheck.go): the replica restarts to fence it.
 var ErrAbortNotSent = errors.New("the transaction's abort was not sent to the broker while its records were (franz-go ended it without EndTxn); the replica stops so that its restart fences the open transaction (InitProducerId bumps the epoch and aborts it)")
 
-// countingOutputs counts the records tasks produce in the current
-// transaction.
-type countingOutputs struct {
-	cl *kgo.Client
-	n  *atomic.Int64
+// notingOutputs notes that tasks produced in the current transaction: a
+// load per record, a store only for the first (no shared counter for the
+// cores to pass around).
+type notingOutputs struct {
+	cl       *kgo.Client
+	produced *atomic.Bool
 }
 
-func (c countingOutputs) Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
-	c.n.Add(1)
+func (c notingOutputs) Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	if !c.produced.Load() {
+		c.produced.Store(true)
+	}
 	c.cl.Produce(ctx, r, promise)
 }
 
 // txnGuard is the runtime's view of its transactions, for the check
-// above. Its fields are used under cpMu (begin and abort), txnRecords from
+// above. Its fields are used under cpMu (begin and abort), produced from
 // any task goroutine.
 type txnGuard struct {
 	// kip890 is whether the cluster runs transaction.version 2 or later.
@@ -50,8 +53,8 @@ type txnGuard struct {
 	// it could be read.
 	epoch int16
 	known bool
-	// records counts the records produced since the transaction began.
-	records atomic.Int64
+	// produced says records were produced since the transaction began.
+	produced atomic.Bool
 }
 
 // clusterUsesKIP890 reports whether the cluster's finalized
@@ -77,14 +80,14 @@ func (rt *runtime) beganTxn() {
 	defer cancel()
 	_, ep, err := rt.cl.ProducerID(ctx)
 	rt.txn.epoch, rt.txn.known = ep, err == nil
-	rt.txn.records.Store(0)
+	rt.txn.produced.Store(false)
 }
 
 // checkAbortSent returns ErrAbortNotSent if the abort that just returned
 // left the epoch where the transaction began while records were produced
 // in it.
 func (rt *runtime) checkAbortSent(ctx context.Context) error {
-	if !rt.txn.kip890 || !rt.txn.known || rt.txn.records.Load() == 0 {
+	if !rt.txn.kip890 || !rt.txn.known || !rt.txn.produced.Load() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -96,10 +99,10 @@ func (rt *runtime) checkAbortSent(ctx context.Context) error {
 	return ErrAbortNotSent
 }
 
-// taskOutputs is what tasks produce through: exactly once, counted.
+// taskOutputs is what tasks produce through: exactly once, noted.
 func (rt *runtime) taskOutputs(cl *kgo.Client) outputs {
 	if rt.sess == nil {
 		return cl
 	}
-	return countingOutputs{cl: cl, n: &rt.txn.records}
+	return notingOutputs{cl: cl, produced: &rt.txn.produced}
 }
