@@ -130,6 +130,10 @@ type fileMeta struct {
 	// Cp is, for a sealed file, the checkpoint whose commit lets it be
 	// written; -1 until a barrier names it.
 	Cp int64 `json:"c"`
+	// changed says an open file's description changed since the last
+	// barrier, which writes it to state (once per checkpoint, not per
+	// record).
+	changed bool
 }
 
 const unnamedCp = -1
@@ -225,8 +229,9 @@ type taskSink[T any] struct {
 	seqSc   scope
 	open    map[string]*fileMeta
 	sealed  map[string]*fileMeta // by object name
-	next    int64
-	waiting int // sealed files committed and not yet written
+	next    int64                // the position of the next record in the task's archived stream
+	saved   int64                // next as state has it
+	waiting int                  // sealed files committed and not yet written
 }
 
 func (s *sink[T]) build(t *engine.Task) (engine.Emit[T], error) {
@@ -256,7 +261,7 @@ func (ts *taskSink[T]) load() error {
 	if err != nil {
 		return err
 	}
-	ts.next = next
+	ts.next, ts.saved = next, next
 	if err := ts.openState.Range(ts.openSc, func(b string, m fileMeta) bool {
 		ts.open[b] = &m
 		return true
@@ -294,17 +299,12 @@ func (ts *taskSink[T]) emit(r engine.Record[T]) error {
 	m.Count++
 	m.Bytes += int64(len(row))
 	m.Last = now
+	m.changed = true
 	ts.next++
-	if err := ts.seq.Set(ts.seqSc, ts.next); err != nil {
-		return &engine.OperatorError{Operator: ts.op, Err: err}
-	}
 	if m.Bytes >= ts.cfg.rollSize || (ts.cfg.rollRecords > 0 && m.Count >= ts.cfg.rollRecords) {
-		err = ts.seal(m)
-	} else {
-		err = ts.openState.Put(ts.openSc, bucket, *m)
-	}
-	if err != nil {
-		return &engine.OperatorError{Operator: ts.op, Err: err}
+		if err := ts.seal(m); err != nil {
+			return &engine.OperatorError{Operator: ts.op, Err: err}
+		}
 	}
 	if ts.waiting >= ts.cfg.maxUnpublished {
 		// The store has been unreachable for a while: hold the input
@@ -350,18 +350,31 @@ func (ts *taskSink[T]) seal(m *fileMeta) error {
 }
 
 // onBarrier seals the files due by age or idleness (all of them once the
-// input ended: the final watermark passed), and names this checkpoint on
-// every file sealed since the last barrier.
+// input ended: the final watermark passed), writes what changed of the
+// open files and the record position to state, and names this checkpoint
+// on every file sealed since the last barrier.
 func (ts *taskSink[T]) onBarrier() error {
 	now := ts.t.Now().UnixMilli()
 	ended := ts.t.Watermark() == windowing.MaxMillis
 	for _, b := range slices.Sorted(maps.Keys(ts.open)) {
 		m := ts.open[b]
-		if ended || now-m.Opened >= ts.cfg.rollInterval.Milliseconds() || now-m.Last >= ts.cfg.rollInactivity.Milliseconds() {
-			if err := ts.seal(m); err != nil {
-				return &engine.OperatorError{Operator: ts.op, Err: err}
-			}
+		var err error
+		switch {
+		case ended || now-m.Opened >= ts.cfg.rollInterval.Milliseconds() || now-m.Last >= ts.cfg.rollInactivity.Milliseconds():
+			err = ts.seal(m)
+		case m.changed:
+			m.changed = false
+			err = ts.openState.Put(ts.openSc, b, *m)
 		}
+		if err != nil {
+			return &engine.OperatorError{Operator: ts.op, Err: err}
+		}
+	}
+	if ts.next != ts.saved {
+		if err := ts.seq.Set(ts.seqSc, ts.next); err != nil {
+			return &engine.OperatorError{Operator: ts.op, Err: err}
+		}
+		ts.saved = ts.next
 	}
 	cp := ts.t.Checkpoint()
 	for name, m := range ts.sealed {
