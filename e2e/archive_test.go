@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -90,20 +89,7 @@ func TestArchiveCrashesExactlyOnce(t *testing.T) {
 	want := wantIDs(users, perUser, bot)
 	input := events(in, users, perUser, bot)
 
-	producer := kafkatest.Client(t, brokers)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	produced := make(chan struct{})
-	go func() { // about 5 s of input
-		defer close(produced)
-		for i := 0; i < len(input) && ctx.Err() == nil; i += 250 {
-			if err := producer.ProduceSync(ctx, input[i:min(i+250, len(input))]...).FirstErr(); err != nil && ctx.Err() == nil {
-				t.Errorf("producing input: %v", err)
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
+	produced := produceInSlices(t, brokers, placed(input, partitions), len(input)/250, 100*time.Millisecond) // about 5 s of input
 
 	r := &replica{name: "archive", job: "archive", env: []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + prefix,
 		"WEIR_BROKERS=" + strings.Join(brokers, ","), "WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=",

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -39,20 +38,7 @@ func TestAsyncMapCrashesExactlyOnce(t *testing.T) {
 	want := wantIDs(users, perUser, bot)
 	input := events(in, users, perUser, bot)
 
-	producer := kafkatest.Client(t, brokers)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	produced := make(chan struct{})
-	go func() { // about 6 s of input
-		defer close(produced)
-		for i := 0; i < len(input) && ctx.Err() == nil; i += 250 {
-			if err := producer.ProduceSync(ctx, input[i:min(i+250, len(input))]...).FirstErr(); err != nil && ctx.Err() == nil {
-				t.Errorf("producing input: %v", err)
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
+	produced := produceInSlices(t, brokers, placed(input, partitions), len(input)/250, 100*time.Millisecond) // about 6 s of input
 
 	r := &replica{name: "enrich", job: "enrich", env: []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out,
 		"WEIR_BROKERS=" + strings.Join(brokers, ","), "WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=",

@@ -235,6 +235,15 @@ func events(topic string, users, perUser int, bot func(user, seq int) bool) []*k
 	return recs
 }
 
+// placed sets each keyed record's partition to the one Java's (and
+// franz-go's) default partitioner picks among n, for produceInSlices.
+func placed(recs []*kgo.Record, n int32) []*kgo.Record {
+	for _, r := range recs {
+		r.Partition = javaPartition(r.Key, n)
+	}
+	return recs
+}
+
 // checkOutputs checks outputs against the expected (user, seq) pairs: every
 // one present, none unexpected, each in the partition murmur2 assigns its
 // key, and per user in seq order. With exact, no duplicates either; without,
