@@ -19,7 +19,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/internal/kafkatest"
-	"github.com/weirstream/weir/verify"
 )
 
 // Build compiles the example in the test's working directory (its own
@@ -80,22 +79,6 @@ func JobEnv(t testing.TB, brokers []string, group string) []string {
 		"WEIR_CHECKPOINT_INTERVAL=100ms",
 		"WEIR_UNTIL=end",
 	}
-}
-
-// ReadToEnd reads topic as a downstream consumer does (read_committed)
-// from its start to its current end, and returns its records, by
-// partition, in offset order. Call it once the writers are done: it reads
-// exactly what is committed then, so a test can check for records that
-// should not be there as well as for those that should.
-func ReadToEnd(t testing.TB, brokers []string, topic string) []*kgo.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	if err := verify.ReadCommitted(ctx, []string{topic}, func(r *kgo.Record) { out = append(out, r) }, kgo.SeedBrokers(brokers...)); err != nil {
-		t.Fatalf("reading %s: %v", topic, err)
-	}
-	return out
 }
 
 // DeleteTopicsAtEnd deletes topics, and the internal topics of group
