@@ -22,6 +22,7 @@ import (
 
 	"github.com/weirstream/weir/e2e/jobs/shared"
 	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/verify"
 )
 
 var binDir string
@@ -233,6 +234,19 @@ func events(topic string, users, perUser int, bot func(user, seq int) bool) []*k
 		}
 	}
 	return recs
+}
+
+// readToEnd reads topic as a read_committed consumer sees it now, to its
+// last stable offset (see verify.ReadCommitted).
+func readToEnd(t *testing.T, brokers []string, topic string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out []*kgo.Record
+	if err := verify.ReadCommitted(ctx, []string{topic}, func(r *kgo.Record) { out = append(out, r) }, kgo.SeedBrokers(brokers...)); err != nil {
+		t.Fatalf("reading %s: %v", topic, err)
+	}
+	return out
 }
 
 // placed sets each keyed record's partition to the one Java's (and

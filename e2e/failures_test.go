@@ -275,8 +275,8 @@ func TestCircuitBreakerHaltsAndResumes(t *testing.T) {
 	if before != after || after >= n {
 		t.Fatalf("committed offsets moved while halted: %d, then %d (of %d)", before, after, n)
 	}
-	outsHalted := kafkatest.ReadToEnd(t, brokers, out)
-	dlqHalted := kafkatest.ReadToEnd(t, brokers, group+"-dlq")
+	outsHalted := readToEnd(t, brokers, out)
+	dlqHalted := readToEnd(t, brokers, group+"-dlq")
 	if int64(len(outsHalted)+len(dlqHalted)) != after {
 		t.Errorf("halted with %d input records committed, but %d outputs and %d dead letters", after, len(outsHalted), len(dlqHalted))
 	}

@@ -148,7 +148,7 @@ func TestAgainstBrokerAndS3(t *testing.T) {
 		want[v.At.Truncate(time.Minute).Format("15:04")+" "+v.Page]++
 	}
 	got := map[string]int64{}
-	for _, r := range kafkatest.ReadToEnd(t, brokers, counts) {
+	for _, r := range exampletest.ReadToEnd(t, brokers, counts) {
 		var c PageCount
 		if err := json.Unmarshal(r.Value, &c); err != nil {
 			t.Fatal(err)

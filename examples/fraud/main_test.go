@@ -303,7 +303,7 @@ func TestAgainstBroker(t *testing.T) {
 	want, invalid := reference(t, values)
 
 	var got []Alert
-	for _, r := range kafkatest.ReadToEnd(t, brokers, output) {
+	for _, r := range exampletest.ReadToEnd(t, brokers, output) {
 		var a Alert
 		if err := json.Unmarshal(r.Value, &a); err != nil {
 			t.Fatalf("alert %q: %v", r.Value, err)
@@ -315,7 +315,7 @@ func TestAgainstBroker(t *testing.T) {
 	}
 	sortAlerts(got)
 	exampletest.AssertJSON(t, "alerts", withoutReasons(got), want)
-	dead := kafkatest.ReadToEnd(t, brokers, group+"-dlq")
+	dead := exampletest.ReadToEnd(t, brokers, group+"-dlq")
 	classes := map[string]int{}
 	for _, r := range dead {
 		classes[exampletest.Headers(r)[engine.HeaderErrorClass]]++

@@ -266,7 +266,7 @@ func TestAgainstBroker(t *testing.T) {
 	}
 	want, dead := reference(recs)
 	var got []Entry
-	for _, r := range kafkatest.ReadToEnd(t, brokers, output) {
+	for _, r := range exampletest.ReadToEnd(t, brokers, output) {
 		var e Entry
 		if err := json.Unmarshal(r.Value, &e); err != nil {
 			t.Fatalf("entry %q: %v", r.Value, err)
@@ -278,7 +278,7 @@ func TestAgainstBroker(t *testing.T) {
 	}
 	slices.SortStableFunc(got, func(a, b Entry) int { return strings.Compare(a.Order, b.Order) })
 	exampletest.AssertJSON(t, "entries", got, want)
-	dlq := kafkatest.ReadToEnd(t, brokers, group+"-dlq")
+	dlq := exampletest.ReadToEnd(t, brokers, group+"-dlq")
 	for _, r := range dlq {
 		if hd := exampletest.Headers(r); hd[engine.HeaderErrorTopic] != input || hd[engine.HeaderErrorOffset] == "" {
 			t.Errorf("dead letter %s: headers %v, want it read from %s at an offset", r.Value, hd, input)

@@ -248,7 +248,7 @@ func TestAgainstBroker(t *testing.T) {
 	}
 	want, late, invalid := reference(t, recs, partitions)
 	var got []Session
-	for _, r := range kafkatest.ReadToEnd(t, brokers, output) {
+	for _, r := range exampletest.ReadToEnd(t, brokers, output) {
 		var s Session
 		if err := json.Unmarshal(r.Value, &s); err != nil {
 			t.Fatalf("session %q: %v", r.Value, err)
@@ -261,7 +261,7 @@ func TestAgainstBroker(t *testing.T) {
 	sortSessions(got)
 	exampletest.AssertJSON(t, "sessions", got, want)
 	var gotLate []PageView
-	for _, r := range kafkatest.ReadToEnd(t, brokers, group+"-sessions-late") {
+	for _, r := range exampletest.ReadToEnd(t, brokers, group+"-sessions-late") {
 		var v PageView
 		if err := json.Unmarshal(r.Value, &v); err != nil {
 			t.Fatalf("late view %q: %v", r.Value, err)
@@ -274,7 +274,7 @@ func TestAgainstBroker(t *testing.T) {
 	sortViews(gotLate)
 	sortViews(late)
 	exampletest.AssertJSON(t, "late views", gotLate, late)
-	if d := len(kafkatest.ReadToEnd(t, brokers, group+"-dlq")); d != invalid {
+	if d := len(exampletest.ReadToEnd(t, brokers, group+"-dlq")); d != invalid {
 		t.Errorf("%d dead letters, want %d", d, invalid)
 	}
 	t.Logf("%d sessions, %d late views, %d dead letters", len(got), len(gotLate), invalid)

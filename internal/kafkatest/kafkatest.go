@@ -18,8 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/weirstream/weir/verify"
 )
 
 // Brokers returns the real broker's addresses from KAFKA_BROKERS. Without
@@ -139,21 +137,6 @@ func ReadAll(t testing.TB, brokers []string, topic string, want int, timeout tim
 	for len(out) < want && ctx.Err() == nil {
 		fs := cl.PollFetches(ctx)
 		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
-}
-
-// ReadToEnd reads topic as a read_committed consumer sees it now, from
-// its start to its last stable offset, every record once: for checks that
-// must also see what should not be there, where ReadAll's count and
-// timeout could stop early.
-func ReadToEnd(t testing.TB, brokers []string, topic string) []*kgo.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var out []*kgo.Record
-	if err := verify.ReadCommitted(ctx, []string{topic}, func(r *kgo.Record) { out = append(out, r) }, kgo.SeedBrokers(brokers...)); err != nil {
-		t.Fatalf("reading %s: %v", topic, err)
 	}
 	return out
 }

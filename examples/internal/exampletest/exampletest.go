@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/internal/kafkatest"
+	"github.com/weirstream/weir/verify"
 )
 
 // Build compiles the example in the test's working directory (its own
@@ -139,4 +140,19 @@ func AssertJSON[T any](t testing.TB, what string, got, want []T) {
 	if g, w := lines(got), lines(want); g != w {
 		t.Errorf("%s:\ngot:\n%swant:\n%s", what, g, w)
 	}
+}
+
+// ReadToEnd reads topic as a read_committed consumer sees it now, from
+// its start to its last stable offset, every record once: for checks that
+// must also see what should not be there, where ReadAll's count and
+// timeout could stop early.
+func ReadToEnd(t testing.TB, brokers []string, topic string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out []*kgo.Record
+	if err := verify.ReadCommitted(ctx, []string{topic}, func(r *kgo.Record) { out = append(out, r) }, kgo.SeedBrokers(brokers...)); err != nil {
+		t.Fatalf("reading %s: %v", topic, err)
+	}
+	return out
 }
