@@ -99,9 +99,11 @@ func (rt *runtime) checkAbortSent(ctx context.Context) error {
 	return ErrAbortNotSent
 }
 
-// taskOutputs is what tasks produce through: exactly once, noted.
+// taskOutputs is what tasks produce through: exactly once, noted. It asks
+// the configuration, not rt.sess: a task may start (its group joined)
+// before the session's constructor has returned.
 func (rt *runtime) taskOutputs(cl *kgo.Client) outputs {
-	if rt.sess == nil {
+	if !rt.exactlyOnce() {
 		return cl
 	}
 	return notingOutputs{cl: cl, produced: &rt.txn.produced}

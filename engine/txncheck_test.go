@@ -49,7 +49,7 @@ func TestAbortNotSentIsCaught(t *testing.T) {
 	}
 	// beganTxn reads the epoch and starts afresh; what tasks produce
 	// through taskOutputs is noted.
-	rt.sess = &kgo.GroupTransactSession{}
+	rt.cfg.Guarantee = ExactlyOnce
 	rt.beganTxn()
 	if !rt.txn.known || rt.txn.epoch != epoch || rt.txn.produced.Load() {
 		t.Fatalf("after beganTxn: %+v", &rt.txn)
