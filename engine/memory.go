@@ -23,7 +23,9 @@ import (
 //	Go heap limit (GOMEMLIMIT, unless set)   limit - Pebble's share at first, then
 //	                                         limit - what is outside Go - 1/16
 //	                                         (tuneGoMemLimit)
-//	Pebble block cache                       1/8
+//	state cache (committed state in memory)  1/4 (state.WithCacheSize)
+//	Pebble block cache                       1/16: the state cache serves
+//	                                         what is read again
 //	Pebble memtable                          1/16 (two can be alive)
 //	fetch buffers                            1/16 (per request), 1/1024 per partition, at most 1 MiB
 //	producer buffer                          1/16
@@ -38,6 +40,7 @@ type memoryBudget struct {
 	fetchBytes, fetchPartition    int32
 	producerBytes                 int
 	queueBytes, dirtyBytes, goMem int64
+	stateCache                    int64
 }
 
 // minMemoryLimit is the smallest budget that leaves Pebble its minimum
@@ -50,7 +53,8 @@ func newMemoryBudget(limit int64) (memoryBudget, bool) {
 	}
 	b := memoryBudget{
 		limit:      limit,
-		blockCache: limit / 8,
+		blockCache: limit / 16,
+		stateCache: limit / 4,
 		memTable:   max(1<<20, limit/16),
 		fetchBytes: int32(min(limit/16, 1<<30)),
 		// Small: franz-go decodes a fetch whole, and small records take
@@ -75,7 +79,7 @@ func (b memoryBudget) kgoOpts() []kgo.Opt {
 
 // stateOpts bounds Pebble's caches.
 func (b memoryBudget) stateOpts() []state.Opt {
-	return []state.Opt{state.WithBlockCacheSize(b.blockCache), state.WithMemTableSize(uint64(b.memTable))}
+	return []state.Opt{state.WithBlockCacheSize(b.blockCache), state.WithMemTableSize(uint64(b.memTable)), state.WithCacheSize(b.stateCache)}
 }
 
 // setGoMemLimit sets the Go runtime's soft memory limit to the heap's

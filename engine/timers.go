@@ -88,6 +88,9 @@ func (t *Task) Timers(op string) *Timers {
 	p = binary.AppendUvarint(p, uint64(len(timerState)))
 	p = append(p, timerState...)
 	o := &Timers{task: t, prefix: p}
+	if t.store != nil {
+		t.store.Uncached(p) // the queues are the timers' memory
+	}
 	o.queues[EventTime].init()
 	o.queues[ProcessingTime].init()
 	t.timers = append(t.timers, o)

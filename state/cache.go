@@ -29,6 +29,9 @@ type entry struct {
 	// seq orders the entry's creation among the task's dirty entries:
 	// a Scan skips entries made after it started (see TaskStore.Scan).
 	seq uint64
+	// fresh: Pebble does not have the key (it is new since the last
+	// sync), so a deletion of it need not be written (sync.go).
+	fresh bool
 	// next links the entry in the dirty generation's skiplist (index.go);
 	// nil until the generation is first scanned.
 	next []*entry

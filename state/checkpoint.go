@@ -77,6 +77,28 @@ func (t *TaskStore) CommitPending(checkpointID int64, changelogOffsets map[strin
 	if t.store.closed.Load() {
 		return ErrClosed
 	}
+	if t.store.syncInterval > 0 {
+		if err := t.deferCommit(encodeMeta(checkpointID, changelogOffsets, t.store.now().UnixMilli())); err != nil {
+			return fmt.Errorf("state: task %v: commit checkpoint %d: %w", t.id, checkpointID, err)
+		}
+	} else if err := t.writePending(checkpointID, changelogOffsets); err != nil {
+		return fmt.Errorf("state: task %v: commit checkpoint %d: %w", t.id, checkpointID, err)
+	}
+	for _, e := range t.pending.sorted {
+		switch {
+		case e.tombstone:
+			t.cacheDrop(e.key)
+		case t.cacheable(e.key):
+			t.cachePut(e)
+		}
+	}
+	t.pending = pendingSet{}
+	return nil
+}
+
+// writePending writes the pending generation and the checkpoint record
+// to Pebble in one batch.
+func (t *TaskStore) writePending(checkpointID int64, changelogOffsets map[string]int64) error {
 	b := t.store.db.NewBatch()
 	defer b.Close()
 	for _, e := range t.pending.sorted {
@@ -87,14 +109,10 @@ func (t *TaskStore) CommitPending(checkpointID int64, changelogOffsets map[strin
 			err = b.Set(t.physical(e.key), e.value, nil)
 		}
 		if err != nil {
-			return fmt.Errorf("state: task %v: commit checkpoint %d: %w", t.id, checkpointID, err)
+			return err
 		}
 	}
-	if err := t.commitWithMeta(b, checkpointID, changelogOffsets); err != nil {
-		return fmt.Errorf("state: task %v: commit checkpoint %d: %w", t.id, checkpointID, err)
-	}
-	t.pending = pendingSet{}
-	return nil
+	return t.commitWithMeta(b, checkpointID, changelogOffsets)
 }
 
 // commitWithMeta adds the checkpoint record to b and commits it.
@@ -140,14 +158,20 @@ func (t *TaskStore) LocalCheckpoint() (LocalCheckpoint, bool, error) {
 	if t.store.closed.Load() {
 		return LocalCheckpoint{}, false, ErrClosed
 	}
-	v, closer, err := t.store.db.Get(t.metaKey)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return LocalCheckpoint{}, false, nil
+	// The newest checkpoint record may still wait to be written (sync.go):
+	// the state Get and Scan see is its.
+	v := t.unsynced.meta
+	if v == nil {
+		pv, closer, err := t.store.db.Get(t.metaKey)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return LocalCheckpoint{}, false, nil
+		}
+		if err != nil {
+			return LocalCheckpoint{}, false, fmt.Errorf("state: task %v: read checkpoint: %w", t.id, err)
+		}
+		defer closer.Close()
+		v = pv
 	}
-	if err != nil {
-		return LocalCheckpoint{}, false, fmt.Errorf("state: task %v: read checkpoint: %w", t.id, err)
-	}
-	defer closer.Close()
 	id, offsets, at, err := decodeMeta(v)
 	if err != nil {
 		return LocalCheckpoint{}, false, fmt.Errorf("state: task %v: read checkpoint: %w", t.id, err)

@@ -7,17 +7,26 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestTaskStoreAgainstModel drives two TaskStores with random operations,
 // the checkpoint protocol, crashes (reopen), drops and changelog restores,
 // and checks every read, scan, flush and checkpoint against a model: three
 // plain maps per task (committed, pending, dirty).
+//
+// It runs with the state cache (clean.go) off, small enough that tasks
+// evict each other's entries all the time, and large enough for all.
 func TestTaskStoreAgainstModel(t *testing.T) {
-	for seed := range uint64(16) {
-		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
-			runModel(t, rand.New(rand.NewPCG(seed, seed^0x5eed)), 1500)
-		})
+	for _, c := range []struct {
+		cache int64
+		sync  time.Duration
+	}{{0, 0}, {64 << 20, 0}, {600, 5 * time.Second}, {64 << 20, 5 * time.Second}} {
+		for seed := range uint64(12) {
+			t.Run(fmt.Sprint("cache=", c.cache, "/sync=", c.sync, "/seed=", seed), func(t *testing.T) {
+				runModel(t, rand.New(rand.NewPCG(seed, seed^0x5eed)), 1500, c.sync > 0, WithCacheSize(c.cache), WithLocalSyncInterval(c.sync))
+			})
+		}
 	}
 }
 
@@ -54,10 +63,13 @@ func (m *modelTask) view() map[string]string {
 	return v
 }
 
-func runModel(t *testing.T, rng *rand.Rand, steps int) {
+// rareScans scans a tenth as often: a scan writes what waits to be
+// synced, and a crash must find some waiting.
+func runModel(t *testing.T, rng *rand.Rand, steps int, rareScans bool, opts ...Opt) {
 	fs := NewMemFS()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // 100ms a step
 	open := func() *Store {
-		s, err := Open("/db", InMemory(fs))
+		s, err := Open("/db", append([]Opt{InMemory(fs), WithClock(func() time.Time { return now })}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,8 +93,10 @@ func runModel(t *testing.T, rng *rand.Rand, steps int) {
 		return k
 	}
 	for step := range steps {
+		now = now.Add(100 * time.Millisecond)
 		m := tasks[rng.IntN(len(tasks))]
 		ts := s.Task(m.id)
+		ts.Uncached([]byte{0xff}) // as timers are: scanned, never cached
 		fail := func(format string, a ...any) {
 			t.Helper()
 			t.Fatalf("step %d, task %v: %s", step, m.id, fmt.Sprintf(format, a...))
@@ -103,7 +117,7 @@ func runModel(t *testing.T, rng *rand.Rand, steps int) {
 			if err != nil || ok != wantOK || string(got) != want {
 				fail("Get(%q) = %q, %t, %v; want %q, %t", k, got, ok, err, want, wantOK)
 			}
-		case op < 75:
+		case op < 75 && (!rareScans || rng.IntN(10) == 0):
 			lower, upper := randKey(), randKey()
 			if rng.IntN(3) == 0 {
 				upper = nil
@@ -165,12 +179,42 @@ func runModel(t *testing.T, rng *rand.Rand, steps int) {
 			m.pending, m.dirty, m.txn = map[string]write{}, map[string]write{}, nil
 		case op < 97:
 			// Crash: every task loses its cache; the open transaction aborts.
-			if err := s.Close(); err != nil {
+			// A graceful stop (Close) writes what Kafka committed; a hard one
+			// leaves Pebble at an older checkpoint, and each task replays the
+			// committed changelog from the offset it names, as the engine does.
+			hard := rng.IntN(2) == 0
+			if hard {
+
+				s.closed.Store(true)
+				if err := s.db.Close(); err != nil {
+					fail("close: %v", err)
+				}
+			} else if err := s.Close(); err != nil {
 				fail("Close: %v", err)
 			}
 			s = open()
 			for _, m := range tasks {
 				m.pending, m.dirty, m.txn = map[string]write{}, map[string]write{}, nil
+				if !hard {
+					continue
+				}
+				ts := s.Task(m.id)
+				// Pebble may have no checkpoint of the task yet: then it
+				// replays the whole changelog.
+				_, offsets, ok, err := ts.Checkpoint()
+				if err != nil || ok && !m.hasCheckpoint {
+					fail("Checkpoint after a crash: %t, %v; want %t", ok, err, m.hasCheckpoint)
+				}
+				for _, mu := range m.changelog[offsets["changelog"]:] {
+					if err := ts.Restore(mu.Key, mu.Value, mu.Tombstone); err != nil {
+						fail("Restore: %v", err)
+					}
+				}
+				if m.hasCheckpoint {
+					if err := ts.FinishRestore(m.checkpoint, map[string]int64{"changelog": int64(len(m.changelog))}); err != nil {
+						fail("FinishRestore: %v", err)
+					}
+				}
 			}
 		default:
 			// Revoke and reassign: drop the local state and restore it from
@@ -200,6 +244,20 @@ func runModel(t *testing.T, rng *rand.Rand, steps int) {
 		id, offsets, ok, err := ts.Checkpoint()
 		if err != nil || ok != m.hasCheckpoint || id != m.checkpoint {
 			fail("Checkpoint() = %d, %v, %t, %v; want %d, %t", id, offsets, ok, err, m.checkpoint, m.hasCheckpoint)
+		}
+		// The state cache counts what its tasks hold, within its limit.
+		var held int64
+		for _, m := range tasks {
+			c := s.Task(m.id).clean
+			held += c.bytes
+			for k := range c.m {
+				if w, ok := m.committed[k]; !ok || string(c.m[k].value) != w || k != "" && k[0] == 0xff {
+					fail("cache holds %q = %q; committed %q, %t", k, c.m[k].value, w, ok)
+				}
+			}
+		}
+		if used := s.cache.used.Load(); used != held || used > s.cache.limit {
+			fail("cache uses %d bytes, its tasks hold %d, limit %d", used, held, s.cache.limit)
 		}
 	}
 	// Finally, what Pebble holds for each task is exactly its committed map.

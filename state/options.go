@@ -20,6 +20,8 @@ type storeConfig struct {
 	syncCommits    bool
 	blockCacheSize int64
 	memTableSize   uint64
+	cacheSize      int64
+	syncInterval   time.Duration
 	logger         pebble.Logger
 	now            func() time.Time
 }
@@ -29,6 +31,8 @@ func defaultStoreConfig() storeConfig {
 		fs:             vfs.Default,
 		blockCacheSize: 64 << 20,
 		memTableSize:   16 << 20,
+		cacheSize:      64 << 20,
+		syncInterval:   5 * time.Second,
 		logger:         quietLogger{},
 		now:            time.Now,
 	}
@@ -43,6 +47,12 @@ func (c *storeConfig) validate() error {
 	}
 	if c.memTableSize < 1<<20 {
 		return fmt.Errorf("state: WithMemTableSize(%d): must be at least 1 MiB", c.memTableSize)
+	}
+	if c.syncInterval < 0 {
+		return fmt.Errorf("state: WithLocalSyncInterval(%v): must not be negative", c.syncInterval)
+	}
+	if c.cacheSize < 0 {
+		return fmt.Errorf("state: WithCacheSize(%d): must not be negative", c.cacheSize)
 	}
 	if c.now == nil {
 		return fmt.Errorf("state: WithClock: nil clock")
@@ -93,6 +103,23 @@ func WithSyncCommits(sync bool) Opt {
 // every cache miss of every task).
 func WithBlockCacheSize(bytes int64) Opt {
 	return optFunc(func(c *storeConfig) { c.blockCacheSize = bytes })
+}
+
+// WithCacheSize sets the size in bytes of the state cache: the tasks'
+// committed state kept in memory, shared by all tasks of the replica
+// (clean.go). While a task's state fits, reads never reach Pebble, not
+// even for keys that do not exist. Default: 64 MiB; 0 turns it off.
+func WithCacheSize(bytes int64) Opt {
+	return optFunc(func(c *storeConfig) { c.cacheSize = bytes })
+}
+
+// WithLocalSyncInterval sets how long state that Kafka has committed may
+// wait before it is written to Pebble, the local copy a restart starts
+// from (sync.go): committed writes of that long are written once, the
+// latest value of each key. A crash then replays up to that much more of
+// the changelog. Default: 5s; 0 writes Pebble at every checkpoint.
+func WithLocalSyncInterval(d time.Duration) Opt {
+	return optFunc(func(c *storeConfig) { c.syncInterval = d })
 }
 
 // WithMemTableSize sets the size in bytes of Pebble's memtable. Default:

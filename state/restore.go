@@ -25,8 +25,12 @@ func (t *TaskStore) Restore(key, value []byte, tombstone bool) error {
 	if t.store.closed.Load() {
 		return ErrClosed
 	}
+	if err := t.Sync(); err != nil {
+		return err
+	}
 	if t.restore == nil {
 		t.restore = t.store.db.NewBatch()
+		t.resetClean(false) // Pebble changes behind the cache
 	}
 	var err error
 	if tombstone {
@@ -55,10 +59,14 @@ func (t *TaskStore) FinishRestore(checkpointID int64, changelogOffsets map[strin
 	if t.store.closed.Load() {
 		return ErrClosed
 	}
+	if err := t.Sync(); err != nil {
+		return err
+	}
 	b := t.restore
 	if b == nil {
 		b = t.store.db.NewBatch()
 	}
+	t.resetClean(false) // Pebble changes behind the cache
 	t.restore = nil
 	defer b.Close()
 	if err := t.commitWithMeta(b, checkpointID, changelogOffsets); err != nil {

@@ -25,6 +25,9 @@ func (t *TaskStore) Scan(lower, upper []byte, fn func(key, value []byte) (more b
 	if t.store.closed.Load() {
 		return ErrClosed
 	}
+	if err := t.Sync(); err != nil {
+		return err
+	}
 	// Pebble holds on to the bounds while the iterator is open, and fn may
 	// reuse t's scratch buffers: the bounds get their own memory.
 	lo := append(append(make([]byte, 0, len(t.dataPrefix)+len(lower)), t.dataPrefix...), lower...)

@@ -47,7 +47,9 @@ func TestHandleScripts(t *testing.T) {
 //	drop [task]                 Drop
 //	restore [task]              Restore each input line: <key>=<value> or -<key>
 //	finish-restore [task] id= [offsets=]
-//	reopen                      close the store and open it again on the same FS
+//	reopen [sync-interval=]     close the store and open it again on the same FS
+//	                            (with WithLocalSyncInterval; scripts start at 0)
+//	crash                       stop without Close (no Sync) and open again
 //	close                       close the store
 //	pebble [decode]             every key in Pebble, with its task (committed state)
 //
@@ -87,10 +89,13 @@ type harness struct {
 	s       *Store
 	now     time.Time
 	handles map[string]any // "op/state" -> *Value[string], *Map[string, string], ...
+	// syncInterval is the store's WithLocalSyncInterval: 0 (Pebble
+	// written at each commit) unless a script sets it with reopen.
+	syncInterval time.Duration
 }
 
 func (h *harness) open() {
-	s, err := Open("/store", InMemory(h.fs))
+	s, err := Open("/store", InMemory(h.fs), WithLocalSyncInterval(h.syncInterval), WithClock(func() time.Time { return h.now }))
 	if err != nil {
 		h.t.Fatalf("open: %v", err)
 	}
@@ -193,6 +198,22 @@ func (h *harness) run(d *datadriven.TestData) string {
 		h.printErr(&out, h.task(d).FinishRestore(id, h.offsets(d)))
 	case "reopen":
 		if err := h.s.Close(); err != nil {
+			h.t.Fatalf("close: %v", err)
+		}
+		if d.HasArg("sync-interval") {
+			var v string
+			d.ScanArgs(h.t, "sync-interval", &v)
+			dur, err := time.ParseDuration(v)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			h.syncInterval = dur
+		}
+		h.open()
+	case "crash":
+		// The process dies: Pebble keeps what it was given, nothing else.
+		h.s.closed.Store(true)
+		if err := h.s.db.Close(); err != nil {
 			h.t.Fatalf("close: %v", err)
 		}
 		h.open()

@@ -23,6 +23,10 @@ type Store struct {
 	writeOpts *pebble.WriteOptions
 	closed    atomic.Bool
 	now       func() time.Time
+	cache     *cacheBudget // the tasks' clean generations (clean.go)
+	// syncInterval is how long committed state may wait to be written
+	// to Pebble (sync.go); 0 writes it at each commit.
+	syncInterval time.Duration
 
 	mu struct {
 		sync.Mutex
@@ -59,7 +63,7 @@ func Open(dir string, opts ...Opt) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, writeOpts: pebble.NoSync, now: cfg.now}
+	s := &Store{db: db, writeOpts: pebble.NoSync, now: cfg.now, cache: &cacheBudget{limit: cfg.cacheSize}, syncInterval: cfg.syncInterval}
 	if cfg.syncCommits {
 		s.writeOpts = pebble.Sync
 	}
@@ -117,8 +121,23 @@ func (s *Store) Task(id TaskID) *TaskStore {
 // after every task has stopped; TaskStore methods that reach Pebble return
 // ErrClosed afterwards. Closing twice returns ErrClosed.
 func (s *Store) Close() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	// What Kafka committed goes to Pebble, so that a restart need not
+	// replay it. The tasks have stopped: their stores are idle.
+	var errs []error
+	s.mu.Lock()
+	for _, t := range s.mu.tasks {
+		errs = append(errs, t.Sync())
+	}
+	s.mu.Unlock()
 	if !s.closed.CompareAndSwap(false, true) {
 		return ErrClosed
+	}
+	if err := errors.Join(errs...); err != nil {
+		_ = s.db.Close()
+		return fmt.Errorf("state: close: %w", err)
 	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("state: close: %w", err)

@@ -26,6 +26,11 @@ type TaskStore struct {
 
 	dirty   dirtySet
 	pending pendingSet
+	clean   cleanSet // clean.go
+	// unsynced is committed by Kafka, not yet written to Pebble (sync.go).
+	unsynced unsyncedSet
+	// uncached are prefixes of keys the clean generation never holds.
+	uncached [][]byte
 	// restore is the batch Restore fills; nil outside a restore.
 	restore *pebble.Batch
 
@@ -73,8 +78,28 @@ func (t *TaskStore) Get(key []byte) (value []byte, ok bool, err error) {
 	if e := t.pending.get(key); e != nil {
 		return e.value, !e.tombstone, nil
 	}
+	if e := t.clean.m[string(key)]; e != nil {
+		return e.value, true, nil
+	}
+	if len(t.unsynced.m) > 0 {
+		if e := t.unsynced.m[string(key)]; e != nil {
+			return e.value, !e.tombstone, nil
+		}
+	}
 	if t.store.closed.Load() {
 		return nil, false, ErrClosed
+	}
+	cacheable := t.cacheable(key)
+	if cacheable && !t.clean.loaded {
+		if err := t.warm(); err != nil {
+			return nil, false, fmt.Errorf("state: task %v: loading the cache: %w", t.id, err)
+		}
+		if e := t.clean.m[string(key)]; e != nil {
+			return e.value, true, nil
+		}
+	}
+	if cacheable && t.clean.complete {
+		return nil, false, nil
 	}
 	v, closer, err := t.store.db.Get(t.physical(key))
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -84,6 +109,9 @@ func (t *TaskStore) Get(key []byte) (value []byte, ok bool, err error) {
 		return nil, false, fmt.Errorf("state: task %v: get: %w", t.id, err)
 	}
 	value = append(make([]byte, 0, len(v)), v...)
+	if cacheable {
+		t.cacheRead(key, value)
+	}
 	return value, true, closer.Close()
 }
 
@@ -116,6 +144,8 @@ func (t *TaskStore) DirtyKeys() int { return len(t.dirty.m) }
 func (t *TaskStore) Drop() error {
 	t.discardCache()
 	t.discardRestore()
+	t.resetClean(false)
+	t.unsynced = unsyncedSet{}
 	if t.store.closed.Load() {
 		return ErrClosed
 	}
@@ -123,6 +153,7 @@ func (t *TaskStore) Drop() error {
 	if err := t.store.db.DeleteRange(start, t.rangeEnd, t.store.writeOpts); err != nil {
 		return fmt.Errorf("state: task %v: drop: %w", t.id, err)
 	}
+	t.resetClean(true) // known empty
 	return nil
 }
 

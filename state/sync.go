@@ -1,0 +1,106 @@
+package state
+
+import (
+	"fmt"
+	"time"
+)
+
+// The unsynced generation holds what Kafka has committed and Pebble does
+// not have yet. Pebble is the task's local copy, for a fast restart: it may
+// fall behind Kafka (a restart replays the changelog from the offsets its
+// checkpoint record names), never get ahead. So CommitPending need not
+// write Pebble at every checkpoint: it moves the committed entries here,
+// and writes them, with the newest checkpoint record, every sync interval
+// or when they grow large. A key updated at every checkpoint (a window's
+// accumulator) then reaches Pebble once per interval instead of once per
+// checkpoint, and a key created and deleted in between (a session merged
+// away, a fired window) as one tombstone; Pebble's compactions shrink
+// with its writes. A process that dies loses the generation, and restarts
+// from the older checkpoint record, replaying the changelog from there;
+// Store.Close writes it.
+type unsyncedSet struct {
+	m     map[string]*entry // tombstones included
+	bytes int
+	// meta is the newest committed checkpoint record, nil when none is
+	// waiting; since is when the oldest waiting commit was made.
+	meta  []byte
+	since time.Time
+}
+
+// syncCap is how large the unsynced generation may grow before it is
+// written whatever the interval: an eighth of the state cache, at least
+// 4 MiB.
+func (t *TaskStore) syncCap() int {
+	return int(max(4<<20, t.store.cache.limit/8))
+}
+
+// defer takes a commit's entries and checkpoint record into the unsynced
+// generation, and writes it if it is due.
+func (t *TaskStore) deferCommit(meta []byte) error {
+	if t.unsynced.m == nil {
+		t.unsynced.m = make(map[string]*entry, len(t.pending.sorted))
+	}
+	for _, e := range t.pending.sorted {
+		e.next = nil // the dirty generation's skiplist links are done with
+		k := keyString(e.key)
+		if old, ok := t.unsynced.m[k]; ok {
+			t.unsynced.bytes -= old.size()
+			e.fresh = old.fresh // Pebble has not changed since
+		} else {
+			// The clean generation still holds the state before this
+			// commit: complete, it says whether Pebble has the key.
+			e.fresh = t.clean.complete && t.clean.m[k] == nil && t.cacheable(e.key)
+		}
+		if e.tombstone && e.fresh {
+			// Made and deleted since the last sync (a merged session, a
+			// fired window): Pebble never needs to hear of it.
+			delete(t.unsynced.m, k)
+			continue
+		}
+		t.unsynced.m[k] = e
+		t.unsynced.bytes += e.size()
+	}
+	now := t.store.now()
+	if t.unsynced.meta == nil {
+		t.unsynced.since = now
+	}
+	t.unsynced.meta = meta
+	if now.Sub(t.unsynced.since) >= t.store.syncInterval || t.unsynced.bytes >= t.syncCap() {
+		return t.Sync()
+	}
+	return nil
+}
+
+// Sync writes what Kafka has committed and Pebble does not have yet, with
+// the newest checkpoint record, in one batch. Everything that reads
+// Pebble directly (Scan, Checkpoint, Restore) calls it first; the engine
+// need not.
+func (t *TaskStore) Sync() error {
+	if t.unsynced.meta == nil {
+		return nil
+	}
+	if t.store.closed.Load() {
+		return ErrClosed
+	}
+	b := t.store.db.NewBatch()
+	defer b.Close()
+	for _, e := range t.unsynced.m {
+		var err error
+		if e.tombstone {
+			err = b.Delete(t.physical(e.key), nil)
+		} else {
+			err = b.Set(t.physical(e.key), e.value, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("state: task %v: writing committed state: %w", t.id, err)
+		}
+	}
+	if err := b.Set(t.metaKey, t.unsynced.meta, nil); err != nil {
+		return fmt.Errorf("state: task %v: writing committed state: %w", t.id, err)
+	}
+	if err := b.Commit(t.store.writeOpts); err != nil {
+		return fmt.Errorf("state: task %v: writing committed state: %w", t.id, err)
+	}
+	t.unsynced = unsyncedSet{}
+	return nil
+}
