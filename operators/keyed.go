@@ -192,7 +192,9 @@ func splitTimerSubject(tk []byte, rest int) (key, parts []byte, err error) {
 
 // encodeWindow is a window as a state namespace: its bounds, in order.
 func encodeWindow(w windowing.Window) []byte {
-	return append(orderedMillis(int64(w.Start)), orderedMillis(int64(w.End))...)
+	b := make([]byte, 0, 16)
+	b = binary.BigEndian.AppendUint64(b, uint64(w.Start)^(1<<63))
+	return binary.BigEndian.AppendUint64(b, uint64(w.End)^(1<<63))
 }
 
 func decodeWindow(b []byte) windowing.Window {

@@ -195,7 +195,7 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 	cont := newContents(reg)
 	counts := state.NewValue(reg, "trigger-count", codec.Key[int64]())
 	fireAt := state.NewValue(reg, "trigger-fire-time", codec.Key[int64]())
-	sessions := state.NewValue(reg, "sessions", codec.JSON[[]windowing.Window]())
+	sessions := state.NewValue(reg, "sessions", codec.Codec[[]windowing.Window](sessionsCodec{}))
 	if err := reg.Err(); err != nil {
 		job.TopologyError(err)
 	}
@@ -298,12 +298,12 @@ func (a *aggContents[K, IN, ACC, OUT]) get(c *keyedCtx[K]) (ACC, bool, error) {
 	return acc, ok, err
 }
 
-func (a *aggContents[K, IN, ACC, OUT]) add(c *keyedCtx[K], v IN) error {
-	acc, _, err := a.get(c)
+func (a *aggContents[K, IN, ACC, OUT]) add(c *keyedCtx[K], v IN) (bool, error) {
+	acc, existed, err := a.get(c)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return a.accs.Set(c, a.fn.Add(acc, v))
+	return existed, a.accs.Set(c, a.fn.Add(acc, v))
 }
 
 func (a *aggContents[K, IN, ACC, OUT]) absorb(c *keyedCtx[K], from []byte) error {
@@ -343,7 +343,11 @@ type listContents[K comparable, IN, OUT any] struct {
 	recs *state.List[IN]
 }
 
-func (l *listContents[K, IN, OUT]) add(c *keyedCtx[K], v IN) error { return l.recs.Add(c, v) }
+// add does not know whether the window held records: finding out would
+// cost a read that appending does not need.
+func (l *listContents[K, IN, OUT]) add(c *keyedCtx[K], v IN) (bool, error) {
+	return false, l.recs.Add(c, v)
+}
 
 func (l *listContents[K, IN, OUT]) absorb(c *keyedCtx[K], from []byte) error {
 	into := c.ns
@@ -380,8 +384,9 @@ func (l *listContents[K, IN, OUT]) clear(c *keyedCtx[K]) error { return l.recs.C
 // the scope: an accumulator (WindowAggregate) or every record
 // (WindowProcess). Its methods act on the scope's current key and window.
 type contents[K comparable, IN, OUT any] interface {
-	// add puts v in the window.
-	add(c *keyedCtx[K], v IN) error
+	// add puts v in the window; existed reports that the window held
+	// something before (false when that is not known).
+	add(c *keyedCtx[K], v IN) (existed bool, err error)
 	// absorb moves window from's contents into the current window (a
 	// session merge), leaving from empty.
 	absorb(c *keyedCtx[K], from []byte) error
@@ -494,7 +499,7 @@ func (o *windowOp[K, IN, OUT]) add(r engine.Record[IN]) (late bool, err error) {
 			continue
 		}
 		late = false
-		if err := o.update(w, r.Value); err != nil {
+		if err := o.update(w, r.Value, false); err != nil {
 			return false, err
 		}
 	}
@@ -522,14 +527,22 @@ func (o *windowOp[K, IN, OUT]) cleansAtFire() bool {
 // processing-time trigger sets its timer. The continuous processing-time
 // trigger sets its period and, unlike Flink's, also fires at the
 // window's event-time end.
-func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
+//
+// A window's timers are set by the record that creates its contents; a
+// later record of a window that holds something finds them set and does
+// not set them again (registering costs a lookup of the timer's id). A
+// merged session is new, whatever its contents: only a session the
+// record falls into unchanged (isLive) has its timers.
+func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN, isLive bool) error {
 	o.c.ns = encodeWindow(w)
 	defer func() { o.c.ns = nil }()
-	if err := o.contents.add(o.c, v); err != nil {
+	existed, err := o.contents.add(o.c, v)
+	if err != nil {
 		return err
 	}
+	timersSet := existed && (isLive || !o.assigner.Merging())
 	global := w == windowing.GlobalWindow
-	if !global && !o.cleansAtFire() {
+	if !global && !o.cleansAtFire() && !timersSet {
 		// State goes when the watermark passes end + lateness, whichever
 		// trigger fires the window (WindowOperator.registerCleanupTimer).
 		o.timers.Register(o.endDomain(), w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
@@ -546,7 +559,9 @@ func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
 		o.counts.Clear(o.c)
 		return o.fire(w)
 	case windowing.ProcessingTimeTrigger:
-		o.timers.Register(engine.ProcessingTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+		if !timersSet {
+			o.timers.Register(engine.ProcessingTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+		}
 		return nil
 	case windowing.ContinuousProcessingTimeTrigger:
 		// The window's first record sets the first period, aligned to the
@@ -571,7 +586,9 @@ func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN) error {
 	if o.passed(w.MaxTimestamp()) {
 		return o.fire(w) // late, within the allowed lateness: fire again now
 	}
-	o.timers.Register(o.endDomain(), w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+	if !timersSet {
+		o.timers.Register(o.endDomain(), w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+	}
 	if o.trigger.Kind == windowing.ContinuousEventTimeTrigger {
 		// The window's first record sets its first period, aligned to
 		// the interval; later records keep it.
@@ -656,7 +673,7 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 		if slices.Contains(m, len(all)-1) {
 			target = merged[i]
 			for _, j := range m {
-				if j != len(all)-1 {
+				if j != len(all)-1 && all[j] != target {
 					absorbed = append(absorbed, all[j])
 				}
 			}
@@ -664,6 +681,11 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 	}
 	if o.isLate(target) {
 		return true, nil
+	}
+	// The record falls into a session it leaves as it is: nothing merges,
+	// and the session list does not change.
+	if slices.Contains(live, target) {
+		return false, o.update(target, v, true)
 	}
 	// Move the absorbed sessions' contents and trigger state into the
 	// merged window (the triggers' onMerge: counts add up, the earliest
@@ -722,7 +744,7 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 	if err := o.sessions.Set(o.c, append(rest, target)); err != nil {
 		return false, err
 	}
-	return false, o.update(target, v)
+	return false, o.update(target, v, false)
 }
 
 // onTimer fires or cleans up a window, as WindowOperator.onEventTime and
