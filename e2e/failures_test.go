@@ -203,7 +203,7 @@ func TestDeadLettersExactlyOnceThroughCrashes(t *testing.T) {
 	if code := p.wait(t, time.Minute); code != 0 {
 		t.Fatalf("job exited %d", code)
 	}
-	checkFailureRun(t, in, readInput(t, brokers, in, n), kinds, outs.snapshot(), kafkatest.ReadAll(t, brokers, group+"-dlq", len(dlq)+1, 2*time.Second))
+	checkFailureRun(t, in, readInput(t, brokers, in, n), kinds, outs.snapshot(), kafkatest.ReadAllSettled(t, brokers, group+"-dlq", len(dlq), time.Minute, 2*time.Second))
 }
 
 // readInput reads the input topic back, so each record's partition and

@@ -163,7 +163,7 @@ func TestGracefulShutdown(t *testing.T) {
 			}
 			kafkatest.Eventually(t, time.Minute, "all outputs committed", func() bool { return committed.len() >= users*perUser })
 			if tc.guarantee == "exactly-once" {
-				if got := len(kafkatest.ReadAll(t, brokers, out, users*perUser+1, 2*time.Second)); got != users*perUser {
+				if got := len(kafkatest.ReadAllSettled(t, brokers, out, users*perUser, time.Minute, 2*time.Second)); got != users*perUser {
 					t.Fatalf("%d outputs committed, want exactly %d", got, users*perUser)
 				}
 			}

@@ -141,6 +141,30 @@ func ReadAll(t testing.TB, brokers []string, topic string, want int, timeout tim
 	return out
 }
 
+// ReadAllSettled reads topic as ReadAll does until it has want records
+// or timeout passes, then goes on reading for settle more: for a check
+// that nothing beyond the records expected is there. A short timeout for
+// the whole read (want+1 in 2s) fails under load before the consumer has
+// fetched anything.
+func ReadAllSettled(t testing.TB, brokers []string, topic string, want int, timeout, settle time.Duration) []*kgo.Record {
+	t.Helper()
+	cl := Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < want && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), settle)
+	defer scancel()
+	for sctx.Err() == nil {
+		cl.PollFetches(sctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
 // CommittedOffsets returns the group's committed offsets for topic, by partition.
 func CommittedOffsets(t testing.TB, brokers []string, group, topic string) map[int32]int64 {
 	t.Helper()
