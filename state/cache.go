@@ -147,6 +147,7 @@ func (d *dirtySet) sorted() []*entry {
 type pendingSet struct {
 	m      map[string]*entry
 	sorted []*entry // by key; Scan binary-searches it
+	bytes  int      // about: the dirty generations' bytes it took over
 }
 
 func (p *pendingSet) get(key []byte) *entry { return p.m[string(key)] }

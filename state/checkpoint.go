@@ -58,6 +58,7 @@ func (t *TaskStore) Flush() []Mutation {
 		}
 	}
 	t.pending.add(t.dirty.m, sorted)
+	t.pending.bytes += t.dirty.bytes
 	t.dirty = dirtySet{seq: t.dirty.seq}
 	return muts
 }

@@ -19,16 +19,20 @@ import (
 // evict each other's entries all the time, and large enough for all.
 func TestTaskStoreAgainstModel(t *testing.T) {
 	for _, c := range []struct {
-		cache int64
-		sync  time.Duration
-	}{{0, 0}, {64 << 20, 0}, {600, 5 * time.Second}, {64 << 20, 5 * time.Second}} {
+		cache     int64
+		sync      time.Duration
+		syncBytes int
+	}{{0, 0, 0}, {64 << 20, 0, 0}, {600, 5 * time.Second, 0}, {64 << 20, 5 * time.Second, 0}, {64 << 20, 5 * time.Second, 150}} {
 		for seed := range uint64(12) {
-			t.Run(fmt.Sprint("cache=", c.cache, "/sync=", c.sync, "/seed=", seed), func(t *testing.T) {
-				runModel(t, rand.New(rand.NewPCG(seed, seed^0x5eed)), 1500, c.sync > 0, WithCacheSize(c.cache), WithLocalSyncInterval(c.sync))
+			t.Run(fmt.Sprint("cache=", c.cache, "/sync=", c.sync, "/sync-bytes=", c.syncBytes, "/seed=", seed), func(t *testing.T) {
+				runModel(t, rand.New(rand.NewPCG(seed, seed^0x5eed)), 1500, c.sync > 0, WithCacheSize(c.cache), WithLocalSyncInterval(c.sync), syncAt(c.syncBytes))
 			})
 		}
 	}
 }
+
+// syncAt caps the unsynced generation at n bytes (0: the default).
+func syncAt(n int) Opt { return optFunc(func(c *storeConfig) { c.syncBytes = n }) }
 
 // write is a model write: a value, or a tombstone (nil).
 type write = *string

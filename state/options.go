@@ -22,6 +22,7 @@ type storeConfig struct {
 	memTableSize   uint64
 	cacheSize      int64
 	syncInterval   time.Duration
+	syncBytes      int // tests only
 	logger         pebble.Logger
 	now            func() time.Time
 }

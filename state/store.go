@@ -27,6 +27,7 @@ type Store struct {
 	// syncInterval is how long committed state may wait to be written
 	// to Pebble (sync.go); 0 writes it at each commit.
 	syncInterval time.Duration
+	syncBytes    int // for tests: the unsynced generation's cap, if > 0
 
 	mu struct {
 		sync.Mutex
@@ -63,7 +64,7 @@ func Open(dir string, opts ...Opt) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, writeOpts: pebble.NoSync, now: cfg.now, cache: &cacheBudget{limit: cfg.cacheSize}, syncInterval: cfg.syncInterval}
+	s := &Store{db: db, writeOpts: pebble.NoSync, now: cfg.now, cache: &cacheBudget{limit: cfg.cacheSize}, syncInterval: cfg.syncInterval, syncBytes: cfg.syncBytes}
 	if cfg.syncCommits {
 		s.writeOpts = pebble.Sync
 	}

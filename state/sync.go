@@ -28,15 +28,22 @@ type unsyncedSet struct {
 }
 
 // syncCap is how large the unsynced generation may grow before it is
-// written whatever the interval: an eighth of the state cache, at least
-// 4 MiB.
+// written whatever the interval: a quarter of the state cache, at least
+// 4 MiB. Its entries are mostly the clean generation's too.
 func (t *TaskStore) syncCap() int {
-	return int(max(4<<20, t.store.cache.limit/8))
+	if t.store.syncBytes > 0 {
+		return t.store.syncBytes
+	}
+	return int(max(4<<20, t.store.cache.limit/4))
 }
 
 // defer takes a commit's entries and checkpoint record into the unsynced
 // generation, and writes it if it is due.
 func (t *TaskStore) deferCommit(meta []byte) error {
+	if t.unsynced.bytes+t.pending.bytes >= t.syncCap() {
+		// Due anyway: one batch, without taking the commit in first.
+		return t.syncWith(meta)
+	}
 	if t.unsynced.m == nil {
 		t.unsynced.m = make(map[string]*entry, len(t.pending.sorted))
 	}
@@ -82,20 +89,39 @@ func (t *TaskStore) Sync() error {
 	if t.store.closed.Load() {
 		return ErrClosed
 	}
+	return t.syncWith(nil)
+}
+
+// syncWith writes the unsynced generation in one batch with the newest
+// checkpoint record. Given a commit's record (commit), it writes the
+// pending generation too, which is newer, with that record instead.
+func (t *TaskStore) syncWith(commit []byte) error {
 	b := t.store.db.NewBatch()
 	defer b.Close()
-	for _, e := range t.unsynced.m {
-		var err error
+	put := func(e *entry) error {
 		if e.tombstone {
-			err = b.Delete(t.physical(e.key), nil)
-		} else {
-			err = b.Set(t.physical(e.key), e.value, nil)
+			return b.Delete(t.physical(e.key), nil)
 		}
-		if err != nil {
+		return b.Set(t.physical(e.key), e.value, nil)
+	}
+	meta := t.unsynced.meta
+	for _, e := range t.unsynced.m {
+		if commit != nil && t.pending.get(e.key) != nil {
+			continue
+		}
+		if err := put(e); err != nil {
 			return fmt.Errorf("state: task %v: writing committed state: %w", t.id, err)
 		}
 	}
-	if err := b.Set(t.metaKey, t.unsynced.meta, nil); err != nil {
+	if commit != nil {
+		meta = commit
+		for _, e := range t.pending.sorted {
+			if err := put(e); err != nil {
+				return fmt.Errorf("state: task %v: writing committed state: %w", t.id, err)
+			}
+		}
+	}
+	if err := b.Set(t.metaKey, meta, nil); err != nil {
 		return fmt.Errorf("state: task %v: writing committed state: %w", t.id, err)
 	}
 	if err := b.Commit(t.store.writeOpts); err != nil {

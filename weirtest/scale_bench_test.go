@@ -1,0 +1,87 @@
+package weirtest_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/connectors"
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/local"
+	"github.com/weirstream/weir/operators"
+)
+
+// BenchmarkKeyScale is the keyed count of BenchmarkKeyedState over 10k, 1M
+// and 10M distinct keys, visited in turn, with the engine's default memory
+// budget (256 MiB: a quarter for committed state in memory). Every key is
+// written once before the timer starts, so the timed records find their
+// key's state: in memory while the task's state fits the state cache, in
+// Pebble beyond it. Besides records/s it reports the Go heap in use and
+// the process's resident memory after a collection at the end: what must
+// stay flat as keys grow past the budget.
+func BenchmarkKeyScale(b *testing.B) {
+	for _, n := range []int{10_000, 1_000_000, 10_000_000} {
+		b.Run(strconv.Itoa(n)+"-keys", func(b *testing.B) {
+			job := engine.NewJob("bench", engine.WithMemoryLimit(256<<20))
+			src := connectors.KafkaSource(job, "in", codec.Bytes())
+			fired := 0
+			operators.Process(operators.KeyByRecordKey(src, codec.String()), "count",
+				operators.KeyedProcessFunction[string, []byte, int64](&counter{fired: &fired}))
+			lt, err := local.NewTask(context.Background(), job, 0, 0, local.Env{Producer: discard{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			key := make([]byte, 0, 16)
+			recs := make([]*kgo.Record, 1)
+			step := func(i int) {
+				key = strconv.AppendInt(append(key[:0], "key-"...), int64(i%n), 10)
+				recs[0] = &kgo.Record{Topic: "in", Key: bytes.Clone(key), Offset: int64(i)}
+				if err := lt.Process("in", recs); err != nil {
+					b.Fatal(err)
+				}
+				if i%checkpointEvery == checkpointEvery-1 {
+					if err := lt.Checkpoint(int64(i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			for i := range n {
+				step(i)
+			}
+			i := n
+			for b.Loop() {
+				step(i)
+				i++
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			runtime.GC()
+			debug.FreeOSMemory()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+			b.ReportMetric(float64(residentKiB())/1024, "rss-MiB")
+		})
+	}
+}
+
+// residentKiB is the process's resident memory (VmRSS), 0 where unknown.
+func residentKiB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			v, _ := strconv.ParseInt(string(bytes.TrimSuffix(bytes.TrimSpace(rest), []byte(" kB"))), 10, 64)
+			return v
+		}
+	}
+	return 0
+}
