@@ -32,7 +32,12 @@ func bare(ctx context.Context, args []string) error {
 	interval := fs.Int("interval-ms", 1000, "commit interval in milliseconds")
 	fs.Int("parallelism", 2, "ignored: one client, GOMAXPROCS threads")
 	fs.String("state-dir", "", "ignored: the copy keeps no state")
+	producer := producerFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	p, err := producer()
+	if err != nil {
 		return usageError{err}
 	}
 	switch {
@@ -48,7 +53,22 @@ func bare(ctx context.Context, args []string) error {
 	return runner.Bare{
 		Brokers: strings.Split(*brokers, ","), Input: *in, Output: *out, Group: *group,
 		ExactlyOnce: *guarantee == "exactly-once", Interval: time.Duration(*interval) * time.Millisecond,
+		Producer: p,
 	}.Run(ctx)
+}
+
+// producerFlags registers the producer batching flags that every engine
+// takes (runner.Producer.Args) on fs, and returns what parses them after
+// fs.Parse.
+func producerFlags(fs *flag.FlagSet) func() (runner.Producer, error) {
+	d := runner.DefaultProducer
+	batch := fs.Int("producer-batch-bytes", d.BatchBytes, "largest produced batch of a partition, in bytes (batch.size)")
+	linger := fs.Int("producer-linger-ms", int(d.Linger.Milliseconds()), "how long a produced batch waits to fill (linger.ms)")
+	compression := fs.String("producer-compression", d.Compression, "produced batches' codec: none, gzip, snappy, lz4 or zstd")
+	return func() (runner.Producer, error) {
+		p := runner.Producer{BatchBytes: *batch, Linger: time.Duration(*linger) * time.Millisecond, Compression: *compression}
+		return p, p.Validate()
+	}
 }
 
 // dump prints a topic's committed results, normalised and sorted.
@@ -107,7 +127,12 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	readme := fs.String("readme", "", "also write the tables into this file, between the nexmark-results markers")
 	jsonOut := fs.String("json", "", "also write the measurements to this file as JSON")
 	profileDir := fs.String("profile", "", "write a CPU profile of every Weir run into this directory (go tool pprof bin/nexmark FILE)")
+	producer := producerFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	p, err := producer()
+	if err != nil {
 		return usageError{err}
 	}
 	self, err := os.Executable()
@@ -117,7 +142,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	cfg := runner.Config{
 		Brokers: strings.Split(*brokers, ","), Events: *events, LiveRate: *liveRate, LiveFor: *liveFor, LiveForWindows: *liveForWindows,
 		Parallelism: *parallelism, WorkDir: *workDir, Timeout: *timeout, Log: out,
-		Reference: "weir", Strict: []string{"flink"},
+		Reference: "weir", Strict: []string{"flink"}, Producer: p,
 	}
 	for _, name := range list(*engines) {
 		switch name {

@@ -34,7 +34,8 @@ public final class Main {
     static final String USAGE =
             "usage: run.sh --brokers HOST:PORT --query q0|q1|q2|q3|q5|q7|q8|q11|q12 --input TOPIC"
                     + " --output TOPIC --group GROUP --guarantee exactly-once|at-least-once"
-                    + " --interval-ms N --parallelism N --state-dir DIR";
+                    + " --interval-ms N --parallelism N --state-dir DIR [--producer-batch-bytes N]"
+                    + " [--producer-linger-ms N] [--producer-compression none|gzip|snappy|lz4|zstd]";
 
     private static volatile boolean stopping;
     private static volatile JobClient job;

@@ -442,6 +442,11 @@ final class Queries {
         b.append("    'properties.bootstrap.servers' = ").append(lit(a.brokers)).append(",\n");
         b.append("    'format' = 'json',\n");
         b.append("    'json.timestamp-format.standard' = 'SQL',\n");
+        // The producer batching every engine gets alike (Args); the Java client's own defaults
+        // are 16 KB batches, 5 ms linger and no compression.
+        b.append("    'properties.batch.size' = ").append(lit("" + a.producerBatchBytes)).append(",\n");
+        b.append("    'properties.linger.ms' = ").append(lit("" + a.producerLingerMs)).append(",\n");
+        b.append("    'properties.compression.type' = ").append(lit(a.producerCompression)).append(",\n");
         if (a.exactlyOnce) {
             b.append("    'sink.delivery-guarantee' = 'exactly-once',\n");
             b.append("    'sink.transactional-id-prefix' = ")
