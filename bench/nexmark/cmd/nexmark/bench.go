@@ -122,6 +122,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	parallelism := fs.Int("parallelism", 2, "each engine's parallelism and the topics' partition count")
 	kstreams := fs.String("kstreams", "bench/nexmark/kstreams/run.sh", "Kafka Streams launcher")
 	flink := fs.String("flink", "bench/nexmark/flink/run.sh", "Flink launcher")
+	scripts := fs.String("scripts", "", "more engines, NAME=LAUNCHER,... (launchers taking the same command line as -flink's; name them in -engines), e.g. to run two builds of one engine side by side")
 	workDir := fs.String("workdir", "", "engines' state and logs (default: a new temporary directory)")
 	timeout := fs.Duration("timeout", 90*time.Second, "fail a run whose committed offsets stop moving this long")
 	readme := fs.String("readme", "", "also write the tables into this file, between the nexmark-results markers")
@@ -144,7 +145,22 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 		Parallelism: *parallelism, WorkDir: *workDir, Timeout: *timeout, Log: out,
 		Reference: "weir", Strict: []string{"flink"}, Producer: p,
 	}
+	more := map[string]string{}
+	for _, kv := range list(*scripts) {
+		name, script, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || script == "" {
+			return usageError{fmt.Errorf("-scripts: %q is not NAME=LAUNCHER", kv)}
+		}
+		more[name] = script
+	}
 	for _, name := range list(*engines) {
+		if script, ok := more[name]; ok {
+			if _, err := os.Stat(script); err != nil {
+				return usageError{fmt.Errorf("engine %s: %w", name, err)}
+			}
+			cfg.Engines = append(cfg.Engines, runner.Script(name, script))
+			continue
+		}
 		switch name {
 		case "weir":
 			cfg.Engines = append(cfg.Engines, runner.Weir(self, *profileDir))
@@ -157,7 +173,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 			}
 			cfg.Engines = append(cfg.Engines, runner.Script(name, script))
 		default:
-			return usageError{fmt.Errorf("-engines: no engine %q (have weir, kstreams, flink, bare)", name)}
+			return usageError{fmt.Errorf("-engines: no engine %q (have weir, kstreams, flink, bare and those of -scripts)", name)}
 		}
 	}
 	if len(cfg.Engines) == 0 {
