@@ -23,12 +23,21 @@ type Bare struct {
 	Group         string
 	ExactlyOnce   bool
 	Interval      time.Duration
+	// Producer is its batching; the zero Producer is DefaultProducer.
+	Producer Producer
 }
 
 // Run copies until ctx ends, then commits what it has and returns nil.
 func (b Bare) Run(ctx context.Context) error {
 	if b.Interval <= 0 {
 		b.Interval = time.Second
+	}
+	if b.Producer == (Producer{}) {
+		b.Producer = DefaultProducer
+	}
+	popts, err := b.Producer.KgoOpts()
+	if err != nil {
+		return err
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(b.Brokers...),
@@ -37,8 +46,8 @@ func (b Bare) Run(ctx context.Context) error {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerLinger(0),
 	}
+	opts = append(opts, popts...)
 	if os.Getenv("NEXMARK_BARE_DEBUG") != "" {
 		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelDebug, nil)))
 	}

@@ -1,12 +1,15 @@
 package runner
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Spec is one run of one query on one engine: what every engine's command
@@ -26,16 +29,79 @@ type Spec struct {
 	// StateDir is the engine's own directory for local state and
 	// checkpoints; the runner removes it after the run.
 	StateDir string
+	// Producer is how every engine batches what it writes.
+	Producer Producer
+}
+
+// Producer is the producer batching every engine gets alike, so that no
+// engine's figures come from batching the others were not given: franz-go
+// (Weir, bare) and the Java client (Kafka Streams, Flink) have different
+// defaults (franz-go 1 MB batches, 10 ms linger, snappy; Java 16 KB, 5 ms,
+// no compression; Kafka Streams 100 ms linger).
+type Producer struct {
+	// BatchBytes is the largest batch of one partition: franz-go's
+	// ProducerBatchMaxBytes, Java's batch.size.
+	BatchBytes int
+	// Linger is how long a batch waits to fill: ProducerLinger, linger.ms.
+	Linger time.Duration
+	// Compression is the batches' codec: none, gzip, snappy, lz4 or zstd
+	// (ProducerBatchCompression, compression.type).
+	Compression string
+}
+
+// DefaultProducer is franz-go's defaults, which Weir has always run with,
+// applied to every engine.
+var DefaultProducer = Producer{BatchBytes: 1000012, Linger: 10 * time.Millisecond, Compression: "snappy"}
+
+// Validate reports a setting no engine takes.
+func (p Producer) Validate() error {
+	switch {
+	case p.BatchBytes <= 0:
+		return fmt.Errorf("producer batch bytes %d: want a positive size", p.BatchBytes)
+	case p.Linger < 0 || p.Linger%time.Millisecond != 0:
+		return fmt.Errorf("producer linger %v: want whole milliseconds, not negative", p.Linger)
+	}
+	if _, ok := codecs[p.Compression]; !ok {
+		return fmt.Errorf("producer compression %q: want none, gzip, snappy, lz4 or zstd", p.Compression)
+	}
+	return nil
+}
+
+var codecs = map[string]kgo.CompressionCodec{
+	"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+	"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+}
+
+// KgoOpts are p as franz-go options.
+func (p Producer) KgoOpts() ([]kgo.Opt, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return []kgo.Opt{
+		kgo.ProducerBatchMaxBytes(int32(p.BatchBytes)),
+		kgo.ProducerLinger(p.Linger),
+		kgo.ProducerBatchCompression(codecs[p.Compression]),
+	}, nil
+}
+
+// Args are p as the command line flags ContractArgs and Weir's run take.
+func (p Producer) Args() []string {
+	return []string{
+		"--producer-batch-bytes", strconv.Itoa(p.BatchBytes),
+		"--producer-linger-ms", strconv.FormatInt(p.Linger.Milliseconds(), 10),
+		"--producer-compression", p.Compression,
+	}
 }
 
 // ContractArgs is the command line every non-Weir engine takes:
 //
 //	--brokers B --query Q --input IN --output OUT --group G
 //	--guarantee exactly-once|at-least-once --interval-ms N --parallelism P --state-dir DIR
+//	--producer-batch-bytes N --producer-linger-ms N --producer-compression none|gzip|snappy|lz4|zstd
 //
 // The engine runs until SIGTERM, then stops cleanly and exits 0.
 func ContractArgs(s Spec) []string {
-	return []string{
+	return append([]string{
 		"--brokers", strings.Join(s.Brokers, ","),
 		"--query", s.Query,
 		"--input", s.Input,
@@ -45,7 +111,7 @@ func ContractArgs(s Spec) []string {
 		"--interval-ms", strconv.FormatInt(s.Interval.Milliseconds(), 10),
 		"--parallelism", strconv.Itoa(s.Parallelism),
 		"--state-dir", s.StateDir,
-	}
+	}, s.Producer.Args()...)
 }
 
 // Engine is a stream processor the runner measures.
@@ -82,7 +148,7 @@ const CopyQuery = "copy"
 // the run's group.
 func Weir(self, profileDir string) Engine {
 	return Engine{Name: "weir", Command: func(s Spec) *exec.Cmd {
-		args := []string{"run", "-query", s.Query, "-in", s.Input, "-out", s.Output}
+		args := append([]string{"run", "-query", s.Query, "-in", s.Input, "-out", s.Output}, s.Producer.Args()...)
 		if profileDir != "" {
 			args = append(args, "-cpuprofile", filepath.Join(profileDir, s.Group+".pprof"))
 		}

@@ -85,6 +85,9 @@ type Config struct {
 	// Parallelism is each engine's parallelism, and the partition count
 	// of the input and output topics.
 	Parallelism int
+	// Producer is every engine's producer batching; the zero Producer is
+	// DefaultProducer.
+	Producer Producer
 	// WorkDir holds the engines' state and logs.
 	WorkDir string
 	// Timeout bounds a run's wait for progress: a run whose committed
@@ -163,6 +166,12 @@ func Run(ctx context.Context, cfg Config) ([]*Measurement, []string, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 90 * time.Second
+	}
+	if cfg.Producer == (Producer{}) {
+		cfg.Producer = DefaultProducer
+	}
+	if err := cfg.Producer.Validate(); err != nil {
+		return nil, nil, err
 	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
@@ -255,7 +264,7 @@ func (r *run) measure(ctx context.Context, e Engine, q string, p Pass) *Measurem
 	spec := Spec{
 		Brokers: r.cfg.Brokers, Query: q, Input: name + "-in", Output: name + "-out", Group: name,
 		Guarantee: p.Guarantee, Interval: p.Interval, Parallelism: r.cfg.Parallelism,
-		StateDir: filepath.Join(r.cfg.WorkDir, "state", name),
+		StateDir: filepath.Join(r.cfg.WorkDir, "state", name), Producer: r.cfg.Producer,
 	}
 	r.logf("%s %s (%s): starting", e.Name, q, p)
 	if err := r.do(ctx, e, spec, p, m); err != nil {

@@ -166,3 +166,29 @@ func by0(ms []*Measurement, engine string) *Measurement {
 	}
 	return &Measurement{}
 }
+
+func TestContractArgsCarryTheProducer(t *testing.T) {
+	s := Spec{Brokers: []string{"a:1", "b:2"}, Query: "q1", Input: "in", Output: "out", Group: "g",
+		Guarantee: "exactly-once", Interval: 100 * time.Millisecond, Parallelism: 2, StateDir: "/s",
+		Producer: Producer{BatchBytes: 65536, Linger: 5 * time.Millisecond, Compression: "lz4"}}
+	got := strings.Join(ContractArgs(s), " ")
+	want := "--brokers a:1,b:2 --query q1 --input in --output out --group g --guarantee exactly-once" +
+		" --interval-ms 100 --parallelism 2 --state-dir /s" +
+		" --producer-batch-bytes 65536 --producer-linger-ms 5 --producer-compression lz4"
+	if got != want {
+		t.Errorf("ContractArgs:\n got %s\nwant %s", got, want)
+	}
+	if err := DefaultProducer.Validate(); err != nil {
+		t.Errorf("DefaultProducer: %v", err)
+	}
+	for _, p := range []Producer{
+		{BatchBytes: 0, Linger: 0, Compression: "none"},
+		{BatchBytes: 1, Linger: -time.Millisecond, Compression: "none"},
+		{BatchBytes: 1, Linger: time.Microsecond, Compression: "none"},
+		{BatchBytes: 1, Linger: 0, Compression: "brotli"},
+	} {
+		if _, err := p.KgoOpts(); err == nil {
+			t.Errorf("%+v: no error", p)
+		}
+	}
+}

@@ -32,7 +32,12 @@ func bare(ctx context.Context, args []string) error {
 	interval := fs.Int("interval-ms", 1000, "commit interval in milliseconds")
 	fs.Int("parallelism", 2, "ignored: one client, GOMAXPROCS threads")
 	fs.String("state-dir", "", "ignored: the copy keeps no state")
+	producer := producerFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	p, err := producer()
+	if err != nil {
 		return usageError{err}
 	}
 	switch {
@@ -48,7 +53,22 @@ func bare(ctx context.Context, args []string) error {
 	return runner.Bare{
 		Brokers: strings.Split(*brokers, ","), Input: *in, Output: *out, Group: *group,
 		ExactlyOnce: *guarantee == "exactly-once", Interval: time.Duration(*interval) * time.Millisecond,
+		Producer: p,
 	}.Run(ctx)
+}
+
+// producerFlags registers the producer batching flags that every engine
+// takes (runner.Producer.Args) on fs, and returns what parses them after
+// fs.Parse.
+func producerFlags(fs *flag.FlagSet) func() (runner.Producer, error) {
+	d := runner.DefaultProducer
+	batch := fs.Int("producer-batch-bytes", d.BatchBytes, "largest produced batch of a partition, in bytes (batch.size)")
+	linger := fs.Int("producer-linger-ms", int(d.Linger.Milliseconds()), "how long a produced batch waits to fill (linger.ms)")
+	compression := fs.String("producer-compression", d.Compression, "produced batches' codec: none, gzip, snappy, lz4 or zstd")
+	return func() (runner.Producer, error) {
+		p := runner.Producer{BatchBytes: *batch, Linger: time.Duration(*linger) * time.Millisecond, Compression: *compression}
+		return p, p.Validate()
+	}
 }
 
 // dump prints a topic's committed results, normalised and sorted.
@@ -102,12 +122,18 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	parallelism := fs.Int("parallelism", 2, "each engine's parallelism and the topics' partition count")
 	kstreams := fs.String("kstreams", "bench/nexmark/kstreams/run.sh", "Kafka Streams launcher")
 	flink := fs.String("flink", "bench/nexmark/flink/run.sh", "Flink launcher")
+	scripts := fs.String("scripts", "", "more engines, NAME=LAUNCHER,... (launchers taking the same command line as -flink's; name them in -engines), e.g. to run two builds of one engine side by side")
 	workDir := fs.String("workdir", "", "engines' state and logs (default: a new temporary directory)")
 	timeout := fs.Duration("timeout", 90*time.Second, "fail a run whose committed offsets stop moving this long")
 	readme := fs.String("readme", "", "also write the tables into this file, between the nexmark-results markers")
 	jsonOut := fs.String("json", "", "also write the measurements to this file as JSON")
 	profileDir := fs.String("profile", "", "write a CPU profile of every Weir run into this directory (go tool pprof bin/nexmark FILE)")
+	producer := producerFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	p, err := producer()
+	if err != nil {
 		return usageError{err}
 	}
 	self, err := os.Executable()
@@ -117,9 +143,24 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	cfg := runner.Config{
 		Brokers: strings.Split(*brokers, ","), Events: *events, LiveRate: *liveRate, LiveFor: *liveFor, LiveForWindows: *liveForWindows,
 		Parallelism: *parallelism, WorkDir: *workDir, Timeout: *timeout, Log: out,
-		Reference: "weir", Strict: []string{"flink"},
+		Reference: "weir", Strict: []string{"flink"}, Producer: p,
+	}
+	more := map[string]string{}
+	for _, kv := range list(*scripts) {
+		name, script, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || script == "" {
+			return usageError{fmt.Errorf("-scripts: %q is not NAME=LAUNCHER", kv)}
+		}
+		more[name] = script
 	}
 	for _, name := range list(*engines) {
+		if script, ok := more[name]; ok {
+			if _, err := os.Stat(script); err != nil {
+				return usageError{fmt.Errorf("engine %s: %w", name, err)}
+			}
+			cfg.Engines = append(cfg.Engines, runner.Script(name, script))
+			continue
+		}
 		switch name {
 		case "weir":
 			cfg.Engines = append(cfg.Engines, runner.Weir(self, *profileDir))
@@ -132,7 +173,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 			}
 			cfg.Engines = append(cfg.Engines, runner.Script(name, script))
 		default:
-			return usageError{fmt.Errorf("-engines: no engine %q (have weir, kstreams, flink, bare)", name)}
+			return usageError{fmt.Errorf("-engines: no engine %q (have weir, kstreams, flink, bare and those of -scripts)", name)}
 		}
 	}
 	if len(cfg.Engines) == 0 {

@@ -5,7 +5,8 @@
 //	nexmark gen [-brokers host:port,...] [-topic nexmark] [-events 10000000]
 //	            [-rate 10000] [-seed 0] [-partitions 8]
 //	            [-start-event 0] [-base-time 2024-01-01T00:00:00Z]
-//	nexmark run -query q5 [-in nexmark] [-out nexmark-q5]
+//	nexmark run -query q5 [-in nexmark] [-out nexmark-q5] [-producer-batch-bytes N]
+//	            [-producer-linger-ms N] [-producer-compression snappy]
 //	nexmark bare --brokers B --input IN --output OUT --group G
 //	            --guarantee exactly-once|at-least-once --interval-ms 1000 ...
 //	nexmark dump -topic OUT [-brokers B] [-before RFC3339]
@@ -19,8 +20,9 @@
 // event time, not of writing. -start-event and -base-time write a later
 // part of a stream: events from -start-event on, event 0 being at
 // -base-time. run runs one query until SIGINT or SIGTERM, configured as
-// every Weir job is (WEIR_BROKERS, WEIR_GROUP, ...); the output topic must
-// exist. bare is the benchmark's ceiling (runner.Bare), with the command
+// every Weir job is (WEIR_BROKERS, WEIR_GROUP, ...), with the producer
+// batching of the -producer flags (by default franz-go's own); the output
+// topic must exist. bare is the benchmark's ceiling (runner.Bare), with the command
 // line every engine of the benchmark takes (runner.ContractArgs). dump
 // prints a topic's committed results, normalised (runner.Normalize) and
 // sorted, one per line, for diff. bench runs the benchmark (package
@@ -154,7 +156,16 @@ func runQuery(ctx context.Context, args []string) error {
 	in := fs.String("in", "nexmark", "the event topic")
 	out := fs.String("out", "", "the output topic (default nexmark-<query>)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	producer := producerFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	p, err := producer()
+	if err != nil {
+		return usageError{err}
+	}
+	kopts, err := p.KgoOpts()
+	if err != nil {
 		return usageError{err}
 	}
 	if *cpuProfile != "" {
@@ -175,7 +186,7 @@ func runQuery(ctx context.Context, args []string) error {
 	if *out == "" {
 		*out = "nexmark-" + q.Name
 	}
-	job := engine.NewJob("nexmark-"+q.Name, engine.FromEnv())
+	job := engine.NewJob("nexmark-"+q.Name, engine.FromEnv(), engine.WithKafkaOpts(kopts...))
 	q.Build(job, *in, *out)
 	return job.Run(ctx)
 }

@@ -59,7 +59,11 @@ func TestUsage(t *testing.T) {
 		{"gen", "-base-time", "yesterday"}, {"gen", "-start-event", "-5"}, {"bare"},
 		{"bare", "--input", "a", "--output", "b", "--group", "g", "--guarantee", "maybe"},
 		{"bare", "--query", "q1", "--input", "a", "--output", "b", "--group", "g"},
-		{"dump"}, {"bench", "-engines", "spark"}, {"bench", "-queries", "q4"}, {"bench", "-alo-queries", "q99"}} {
+		{"dump"}, {"bench", "-engines", "spark"}, {"bench", "-queries", "q4"}, {"bench", "-alo-queries", "q99"},
+		{"bench", "-producer-compression", "brotli"}, {"bench", "-producer-batch-bytes", "0"},
+		{"bench", "-scripts", "flink-old"}, {"bench", "-engines", "x", "-scripts", "x=/no/such/launcher"},
+		{"run", "-query", "q1", "-producer-linger-ms", "-1"},
+		{"bare", "--input", "a", "--output", "b", "--group", "g", "--producer-compression", "lzma"}} {
 		var u usageError
 		if err := run(context.Background(), args, &out); !errors.As(err, &u) {
 			t.Errorf("%v: %v, want a usage error", args, err)

@@ -15,6 +15,11 @@ final class Args {
     long intervalMs = 1000;
     int parallelism = 2;
     String stateDir;
+    // The producer batching every engine of the benchmark gets alike (runner.Producer): by
+    // default franz-go's, which the Go engines run with.
+    long producerBatchBytes = 1000012;
+    long producerLingerMs = 10;
+    String producerCompression = "snappy";
 
     static final Set<String> QUERIES = Set.of("q0", "q1", "q2", "q3", "q5", "q7", "q8", "q11", "q12");
 
@@ -28,7 +33,12 @@ final class Args {
                     "guarantee",
                     "interval-ms",
                     "parallelism",
-                    "state-dir");
+                    "state-dir",
+                    "producer-batch-bytes",
+                    "producer-linger-ms",
+                    "producer-compression");
+
+    static final Set<String> CODECS = Set.of("none", "gzip", "snappy", "lz4", "zstd");
 
     /** Parses --name value (or --name=value) pairs; throws IllegalArgumentException on a mistake. */
     static Args parse(String[] argv) {
@@ -85,6 +95,29 @@ final class Args {
             a.parallelism = (int) positive(m, "parallelism");
         }
         a.stateDir = required(m, "state-dir");
+        if (m.containsKey("producer-batch-bytes")) {
+            a.producerBatchBytes = positive(m, "producer-batch-bytes");
+        }
+        if (m.containsKey("producer-linger-ms")) {
+            String v = m.get("producer-linger-ms");
+            try {
+                a.producerLingerMs = Long.parseLong(v);
+            } catch (NumberFormatException e) {
+                a.producerLingerMs = -1;
+            }
+            if (a.producerLingerMs < 0) {
+                throw new IllegalArgumentException(
+                        "--producer-linger-ms must be a number of milliseconds, not " + v);
+            }
+        }
+        if (m.containsKey("producer-compression")) {
+            a.producerCompression = m.get("producer-compression");
+            if (!CODECS.contains(a.producerCompression)) {
+                throw new IllegalArgumentException(
+                        "--producer-compression must be one of " + CODECS + ", not "
+                                + a.producerCompression);
+            }
+        }
         return a;
     }
 

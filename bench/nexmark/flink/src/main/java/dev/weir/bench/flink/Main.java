@@ -34,7 +34,8 @@ public final class Main {
     static final String USAGE =
             "usage: run.sh --brokers HOST:PORT --query q0|q1|q2|q3|q5|q7|q8|q11|q12 --input TOPIC"
                     + " --output TOPIC --group GROUP --guarantee exactly-once|at-least-once"
-                    + " --interval-ms N --parallelism N --state-dir DIR";
+                    + " --interval-ms N --parallelism N --state-dir DIR [--producer-batch-bytes N]"
+                    + " [--producer-linger-ms N] [--producer-compression none|gzip|snappy|lz4|zstd]";
 
     private static volatile boolean stopping;
     private static volatile JobClient job;
@@ -81,6 +82,11 @@ public final class Main {
         // SQL operators copy what they keep, so reusing records between chained operators is safe.
         conf.set(PipelineOptions.OBJECT_REUSE, true);
         conf.set(TableConfigOptions.LOCAL_TIME_ZONE, "UTC");
+        // For experiments only: extra cluster and job options, "key=value;key=value" (e.g.
+        // rest.port=8081 to read the task metrics over the mini cluster's REST API).
+        for (String[] kv : pairs(System.getenv("NEXMARK_FLINK_CONF"))) {
+            conf.setString(kv[0], kv[1]);
+        }
 
         StreamExecutionEnvironment env =
                 StreamExecutionEnvironment.createLocalEnvironment(a.parallelism, conf);
@@ -89,14 +95,8 @@ public final class Main {
                         env, EnvironmentSettings.newInstance().inStreamingMode().build());
         tEnv.getConfig().set(TableConfigOptions.LOCAL_TIME_ZONE, "UTC");
         // For experiments only: extra table options, "key=value;key=value".
-        String extra = System.getenv("NEXMARK_FLINK_SET");
-        if (extra != null && !extra.isBlank()) {
-            for (String kv : extra.split(";")) {
-                int eq = kv.indexOf('=');
-                if (eq > 0) {
-                    tEnv.getConfig().set(kv.substring(0, eq).trim(), kv.substring(eq + 1).trim());
-                }
-            }
+        for (String[] kv : pairs(System.getenv("NEXMARK_FLINK_SET"))) {
+            tEnv.getConfig().set(kv[0], kv[1]);
         }
 
         Queries.Sql sql = Queries.build(a);
@@ -119,6 +119,21 @@ public final class Main {
             reportStartup(a.query);
         }
         result.await();
+    }
+
+    /** "key=value;key=value" as [key, value] pairs; none for null or blank. */
+    static java.util.List<String[]> pairs(String s) {
+        java.util.List<String[]> out = new java.util.ArrayList<>();
+        if (s == null || s.isBlank()) {
+            return out;
+        }
+        for (String kv : s.split(";")) {
+            int eq = kv.indexOf('=');
+            if (eq > 0) {
+                out.add(new String[] {kv.substring(0, eq).trim(), kv.substring(eq + 1).trim()});
+            }
+        }
+        return out;
     }
 
     /** Prints, on stderr, how long after the JVM started the job's tasks were all running. */

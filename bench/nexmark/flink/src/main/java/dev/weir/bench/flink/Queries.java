@@ -296,7 +296,10 @@ final class Queries {
     }
 
     /** The sink tables' record-timestamp column: not in the JSON value, the Kafka timestamp. */
-    static final String TS_COLUMN = "  ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'\n";
+    static final String TS_COLUMN =
+            blackhole()
+                    ? "  ts TIMESTAMP_LTZ(3)\n"
+                    : "  ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'\n";
 
     /** A TIMESTAMP(3) in UTC as the "yyyy-MM-dd HH:mm:ss.SSS" string Weir writes. */
     static String fmt(String expr) {
@@ -364,8 +367,30 @@ final class Queries {
                 + "    'properties.commit.offsets.on.checkpoint' = 'true',\n"
                 + "    'properties.isolation.level' = 'read_committed',\n"
                 + "    'format' = 'json',\n"
-                + "    'json.timestamp-format.standard' = 'SQL'\n"
-                + ")";
+                + "    'json.timestamp-format.standard' = 'SQL'"
+                + extraOptions("NEXMARK_FLINK_SOURCE_OPTS")
+                + "\n)";
+    }
+
+    /**
+     * For experiments only: table options from the environment variable named, "key=value;...",
+     * as ",\n 'key' = 'value'" lines to append to a WITH clause.
+     */
+    static String extraOptions(String env) {
+        StringBuilder b = new StringBuilder();
+        for (String[] kv : Main.pairs(System.getenv(env))) {
+            b.append(",\n    ").append(lit(kv[0])).append(" = ").append(lit(kv[1]));
+        }
+        return b.toString();
+    }
+
+    /**
+     * For experiments only: with NEXMARK_FLINK_BLACKHOLE set, every sink table discards its rows
+     * (Flink's blackhole connector), to tell the cost of the Kafka sink from the rest. The
+     * runner then sees no results, only the source's committed offsets.
+     */
+    static boolean blackhole() {
+        return System.getenv("NEXMARK_FLINK_BLACKHOLE") != null;
     }
 
     /** nexmark-flink's views (ddl_views.sql). */
@@ -408,22 +433,36 @@ final class Queries {
 
     /** The WITH options of every sink table: the output topic, JSON, the delivery guarantee. */
     static String sinkOptions(Args a) {
+        if (blackhole()) {
+            return "'connector' = 'blackhole'";
+        }
         StringBuilder b = new StringBuilder();
         b.append("\n    'connector' = 'kafka',\n");
         b.append("    'topic' = ").append(lit(a.output)).append(",\n");
         b.append("    'properties.bootstrap.servers' = ").append(lit(a.brokers)).append(",\n");
         b.append("    'format' = 'json',\n");
         b.append("    'json.timestamp-format.standard' = 'SQL',\n");
+        // The producer batching every engine gets alike (Args); the Java client's own defaults
+        // are 16 KB batches, 5 ms linger and no compression.
+        b.append("    'properties.batch.size' = ").append(lit("" + a.producerBatchBytes)).append(",\n");
+        b.append("    'properties.linger.ms' = ").append(lit("" + a.producerLingerMs)).append(",\n");
+        b.append("    'properties.compression.type' = ").append(lit(a.producerCompression)).append(",\n");
         if (a.exactlyOnce) {
             b.append("    'sink.delivery-guarantee' = 'exactly-once',\n");
             b.append("    'sink.transactional-id-prefix' = ")
                     .append(lit(a.group + "-" + a.query))
                     .append(",\n");
+            // POOLING reuses a few transactional ids, and their producers, from checkpoint to
+            // checkpoint. The default, INCREMENTING, names every checkpoint's transaction anew:
+            // a new KafkaProducer and a blocking initTransactions() on the task thread at every
+            // checkpoint, which at a 100 ms interval was most of the task's time.
+            b.append("    'sink.transaction-naming-strategy' = 'POOLING',\n");
             // Well under the broker's transaction.max.timeout.ms (15 min by default).
-            b.append("    'properties.transaction.timeout.ms' = '60000'\n");
+            b.append("    'properties.transaction.timeout.ms' = '60000'");
         } else {
-            b.append("    'sink.delivery-guarantee' = 'at-least-once'\n");
+            b.append("    'sink.delivery-guarantee' = 'at-least-once'");
         }
+        b.append(extraOptions("NEXMARK_FLINK_SINK_OPTS")).append("\n");
         return b.toString();
     }
 

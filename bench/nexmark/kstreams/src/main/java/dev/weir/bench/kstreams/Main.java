@@ -3,6 +3,7 @@ package dev.weir.bench.kstreams;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
@@ -30,6 +31,7 @@ public final class Main {
     static final String USAGE = String.join("\n",
             "usage: run.sh --brokers HOST:PORT[,...] --query QUERY --input TOPIC --output TOPIC --group GROUP",
             "              --guarantee exactly-once|at-least-once --interval-ms MS --parallelism N --state-dir DIR",
+            "              [--producer-batch-bytes N] [--producer-linger-ms MS] [--producer-compression none|gzip|snappy|lz4|zstd]",
             "queries: " + String.join(", ", Queries.NAMES),
             "options: --describe  print the topology and exit");
 
@@ -56,6 +58,7 @@ public final class Main {
             switch (k) {
                 case "brokers": case "query": case "input": case "output": case "group": case "guarantee":
                 case "interval-ms": case "parallelism": case "state-dir": case "describe": case "help":
+                case "producer-batch-bytes": case "producer-linger-ms": case "producer-compression":
                     break;
                 default:
                     throw new UsageException("unknown flag --" + k);
@@ -77,8 +80,22 @@ public final class Main {
         if (!m.get("guarantee").equals("exactly-once") && !m.get("guarantee").equals("at-least-once")) {
             throw new UsageException("--guarantee must be exactly-once or at-least-once");
         }
+        // The producer batching every engine of the benchmark gets alike (runner.Producer): by
+        // default franz-go's, which the Go engines run with.
+        m.putIfAbsent("producer-batch-bytes", "1000012");
+        m.putIfAbsent("producer-linger-ms", "10");
+        m.putIfAbsent("producer-compression", "snappy");
         positive(m, "interval-ms");
         positive(m, "parallelism");
+        positive(m, "producer-batch-bytes");
+        try {
+            if (Long.parseLong(m.get("producer-linger-ms")) < 0) throw new NumberFormatException();
+        } catch (NumberFormatException e) {
+            throw new UsageException("--producer-linger-ms must be a number of milliseconds, not " + m.get("producer-linger-ms"));
+        }
+        if (!List.of("none", "gzip", "snappy", "lz4", "zstd").contains(m.get("producer-compression"))) {
+            throw new UsageException("--producer-compression must be none, gzip, snappy, lz4 or zstd");
+        }
         return m;
     }
 
@@ -109,6 +126,11 @@ public final class Main {
         // (default 1 s). 0 closes windows as soon as stream time passes them, as a watermark
         // does: no added latency, and q5's second stage sees its counts in event-time order.
         p.put("__emit.interval.ms.kstreams.windowed.aggregation__", 0L);
+        // The producer batching every engine gets alike. Kafka Streams' own defaults are the
+        // Java client's 16 KB batches and no compression, and a 100 ms linger of its own.
+        p.put(StreamsConfig.producerPrefix(ProducerConfig.BATCH_SIZE_CONFIG), Integer.parseInt(m.get("producer-batch-bytes")));
+        p.put(StreamsConfig.producerPrefix(ProducerConfig.LINGER_MS_CONFIG), Long.parseLong(m.get("producer-linger-ms")));
+        p.put(StreamsConfig.producerPrefix(ProducerConfig.COMPRESSION_TYPE_CONFIG), m.get("producer-compression"));
         // Any other Kafka Streams, consumer or producer setting, for experiments:
         // -Dks.NAME=VALUE (e.g. -Dks.consumer.max.partition.fetch.bytes=262144) in JAVA_OPTS.
         for (String name : System.getProperties().stringPropertyNames()) {
