@@ -138,7 +138,8 @@ func TestRealBrokerAbortedTail(t *testing.T) {
 	if err := b.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.ProduceSync(ctx, out(topic, 0, "k", "in/0/0", "0", "b@1"), out(topic, 0, "k", "in/0/0", "0", "b@1")).FirstErr(); err != nil {
+	bRecs := []*kgo.Record{out(topic, 0, "k", "in/0/0", "0", "b@1"), out(topic, 0, "k", "in/0/0", "0", "b@1")}
+	if err := b.ProduceSync(ctx, bRecs...).FirstErr(); err != nil {
 		t.Fatal(err) // 2, 3
 	}
 	if err := a.BeginTransaction(); err != nil {
@@ -150,6 +151,10 @@ func TestRealBrokerAbortedTail(t *testing.T) {
 	if err := b.EndTransaction(ctx, kgo.TryAbort); err != nil {
 		t.Fatal(err) // abort marker at 5
 	}
+	// EndTxn may answer before the marker is written: until it is, b's
+	// records are open too, the last stable offset is 2 and the snapshot
+	// below would end before them.
+	waitStable(t, b, bRecs...)
 
 	cfg := Config{Brokers: brokers, Output: []string{topic}}
 	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
