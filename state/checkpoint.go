@@ -78,11 +78,12 @@ func (t *TaskStore) CommitPending(checkpointID int64, changelogOffsets map[strin
 	if t.store.closed.Load() {
 		return ErrClosed
 	}
+	meta := encodeMeta(checkpointID, changelogOffsets, t.store.now().UnixMilli())
+	write := t.syncWith // with nothing unsynced: the pending generation and meta
 	if t.store.syncInterval > 0 {
-		if err := t.deferCommit(encodeMeta(checkpointID, changelogOffsets, t.store.now().UnixMilli())); err != nil {
-			return fmt.Errorf("state: task %v: commit checkpoint %d: %w", t.id, checkpointID, err)
-		}
-	} else if err := t.writePending(checkpointID, changelogOffsets); err != nil {
+		write = t.deferCommit
+	}
+	if err := write(meta); err != nil {
 		return fmt.Errorf("state: task %v: commit checkpoint %d: %w", t.id, checkpointID, err)
 	}
 	for _, e := range t.pending.sorted {
@@ -95,25 +96,6 @@ func (t *TaskStore) CommitPending(checkpointID int64, changelogOffsets map[strin
 	}
 	t.pending = pendingSet{}
 	return nil
-}
-
-// writePending writes the pending generation and the checkpoint record
-// to Pebble in one batch.
-func (t *TaskStore) writePending(checkpointID int64, changelogOffsets map[string]int64) error {
-	b := t.store.db.NewBatch()
-	defer b.Close()
-	for _, e := range t.pending.sorted {
-		var err error
-		if e.tombstone {
-			err = b.Delete(t.physical(e.key), nil)
-		} else {
-			err = b.Set(t.physical(e.key), e.value, nil)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return t.commitWithMeta(b, checkpointID, changelogOffsets)
 }
 
 // commitWithMeta adds the checkpoint record to b and commits it.

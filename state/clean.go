@@ -18,7 +18,8 @@ import (
 // no generation has does not exist, and a read of a key that was never
 // written (a window that does not exist yet, the accumulator of a session
 // just merged) is answered from memory too. Pebble is then only the local
-// durable copy, written at each commit and read when the task starts. When
+// durable copy, written once per sync interval (sync.go) and read when the
+// task starts. When
 // the cache is full the task evicts entries at random, and its
 // generation stops being complete: a miss then reads Pebble, and what it
 // finds joins the cache while there is room. Flink keeps window state on
@@ -136,18 +137,7 @@ func (t *TaskStore) cacheDrop(key []byte) {
 // cacheRead adds a value read from Pebble, if there is room without
 // evicting: a read-through cache.
 func (t *TaskStore) cacheRead(key, value []byte) {
-	e := &entry{key: bytes.Clone(key), value: value}
-	n := int64(e.size())
-	b := t.store.cache
-	if b.used.Add(n) > b.limit {
-		b.used.Add(-n)
-		return
-	}
-	if t.clean.m == nil {
-		t.clean.m = make(map[string]*entry)
-	}
-	t.clean.m[keyString(e.key)] = e
-	t.clean.bytes += n
+	t.hold(&entry{key: bytes.Clone(key), value: value})
 }
 
 // resetClean empties the clean generation; complete says whether the
@@ -173,7 +163,7 @@ func (t *TaskStore) warm() error {
 	complete := true
 	for _, e := range t.unsynced.m {
 		if complete && !e.tombstone && t.cacheable(e.key) && t.clean.m[keyString(e.key)] == nil {
-			complete = t.warmAdd(e)
+			complete = t.hold(e)
 		}
 	}
 	for ok := it.First(); ok && complete; ok = it.Next() {
@@ -193,7 +183,7 @@ func (t *TaskStore) warm() error {
 		if e.value == nil {
 			e.value = []byte{}
 		}
-		complete = t.warmAdd(e)
+		complete = t.hold(e)
 	}
 	if err := it.Close(); err != nil {
 		return err
@@ -202,8 +192,9 @@ func (t *TaskStore) warm() error {
 	return nil
 }
 
-// warmAdd adds e to the clean generation if the cache has room.
-func (t *TaskStore) warmAdd(e *entry) bool {
+// hold adds e to the clean generation if the cache has room without
+// evicting.
+func (t *TaskStore) hold(e *entry) bool {
 	n := int64(e.size())
 	if t.store.cache.used.Add(n) > t.store.cache.limit {
 		t.store.cache.used.Add(-n)

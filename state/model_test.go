@@ -16,7 +16,9 @@ import (
 // plain maps per task (committed, pending, dirty).
 //
 // It runs with the state cache (clean.go) off, small enough that tasks
-// evict each other's entries all the time, and large enough for all.
+// evict each other's entries all the time, and large enough for all; and
+// with Pebble written at each commit or once per sync interval (sync.go),
+// with a sync cap small enough that commits are often due at once.
 func TestTaskStoreAgainstModel(t *testing.T) {
 	for _, c := range []struct {
 		cache     int64
@@ -188,7 +190,6 @@ func runModel(t *testing.T, rng *rand.Rand, steps int, rareScans bool, opts ...O
 			// committed changelog from the offset it names, as the engine does.
 			hard := rng.IntN(2) == 0
 			if hard {
-
 				s.closed.Store(true)
 				if err := s.db.Close(); err != nil {
 					fail("close: %v", err)

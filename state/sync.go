@@ -37,7 +37,7 @@ func (t *TaskStore) syncCap() int {
 	return int(max(4<<20, t.store.cache.limit/4))
 }
 
-// defer takes a commit's entries and checkpoint record into the unsynced
+// deferCommit takes a commit's entries and checkpoint record into the unsynced
 // generation, and writes it if it is due.
 func (t *TaskStore) deferCommit(meta []byte) error {
 	if t.unsynced.bytes+t.pending.bytes >= t.syncCap() {
@@ -79,9 +79,9 @@ func (t *TaskStore) deferCommit(meta []byte) error {
 }
 
 // Sync writes what Kafka has committed and Pebble does not have yet, with
-// the newest checkpoint record, in one batch. Everything that reads
-// Pebble directly (Scan, Checkpoint, Restore) calls it first; the engine
-// need not.
+// the newest checkpoint record, in one batch. Scan, Restore and
+// FinishRestore, which read or write Pebble directly, call it first, and
+// Store.Close calls it for every task; the engine need not.
 func (t *TaskStore) Sync() error {
 	if t.unsynced.meta == nil {
 		return nil

@@ -128,21 +128,12 @@ func ProduceSync(t testing.TB, cl *kgo.Client, recs ...*kgo.Record) {
 // records arrived or timeout passed, and returns what it read.
 func ReadAll(t testing.TB, brokers []string, topic string, want int, timeout time.Duration) []*kgo.Record {
 	t.Helper()
-	cl := Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < want && ctx.Err() == nil {
-		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
+	return ReadAllSettled(t, brokers, topic, want, timeout, 0)
 }
 
-// ReadAllSettled reads topic as ReadAll does until it has want records
-// or timeout passes, then goes on reading for settle more: for a check
+// ReadAllSettled reads topic from the start with read_committed until it
+// has want records or timeout passes, then goes on reading for settle
+// more (ReadAll does not): for a check
 // that nothing beyond the records expected is there. A short timeout for
 // the whole read (want+1 in 2s) fails under load before the consumer has
 // fetched anything.
