@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,4 +60,29 @@ func peakRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+}
+
+// findBroker returns the pid of the process running kafka.Kafka (the
+// broker scripts/kafka.sh starts), or -1 if there is none or several.
+func findBroker() int {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return -1
+	}
+	found := -1
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !slices.ContainsFunc(bytes.Split(b, []byte{0}), func(arg []byte) bool { return string(arg) == "kafka.Kafka" }) {
+			continue
+		}
+		if found > 0 {
+			return -1
+		}
+		found = pid
+	}
+	return found
 }

@@ -3,6 +3,7 @@ package runner
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,60 +17,82 @@ func WriteTables(w io.Writer, cfg Config, ms []*Measurement) {
 		engine, query, guarantee string
 		interval                 time.Duration
 	}
-	by := map[key]*Measurement{}
+	by := map[key]*Summary{}
 	for _, m := range ms {
-		by[key{m.Engine, m.Query, m.Guarantee, m.Interval}] = m
+		k := key{m.Engine, m.Query, m.Guarantee, m.Interval}
+		if by[k] == nil {
+			by[k] = &Summary{}
+		}
+		by[k].add(m)
 	}
-	ceiling := func(m *Measurement) *Measurement {
+	ceiling := func(m *Measurement) *Summary {
 		c := by[key{"bare", CopyQuery, m.Guarantee, m.Interval}]
-		if c == nil || c.Failed() {
+		if c == nil || len(c.Counted) == 0 {
 			return nil
 		}
 		return c
 	}
+	reps := max(cfg.Reps, 1)
 	for _, p := range cfg.Passes {
-		fmt.Fprintf(w, "\n%s, checkpoint/commit interval %v, %d events per run", p.Guarantee, p.Interval, cfg.Events)
+		fmt.Fprintf(w, "\n%s, checkpoint/commit interval %v, %d repetitions", p.Guarantee, p.Interval, reps)
+		if cfg.MinWindow > 0 {
+			fmt.Fprintf(w, ", measured windows of at least %v after a %v warm-up (inputs of %d events or more, sized per engine)", cfg.MinWindow, cfg.Warmup, cfg.Events)
+		} else {
+			fmt.Fprintf(w, ", %d events per run", cfg.Events)
+		}
 		if p.Live {
-			fmt.Fprintf(w, ", latency at %d events/s for %v (window queries %v)", cfg.LiveRate, cfg.LiveFor, cfg.LiveForWindows)
+			fmt.Fprintf(w, ", latency at %d events/s for %v (window queries %v) in the first repetition", cfg.LiveRate, cfg.LiveFor, cfg.LiveForWindows)
 		}
 		fmt.Fprintln(w, ":")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| query | engine | events/CPU-s | wall events/s | ÷ ceiling (CPU / wall) | latency p50 / p99 (n) | peak RSS | first output |")
-		fmt.Fprintln(w, "| --- | --- | --: | --: | --: | --: | --: | --: |")
+		fmt.Fprintln(w, "| query | engine | events/CPU-s, median (min-max) | wall events/s, median (min-max) | ÷ ceiling (CPU / wall) | cores: engine / broker | latency p50 / p99 (n) | peak RSS | first output | events, window |")
+		fmt.Fprintln(w, "| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: |")
 		queries := p.Queries
 		if queries == nil {
 			queries = cfg.Queries
 		}
 		for _, q := range append([]string{CopyQuery}, queries...) {
 			for _, e := range cfg.Engines {
-				m := by[key{e.Name, q, p.Guarantee, p.Interval}]
-				if m == nil {
+				s := by[key{e.Name, q, p.Guarantee, p.Interval}]
+				if s == nil {
 					continue
 				}
-				if m.Failed() {
-					fmt.Fprintf(w, "| %s | %s | failed: %s | | | | | |\n", q, m.Engine, oneLine(m.Err))
+				if len(s.Counted) == 0 {
+					why := "no window long enough to count"
+					if s.Failed != nil {
+						why = "failed: " + oneLine(s.Failed.Err)
+					} else if s.First != nil && s.First.Commits < MinCommits {
+						why = fmt.Sprintf("%d commits in the window", s.First.Commits)
+					}
+					fmt.Fprintf(w, "| %s | %s | %s | | | | | | | |\n", q, e.Name, why)
 					continue
 				}
 				ratio := ""
-				if c := ceiling(m); c != nil && m != c && c.Commits >= MinCommits {
-					ratio = fmt.Sprintf("%.2f / %.2f", m.CPURate/c.CPURate, m.WallRate/c.WallRate)
+				if c := ceiling(s.Counted[0]); c != nil && c != s {
+					ratio = fmt.Sprintf("%.2f / %.2f", s.Median(cpuRate)/c.Median(cpuRate), s.Median(wallRate)/c.Median(wallRate))
 				}
-				lat := "-"
-				if l := m.Latency; l != nil && l.N > 0 {
-					lat = fmt.Sprintf("%s / %s (%d)", ms3(l.P50), ms3(l.P99), l.N)
-				} else if l != nil {
-					lat = "no results"
+				lat, first := "-", "-"
+				if f := s.First; f != nil {
+					if l := f.Latency; l != nil && l.N > 0 {
+						lat = fmt.Sprintf("%s / %s (%d)", ms3(l.P50), ms3(l.P99), l.N)
+					} else if l != nil {
+						lat = "no results"
+					}
+					if f.FirstOutput > 0 {
+						first = fmt.Sprintf("%.1f s", f.FirstOutput.Seconds())
+					}
 				}
-				first := "-"
-				if m.FirstOutput > 0 {
-					first = fmt.Sprintf("%.1f s", m.FirstOutput.Seconds())
+				broker := "-"
+				if s.Median(brokerCores) > 0 {
+					broker = fmt.Sprintf("%.2f", s.Median(brokerCores))
 				}
-				cpu, wall := thousands(m.CPURate), thousands(m.WallRate)
-				if m.Commits < MinCommits {
-					cpu, wall, ratio = "-", fmt.Sprintf("- (%d commits)", m.Commits), ""
+				counted := ""
+				if n := len(s.Counted); n < reps {
+					counted = fmt.Sprintf(", %d of %d runs", n, reps)
 				}
-				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d MiB | %s |\n",
-					q, m.Engine, cpu, wall, ratio, lat, m.PeakRSS>>20, first)
+				fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f / %s | %s | %d MiB | %s | %s, %.1f s%s |\n",
+					q, e.Name, s.spread(cpuRate), s.spread(wallRate), ratio, s.Median(engineCores), broker,
+					lat, s.PeakRSS>>20, first, thousands(float64(s.Counted[0].Events)), s.Median(window), counted)
 			}
 		}
 	}
@@ -93,20 +116,21 @@ func WriteTables(w io.Writer, cfg Config, ms []*Measurement) {
 
 	// Exactly once over at least once.
 	var rows []string
-	for _, m := range ms {
-		if m.Guarantee != "exactly-once" || m.Failed() {
+	for k, s := range by {
+		if k.guarantee != "exactly-once" || len(s.Counted) == 0 {
 			continue
 		}
-		a := by[key{m.Engine, m.Query, "at-least-once", m.Interval}]
-		if a == nil || a.Failed() || a.WallRate == 0 || a.CPURate == 0 || a.Commits < MinCommits || m.Commits < MinCommits {
+		a := by[key{k.engine, k.query, "at-least-once", k.interval}]
+		if a == nil || len(a.Counted) == 0 {
 			continue
 		}
-		rows = append(rows, fmt.Sprintf("| %s | %s | %v | %s | %s | %.2f | %.2f |", m.Engine, m.Query, m.Interval,
-			thousands(m.WallRate), thousands(a.WallRate), m.WallRate/a.WallRate, m.CPURate/a.CPURate))
+		rows = append(rows, fmt.Sprintf("| %s | %s | %v | %s | %s | %.2f | %.2f |", k.engine, k.query, k.interval,
+			thousands(s.Median(wallRate)), thousands(a.Median(wallRate)), s.Median(wallRate)/a.Median(wallRate), s.Median(cpuRate)/a.Median(cpuRate)))
 	}
+	slices.Sort(rows)
 	if len(rows) > 0 {
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Exactly once over at least once (same query, interval and input):")
+		fmt.Fprintln(w, "Exactly once over at least once (same query, interval and input; medians):")
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| engine | query | interval | exactly-once events/s | at-least-once events/s | ratio (wall) | ratio (CPU) |")
 		fmt.Fprintln(w, "| --- | --- | --- | --: | --: | --: | --: |")
@@ -114,6 +138,80 @@ func WriteTables(w io.Writer, cfg Config, ms []*Measurement) {
 			fmt.Fprintln(w, r)
 		}
 	}
+}
+
+// Summary gathers the runs of one engine, query, guarantee and interval.
+type Summary struct {
+	// Counted are the runs whose rates count: not failed, not sizing
+	// runs, with enough commits in their window.
+	Counted []*Measurement
+	// First is the first repetition's run (latency, first output, the
+	// cross-check); Failed is a failed run, if any.
+	First, Failed *Measurement
+	// PeakRSS is the largest of the runs'.
+	PeakRSS int64
+}
+
+func (s *Summary) add(m *Measurement) {
+	if s.First == nil && m.Rep <= 1 {
+		s.First = m
+	}
+	s.PeakRSS = max(s.PeakRSS, m.PeakRSS)
+	switch {
+	case m.Failed():
+		s.Failed = m
+	case !m.Sizing && m.Commits >= MinCommits:
+		s.Counted = append(s.Counted, m)
+	}
+}
+
+// A figure of a run.
+type figure func(*Measurement) float64
+
+var (
+	cpuRate     figure = func(m *Measurement) float64 { return m.CPURate }
+	wallRate    figure = func(m *Measurement) float64 { return m.WallRate }
+	window      figure = func(m *Measurement) float64 { return m.Window.Seconds() }
+	engineCores figure = func(m *Measurement) float64 { return perWindow(m, m.EngineCPU) }
+	brokerCores figure = func(m *Measurement) float64 { return perWindow(m, m.BrokerCPU) }
+)
+
+func perWindow(m *Measurement, cpu time.Duration) float64 {
+	if m.Window <= 0 {
+		return 0
+	}
+	return cpu.Seconds() / m.Window.Seconds()
+}
+
+// Median is the median of f over the counted runs (of an even number, the
+// mean of the middle two).
+func (s *Summary) Median(f figure) float64 {
+	v := s.values(f)
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func (s *Summary) values(f figure) []float64 {
+	v := make([]float64, 0, len(s.Counted))
+	for _, m := range s.Counted {
+		v = append(v, f(m))
+	}
+	slices.Sort(v)
+	return v
+}
+
+// spread is f's median with its range: "123.4k (120.1k-130.0k)".
+func (s *Summary) spread(f figure) string {
+	v := s.values(f)
+	if len(v) == 1 {
+		return thousands(v[0])
+	}
+	return fmt.Sprintf("%s (%s-%s)", thousands(s.Median(f)), thousands(v[0]), thousands(v[len(v)-1]))
 }
 
 func ms3(d time.Duration) string {

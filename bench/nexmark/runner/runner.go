@@ -98,6 +98,26 @@ type Config struct {
 	// rest are only reported).
 	Reference string
 	Strict    []string
+	// Reps is how many times each engine runs each query of a pass (the
+	// tables give the median and the spread); 0 is 1. Only the first
+	// repetition runs the live phase and gives the cross-check's results.
+	Reps int
+	// Warmup is left out of every measured window: it starts once the
+	// engine has committed 10% of its input and Warmup has passed since
+	// its first commit (a JVM's compilers are at work in its first
+	// seconds).
+	Warmup time.Duration
+	// MinWindow is the shortest measured window that counts: a run that
+	// finishes its input sooner only sizes the engine's input, and runs
+	// again with enough events for Warmup plus MinWindow at the rate it
+	// showed (at most MaxEvents). 0 takes every window.
+	MinWindow time.Duration
+	// MaxEvents caps the input of a resized run; 0 is 20 million.
+	MaxEvents int
+	// BrokerPID is the local broker's process, whose CPU time over each
+	// measured window goes beside the engine's; 0 finds the process
+	// running kafka.Kafka, if there is one; -1 measures none.
+	BrokerPID int
 	// Log gets a line per step.
 	Log io.Writer
 }
@@ -131,10 +151,20 @@ type Measurement struct {
 	Guarantee string
 	Interval  time.Duration
 	Events    int
+	// Rep is the repetition this run belongs to, from 1.
+	Rep int
+	// Sizing marks a run whose window was shorter than Config.MinWindow:
+	// it only sized the next run's input, and its rates do not count.
+	Sizing bool `json:",omitempty"`
 	// WallRate and CPURate are events per second of wall time and per
-	// second of the engine's CPU time (user+sys, all threads), between
-	// 10% and 100% of the input committed.
+	// second of the engine's CPU time (user+sys, all threads) over the
+	// measured window: from 10% of the input committed (and
+	// Config.Warmup after the first commit) to all of it.
 	WallRate, CPURate float64
+	// Window is the measured window's length; EngineCPU and BrokerCPU
+	// are the CPU time the engine's process and the broker's used in it
+	// (BrokerCPU is zero if the broker was not measured).
+	Window, EngineCPU, BrokerCPU time.Duration
 	// Commits is how many times the committed offsets moved between 10%
 	// and 100% of the input; below MinCommits the rates are not reported.
 	Commits int
@@ -176,6 +206,15 @@ func Run(ctx context.Context, cfg Config) ([]*Measurement, []string, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
+	if cfg.Reps <= 0 {
+		cfg.Reps = 1
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = 20_000_000
+	}
+	if cfg.BrokerPID == 0 {
+		cfg.BrokerPID = findBroker()
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	if err != nil {
 		return nil, nil, err
@@ -190,19 +229,43 @@ func Run(ctx context.Context, cfg Config) ([]*Measurement, []string, error) {
 			queries = cfg.Queries
 		}
 		for _, q := range append([]string{CopyQuery}, queries...) {
+			// The first repetition's runs, for the cross-check.
 			byEngine := map[string]*Measurement{}
-			for _, e := range cfg.Engines {
-				if !e.Runs(q) {
-					continue
-				}
-				if err := ctx.Err(); err != nil {
-					return all, problems, err
-				}
-				m := r.measure(ctx, e, q, p)
-				all = append(all, m)
-				byEngine[e.Name] = m
-				if m.Failed() {
-					problems = append(problems, fmt.Sprintf("%s %s (%s): %s", e.Name, q, p, m.Err))
+			// Each engine's input size, once a run has sized it.
+			size := map[string]int{}
+			for rep := 1; rep <= cfg.Reps; rep++ {
+				for _, e := range cfg.Engines {
+					if !e.Runs(q) {
+						continue
+					}
+					if err := ctx.Err(); err != nil {
+						return all, problems, err
+					}
+					events := cfg.Events
+					if n, ok := size[e.Name]; ok {
+						events = n
+					}
+					m := r.measure(ctx, e, q, p, events, rep)
+					all = append(all, m)
+					if rep == 1 {
+						byEngine[e.Name] = m
+					}
+					for range maxResizes {
+						n, resize := r.resize(m)
+						if !resize {
+							break
+						}
+						m.Sizing = true
+						r.logf("%s %s: a %v window is shorter than %v: the run only sizes the input, %d events from now on",
+							e.Name, q, m.Window.Round(time.Millisecond), cfg.MinWindow, n)
+						events = n
+						m = r.measure(ctx, e, q, Pass{Guarantee: p.Guarantee, Interval: p.Interval}, events, rep)
+						all = append(all, m)
+					}
+					size[e.Name] = events
+					if m.Failed() {
+						problems = append(problems, fmt.Sprintf("%s %s (%s): %s", e.Name, q, p, m.Err))
+					}
 				}
 			}
 			if p.CrossCheck && q != CopyQuery && !query(q).ProcessingTime {
@@ -257,22 +320,27 @@ func (r *run) crossCheck(q string, p Pass, byEngine map[string]*Measurement) []s
 }
 
 // measure runs q on e and measures it. Errors go into the measurement.
-func (r *run) measure(ctx context.Context, e Engine, q string, p Pass) *Measurement {
+// Only the first repetition runs the live phase and cross-checks.
+func (r *run) measure(ctx context.Context, e Engine, q string, p Pass, events, rep int) *Measurement {
 	r.n++
-	m := &Measurement{Engine: e.Name, Query: q, Guarantee: p.Guarantee, Interval: p.Interval, Events: r.cfg.Events}
+	if rep > 1 {
+		p.Live, p.CrossCheck = false, false
+	}
+	m := &Measurement{Engine: e.Name, Query: q, Guarantee: p.Guarantee, Interval: p.Interval, Events: events, Rep: rep}
 	name := fmt.Sprintf("nx%s-%02d-%s-%s", r.id, r.n, e.Name, q)
 	spec := Spec{
 		Brokers: r.cfg.Brokers, Query: q, Input: name + "-in", Output: name + "-out", Group: name,
 		Guarantee: p.Guarantee, Interval: p.Interval, Parallelism: r.cfg.Parallelism,
 		StateDir: filepath.Join(r.cfg.WorkDir, "state", name), Producer: r.cfg.Producer,
 	}
-	r.logf("%s %s (%s): starting", e.Name, q, p)
+	r.logf("%s %s (%s, repetition %d, %d events): starting", e.Name, q, p, rep, events)
 	if err := r.do(ctx, e, spec, p, m); err != nil {
 		m.Err = err.Error()
 		r.logf("%s %s: FAILED: %v", e.Name, q, err)
 	} else {
-		r.logf("%s %s: %.0f events/s, %.0f events/CPU-s, first output %v, peak RSS %d MiB, latency %s",
-			e.Name, q, m.WallRate, m.CPURate, m.FirstOutput.Round(time.Millisecond), m.PeakRSS>>20, m.Latency)
+		r.logf("%s %s: %.0f events/s, %.0f events/CPU-s over %v (broker %v CPU), first output %v, peak RSS %d MiB, latency %s",
+			e.Name, q, m.WallRate, m.CPURate, m.Window.Round(time.Millisecond), m.BrokerCPU.Round(10*time.Millisecond),
+			m.FirstOutput.Round(time.Millisecond), m.PeakRSS>>20, m.Latency)
 	}
 	r.cleanup(spec)
 	return m
@@ -286,7 +354,6 @@ func (l *Latency) String() string {
 }
 
 func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measurement) error {
-	q := spec.Query
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	for _, t := range []string{spec.Input, spec.Output} {
@@ -294,7 +361,7 @@ func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measuremen
 			return err
 		}
 	}
-	if err := nexmark.WriteEvents(ctx, r.cl, spec.Input, 0, r.cfg.Events, nexmark.Config{}); err != nil {
+	if err := nexmark.WriteEvents(ctx, r.cl, spec.Input, 0, m.Events, nexmark.Config{}); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(spec.StateDir, 0o755); err != nil {
@@ -369,9 +436,14 @@ func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measuremen
 	}()
 
 	// Throughput.
-	n := int64(r.cfg.Events)
-	var t10, t100 time.Time
-	var cpu10, cpu100 time.Duration
+	n := int64(m.Events)
+	var (
+		first, t10, tStart, t100 time.Time
+		offStart                 int64
+		cpu10, cpuStart, cpu100  time.Duration
+		brokerStart, brokerEnd   time.Duration
+		brokerOK                 = r.cfg.BrokerPID > 0
+	)
 	lastMove, lastOff := time.Now(), int64(-1)
 	tick := time.NewTicker(PollInterval)
 	defer tick.Stop()
@@ -392,9 +464,15 @@ func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measuremen
 		if err != nil {
 			return fmt.Errorf("reading the CPU time of %s: %w", e.Name, err)
 		}
+		var broker time.Duration
+		if brokerOK {
+			if broker, err = cpuTime(r.cfg.BrokerPID); err != nil {
+				brokerOK = false
+			}
+		}
 		if off != lastOff {
 			lastOff, lastMove = off, now
-			if !t10.IsZero() {
+			if !tStart.IsZero() {
 				m.Commits++
 			}
 		} else if off >= n && !caughtUp {
@@ -402,24 +480,46 @@ func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measuremen
 		} else if now.Sub(lastMove) > r.cfg.Timeout {
 			return fmt.Errorf("%s committed no progress for %v: %d of %d events (log: %s)", e.Name, r.cfg.Timeout, off, n, logPath)
 		}
+		if first.IsZero() && off > 0 {
+			first = now
+		}
 		if t10.IsZero() && off*10 >= n {
 			t10, cpu10 = now, cpu
 		}
+		if tStart.IsZero() && !t10.IsZero() && now.Sub(first) >= r.cfg.Warmup && off < n {
+			tStart, offStart, cpuStart, brokerStart = now, off, cpu, broker
+		}
 		if off >= n && caughtUp {
-			t100, cpu100 = now, cpu
+			t100, cpu100, brokerEnd = now, cpu, broker
 		}
 	}
-	if d := t100.Sub(t10); d > 0 {
-		m.WallRate = float64(n-n/10) / d.Seconds()
-	}
-	if d := cpu100 - cpu10; d > 0 {
-		m.CPURate = float64(n-n/10) / d.Seconds()
+	if tStart.IsZero() {
+		// Done within the warm-up: the rates of 10% to 100% size the
+		// next run, and the window is empty.
+		m.Commits = 0
+		if d, c := t100.Sub(t10), cpu100-cpu10; d > 0 && c > 0 {
+			m.WallRate, m.CPURate = float64(n-n/10)/d.Seconds(), float64(n-n/10)/c.Seconds()
+		} else if d := t100.Sub(start); d > 0 {
+			// All of it in one commit: start-up included, a low guess.
+			m.WallRate = float64(n) / d.Seconds()
+		}
+	} else {
+		m.Window, m.EngineCPU = t100.Sub(tStart), cpu100-cpuStart
+		if brokerOK {
+			m.BrokerCPU = brokerEnd - brokerStart
+		}
+		if m.Window > 0 {
+			m.WallRate = float64(n-offStart) / m.Window.Seconds()
+		}
+		if m.EngineCPU > 0 {
+			m.CPURate = float64(n-offStart) / m.EngineCPU.Seconds()
+		}
 	}
 
 	// Latency.
 	var liveStart time.Time
 	liveFor := r.cfg.LiveFor
-	if query(q).Windowed && r.cfg.LiveForWindows > 0 {
+	if query(spec.Query).Windowed && r.cfg.LiveForWindows > 0 {
 		liveFor = r.cfg.LiveForWindows
 	}
 	if p.Live && liveFor > 0 {
@@ -681,4 +781,18 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// maxResizes bounds the runs that size one engine's input.
+const maxResizes = 3
+
+// resize reports whether m's window was too short to count, and the input
+// size that gives the engine Warmup plus MinWindow at the rate m showed,
+// with a third to spare.
+func (r *run) resize(m *Measurement) (int, bool) {
+	if r.cfg.MinWindow <= 0 || m.Failed() || m.Window >= r.cfg.MinWindow || m.WallRate <= 0 || m.Events >= r.cfg.MaxEvents {
+		return 0, false
+	}
+	need := m.WallRate * (r.cfg.Warmup + r.cfg.MinWindow).Seconds() * 4 / 3 / 0.9
+	return min(r.cfg.MaxEvents, max(m.Events*2, int(need))), true
 }

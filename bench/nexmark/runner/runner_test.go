@@ -76,14 +76,9 @@ func testEngineCmd(name, kind string) Engine {
 // engine names, which must agree, and a third that runs another query,
 // which the cross-check must catch.
 func TestRunMeasuresAndCrossChecks(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	var log strings.Builder
 	cfg := Config{
-		Brokers: c.ListenAddrs(),
+		Brokers: fakeBroker(t),
 		Engines: []Engine{
 			testEngineCmd("weir", "weir"), testEngineCmd("twin", "weir"), testEngineCmd("broken", "broken"), testEngineCmd("bare", "bare"),
 		},
@@ -191,4 +186,83 @@ func TestContractArgsCarryTheProducer(t *testing.T) {
 			t.Errorf("%+v: no error", p)
 		}
 	}
+}
+
+// TestRunResizesShortWindowsAndRepeats runs the bare copy twice with a
+// measured window that its first input is too small for: the first run
+// must only size the input, and both repetitions must then count, with
+// windows of at least the minimum.
+func TestRunResizesShortWindowsAndRepeats(t *testing.T) {
+	var log strings.Builder
+	cfg := Config{
+		Brokers: fakeBroker(t), Engines: []Engine{testEngineCmd("bare", "bare")},
+		Passes: []Pass{{Guarantee: "exactly-once", Interval: 50 * time.Millisecond}},
+		Events: 5_000, Parallelism: 2, WorkDir: t.TempDir(), Timeout: 30 * time.Second, Log: &log,
+		Reps: 2, MinWindow: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, MaxEvents: 2_000_000, BrokerPID: -1,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ms, problems, err := Run(ctx, cfg)
+	t.Logf("runner log:\n%s", log.String())
+	if err != nil {
+		t.Fatalf("Run: %v (%q)", err, problems)
+	}
+	var s Summary
+	for _, m := range ms {
+		s.add(m)
+	}
+	// Sizing runs, then the two repetitions on one larger input.
+	ok := len(ms) >= 3 && ms[0].Events == cfg.Events
+	for i, m := range ms {
+		last2 := i >= len(ms)-2
+		ok = ok && m.Sizing != last2 && m.Rep == map[bool]int{false: 1, true: i - len(ms) + 3}[last2]
+	}
+	if !ok || ms[len(ms)-1].Events != ms[len(ms)-2].Events || ms[len(ms)-1].Events <= cfg.Events {
+		for _, m := range ms {
+			t.Logf("%+v", *m)
+		}
+		t.Fatalf("%d runs; want sizing runs from %d events on, then two repetitions on one larger input", len(ms), cfg.Events)
+	}
+	if len(s.Counted) != 2 {
+		t.Fatalf("%d runs counted, want 2", len(s.Counted))
+	}
+	for _, m := range s.Counted {
+		// The resize aims at a third more than the minimum; a run may
+		// still fall short under load, but not far.
+		if m.Window < cfg.MinWindow/2 || m.WallRate <= 0 || m.CPURate <= 0 || m.EngineCPU <= 0 {
+			t.Errorf("repetition %d: window %v, rates %.0f/%.0f, CPU %v", m.Rep, m.Window, m.WallRate, m.CPURate, m.EngineCPU)
+		}
+	}
+	var tables strings.Builder
+	WriteTables(&tables, cfg, ms)
+	if !strings.Contains(tables.String(), "| copy | bare | ") || !strings.Contains(tables.String(), "2 repetitions") {
+		t.Errorf("tables:\n%s", tables.String())
+	}
+	t.Logf("tables:\n%s", tables.String())
+}
+
+func TestSummaryMedianAndSpread(t *testing.T) {
+	var s Summary
+	for i, r := range []float64{300, 100, 200, 400} {
+		s.add(&Measurement{Rep: i + 1, CPURate: r, Commits: MinCommits})
+	}
+	s.add(&Measurement{Rep: 1, CPURate: 1e9, Commits: MinCommits, Sizing: true})
+	s.add(&Measurement{Rep: 3, CPURate: 1e9, Commits: MinCommits - 1})
+	if got := s.Median(cpuRate); got != 250 {
+		t.Errorf("median %v, want 250 (sizing runs and runs with too few commits left out)", got)
+	}
+	if got := s.spread(cpuRate); got != "250 (100-400)" {
+		t.Errorf("spread %q", got)
+	}
+}
+
+// fakeBroker starts franz-go's in-process broker for the test and returns
+// its addresses.
+func fakeBroker(t *testing.T) []string {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
 }

@@ -127,6 +127,11 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	timeout := fs.Duration("timeout", 90*time.Second, "fail a run whose committed offsets stop moving this long")
 	readme := fs.String("readme", "", "also write the tables into this file, between the nexmark-results markers")
 	jsonOut := fs.String("json", "", "also write the measurements to this file as JSON")
+	reps := fs.Int("reps", 3, "repetitions of every run (the tables give medians and ranges)")
+	warmup := fs.Duration("warmup", 5*time.Second, "left out of each measured window after the engine's first commit")
+	minWindow := fs.Duration("min-window", 10*time.Second, "shortest measured window that counts: an engine that finishes sooner runs again on a larger input (0: any)")
+	maxEvents := fs.Int("max-events", 20_000_000, "largest input a resized run gets")
+	brokerPID := fs.Int("broker-pid", 0, "the broker's process, whose CPU time goes beside each engine's (0: the local process running kafka.Kafka; -1: none)")
 	profileDir := fs.String("profile", "", "write a CPU profile of every Weir run into this directory (go tool pprof bin/nexmark FILE)")
 	producer := producerFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -144,6 +149,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 		Brokers: strings.Split(*brokers, ","), Events: *events, LiveRate: *liveRate, LiveFor: *liveFor, LiveForWindows: *liveForWindows,
 		Parallelism: *parallelism, WorkDir: *workDir, Timeout: *timeout, Log: out,
 		Reference: "weir", Strict: []string{"flink"}, Producer: p,
+		Reps: *reps, Warmup: *warmup, MinWindow: *minWindow, MaxEvents: *maxEvents, BrokerPID: *brokerPID,
 	}
 	more := map[string]string{}
 	for _, kv := range list(*scripts) {
@@ -202,6 +208,9 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if *events < 1000 || *liveRate <= 0 || *interval <= 0 || *alsoInterval <= 0 {
 		return usageError{errors.New("-events must be at least 1000, -live-rate and the intervals positive")}
+	}
+	if *reps < 1 || *warmup < 0 || *minWindow < 0 || *maxEvents < *events {
+		return usageError{errors.New("-reps must be at least 1, -warmup and -min-window not negative, -max-events at least -events")}
 	}
 	cfg.Passes = []runner.Pass{{Guarantee: "exactly-once", Interval: *interval, Live: true, CrossCheck: true}}
 	if len(alo) > 0 {
