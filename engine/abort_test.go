@@ -6,10 +6,12 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -227,5 +229,143 @@ func TestAbortThatCannotReachTheBrokerIsRetried(t *testing.T) {
 	}
 	if aborts.Load() < 2 {
 		t.Fatalf("%d aborts reached the cluster: the test did not make one fail", aborts.Load())
+	}
+}
+
+// TestRebalanceDuringAnAbortLeavesOneRunnerPerTask: an abort stops every
+// task, waits for the broker to take the abort, and starts them again. A
+// rebalance that lands while it waits (here a second replica joining) must
+// not leave a task with two runners, one started by the assignment and one
+// by the abort: they would process and write the task's state at once
+// (the torture test found it, seed 525061013). The abort (EndTxn, and the
+// epoch bump franz-go falls back to) is held until the group has gone on
+// without the waiting replica; then every record must come out once, and
+// no task may ever have had two runners on one replica.
+//
+// It does not fail with the fix of c6212bb taken out: franz-go runs the
+// rebalance callbacks of a client blocked in its poll loop only once the
+// loop allows it, after the abort. How the torture run's assignment got
+// in during an abort is not known; this test keeps the path (an abort
+// that outlasts a rebalance) under the exactly-once and runner checks.
+func TestRebalanceDuringAnAbortLeavesOneRunnerPerTask(t *testing.T) {
+	var mu sync.Mutex
+	runners := map[string]int{}
+	var twice []string
+	t.Cleanup(engine.SetRunnerHook(func(replica string, id engine.TaskID, delta int) {
+		mu.Lock()
+		defer mu.Unlock()
+		k := replica + "/" + id.String()
+		runners[k] += delta
+		if runners[k] > 1 {
+			twice = append(twice, k)
+		}
+	}))
+
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "views", "tagged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	const n = 4000
+	var recs []*kgo.Record
+	for i := range n {
+		b, _ := json.Marshal(event{User: "u" + strconv.Itoa(i%11), Seq: i})
+		recs = append(recs, &kgo.Record{Topic: "views", Value: b})
+	}
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
+	failProduces(c, kerr.InvalidRecord.Code, true, func(n int64) bool { return n == 3 })
+	// The first abort's EndTxn finds the coordinator away until released.
+	aborting, release := make(chan struct{}), make(chan struct{})
+	var aborts atomic.Int64
+	c.ControlKey(int16(kmsg.EndTxn), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if kreq.(*kmsg.EndTxnRequest).Commit {
+			return nil, nil, false
+		}
+		if aborts.Add(1) == 1 {
+			close(aborting)
+		}
+		select {
+		case <-release:
+			return nil, nil, false
+		default:
+			return nil, errors.New("coordinator away"), true
+		}
+	})
+	// franz-go ends an abort it could not send by bumping the epoch
+	// (InitProducerId): that finds the coordinator away too.
+	c.ControlKey(int16(kmsg.InitProducerID), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		select {
+		case <-aborting:
+		default:
+			return nil, nil, false
+		}
+		select {
+		case <-release:
+			return nil, nil, false
+		default:
+			return nil, errors.New("coordinator away"), true
+		}
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	start := func(replica string) {
+		job := slowJob("rebalance-abort", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""),
+			engine.WithStateDir(t.TempDir()), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("error"),
+			engine.WithReplicaID(replica), engine.WithKafkaOpts(kgo.RebalanceTimeout(3*time.Second)))
+		finished := make(chan struct{})
+		go func() {
+			if err := job.Run(ctx); err != nil {
+				t.Errorf("replica %s: %v", replica, err)
+			}
+			close(finished)
+		}()
+		t.Cleanup(func() { cancel(); <-finished })
+	}
+	start("a")
+	select {
+	case <-aborting:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no abort within 30 s")
+	}
+	start("b")
+	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	// Replica a cannot take part in the rebalance while its abort waits
+	// (its callbacks wait for its poll loop): the group goes on without
+	// it, and b gets partitions. Once the abort ends, a rejoins.
+	kafkatest.Eventually(t, 60*time.Second, "replica b in the group, with partitions", func() bool {
+		gs, err := adm.DescribeGroups(ctx, "rebalance-abort")
+		if err != nil {
+			return false
+		}
+		g := gs["rebalance-abort"]
+		for _, m := range g.Members {
+			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 && m.InstanceID != nil && *m.InstanceID == "b" {
+				return g.State == "Stable"
+			}
+		}
+		return false
+	})
+	close(release)
+
+	seen := map[int]int{}
+	for _, r := range kafkatest.ReadAllSettled(t, brokers, "tagged", n, time.Minute, time.Second) {
+		var e enriched
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatal(err)
+		}
+		seen[e.Seq]++
+	}
+	for seq := range n {
+		if seen[seq] != 1 {
+			t.Errorf("seq %d output %d times", seq, seen[seq])
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(twice) > 0 {
+		t.Fatalf("tasks with two runners at once: %v", twice)
 	}
 }

@@ -78,6 +78,9 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 		if err == nil {
 			err = rt.checkAbortSent(ctx)
 		}
+		if err == nil && rt.txn.produced.Load() {
+			err = rt.closeHanging(ctx, "abort")
+		}
 		if err != nil {
 			if ctx.Err() == nil { // stopping: shutdown aborts it
 				rt.fail(fmt.Errorf("aborting the transaction: %w", err))

@@ -109,12 +109,21 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 			rt.updateReadyLocked()
 		})
 	}
+	if hook := testHookRunner; hook != nil {
+		hook(rt.replica, id, 1)
+		tr.exited = func() { hook(rt.replica, id, -1) }
+	}
 	go func() {
 		tr.run()
 		tr.restored() // a task stopped while restoring restores no more
 	}()
 	return tr
 }
+
+// testHookRunner, if set, is called with +1 when a runner of task id is
+// started on a replica, and with -1 when it has stopped (before anyone
+// waiting for it hears so): tests count the runners of a task.
+var testHookRunner func(replica string, id TaskID, delta int)
 
 // onRevoked gives up the revoked tasks. At least once, it first commits
 // what they processed, so the next owner starts exactly there. Exactly

@@ -78,6 +78,9 @@ type taskRunner struct {
 	// (Unix nanoseconds), 0 between chunks: /healthz fails when a task
 	// stays on one chunk too long (user code that never returns).
 	busy atomic.Int64
+	// exited, if set (tests), is called when run returns, before done
+	// closes.
+	exited func()
 }
 
 func (r *taskRunner) halted() bool {
@@ -86,7 +89,12 @@ func (r *taskRunner) halted() bool {
 }
 
 func (r *taskRunner) run() {
-	defer close(r.done)
+	defer func() {
+		if r.exited != nil {
+			r.exited()
+		}
+		close(r.done)
+	}()
 	t, ok := r.restore()
 	if !ok {
 		return

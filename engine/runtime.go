@@ -43,6 +43,8 @@ type runtime struct {
 	// sess is the transactional session of an exactly-once job (cl is its
 	// client); nil at least once.
 	sess *kgo.GroupTransactSession
+	// txnID is the session's transactional id.
+	txnID string
 	// store is the replica's state store, nil for a job without state.
 	store *state.Store
 
@@ -234,19 +236,34 @@ func (rt *runtime) run(ctx context.Context) error {
 	// goes on; from then on the tasks say whether the replica is ready.
 	rt.setNotReady("joining consumer group")
 	if rt.exactlyOnce() {
+		rt.txnID = rt.cfg.Group + "-" + replica
 		rt.sess, err = kgo.NewGroupTransactSession(append(rt.clientOpts(),
-			kgo.TransactionalID(rt.cfg.Group+"-"+replica),
+			kgo.TransactionalID(rt.txnID),
 			kgo.TransactionTimeout(rt.cfg.TransactionTimeout))...)
 		if err == nil {
 			rt.cl = rt.sess.Client()
 			rt.txn.kip890 = clusterUsesKIP890(ctx, rt.cl)
-			err = rt.begin()
 		}
 	} else {
 		rt.cl, err = kgo.NewClient(rt.clientOpts()...)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: kafka client: %w", ErrConfig, err)
+	}
+	if rt.sess != nil {
+		// What an earlier run of this replica left open that the
+		// producer's initialization did not abort (see txnmarkers.go).
+		err := rt.closeHanging(ctx, "start")
+		if err == nil {
+			err = rt.begin()
+		}
+		if err != nil {
+			rt.cl.Close()
+			if ctx.Err() != nil {
+				return nil // stopped while waiting for the broker
+			}
+			return err
+		}
 	}
 	if testHookClientStarted != nil {
 		testHookClientStarted()
