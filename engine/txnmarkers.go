@@ -168,6 +168,7 @@ func (rt *runtime) closeHanging(ctx context.Context, after string) error {
 		return nil
 	}
 	if len(closed) > 0 && err == nil {
+		rt.obs.HangingRecordsAborted(len(closed))
 		rt.log.Error("records of an ended transaction were still open (their abort marker never came); aborted them by writing the marker",
 			zap.String("after", after), zap.Strings("partitions", closed))
 	}

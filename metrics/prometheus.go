@@ -35,6 +35,7 @@ type Prometheus struct {
 	cpRecords                                                   prometheus.Counter
 	cpSize                                                      prometheus.Histogram
 	txns                                                        *prometheus.CounterVec
+	hanging                                                     prometheus.Counter
 	txnSince                                                    atomic.Int64 // Unix nanoseconds; 0 when no transaction is open
 	restored                                                    prometheus.Counter
 	restoreLeft                                                 *prometheus.GaugeVec
@@ -111,6 +112,10 @@ func New(job string) *Prometheus {
 	p.txns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weir_transactions_total", Help: "Kafka transactions ended, by outcome (committed, aborted).", ConstLabels: labels,
 	}, []string{"outcome"})
+	p.hanging = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "weir_transaction_hanging_partitions_aborted_total", ConstLabels: labels,
+		Help: "Partitions where records of an ended transaction were still open (no marker reached them) and the replica aborted them.",
+	})
 	txnAge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "weir_transaction_open_seconds", Help: "Age of the replica's open Kafka transaction; 0 when none is open.", ConstLabels: labels,
 	}, func() float64 {
@@ -186,7 +191,7 @@ func New(job string) *Prometheus {
 		f(c)
 	}
 	for _, c := range []prometheus.Collector{p.recordsIn, p.recordsOut, p.recordsFailed, p.recordsLate, p.lag, p.checkpoints, p.cpDuration, p.watermark, p.idle, p.tasks, p.ready,
-		p.cpRecords, p.cpSize, p.txns, txnAge, p.restored, p.restoreLeft, p.restoreTook, p.rateLimit, p.rateLimited} {
+		p.cpRecords, p.cpSize, p.txns, p.hanging, txnAge, p.restored, p.restoreLeft, p.restoreTook, p.rateLimit, p.rateLimited} {
 		f(c)
 	}
 	p.txns.WithLabelValues("committed")
@@ -287,6 +292,8 @@ func (p *Prometheus) Transaction(committed bool) {
 		p.txns.WithLabelValues("aborted").Inc()
 	}
 }
+
+func (p *Prometheus) HangingRecordsAborted(partitions int) { p.hanging.Add(float64(partitions)) }
 
 func (p *Prometheus) TransactionOpen(since time.Time) {
 	if since.IsZero() {

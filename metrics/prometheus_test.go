@@ -146,6 +146,8 @@ func TestTransactions(t *testing.T) {
 	p.Transaction(false)
 	wantValue(t, p, 2, "weir_transactions_total", "outcome", "committed")
 	wantValue(t, p, 1, "weir_transactions_total", "outcome", "aborted")
+	p.HangingRecordsAborted(2)
+	wantValue(t, p, 2, "weir_transaction_hanging_partitions_aborted_total")
 }
 
 func TestTransactionOpen(t *testing.T) {

@@ -68,6 +68,10 @@ type Observer interface {
 	// TransactionOpen reports when the replica's current transaction
 	// began, or the zero time when none is open.
 	TransactionOpen(since time.Time)
+	// HangingRecordsAborted reports partitions where records of an ended
+	// transaction of the replica were still open (their marker never
+	// came) and the replica aborted them.
+	HangingRecordsAborted(partitions int)
 	// RestoreProgress reports a task restoring its state from the
 	// changelog: records applied so far, and at most how many remain.
 	RestoreProgress(task string, restored, remaining int64)
@@ -119,6 +123,7 @@ func (Nop) Watermark(string, time.Time, bool)                  {}
 func (Nop) CheckpointSize(int, int)                            {}
 func (Nop) Transaction(bool)                                   {}
 func (Nop) TransactionOpen(time.Time)                          {}
+func (Nop) HangingRecordsAborted(int)                          {}
 func (Nop) RestoreProgress(string, int64, int64)               {}
 func (Nop) RestoreDone(string, int64, time.Duration)           {}
 func (Nop) TaskStopped(string)                                 {}
