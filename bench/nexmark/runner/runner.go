@@ -652,8 +652,9 @@ func (r *run) live(ctx context.Context, spec Spec, liveFor time.Duration, exited
 func (r *run) committed(ctx context.Context, group, topic string) (int64, bool, error) {
 	resp, err := r.adm.FetchOffsets(ctx, group)
 	if err != nil {
-		// A group not yet known to the coordinator has no offsets.
-		if errors.Is(err, kerr.GroupIDNotFound) || errors.Is(err, kerr.CoordinatorLoadInProgress) {
+		// A group not yet known to the coordinator has no offsets (on a new
+		// broker, the offsets topic may not even have its coordinator yet).
+		if errors.Is(err, kerr.GroupIDNotFound) || errors.Is(err, kerr.CoordinatorLoadInProgress) || errors.Is(err, kerr.CoordinatorNotAvailable) {
 			return 0, false, nil
 		}
 		return 0, false, fmt.Errorf("fetching the offsets of group %s: %w", group, err)
