@@ -161,20 +161,8 @@ func TestDeterministicProduceErrorFailsTheJob(t *testing.T) {
 // the broker everywhere else, not stop: a replica stopped by a broker
 // restart is a crash for Kubernetes to clean up.
 func TestAbortThatCannotReachTheBrokerIsRetried(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "views", "tagged"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
 	const n = 2000
-	var recs []*kgo.Record
-	for i := range n {
-		b, _ := json.Marshal(event{User: "u" + strconv.Itoa(i%7), Seq: i})
-		recs = append(recs, &kgo.Record{Topic: "views", Value: b})
-	}
-	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
-	failProduces(c, kerr.InvalidRecord.Code, true, func(n int64) bool { return n == 3 })
+	c, brokers := clusterFailingThirdProduce(t, 1, n, 7)
 	// Every abort's EndTxn finds its connection closed, for 3 s.
 	var aborts atomic.Int64
 	var until atomic.Int64
@@ -261,20 +249,8 @@ func TestRebalanceDuringAnAbortLeavesOneRunnerPerTask(t *testing.T) {
 		}
 	}))
 
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "views", "tagged"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
 	const n = 4000
-	var recs []*kgo.Record
-	for i := range n {
-		b, _ := json.Marshal(event{User: "u" + strconv.Itoa(i%11), Seq: i})
-		recs = append(recs, &kgo.Record{Topic: "views", Value: b})
-	}
-	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
-	failProduces(c, kerr.InvalidRecord.Code, true, func(n int64) bool { return n == 3 })
+	c, brokers := clusterFailingThirdProduce(t, 4, n, 11)
 	// The first abort's EndTxn finds the coordinator away until released.
 	aborting, release := make(chan struct{}), make(chan struct{})
 	var aborts atomic.Int64
@@ -368,4 +344,26 @@ func TestRebalanceDuringAnAbortLeavesOneRunnerPerTask(t *testing.T) {
 	if len(twice) > 0 {
 		t.Fatalf("tasks with two runners at once: %v", twice)
 	}
+}
+
+// clusterFailingThirdProduce starts an in-process broker with topics views
+// and tagged of the given partitions, writes n events to views (users
+// cycling over the given count), and makes the third transactional produce
+// fail, so that the job's checkpoint fails and aborts.
+func clusterFailingThirdProduce(t *testing.T, partitions int32, n, users int) (*kfake.Cluster, []string) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "views", "tagged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	var recs []*kgo.Record
+	for i := range n {
+		b, _ := json.Marshal(event{User: "u" + strconv.Itoa(i%users), Seq: i})
+		recs = append(recs, &kgo.Record{Topic: "views", Value: b})
+	}
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
+	failProduces(c, kerr.InvalidRecord.Code, true, func(n int64) bool { return n == 3 })
+	return c, brokers
 }

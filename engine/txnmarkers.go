@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -50,12 +51,7 @@ func (rt *runtime) writtenTopics() []string {
 	for _, it := range rt.job.changelogs {
 		ts[it.name] = true
 	}
-	out := make([]string, 0, len(ts))
-	for t := range ts {
-		out = append(out, t)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(ts))
 }
 
 // closeHangingRecords waits until the coordinator has finished the
