@@ -232,9 +232,12 @@ func TestAbortThatCannotReachTheBrokerIsRetried(t *testing.T) {
 //
 // It does not fail with the fix of c6212bb taken out: franz-go runs the
 // rebalance callbacks of a client blocked in its poll loop only once the
-// loop allows it, after the abort. How the torture run's assignment got
-// in during an abort is not known; this test keeps the path (an abort
-// that outlasts a rebalance) under the exactly-once and runner checks.
+// loop allows it, after the abort. The torture run's assignment got in
+// through the shutdown's last checkpoint, after the poll loop had ended
+// (TestRebalanceDuringAFailedShutdownCheckpointStartsNoRunner, which does
+// fail without that fix); this test keeps the other path, an abort in the
+// poll loop that outlasts a rebalance, under the exactly-once and runner
+// checks.
 func TestRebalanceDuringAnAbortLeavesOneRunnerPerTask(t *testing.T) {
 	var mu sync.Mutex
 	runners := map[string]int{}
@@ -366,4 +369,153 @@ func clusterFailingThirdProduce(t *testing.T, partitions int32, n, users int) (*
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
 	failProduces(c, kerr.InvalidRecord.Code, true, func(n int64) bool { return n == 3 })
 	return c, brokers
+}
+
+// TestRebalanceDuringAFailedShutdownCheckpointStartsNoRunner: a replica
+// is stopped (SIGTERM) and its last checkpoint fails. Its poll loop has
+// ended and allowed rebalances, so a rebalance can run its callbacks
+// while the failed checkpoint's abort waits for the coordinator, which is
+// how the torture test (seed 525061013) got two runners on one task: the
+// abort restarted every task it had stopped, over the runners the
+// assignment had started meanwhile. A stopping replica starts no runner,
+// neither from an abort nor from an assignment, and the output stays
+// exact.
+func TestRebalanceDuringAFailedShutdownCheckpointStartsNoRunner(t *testing.T) {
+	var mu sync.Mutex
+	runners := map[string]int{}
+	var twice []string
+	stopped := false // replica a's shutdown began
+	var startedWhileStopping []string
+	t.Cleanup(engine.SetRunnerHook(func(replica string, id engine.TaskID, delta int) {
+		mu.Lock()
+		defer mu.Unlock()
+		k := replica + "/" + id.String()
+		runners[k] += delta
+		if runners[k] > 1 {
+			twice = append(twice, k)
+		}
+		if replica == "a" && delta > 0 && stopped {
+			startedWhileStopping = append(startedWhileStopping, k)
+		}
+	}))
+
+	const n = 3000
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "views", "tagged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	var recs []*kgo.Record
+	for i := range n {
+		b, _ := json.Marshal(event{User: "u" + strconv.Itoa(i%11), Seq: i})
+		recs = append(recs, &kgo.Record{Topic: "views", Value: b})
+	}
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
+	// Once failing is set, every transactional produce fails, so replica
+	// a's last checkpoint does, and its aborts find the coordinator away
+	// until released.
+	var failing atomic.Bool
+	failProduces(c, kerr.InvalidRecord.Code, true, func(int64) bool { return failing.Load() })
+	aborting, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	c.ControlKey(int16(kmsg.EndTxn), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if kreq.(*kmsg.EndTxnRequest).Commit || !failing.Load() {
+			return nil, nil, false
+		}
+		once.Do(func() { close(aborting) })
+		select {
+		case <-release:
+			return nil, nil, false
+		default:
+			return nil, errors.New("coordinator away"), true
+		}
+	})
+	c.ControlKey(int16(kmsg.InitProducerID), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		select {
+		case <-aborting:
+		default:
+			return nil, nil, false
+		}
+		select {
+		case <-release:
+			return nil, nil, false
+		default:
+			return nil, errors.New("coordinator away"), true
+		}
+	})
+
+	start := func(replica string) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		job := slowJob("shutdown-abort", "views", "tagged", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""),
+			engine.WithStateDir(t.TempDir()), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("error"),
+			engine.WithReplicaID(replica), engine.WithKafkaOpts(kgo.RebalanceTimeout(3*time.Second)))
+		finished := make(chan struct{})
+		go func() {
+			if err := job.Run(ctx); err != nil && replica != "a" {
+				t.Errorf("replica %s: %v", replica, err)
+			}
+			close(finished)
+		}()
+		stop = func() { cancel(); <-finished }
+		t.Cleanup(stop)
+		return func() { cancel() }
+	}
+	stopA := start("a")
+	kafkatest.Eventually(t, 30*time.Second, "replica a committing output", func() bool {
+		return len(kafkatest.ReadAllSettled(t, brokers, "tagged", 1, 5*time.Second, 0)) > 0
+	})
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	failing.Store(true)
+	stopA()
+	select {
+	case <-aborting:
+	case <-time.After(30 * time.Second):
+		t.Fatal("replica a's last checkpoint did not fail and abort within 30 s")
+	}
+	// Replica b joins while a's abort waits: the group rebalances, and
+	// a's callbacks may run (its poll loop has ended).
+	start("b")
+	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	kafkatest.Eventually(t, 60*time.Second, "replica b in the group, with partitions", func() bool {
+		gs, err := adm.DescribeGroups(context.Background(), "shutdown-abort")
+		if err != nil {
+			return false
+		}
+		g := gs["shutdown-abort"]
+		for _, m := range g.Members {
+			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 && m.InstanceID != nil && *m.InstanceID == "b" {
+				return g.State == "Stable"
+			}
+		}
+		return false
+	})
+	failing.Store(false)
+	close(release)
+
+	seen := map[int]int{}
+	for _, r := range kafkatest.ReadAllSettled(t, brokers, "tagged", n, time.Minute, time.Second) {
+		var e enriched
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatal(err)
+		}
+		seen[e.Seq]++
+	}
+	for seq := range n {
+		if seen[seq] != 1 {
+			t.Errorf("seq %d output %d times", seq, seen[seq])
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(twice) > 0 {
+		t.Errorf("tasks with two runners at once: %v", twice)
+	}
+	if len(startedWhileStopping) > 0 {
+		t.Errorf("runners started on replica a after its shutdown began: %v", startedWhileStopping)
+	}
 }
