@@ -519,3 +519,137 @@ func TestRebalanceDuringAFailedShutdownCheckpointStartsNoRunner(t *testing.T) {
 		t.Errorf("runners started on replica a after its shutdown began: %v", startedWhileStopping)
 	}
 }
+
+// TestRebalanceWhileAStoppingRunnerFinishesStartsNoSecond: a replica is
+// told to stop while one of its tasks is inside a long record. Its poll
+// loop has ended and allowed rebalances; the shutdown has taken the tasks
+// off the replica and waits for that runner to finish the record. A
+// replica joining meanwhile makes the group rebalance, and the stopping
+// replica's assignment must not start runners of its own: not beside the
+// one still finishing (two runners on one task's state), nor after it
+// (runners a stopped replica would never stop). Replica b then does all
+// the work, once.
+func TestRebalanceWhileAStoppingRunnerFinishesStartsNoSecond(t *testing.T) {
+	var mu sync.Mutex
+	runners := map[string]int{}
+	var twice []string
+	stopped := false
+	var startedWhileStopping []string
+	t.Cleanup(engine.SetRunnerHook(func(replica string, id engine.TaskID, delta int) {
+		mu.Lock()
+		defer mu.Unlock()
+		k := replica + "/" + id.String()
+		runners[k] += delta
+		if runners[k] > 1 {
+			twice = append(twice, k)
+		}
+		if replica == "a" && delta > 0 && stopped {
+			startedWhileStopping = append(startedWhileStopping, k)
+		}
+	}))
+
+	const n, stuckSeq = 2000, 500
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "views", "tagged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	// Keyed by user, so that record stuckSeq is on partition 0, which the
+	// range balancer gives replica a (sorted first) again at the rebalance.
+	part := kgo.StickyKeyPartitioner(nil).ForTopic("views")
+	var recs []*kgo.Record
+	for i := range n {
+		b, _ := json.Marshal(event{User: "u" + strconv.Itoa(i%11), Seq: i})
+		r := &kgo.Record{Topic: "views", Key: []byte("u" + strconv.Itoa(i%11)), Value: b}
+		if i == stuckSeq {
+			for u := 0; ; u++ {
+				r.Key = []byte("stuck" + strconv.Itoa(u))
+				if part.Partition(r, 4) == 0 {
+					break
+				}
+			}
+		}
+		recs = append(recs, r)
+	}
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
+
+	// Replica a's task that gets record stuckSeq (task 0_0) stays inside
+	// it until gate opens.
+	stuck, gate := make(chan struct{}), make(chan struct{})
+	var stuckOnce sync.Once
+	start := func(replica string, block bool) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		job := engine.NewJob("stopping-runner", engine.WithBrokers(brokers...), engine.WithMetricsAddr(""),
+			engine.WithStateDir(t.TempDir()), engine.WithCheckpointInterval(100*time.Millisecond), engine.WithLogLevel("error"),
+			engine.WithReplicaID(replica), engine.WithShutdownTimeout(2*time.Second),
+			engine.WithKafkaOpts(kgo.RebalanceTimeout(3*time.Second)))
+		views := connectors.KafkaSource(job, "views", codec.JSON[event]())
+		tagged := operators.Map(views, func(e event) (enriched, error) {
+			if block && e.Seq == stuckSeq {
+				stuckOnce.Do(func() { close(stuck) })
+				<-gate
+			}
+			return enriched{User: e.User, Seq: e.Seq, Tag: "seen"}, nil
+		})
+		connectors.KafkaSink(tagged, "tagged", codec.JSON[enriched]())
+		finished := make(chan struct{})
+		go func() {
+			if err := job.Run(ctx); err != nil && replica != "a" {
+				t.Errorf("replica %s: %v", replica, err)
+			}
+			close(finished)
+		}()
+		t.Cleanup(func() { cancel(); <-finished })
+		return cancel
+	}
+	stopA := start("a", true)
+	select {
+	case <-stuck:
+	case <-time.After(30 * time.Second):
+		t.Fatal("replica a did not reach the stuck record within 30 s")
+	}
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	stopA()
+	// Replica b joins while a's shutdown waits for the stuck runner.
+	start("b", false)
+	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	kafkatest.Eventually(t, 60*time.Second, "replica b in the group, with partitions", func() bool {
+		gs, err := adm.DescribeGroups(context.Background(), "stopping-runner")
+		if err != nil {
+			return false
+		}
+		g := gs["stopping-runner"]
+		for _, m := range g.Members {
+			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 && m.InstanceID != nil && *m.InstanceID == "b" {
+				return g.State == "Stable"
+			}
+		}
+		return false
+	})
+	close(gate)
+
+	seen := map[int]int{}
+	for _, r := range kafkatest.ReadAllSettled(t, brokers, "tagged", n, time.Minute, time.Second) {
+		var e enriched
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatal(err)
+		}
+		seen[e.Seq]++
+	}
+	for seq := range n {
+		if seen[seq] != 1 {
+			t.Errorf("seq %d output %d times", seq, seen[seq])
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(twice) > 0 {
+		t.Errorf("tasks with two runners at once: %v", twice)
+	}
+	if len(startedWhileStopping) > 0 {
+		t.Errorf("runners started on replica a after its shutdown began: %v", startedWhileStopping)
+	}
+}

@@ -24,6 +24,14 @@ func (rt *runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	ids := rt.taskIDs(assigned)
+	if rt.stopping.Load() {
+		// The poll loop has ended and allows rebalances: a task started
+		// now would run beside the ones the shutdown stops, and nothing
+		// would stop it. The group moves the tasks on once this replica
+		// has left (or its session ended).
+		rt.log.Info("partitions assigned while stopping; not started", zap.Stringers("tasks", ids))
+		return
+	}
 	// Tasks revoked at this rebalance and not given back moved to another
 	// replica: their key ranges go. (Were they to come back, the changelog
 	// restores them.)
@@ -109,8 +117,22 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 			rt.updateReadyLocked()
 		})
 	}
+	// The task's previous runner in this process may not have exited yet
+	// (stopTasks removes a runner from tasks before it waits for it to
+	// stop, and a rebalance callback can run in between): the new one
+	// waits for it rather than use the task's state beside it.
+	if prev := rt.mu.runners[id]; prev != nil {
+		select {
+		case <-prev.done:
+		default:
+			rt.log.Info("task starts once its previous runner has stopped", zap.Stringer("task", id))
+			prev.halt()
+			tr.after = prev.done
+		}
+	}
+	rt.mu.runners[id] = tr
 	if hook := testHookRunner; hook != nil {
-		hook(rt.replica, id, 1)
+		tr.entered = func() { hook(rt.replica, id, 1) }
 		tr.exited = func() { hook(rt.replica, id, -1) }
 	}
 	go func() {
@@ -252,7 +274,7 @@ func (rt *runtime) stopTasks(ps []TaskID) []*taskRunner {
 		if tr, ok := rt.mu.tasks[p]; ok {
 			trs = append(trs, tr)
 			delete(rt.mu.tasks, p)
-			close(tr.stop)
+			tr.halt()
 		}
 	}
 	rt.obs.TasksAssigned(len(rt.mu.tasks))

@@ -6,6 +6,7 @@ package engine
 import (
 	"context"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,9 +79,39 @@ type taskRunner struct {
 	// (Unix nanoseconds), 0 between chunks: /healthz fails when a task
 	// stays on one chunk too long (user code that never returns).
 	busy atomic.Int64
-	// exited, if set (tests), is called when run returns, before done
+	// after, if set, is the done channel of the task's previous runner in
+	// this process, stopped but maybe not yet exited: run waits for it
+	// before touching the task's state, so that one task never has two
+	// runners at once, whatever path stopped the one and started the
+	// other (see runtime.startTaskLocked).
+	after    <-chan struct{}
+	stopOnce sync.Once
+	// entered and exited, if set (tests), are called when run takes the
+	// task (after waiting for after) and when it returns, before done
 	// closes.
-	exited func()
+	entered, exited func()
+}
+
+// halt tells the runner to stop; it may be called more than once.
+func (r *taskRunner) halt() { r.stopOnce.Do(func() { close(r.stop) }) }
+
+// waitPrevious waits until the task's previous runner has exited,
+// answering commands meanwhile as a task that is not running does. It
+// reports false if the runner was stopped first.
+func (r *taskRunner) waitPrevious() bool {
+	for {
+		select {
+		case <-r.after:
+			return true
+		case c := <-r.ctrl:
+			if c.fn != nil {
+				c.fn(nil)
+			}
+			close(c.done)
+		case <-r.stop:
+			return false
+		}
+	}
 }
 
 func (r *taskRunner) halted() bool {
@@ -89,6 +120,13 @@ func (r *taskRunner) halted() bool {
 }
 
 func (r *taskRunner) run() {
+	if r.after != nil && !r.waitPrevious() {
+		close(r.done)
+		return
+	}
+	if r.entered != nil {
+		r.entered()
+	}
 	defer func() {
 		if r.exited != nil {
 			r.exited()

@@ -69,6 +69,9 @@ type runtime struct {
 	mu       struct {
 		sync.Mutex
 		tasks map[TaskID]*taskRunner
+		// runners holds the last runner started of each task, running or
+		// not: the next one waits for it to exit (startTaskLocked).
+		runners map[TaskID]*taskRunner
 		// seen is, per assigned partition, the first offset fetched since
 		// it was assigned: where an abort rewinds a partition that has no
 		// committed offset yet.
@@ -130,6 +133,7 @@ type runtime struct {
 func newRuntime(j *Job, log *zap.Logger, obs observe.Observer) *runtime {
 	rt := &runtime{job: j, cfg: j.cfg, log: log, obs: obs, fatal: make(chan struct{})}
 	rt.mu.tasks = map[TaskID]*taskRunner{}
+	rt.mu.runners = map[TaskID]*taskRunner{}
 	rt.mu.seen = map[string]map[int32]kgo.EpochOffset{}
 	rt.mu.revoked = map[TaskID]bool{}
 	rt.mu.restarting = map[TaskID]bool{}
