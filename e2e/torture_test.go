@@ -285,9 +285,8 @@ func tortureSchedule(rng *rand.Rand, steps int, running []bool, broker bool) []t
 		}
 		switch x := rng.IntN(100); {
 		case brokerAt[i]:
-			// A broker SIGKILL only under make torture (WEIR_TORTURE=1):
-			// it still finds an exactly-once violation (issue 10).
-			s.kind, s.hard = "broker-restart", rng.IntN(2) == 0 && os.Getenv("WEIR_TORTURE") == "1"
+			// Clean or SIGKILL, half each.
+			s.kind, s.hard = "broker-restart", rng.IntN(2) == 0
 		case x < 35:
 			s.kind, s.replica = "sigkill", up[rng.IntN(len(up))]
 		case x < 60:
