@@ -80,8 +80,9 @@ func (t *Task) ObserveEventTime(topic string, ts time.Time) error {
 	if !ok {
 		return nil
 	}
-	gen.OnEvent(windowing.MillisOf(ts), t.clock.Now())
-	return t.advance()
+	now := t.clock.Now()
+	gen.OnEvent(windowing.MillisOf(ts), now)
+	return t.advanceAt(now)
 }
 
 // addUpstream declares the n upstream tasks writing repartition topic:
@@ -214,8 +215,11 @@ func (t *Task) restoreEventTime(saved map[string]string) error {
 }
 
 // advance moves the task's watermark to the combiner's, firing timers.
-func (t *Task) advance() error {
-	wm, moved := t.et.comb.Advance(t.clock.Now())
+func (t *Task) advance() error { return t.advanceAt(t.clock.Now()) }
+
+// advanceAt is advance with the clock read at now.
+func (t *Task) advanceAt(now time.Time) error {
+	wm, moved := t.et.comb.Advance(now)
 	if !moved {
 		return nil
 	}

@@ -191,8 +191,10 @@ func splitTimerSubject(tk []byte, rest int) (key, parts []byte, err error) {
 }
 
 // encodeWindow is a window as a state namespace: its bounds, in order.
-func encodeWindow(w windowing.Window) []byte {
-	b := make([]byte, 0, 16)
+func encodeWindow(w windowing.Window) []byte { return appendWindow(make([]byte, 0, 16), w) }
+
+// appendWindow appends w's encoding (encodeWindow) to b.
+func appendWindow(b []byte, w windowing.Window) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(w.Start)^(1<<63))
 	return binary.BigEndian.AppendUint64(b, uint64(w.End)^(1<<63))
 }

@@ -418,6 +418,15 @@ type windowOp[K comparable, IN, OUT any] struct {
 	op       string
 	buf      []windowing.Window
 	col      *windowCollector[K, OUT]
+	nsBuf    []byte // see namespace
+}
+
+// namespace encodes w into a buffer of the operator's, for the scope's
+// namespace while one record or timer is handled: the state handles copy
+// what they keep, so the per-record path need not allocate it.
+func (o *windowOp[K, IN, OUT]) namespace(w windowing.Window) []byte {
+	o.nsBuf = appendWindow(o.nsBuf[:0], w)
+	return o.nsBuf
 }
 
 // windowCollector emits a window's outputs with its key, bounds and, as
@@ -534,7 +543,7 @@ func (o *windowOp[K, IN, OUT]) cleansAtFire() bool {
 // merged session is new, whatever its contents: only a session the
 // record falls into unchanged (isLive) has its timers.
 func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN, isLive bool) error {
-	o.c.ns = encodeWindow(w)
+	o.c.ns = o.namespace(w)
 	defer func() { o.c.ns = nil }()
 	existed, err := o.contents.add(o.c, v)
 	if err != nil {
@@ -758,7 +767,7 @@ func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at windowing.Millis, domain en
 	if err := o.c.setKey(key, int64(win.MaxTimestamp())); err != nil {
 		return err
 	}
-	o.c.ns = encodeWindow(win)
+	o.c.ns = o.namespace(win)
 	defer func() { o.c.ns = nil }()
 	switch kind {
 	case windowEarly:

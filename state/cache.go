@@ -61,9 +61,22 @@ type dirtySet struct {
 	// links in.
 	index     *skiplist
 	unindexed []*entry
+	// last is the entry the last get found or put wrote: an operator
+	// reads a key and then writes it (an aggregate's accumulator), and a
+	// comparison of the key's bytes is cheaper than hashing it again.
+	last *entry
 }
 
-func (d *dirtySet) get(key []byte) *entry { return d.m[string(key)] }
+func (d *dirtySet) get(key []byte) *entry {
+	if e := d.last; e != nil && bytes.Equal(e.key, key) {
+		return e
+	}
+	e := d.m[string(key)]
+	if e != nil {
+		d.last = e
+	}
+	return e
+}
 
 // put records a write of key; value is ignored for a tombstone. Both are
 // copied.
@@ -71,7 +84,7 @@ func (d *dirtySet) put(key, value []byte, tombstone bool) {
 	if tombstone {
 		value = nil
 	}
-	if e, ok := d.m[string(key)]; ok {
+	if e := d.get(key); e != nil {
 		d.bytes -= len(e.value)
 		e.value = append(e.value[:0], value...)
 		e.tombstone = tombstone
@@ -90,6 +103,7 @@ func (d *dirtySet) put(key, value []byte, tombstone bool) {
 		e.value = append(make([]byte, 0, len(value)), value...)
 	}
 	d.m[keyString(e.key)] = e
+	d.last = e
 	d.bytes += e.size()
 	if d.index != nil {
 		d.unindexed = append(d.unindexed, e)
@@ -142,44 +156,87 @@ func (d *dirtySet) sorted() []*entry {
 	return es
 }
 
+// entries returns every entry once, in key order only if the generation
+// was indexed for a Scan (ordered reports which): a Flush need not sort,
+// so it does not pay for an order that only a Scan of the flushed
+// generation needs.
+func (d *dirtySet) entries() (es []*entry, ordered bool) {
+	if d.index != nil {
+		return d.sorted(), true
+	}
+	es = make([]*entry, 0, len(d.m))
+	for _, e := range d.m {
+		es = append(es, e)
+	}
+	return es, false
+}
+
 // pendingSet is the flushed generation. Its entries are never modified:
 // the mutations Flush returned share their bytes.
 type pendingSet struct {
-	m      map[string]*entry
-	sorted []*entry // by key; Scan binary-searches it
-	bytes  int      // about: the dirty generations' bytes it took over
+	m map[string]*entry
+	// list holds every entry once, in key order when ordered: sorted
+	// orders it on first need (a Scan), since writing the generation to
+	// Kafka and Pebble needs no order.
+	list    []*entry
+	ordered bool
+	bytes   int // about: the dirty generations' bytes it took over
 }
 
 func (p *pendingSet) get(key []byte) *entry { return p.m[string(key)] }
 
-// seekGE returns the index of the first entry whose key is >= key.
-func (p *pendingSet) seekGE(key []byte) int {
-	return sort.Search(len(p.sorted), func(i int) bool { return bytes.Compare(p.sorted[i].key, key) >= 0 })
+// sorted returns the entries in key order.
+func (p *pendingSet) sorted() []*entry {
+	if !p.ordered {
+		slices.SortFunc(p.list, compareEntries)
+		p.ordered = true
+	}
+	return p.list
 }
 
-// add takes over a flushed dirty generation whose entries are sorted by
-// key. If p already holds one (Flush twice without a commit or an abort),
-// the newer entries replace the older ones key by key.
-func (p *pendingSet) add(m map[string]*entry, sorted []*entry) {
-	if len(p.sorted) == 0 {
-		p.m, p.sorted = m, sorted
+// seekGE returns the index in sorted() of the first entry whose key is >=
+// key.
+func (p *pendingSet) seekGE(key []byte) int {
+	es := p.sorted()
+	return sort.Search(len(es), func(i int) bool { return bytes.Compare(es[i].key, key) >= 0 })
+}
+
+// add takes over a flushed dirty generation m, whose entries es lists
+// (in key order if ordered). If p already holds one (Flush twice without
+// a commit or an abort), the newer entries replace the older ones key by
+// key.
+func (p *pendingSet) add(m map[string]*entry, es []*entry, ordered bool) {
+	if len(p.list) == 0 {
+		p.m, p.list, p.ordered = m, es, ordered
 		return
 	}
-	merged := make([]*entry, 0, len(p.sorted)+len(sorted))
-	old := p.sorted
-	for len(old) > 0 && len(sorted) > 0 {
-		switch c := bytes.Compare(old[0].key, sorted[0].key); {
+	if !p.ordered || !ordered {
+		for k, e := range m {
+			p.m[k] = e
+		}
+		// A new slice: a Scan in progress keeps the old one.
+		list := make([]*entry, 0, len(p.m))
+		for _, e := range p.m {
+			list = append(list, e)
+		}
+		p.list, p.ordered = list, false
+		return
+	}
+	merged := make([]*entry, 0, len(p.list)+len(es))
+	old := p.list
+	for len(old) > 0 && len(es) > 0 {
+		switch c := bytes.Compare(old[0].key, es[0].key); {
 		case c < 0:
 			merged, old = append(merged, old[0]), old[1:]
 		case c > 0:
-			merged, sorted = append(merged, sorted[0]), sorted[1:]
+			merged, es = append(merged, es[0]), es[1:]
 		default:
-			merged, old, sorted = append(merged, sorted[0]), old[1:], sorted[1:]
+			merged, old, es = append(merged, es[0]), old[1:], es[1:]
 		}
 	}
-	merged = append(append(merged, old...), sorted...)
+	merged = append(append(merged, old...), es...)
 	for k, e := range m {
 		p.m[k] = e
 	}
-	p.sorted = merged
+	p.list = merged
 }

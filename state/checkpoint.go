@@ -36,7 +36,7 @@ type Mutation struct {
 }
 
 // Flush moves the dirty cache into the pending generation and returns its
-// mutations in ascending key order: step 1 of a checkpoint. Nothing is
+// mutations, in no particular order: step 1 of a checkpoint. Nothing is
 // written to Pebble. Reads keep seeing the flushed writes, and Set and
 // Delete start a new dirty generation.
 //
@@ -47,9 +47,9 @@ func (t *TaskStore) Flush() []Mutation {
 	if len(t.dirty.m) == 0 {
 		return nil
 	}
-	sorted := t.dirty.sorted()
-	muts := make([]Mutation, len(sorted))
-	for i, e := range sorted {
+	es, ordered := t.dirty.entries()
+	muts := make([]Mutation, len(es))
+	for i, e := range es {
 		// Full slice expressions: an append by the caller must not write
 		// into the entry's spare capacity.
 		muts[i] = Mutation{Key: e.key[:len(e.key):len(e.key)], Tombstone: e.tombstone}
@@ -57,9 +57,10 @@ func (t *TaskStore) Flush() []Mutation {
 			muts[i].Value = e.value[:len(e.value):len(e.value)]
 		}
 	}
-	t.pending.add(t.dirty.m, sorted)
+	t.pending.add(t.dirty.m, es, ordered)
 	t.pending.bytes += t.dirty.bytes
-	t.dirty = dirtySet{seq: t.dirty.seq}
+	t.dirty = dirtySet{seq: t.dirty.seq, m: t.spare}
+	t.spare = nil
 	return muts
 }
 
@@ -86,7 +87,7 @@ func (t *TaskStore) CommitPending(checkpointID int64, changelogOffsets map[strin
 	if err := write(meta); err != nil {
 		return fmt.Errorf("state: task %v: commit checkpoint %d: %w", t.id, checkpointID, err)
 	}
-	for _, e := range t.pending.sorted {
+	for _, e := range t.pending.list {
 		switch {
 		case e.tombstone:
 			t.cacheDrop(e.key)
@@ -94,9 +95,17 @@ func (t *TaskStore) CommitPending(checkpointID int64, changelogOffsets map[strin
 			t.cachePut(e)
 		}
 	}
+	if m := t.pending.m; t.spare == nil && len(m) <= maxSpareEntries {
+		clear(m)
+		t.spare = m
+	}
 	t.pending = pendingSet{}
 	return nil
 }
+
+// maxSpareEntries bounds the map kept for reuse (TaskStore.spare): a
+// burst's map is not kept for good.
+const maxSpareEntries = 1 << 18
 
 // commitWithMeta adds the checkpoint record to b and commits it.
 func (t *TaskStore) commitWithMeta(b *pebble.Batch, checkpointID int64, offsets map[string]int64) error {

@@ -154,6 +154,8 @@ func runModel(t *testing.T, rng *rand.Rand, steps int, rareScans bool, opts ...O
 				}
 				m.pending[k] = m.dirty[k]
 			}
+			// Flush promises no order: compare in key order.
+			slices.SortFunc(muts, func(a, b Mutation) int { return bytes.Compare(a.Key, b.Key) })
 			if !slices.EqualFunc(muts, want, equalMutation) {
 				fail("Flush() = %v; want %v", muts, want)
 			}

@@ -19,7 +19,7 @@ const restoreBatchBytes = 4 << 20
 //
 // key and value are copied; safe to reuse after return.
 func (t *TaskStore) Restore(key, value []byte, tombstone bool) error {
-	if len(t.dirty.m) > 0 || len(t.pending.sorted) > 0 {
+	if len(t.dirty.m) > 0 || len(t.pending.list) > 0 {
 		return fmt.Errorf("%w: task %v", ErrNotIdle, t.id)
 	}
 	if t.store.closed.Load() {
@@ -53,7 +53,7 @@ func (t *TaskStore) Restore(key, value []byte, tombstone bool) error {
 // restore reached (the next offset to read, by topic). Checkpoint then
 // returns them, and the task may start processing.
 func (t *TaskStore) FinishRestore(checkpointID int64, changelogOffsets map[string]int64) error {
-	if len(t.dirty.m) > 0 || len(t.pending.sorted) > 0 {
+	if len(t.dirty.m) > 0 || len(t.pending.list) > 0 {
 		return fmt.Errorf("%w: task %v", ErrNotIdle, t.id)
 	}
 	if t.store.closed.Load() {

@@ -66,7 +66,7 @@ func (t *TaskStore) merge(it *pebble.Iterator, lower, upper []byte, fn func(key,
 	if t.dirty.index != nil {
 		d = visible(t.dirty.index.seekGE(lower))
 	}
-	pending := t.pending.sorted // fn may flush; keep this generation's view
+	pending := t.pending.sorted() // fn may flush; keep this generation's view
 	p := t.pending.seekGE(lower)
 	inRange := func(key []byte) bool { return len(upper) == 0 || bytes.Compare(key, upper) < 0 }
 

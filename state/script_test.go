@@ -144,6 +144,8 @@ func (h *harness) run(d *datadriven.TestData) string {
 		fmt.Fprintf(&out, "keys=%d bytes=%d\n", ts.DirtyKeys(), ts.DirtyBytes())
 	case "flush":
 		muts := h.task(d).Flush()
+		// Flush promises no order: print in key order.
+		slices.SortFunc(muts, func(a, b Mutation) int { return bytes.Compare(a.Key, b.Key) })
 		if len(muts) == 0 {
 			out.WriteString("(no mutations)\n")
 		}

@@ -45,9 +45,9 @@ func (t *TaskStore) deferCommit(meta []byte) error {
 		return t.syncWith(meta)
 	}
 	if t.unsynced.m == nil {
-		t.unsynced.m = make(map[string]*entry, len(t.pending.sorted))
+		t.unsynced.m = make(map[string]*entry, len(t.pending.list))
 	}
-	for _, e := range t.pending.sorted {
+	for _, e := range t.pending.list {
 		e.next = nil // the dirty generation's skiplist links are done with
 		k := keyString(e.key)
 		if old, ok := t.unsynced.m[k]; ok {
@@ -115,7 +115,9 @@ func (t *TaskStore) syncWith(commit []byte) error {
 	}
 	if commit != nil {
 		meta = commit
-		for _, e := range t.pending.sorted {
+		// In key order: Pebble applies a sorted batch to its memtable much
+		// faster than one in random order, more than the sort costs.
+		for _, e := range t.pending.sorted() {
 			if err := put(e); err != nil {
 				return fmt.Errorf("state: task %v: writing committed state: %w", t.id, err)
 			}

@@ -26,7 +26,11 @@ type TaskStore struct {
 
 	dirty   dirtySet
 	pending pendingSet
-	clean   cleanSet // clean.go
+	// spare is a committed pending generation's map, emptied, for the
+	// next dirty generation: a map that keeps its size does not grow and
+	// rehash again at every checkpoint.
+	spare map[string]*entry
+	clean cleanSet // clean.go
 	// unsynced is committed by Kafka, not yet written to Pebble (sync.go).
 	unsynced unsyncedSet
 	// uncached are prefixes of keys the clean generation never holds.
