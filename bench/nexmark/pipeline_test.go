@@ -43,6 +43,15 @@ func (c *manualClock) Now() time.Time { return c.now }
 const sourceTopic = "nexmark"
 
 func newPipeline(q Query) (*pipeline, error) {
+	store, err := state.Open("", state.InMemory(state.NewMemFS()))
+	if err != nil {
+		return nil, err
+	}
+	return newPipelineOn(q, store)
+}
+
+// newPipelineOn is newPipeline over the given store.
+func newPipelineOn(q Query, store *state.Store) (*pipeline, error) {
 	job := engine.NewJob("bench-" + q.Name)
 	q.Build(job, sourceTopic, "out")
 	top := local.Prepare(job, 1)
@@ -51,10 +60,6 @@ func newPipeline(q Query) (*pipeline, error) {
 		if stage, ok := top.StageOf(t); ok {
 			p.reads[t] = stage
 		}
-	}
-	store, err := state.Open("", state.InMemory(state.NewMemFS()))
-	if err != nil {
-		return nil, err
 	}
 	for stage := range top.Stages {
 		lt, err := local.NewTask(context.Background(), job, stage, 0,
