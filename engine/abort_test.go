@@ -239,55 +239,12 @@ func TestAbortThatCannotReachTheBrokerIsRetried(t *testing.T) {
 // poll loop that outlasts a rebalance, under the exactly-once and runner
 // checks.
 func TestRebalanceDuringAnAbortLeavesOneRunnerPerTask(t *testing.T) {
-	var mu sync.Mutex
-	runners := map[string]int{}
-	var twice []string
-	t.Cleanup(engine.SetRunnerHook(func(replica string, id engine.TaskID, delta int) {
-		mu.Lock()
-		defer mu.Unlock()
-		k := replica + "/" + id.String()
-		runners[k] += delta
-		if runners[k] > 1 {
-			twice = append(twice, k)
-		}
-	}))
+	runners := countRunners(t)
 
 	const n = 4000
 	c, brokers := clusterFailingThirdProduce(t, 4, n, 11)
 	// The first abort's EndTxn finds the coordinator away until released.
-	aborting, release := make(chan struct{}), make(chan struct{})
-	var aborts atomic.Int64
-	c.ControlKey(int16(kmsg.EndTxn), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if kreq.(*kmsg.EndTxnRequest).Commit {
-			return nil, nil, false
-		}
-		if aborts.Add(1) == 1 {
-			close(aborting)
-		}
-		select {
-		case <-release:
-			return nil, nil, false
-		default:
-			return nil, errors.New("coordinator away"), true
-		}
-	})
-	// franz-go ends an abort it could not send by bumping the epoch
-	// (InitProducerId): that finds the coordinator away too.
-	c.ControlKey(int16(kmsg.InitProducerID), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		select {
-		case <-aborting:
-		default:
-			return nil, nil, false
-		}
-		select {
-		case <-release:
-			return nil, nil, false
-		default:
-			return nil, errors.New("coordinator away"), true
-		}
-	})
+	aborting, releaseAborts := holdAborts(c, func() bool { return true })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	start := func(replica string) {
@@ -310,43 +267,14 @@ func TestRebalanceDuringAnAbortLeavesOneRunnerPerTask(t *testing.T) {
 		t.Fatal("no abort within 30 s")
 	}
 	start("b")
-	adm := kadm.NewClient(kafkatest.Client(t, brokers))
 	// Replica a cannot take part in the rebalance while its abort waits
 	// (its callbacks wait for its poll loop): the group goes on without
 	// it, and b gets partitions. Once the abort ends, a rejoins.
-	kafkatest.Eventually(t, 60*time.Second, "replica b in the group, with partitions", func() bool {
-		gs, err := adm.DescribeGroups(ctx, "rebalance-abort")
-		if err != nil {
-			return false
-		}
-		g := gs["rebalance-abort"]
-		for _, m := range g.Members {
-			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 && m.InstanceID != nil && *m.InstanceID == "b" {
-				return g.State == "Stable"
-			}
-		}
-		return false
-	})
-	close(release)
+	waitForMemberWithPartitions(t, brokers, "rebalance-abort", "b")
+	releaseAborts()
 
-	seen := map[int]int{}
-	for _, r := range kafkatest.ReadAllSettled(t, brokers, "tagged", n, time.Minute, time.Second) {
-		var e enriched
-		if err := json.Unmarshal(r.Value, &e); err != nil {
-			t.Fatal(err)
-		}
-		seen[e.Seq]++
-	}
-	for seq := range n {
-		if seen[seq] != 1 {
-			t.Errorf("seq %d output %d times", seq, seen[seq])
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(twice) > 0 {
-		t.Fatalf("tasks with two runners at once: %v", twice)
-	}
+	checkEachSeqOnce(t, brokers, "tagged", n)
+	runners.check(t)
 }
 
 // clusterFailingThirdProduce starts an in-process broker with topics views
@@ -381,23 +309,7 @@ func clusterFailingThirdProduce(t *testing.T, partitions int32, n, users int) (*
 // neither from an abort nor from an assignment, and the output stays
 // exact.
 func TestRebalanceDuringAFailedShutdownCheckpointStartsNoRunner(t *testing.T) {
-	var mu sync.Mutex
-	runners := map[string]int{}
-	var twice []string
-	stopped := false // replica a's shutdown began
-	var startedWhileStopping []string
-	t.Cleanup(engine.SetRunnerHook(func(replica string, id engine.TaskID, delta int) {
-		mu.Lock()
-		defer mu.Unlock()
-		k := replica + "/" + id.String()
-		runners[k] += delta
-		if runners[k] > 1 {
-			twice = append(twice, k)
-		}
-		if replica == "a" && delta > 0 && stopped {
-			startedWhileStopping = append(startedWhileStopping, k)
-		}
-	}))
+	runners := countRunners(t)
 
 	const n = 3000
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "views", "tagged"))
@@ -417,35 +329,7 @@ func TestRebalanceDuringAFailedShutdownCheckpointStartsNoRunner(t *testing.T) {
 	// until released.
 	var failing atomic.Bool
 	failProduces(c, kerr.InvalidRecord.Code, true, func(int64) bool { return failing.Load() })
-	aborting, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	c.ControlKey(int16(kmsg.EndTxn), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if kreq.(*kmsg.EndTxnRequest).Commit || !failing.Load() {
-			return nil, nil, false
-		}
-		once.Do(func() { close(aborting) })
-		select {
-		case <-release:
-			return nil, nil, false
-		default:
-			return nil, errors.New("coordinator away"), true
-		}
-	})
-	c.ControlKey(int16(kmsg.InitProducerID), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		select {
-		case <-aborting:
-		default:
-			return nil, nil, false
-		}
-		select {
-		case <-release:
-			return nil, nil, false
-		default:
-			return nil, errors.New("coordinator away"), true
-		}
-	})
+	aborting, releaseAborts := holdAborts(c, failing.Load)
 
 	start := func(replica string) (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -467,9 +351,7 @@ func TestRebalanceDuringAFailedShutdownCheckpointStartsNoRunner(t *testing.T) {
 	kafkatest.Eventually(t, 30*time.Second, "replica a committing output", func() bool {
 		return len(kafkatest.ReadAllSettled(t, brokers, "tagged", 1, 5*time.Second, 0)) > 0
 	})
-	mu.Lock()
-	stopped = true
-	mu.Unlock()
+	runners.stopping("a")
 	failing.Store(true)
 	stopA()
 	select {
@@ -480,44 +362,12 @@ func TestRebalanceDuringAFailedShutdownCheckpointStartsNoRunner(t *testing.T) {
 	// Replica b joins while a's abort waits: the group rebalances, and
 	// a's callbacks may run (its poll loop has ended).
 	start("b")
-	adm := kadm.NewClient(kafkatest.Client(t, brokers))
-	kafkatest.Eventually(t, 60*time.Second, "replica b in the group, with partitions", func() bool {
-		gs, err := adm.DescribeGroups(context.Background(), "shutdown-abort")
-		if err != nil {
-			return false
-		}
-		g := gs["shutdown-abort"]
-		for _, m := range g.Members {
-			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 && m.InstanceID != nil && *m.InstanceID == "b" {
-				return g.State == "Stable"
-			}
-		}
-		return false
-	})
+	waitForMemberWithPartitions(t, brokers, "shutdown-abort", "b")
 	failing.Store(false)
-	close(release)
+	releaseAborts()
 
-	seen := map[int]int{}
-	for _, r := range kafkatest.ReadAllSettled(t, brokers, "tagged", n, time.Minute, time.Second) {
-		var e enriched
-		if err := json.Unmarshal(r.Value, &e); err != nil {
-			t.Fatal(err)
-		}
-		seen[e.Seq]++
-	}
-	for seq := range n {
-		if seen[seq] != 1 {
-			t.Errorf("seq %d output %d times", seq, seen[seq])
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(twice) > 0 {
-		t.Errorf("tasks with two runners at once: %v", twice)
-	}
-	if len(startedWhileStopping) > 0 {
-		t.Errorf("runners started on replica a after its shutdown began: %v", startedWhileStopping)
-	}
+	checkEachSeqOnce(t, brokers, "tagged", n)
+	runners.check(t)
 }
 
 // TestRebalanceWhileAStoppingRunnerFinishesStartsNoSecond: a replica is
@@ -530,23 +380,7 @@ func TestRebalanceDuringAFailedShutdownCheckpointStartsNoRunner(t *testing.T) {
 // (runners a stopped replica would never stop). Replica b then does all
 // the work, once.
 func TestRebalanceWhileAStoppingRunnerFinishesStartsNoSecond(t *testing.T) {
-	var mu sync.Mutex
-	runners := map[string]int{}
-	var twice []string
-	stopped := false
-	var startedWhileStopping []string
-	t.Cleanup(engine.SetRunnerHook(func(replica string, id engine.TaskID, delta int) {
-		mu.Lock()
-		defer mu.Unlock()
-		k := replica + "/" + id.String()
-		runners[k] += delta
-		if runners[k] > 1 {
-			twice = append(twice, k)
-		}
-		if replica == "a" && delta > 0 && stopped {
-			startedWhileStopping = append(startedWhileStopping, k)
-		}
-	}))
+	runners := countRunners(t)
 
 	const n, stuckSeq = 2000, 500
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "views", "tagged"))
@@ -609,30 +443,90 @@ func TestRebalanceWhileAStoppingRunnerFinishesStartsNoSecond(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("replica a did not reach the stuck record within 30 s")
 	}
-	mu.Lock()
-	stopped = true
-	mu.Unlock()
+	runners.stopping("a")
 	stopA()
 	// Replica b joins while a's shutdown waits for the stuck runner.
 	start("b", false)
+	waitForMemberWithPartitions(t, brokers, "stopping-runner", "b")
+	close(gate)
+
+	checkEachSeqOnce(t, brokers, "tagged", n)
+	runners.check(t)
+}
+
+// runnerCounter counts each task's runners per replica through the
+// engine's test hook.
+type runnerCounter struct {
+	mu      sync.Mutex
+	n       map[string]int
+	twice   []string        // tasks that had two runners at once on a replica
+	stopped map[string]bool // replicas whose shutdown began (stopping)
+	late    []string        // runners such a replica started after
+}
+
+func countRunners(t *testing.T) *runnerCounter {
+	c := &runnerCounter{n: map[string]int{}, stopped: map[string]bool{}}
+	t.Cleanup(engine.SetRunnerHook(func(replica string, id engine.TaskID, delta int) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		k := replica + "/" + id.String()
+		c.n[k] += delta
+		if c.n[k] > 1 {
+			c.twice = append(c.twice, k)
+		}
+		if delta > 0 && c.stopped[replica] {
+			c.late = append(c.late, k)
+		}
+	}))
+	return c
+}
+
+// stopping records that replica is being stopped: it must start no
+// runner from here on.
+func (c *runnerCounter) stopping(replica string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped[replica] = true
+}
+
+func (c *runnerCounter) check(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.twice) > 0 {
+		t.Errorf("tasks with two runners at once: %v", c.twice)
+	}
+	if len(c.late) > 0 {
+		t.Errorf("runners started on a replica after its shutdown began: %v", c.late)
+	}
+}
+
+// waitForMemberWithPartitions waits until the group is stable with the
+// static member instance holding partitions.
+func waitForMemberWithPartitions(t *testing.T, brokers []string, group, instance string) {
+	t.Helper()
 	adm := kadm.NewClient(kafkatest.Client(t, brokers))
-	kafkatest.Eventually(t, 60*time.Second, "replica b in the group, with partitions", func() bool {
-		gs, err := adm.DescribeGroups(context.Background(), "stopping-runner")
+	kafkatest.Eventually(t, 60*time.Second, "replica "+instance+" in the group, with partitions", func() bool {
+		gs, err := adm.DescribeGroups(context.Background(), group)
 		if err != nil {
 			return false
 		}
-		g := gs["stopping-runner"]
+		g := gs[group]
 		for _, m := range g.Members {
-			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 && m.InstanceID != nil && *m.InstanceID == "b" {
+			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 && m.InstanceID != nil && *m.InstanceID == instance {
 				return g.State == "Stable"
 			}
 		}
 		return false
 	})
-	close(gate)
+}
 
+// checkEachSeqOnce reads topic's committed records and checks that every
+// event of the n in the input came out once.
+func checkEachSeqOnce(t *testing.T, brokers []string, topic string, n int) {
+	t.Helper()
 	seen := map[int]int{}
-	for _, r := range kafkatest.ReadAllSettled(t, brokers, "tagged", n, time.Minute, time.Second) {
+	for _, r := range kafkatest.ReadAllSettled(t, brokers, topic, n, time.Minute, time.Second) {
 		var e enriched
 		if err := json.Unmarshal(r.Value, &e); err != nil {
 			t.Fatal(err)
@@ -644,12 +538,41 @@ func TestRebalanceWhileAStoppingRunnerFinishesStartsNoSecond(t *testing.T) {
 			t.Errorf("seq %d output %d times", seq, seen[seq])
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(twice) > 0 {
-		t.Errorf("tasks with two runners at once: %v", twice)
+}
+
+// holdAborts makes the cluster answer the job's aborts (EndTxn without
+// commit) while active() holds with "coordinator away" until release is
+// called; aborting closes at the first. franz-go ends an abort it could
+// not send by bumping the epoch (InitProducerId): from then on that finds
+// the coordinator away too, until release.
+func holdAborts(c *kfake.Cluster, active func() bool) (aborting <-chan struct{}, release func()) {
+	started, released := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	away := func() (kmsg.Response, error, bool) {
+		select {
+		case <-released:
+			return nil, nil, false
+		default:
+			return nil, errors.New("coordinator away"), true
+		}
 	}
-	if len(startedWhileStopping) > 0 {
-		t.Errorf("runners started on replica a after its shutdown began: %v", startedWhileStopping)
-	}
+	c.ControlKey(int16(kmsg.EndTxn), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if kreq.(*kmsg.EndTxnRequest).Commit || !active() {
+			return nil, nil, false
+		}
+		once.Do(func() { close(started) })
+		return away()
+	})
+	c.ControlKey(int16(kmsg.InitProducerID), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		select {
+		case <-started:
+			return away()
+		default:
+			return nil, nil, false
+		}
+	})
+	var releaseOnce sync.Once
+	return started, func() { releaseOnce.Do(func() { close(released) }) }
 }

@@ -3,9 +3,6 @@ package weirtest_test
 import (
 	"bytes"
 	"context"
-	"os"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"testing"
 
@@ -15,6 +12,7 @@ import (
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/internal/local"
+	"github.com/weirstream/weir/internal/procmem"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/state"
 )
@@ -71,27 +69,7 @@ func BenchmarkKeyScale(b *testing.B) {
 				i++
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-			runtime.GC()
-			debug.FreeOSMemory()
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
-			b.ReportMetric(float64(residentKiB())/1024, "rss-MiB")
+			procmem.ReportMemory(b)
 		})
 	}
-}
-
-// residentKiB is the process's resident memory (VmRSS), 0 where unknown.
-func residentKiB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if rest, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
-			v, _ := strconv.ParseInt(string(bytes.TrimSuffix(bytes.TrimSpace(rest), []byte(" kB"))), 10, 64)
-			return v
-		}
-	}
-	return 0
 }

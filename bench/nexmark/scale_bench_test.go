@@ -1,15 +1,13 @@
 package nexmark
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"testing"
 
+	"github.com/weirstream/weir/internal/procmem"
 	"github.com/weirstream/weir/state"
 )
 
@@ -71,12 +69,7 @@ func BenchmarkQ5Scale(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 			b.ReportMetric(float64(p.outputs-before)/float64(b.N), "outputs/event")
-			runtime.GC()
-			debug.FreeOSMemory()
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
-			b.ReportMetric(float64(residentKiB())/1024, "rss-MiB")
+			procmem.ReportMemory(b)
 			if dir := os.Getenv("WEIR_BENCH_HEAP_PROFILE_DIR"); dir != "" {
 				// What holds the heap, with the state still live.
 				f, err := os.Create(filepath.Join(dir, "q5-"+strconv.Itoa(n)+".heap"))
@@ -90,19 +83,4 @@ func BenchmarkQ5Scale(b *testing.B) {
 			}
 		})
 	}
-}
-
-// residentKiB is the process's resident memory (VmRSS), 0 where unknown.
-func residentKiB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if rest, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
-			kib, _ := strconv.ParseInt(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(rest), []byte("kB")))), 10, 64)
-			return kib
-		}
-	}
-	return 0
 }
