@@ -191,14 +191,17 @@ func TestContractArgsCarryTheProducer(t *testing.T) {
 // TestRunResizesShortWindowsAndRepeats runs the bare copy twice with a
 // measured window that its first input is too small for: the first run
 // must only size the input, and both repetitions must then count, with
-// windows of at least the minimum.
+// windows of at least the minimum. A run counts only with five commits in
+// its window (MinCommits): the window is 1 s, not 0.5, so that a loaded
+// machine (CI, with the race detector) still sees them at a 50 ms
+// interval; at 0.5 s one repetition saw fewer once.
 func TestRunResizesShortWindowsAndRepeats(t *testing.T) {
 	var log strings.Builder
 	cfg := Config{
 		Brokers: fakeBroker(t), Engines: []Engine{testEngineCmd("bare", "bare")},
 		Passes: []Pass{{Guarantee: "exactly-once", Interval: 50 * time.Millisecond}},
 		Events: 5_000, Parallelism: 2, WorkDir: t.TempDir(), Timeout: 30 * time.Second, Log: &log,
-		Reps: 2, MinWindow: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, MaxEvents: 2_000_000, BrokerPID: -1,
+		Reps: 2, MinWindow: time.Second, Warmup: 100 * time.Millisecond, MaxEvents: 2_000_000, BrokerPID: -1,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
