@@ -138,6 +138,13 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 	go func() {
 		tr.run()
 		tr.restored() // a task stopped while restoring restores no more
+		// An exited runner need not be waited for: do not keep it (and
+		// its task's operators) referenced.
+		rt.mu.Lock()
+		if rt.mu.runners[id] == tr {
+			delete(rt.mu.runners, id)
+		}
+		rt.mu.Unlock()
 	}()
 	return tr
 }
