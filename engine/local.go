@@ -95,9 +95,16 @@ func (j *Job) newLocalTask(ctx context.Context, id TaskID, env local.Env) (*loca
 		}
 	}
 	r := env.Resume
+	var timerMem *timerMemory
+	switch b, ok := newMemoryBudget(j.cfg.MemoryLimit); {
+	case env.TimerMemory > 0:
+		timerMem = &timerMemory{limit: env.TimerMemory}
+	case env.TimerMemory == 0 && ok:
+		timerMem = &timerMemory{limit: b.timers}
+	}
 	t, err := newTask(taskEnv{
 		ctx: ctx, log: log, obs: env.Observer, producer: env.Producer, clock: clk, store: env.Store,
-		checkpoint: r.ID, changelogNext: maps.Clone(r.Changelog), eventTime: r.EventTime,
+		checkpoint: r.ID, changelogNext: maps.Clone(r.Changelog), eventTime: r.EventTime, timerMem: timerMem,
 	}, id, j)
 	if err != nil {
 		return nil, err

@@ -31,6 +31,8 @@ import (
 //	producer buffer                          1/16
 //	task queues                              1/8, shared by the tasks
 //	write-back state cache                   1/8: a checkpoint comes early when it is full
+//	timers in memory                         1/32: the earliest; the rest are read
+//	                                         from the store as they come due
 //
 // The rest is for the records being processed, the Go runtime and
 // headroom.
@@ -41,6 +43,7 @@ type memoryBudget struct {
 	producerBytes                 int
 	queueBytes, dirtyBytes, goMem int64
 	stateCache                    int64
+	timers                        int64
 }
 
 // minMemoryLimit is the smallest budget that leaves Pebble its minimum
@@ -63,6 +66,7 @@ func newMemoryBudget(limit int64) (memoryBudget, bool) {
 		producerBytes:  int(limit / 16),
 		queueBytes:     limit / 8,
 		dirtyBytes:     limit / 8,
+		timers:         limit / 32,
 	}
 	b.goMem = limit - b.blockCache - 2*b.memTable
 	return b, true

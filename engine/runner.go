@@ -138,6 +138,7 @@ func (r *taskRunner) run() {
 		return
 	}
 	r.t = t
+	defer r.t.releaseTimers()
 	defer r.t.flushStats()
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
@@ -259,7 +260,11 @@ func (r *taskRunner) restore() (*Task, bool) {
 		case <-r.stop:
 			if t == nil {
 				cancel()
-				<-res // the restore stops using the store before anyone drops it
+				if x := <-res; x.t != nil { // the restore stops using the store before anyone drops it
+					x.t.releaseTimers()
+				}
+			} else {
+				t.releaseTimers()
 			}
 			return nil, false
 		}

@@ -58,6 +58,9 @@ type runtime struct {
 	replica string
 	// budget is the memory budget; nil when off.
 	budget *memoryBudget
+	// timerMem is the budget's share for timers in memory, shared by the
+	// replica's tasks; nil when there is no budget.
+	timerMem *timerMemory
 	// bounds is where a bounded run ends (Config.Until); nil when not.
 	bounds *bounds
 
@@ -191,6 +194,7 @@ func (rt *runtime) run(ctx context.Context) error {
 	var stateOpts []state.Opt
 	if b, ok := newMemoryBudget(rt.cfg.MemoryLimit); ok {
 		rt.budget = &b
+		rt.timerMem = &timerMemory{limit: b.timers}
 		stateOpts = b.stateOpts()
 		heap := "none"
 		if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {

@@ -90,6 +90,9 @@ type Task struct {
 	// timerErr is a store error met while registering a timer, which has
 	// no error to return; the record that registered it fails with it.
 	timerErr error
+	// timerMem bounds the timers the task's queues keep in memory, with
+	// the other tasks of the replica; nil for no bound.
+	timerMem *timerMemory
 	et       *eventTime
 
 	sources map[string]SourceFunc // by topic
@@ -162,6 +165,8 @@ type taskEnv struct {
 	offsets map[string]kgo.EpochOffset
 	// failures is the replica's circuit breaker; nil for none.
 	failures *failureControl
+	// timerMem is the replica's memory for timers; nil for no bound.
+	timerMem *timerMemory
 	// bounded is set in a bounded run; finished is set when the task has
 	// finished its input (see bounded.go).
 	bounded  bool
@@ -174,6 +179,7 @@ func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
 		job:           j,
 		pastRetention: map[string]int{},
 		failures:      env.failures,
+		timerMem:      env.timerMem,
 		ctx:           env.ctx,
 		log:           env.log.With(zap.Stringer("task", id)),
 		obs:           env.obs,

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"container/heap"
 	"encoding/binary"
+	"math"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/weirstream/weir/windowing"
@@ -63,10 +66,12 @@ const timerState = "\x00timers"
 // the store (so they are checkpointed and restored with its state), keyed
 // so that a scan yields them in (time, subject) order: len(op) op |
 // len(timerState) timerState | domain | time (sign-flipped big-endian) |
-// subject. Firing works from an in-memory queue per domain, loaded from
-// the store once when the task starts, as Flink's heap timers do: a scan
-// of the store per watermark move would cost a merge iterator per
-// record. The task owns them; nothing here takes a lock.
+// subject. Firing works from an in-memory queue per domain of the
+// earliest timers (all of them while they fit the replica's memory for
+// timers; see timerQueue), loaded from the store when the task starts and
+// read from it again as the queue runs out: a scan of the store per
+// watermark move would cost a merge iterator per record. The task owns
+// them; nothing here takes a lock.
 type Timers struct {
 	task   *Task
 	prefix []byte // len(op) op | len(timerState) timerState
@@ -91,8 +96,8 @@ func (t *Task) Timers(op string) *Timers {
 	if t.store != nil {
 		t.store.Uncached(p) // the queues are the timers' memory
 	}
-	o.queues[EventTime].init()
-	o.queues[ProcessingTime].init()
+	o.queues[EventTime].init(t.timerMem)
+	o.queues[ProcessingTime].init(t.timerMem)
 	t.timers = append(t.timers, o)
 	return o
 }
@@ -124,25 +129,54 @@ func (o *Timers) key(d TimeDomain, at int64, key []byte) []byte {
 	return append(k, key...)
 }
 
-// load fills the queues from the store: the timers a previous run of the
-// task left. It runs once, before the first timer is registered or fired.
+// load reads the first timers of each domain from the store, those a
+// previous run of the task left: all of them if they fit. It runs once,
+// before the first timer is registered or fired.
 func (o *Timers) load() error {
 	if o.loaded {
 		return nil
 	}
 	o.loaded = true
 	for _, d := range []TimeDomain{EventTime, ProcessingTime} {
-		lower := o.domainPrefix(d)
-		upper := append(o.domainPrefix(d), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-		if err := o.task.store.Scan(lower, upper, func(k, _ []byte) bool {
-			rest := k[len(lower):]
-			o.queues[d].push(millisAt(rest), bytes.Clone(rest[8:]))
-			return true
-		}); err != nil {
+		q := &o.queues[d]
+		q.all, q.ceil = false, timerEntry{at: math.MinInt64}
+		if err := o.refill(d); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// refill reads into the queue of domain d the timers of the store from
+// its ceiling on, up to timerRefill of them (fewer when the replica's
+// share has less room), and moves the ceiling past them.
+func (o *Timers) refill(d TimeDomain) error {
+	q := &o.queues[d]
+	n := timerRefill
+	if q.mem != nil {
+		// As many as there is room for, about, and timerKeep at least.
+		room := (q.mem.limit - q.mem.used.Load()) / timerCost16
+		n = int(min(max(room, timerKeep), timerRefill))
+	}
+	lower := o.key(d, q.ceil.at, q.ceil.key)
+	upper := append(o.domainPrefix(d), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	read := 0
+	q.all = true
+	err := o.task.store.Scan(lower, upper, func(k, _ []byte) bool {
+		rest := k[len(o.prefix)+1:] // time | subject
+		at, key := millisAt(rest), rest[8:]
+		if read == n {
+			q.all, q.ceil = false, timerEntry{at: at, key: bytes.Clone(key)}
+			return false
+		}
+		read++
+		q.push(at, key)
+		return true
+	})
+	if q.all {
+		q.ceil = timerEntry{}
+	}
+	return err
 }
 
 // Register sets a timer of domain d at time at for subject. Registering
@@ -161,8 +195,16 @@ func (o *Timers) register(d TimeDomain, at int64, key []byte) {
 		o.task.timerErr = err
 		return
 	}
-	if o.queues[d].push(at, key) {
+	q := &o.queues[d]
+	if !q.inMemory(at, key) {
+		o.task.store.Set(o.key(d, at, key), nil) // may be set already
+		return
+	}
+	if q.push(at, key) {
 		o.task.store.Set(o.key(d, at, key), nil)
+		if q.overLimit() {
+			q.shrink()
+		}
 	}
 }
 
@@ -171,8 +213,17 @@ func (o *Timers) delete(d TimeDomain, at int64, key []byte) {
 		o.task.timerErr = err
 		return
 	}
-	if o.queues[d].remove(at, key) {
+	q := &o.queues[d]
+	if !q.inMemory(at, key) || q.remove(at, key) {
 		o.task.store.Delete(o.key(d, at, key))
+	}
+}
+
+// release gives back the memory the timers count in the replica's share:
+// their task is gone.
+func (o *Timers) release() {
+	for i := range o.queues {
+		o.queues[i].release()
 	}
 }
 
@@ -184,9 +235,16 @@ func (o *Timers) fireDue(d TimeDomain, upTo int64) error {
 	}
 	q := &o.queues[d]
 	for {
-		at, key, ok := q.popDue(upTo)
+		at, key, ok, empty := q.popDue(upTo)
 		if !ok {
-			return nil
+			if !empty || q.all {
+				return nil
+			}
+			// What is in memory is done: the next timers are in the store.
+			if err := o.refill(d); err != nil {
+				return err
+			}
+			continue
 		}
 		o.task.store.Delete(o.key(d, at, key))
 		// A timer due after a record's watermark fires while the record
@@ -201,18 +259,83 @@ func (o *Timers) fireDue(d TimeDomain, upTo int64) error {
 	}
 }
 
-// timerQueue orders one domain's timers by (time, key), with each (time,
-// key) at most once, as Flink deduplicates timers.
+// timerQueue orders one domain's timers by (time, subject), with each at
+// most once, as Flink deduplicates timers. It holds in memory the
+// earliest of the domain's timers, all of them while they fit the
+// replica's share of memory for timers: past it the later ones are only
+// in the store, as Flink's RocksDB timer service keeps a small cache of
+// the earliest timers in memory and the rest in RocksDB. Every timer is
+// in the store either way; the queue is what is due next.
+//
+// The invariant: h holds (live) every stored timer before ceil, and only
+// those; with all set, every stored timer. A timer at or after ceil is
+// registered and deleted in the store alone (a write that may repeat an
+// existing one), and the queue reads the next of them from the store when
+// it runs out (refill).
 type timerQueue struct {
-	h   timerHeap
-	set map[string]struct{} // time|key of the timers in h
+	h    timerHeap
+	set  map[string]struct{} // time|subject of the live timers in h
+	all  bool
+	ceil timerEntry
+	// bytes is what the live timers in h cost, counted in mem too.
+	bytes int64
+	mem   *timerMemory // nil: no bound
 }
 
-func (q *timerQueue) init() { q.set = map[string]struct{}{} }
+func (q *timerQueue) init(mem *timerMemory) { q.set, q.mem = map[string]struct{}{}, mem }
+
+// timerMemory is the memory the timers a replica's tasks keep in memory
+// may use (memoryBudget.timers). The queues of every task count what they
+// hold in used; a queue that adds a timer while the sum is past limit
+// lets go of the later half of its timers (shrink).
+type timerMemory struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// timerCost is about what a timer in memory costs: its subject twice
+// (the heap's copy and the set's key) and the entries around them.
+func timerCost(key []byte) int64 { return int64(2*len(key)) + 96 }
+
+const (
+	// timerKeep is how many timers a queue keeps in memory however
+	// tight memory is, and twice it how many it must hold before it
+	// shrinks: a shrink sorts what the queue holds, and at least
+	// timerKeep new timers pay for each.
+	timerKeep = 128
+	// timerRefill is how many timers a refill reads from the store at
+	// most: one scan per this many timers fired.
+	timerRefill = 4096
+	// timerCost16 is the cost of a timer with a 16-byte subject: what a
+	// refill takes a timer to cost when it sizes itself to the room left.
+	timerCost16 = 2*16 + 96
+)
 
 func timerID(at int64, key []byte) string { return string(orderedMillis(at)) + string(key) }
 
-// push adds a timer and reports whether it was new.
+func compareTimers(at int64, key []byte, e timerEntry) int {
+	if at != e.at {
+		if at < e.at {
+			return -1
+		}
+		return 1
+	}
+	return bytes.Compare(key, e.key)
+}
+
+// inMemory reports whether the timer (at, key) belongs in h: before ceil.
+func (q *timerQueue) inMemory(at int64, key []byte) bool {
+	return q.all || compareTimers(at, key, q.ceil) < 0
+}
+
+func (q *timerQueue) account(n int64) {
+	q.bytes += n
+	if q.mem != nil {
+		q.mem.used.Add(n)
+	}
+}
+
+// push adds a timer that belongs in h and reports whether it was new.
 func (q *timerQueue) push(at int64, key []byte) bool {
 	id := timerID(at, key)
 	if _, ok := q.set[id]; ok {
@@ -220,22 +343,59 @@ func (q *timerQueue) push(at int64, key []byte) bool {
 	}
 	q.set[id] = struct{}{}
 	heap.Push(&q.h, timerEntry{at: at, key: bytes.Clone(key)})
+	q.account(timerCost(key))
 	return true
 }
 
-// remove deletes a timer and reports whether it was there. The heap entry
-// goes lazily, when it reaches the top.
+// overLimit reports whether the queue should shrink: the replica's timers
+// are past their share and the queue holds enough to give some back.
+func (q *timerQueue) overLimit() bool {
+	return q.mem != nil && len(q.set) > 2*timerKeep && q.mem.used.Load() > q.mem.limit
+}
+
+// shrink keeps the earlier half of the timers in h (at least timerKeep)
+// and lets go of the rest, which stay in the store: ceil moves down to the
+// first of them.
+func (q *timerQueue) shrink() {
+	live := make([]timerEntry, 0, len(q.set))
+	for _, e := range q.h {
+		if _, ok := q.set[timerID(e.at, e.key)]; ok {
+			live = append(live, e)
+		}
+	}
+	slices.SortFunc(live, func(a, b timerEntry) int { return compareTimers(a.at, a.key, b) })
+	// A timer deleted and set again is in h twice.
+	live = slices.CompactFunc(live, func(a, b timerEntry) bool { return compareTimers(a.at, a.key, b) == 0 })
+	keep := max(timerKeep, len(live)/2)
+	if keep >= len(live) {
+		return
+	}
+	var freed int64
+	for _, e := range live[keep:] {
+		delete(q.set, timerID(e.at, e.key))
+		freed += timerCost(e.key)
+	}
+	q.account(-freed)
+	q.ceil, q.all = live[keep], false
+	clear(live[keep:])
+	q.h = live[:keep] // sorted, so a heap
+}
+
+// remove deletes a timer of h and reports whether it was there. The heap
+// entry goes lazily, when it reaches the top.
 func (q *timerQueue) remove(at int64, key []byte) bool {
 	id := timerID(at, key)
 	if _, ok := q.set[id]; !ok {
 		return false
 	}
 	delete(q.set, id)
+	q.account(-timerCost(key))
 	return true
 }
 
-// popDue removes and returns the earliest live timer at or before upTo.
-func (q *timerQueue) popDue(upTo int64) (int64, []byte, bool) {
+// popDue removes and returns the earliest live timer of h at or before
+// upTo. empty reports that h ran out (so the store may hold the next).
+func (q *timerQueue) popDue(upTo int64) (at int64, key []byte, ok, empty bool) {
 	for len(q.h) > 0 && q.h[0].at <= upTo {
 		e := heap.Pop(&q.h).(timerEntry)
 		id := timerID(e.at, e.key)
@@ -243,10 +403,14 @@ func (q *timerQueue) popDue(upTo int64) (int64, []byte, bool) {
 			continue // deleted
 		}
 		delete(q.set, id)
-		return e.at, e.key, true
+		q.account(-timerCost(e.key))
+		return e.at, e.key, true, false
 	}
-	return 0, nil, false
+	return 0, nil, false, len(q.h) == 0
 }
+
+// release gives back the memory the queue counts: its task is gone.
+func (q *timerQueue) release() { q.account(-q.bytes) }
 
 type timerEntry struct {
 	at  int64
@@ -257,18 +421,24 @@ type timerHeap []timerEntry
 
 func (h timerHeap) Len() int { return len(h) }
 func (h timerHeap) Less(i, j int) bool {
-	if h[i].at != h[j].at {
-		return h[i].at < h[j].at
-	}
-	return bytes.Compare(h[i].key, h[j].key) < 0
+	return compareTimers(h[i].at, h[i].key, h[j]) < 0
 }
 func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerEntry)) }
 func (h *timerHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]
+	old[len(old)-1] = timerEntry{}
 	*h = old[:len(old)-1]
 	return e
+}
+
+// releaseTimers gives back the memory the task's timers count in the
+// replica's share: the task is done.
+func (t *Task) releaseTimers() {
+	for _, o := range t.timers {
+		o.release()
+	}
 }
 
 // advanceWatermark moves the task's event time to wm (never back) and fires

@@ -65,6 +65,11 @@ type Env struct {
 	// event time and numbers its next checkpoint after Resume.ID. The zero
 	// value starts the task afresh.
 	Resume Checkpoint
+	// TimerMemory is about how many bytes of timers the task keeps in
+	// memory; the later timers are read from Store as they come due. Zero
+	// takes the share a replica gives its timers of the job's memory
+	// limit (Config.MemoryLimit); a negative value sets no bound.
+	TimerMemory int64
 }
 
 // Task is one task of a job, run in the caller's goroutine.
