@@ -52,12 +52,20 @@ func (c *Clock) Advance(d time.Duration) {
 type Opt func(*config)
 
 type config struct {
-	partitions int32
-	start      time.Time
+	partitions  int32
+	start       time.Time
+	timerMemory int64
 }
 
 // Partitions sets how many partitions every stage has. Default: 1.
 func Partitions(n int32) Opt { return func(c *config) { c.partitions = n } }
+
+// TimerMemory bounds the bytes of timers each task keeps in memory, as a
+// replica's memory budget does (1/32 of Config.MemoryLimit, the default):
+// past it, the later timers wait in the state store and are read back as
+// they come due. TimerMemory(1) keeps about one timer per operator in
+// memory, to test that a job behaves the same when its timers do not fit.
+func TimerMemory(bytes int64) Opt { return func(c *config) { c.timerMemory = bytes } }
 
 // StartTime sets the processing-time clock's start. Default: 2024-01-01
 // 00:00 UTC, so runs repeat exactly.
@@ -71,6 +79,8 @@ type Harness struct {
 	clock *Clock
 	store *state.Store
 	tasks map[engine.TaskID]local.Task
+	// timerMemory is each task's bound on timers in memory (TimerMemory).
+	timerMemory int64
 	// ids are the tasks' ids in (stage, partition) order: the order the
 	// harness ticks and checkpoints them in, so runs repeat exactly.
 	ids []engine.TaskID
@@ -135,7 +145,7 @@ func start(job *engine.Job, opts []Opt) (*Harness, error) {
 	}
 	top := local.Prepare(job, cfg.partitions)
 	h := &Harness{
-		tb: panicker{}, job: job, top: top, clock: &Clock{now: cfg.start}, store: store,
+		tb: panicker{}, job: job, top: top, clock: &Clock{now: cfg.start}, store: store, timerMemory: cfg.timerMemory,
 		internal: map[string]bool{},
 		offsets:  map[string]map[int32]int64{}, outputs: map[string]*outputLog{},
 		part: engine.Partitioner(), parts: map[string]kgo.TopicPartitioner{},
@@ -181,7 +191,7 @@ func (h *Harness) startTasks(resume map[engine.TaskID]local.Checkpoint) error {
 	h.tasks = make(map[engine.TaskID]local.Task, len(h.ids))
 	for _, id := range h.ids {
 		lt, err := local.NewTask(context.Background(), h.job, id.Stage, id.Partition, local.Env{
-			Producer: h, Clock: h.clock, Store: h.store, Resume: resume[id],
+			Producer: h, Clock: h.clock, Store: h.store, Resume: resume[id], TimerMemory: h.timerMemory,
 		})
 		if err != nil {
 			return fmt.Errorf("weirtest: building task %s: %w", id, err)

@@ -33,7 +33,7 @@ type hit struct {
 //
 // send and watermark print the joined pairs.
 func TestIntervalJoinScripts(t *testing.T) {
-	datadriven.Walk(t, "../testdata/joins", func(t *testing.T, path string) {
+	walkScripts(t, "../testdata/joins", func(t *testing.T, path string, opts []weirtest.Opt) {
 		var h *weirtest.Harness
 		var out *weirtest.Captured[string]
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
@@ -78,7 +78,7 @@ func TestIntervalJoinScripts(t *testing.T) {
 					}, jopts...)
 				}
 				out = weirtest.Capture(joined)
-				h = weirtest.New(t, job)
+				h = weirtest.New(t, job, opts...)
 				return ""
 			case "send":
 				var topic, user, id, at string

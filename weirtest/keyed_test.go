@@ -144,7 +144,7 @@ func buildActivityWithSide(idle time.Duration) (*engine.Job, *bucketed, *weirtes
 //	side                           the side output captured since the last side
 //	advance-watermark to=T         move every first-stage watermark to T
 func TestKeyedScripts(t *testing.T) {
-	datadriven.Walk(t, "../testdata/keyed", func(t *testing.T, path string) {
+	walkScripts(t, "../testdata/keyed", func(t *testing.T, path string, opts []weirtest.Opt) {
 		var h *weirtest.Harness
 		var fn *bucketed
 		var job *engine.Job
@@ -166,7 +166,7 @@ func TestKeyedScripts(t *testing.T) {
 					}
 				}
 				job, fn, side = buildActivityWithSide(idleD)
-				h = weirtest.New(t, job, weirtest.Partitions(int32(n)))
+				h = weirtest.New(t, job, append(opts, weirtest.Partitions(int32(n)))...)
 				return ""
 			case "send":
 				var key, user, page, at string

@@ -198,7 +198,7 @@ func newRecoveryJob(t *testing.T, d *datadriven.TestData) recoveryJob {
 // send, watermark and advance print what the crashing run wrote (whether
 // committed or not), and errors of either run.
 func TestRecoveryScripts(t *testing.T) {
-	datadriven.Walk(t, "../testdata/recovery", func(t *testing.T, path string) {
+	walkScripts(t, "../testdata/recovery", func(t *testing.T, path string, opts []weirtest.Opt) {
 		var h, ref *weirtest.Harness
 		var job, refJob recoveryJob
 		both := func(f func(*weirtest.Harness) error) string {
@@ -219,7 +219,7 @@ func TestRecoveryScripts(t *testing.T) {
 					d.ScanArgs(t, "partitions", &n)
 				}
 				job, refJob = newRecoveryJob(t, d), newRecoveryJob(t, d)
-				h = weirtest.New(t, job.job, weirtest.Partitions(int32(n)))
+				h = weirtest.New(t, job.job, append(opts, weirtest.Partitions(int32(n)))...)
 				ref = weirtest.New(t, refJob.job, weirtest.Partitions(int32(n)))
 				return ""
 			case "send":

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/datadriven"
+
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
@@ -51,5 +53,24 @@ func TestDownstreamTimerFiresAtTheSameWatermark(t *testing.T) {
 	got := weirtest.ReadOutputs(h, "out", codec.JSON[int64]())
 	if len(got) != 1 || got[0].Value != base.Add(10*time.Second-time.Millisecond).UnixMilli() {
 		t.Fatalf("got %v, want the window's timer fired once, at its end", got)
+	}
+}
+
+// walkScripts runs the datadriven scripts under dir twice: with the
+// tasks' timers in memory, and with a share of memory for timers so small
+// that each operator keeps about one in memory and reads the rest back
+// from the state store as they come due. The scripts' expectations are
+// the same for both: where timers are kept changes nothing a job does.
+func walkScripts(t *testing.T, dir string, run func(t *testing.T, path string, opts []weirtest.Opt)) {
+	for _, v := range []struct {
+		name string
+		opts []weirtest.Opt
+	}{
+		{"timers-in-memory", nil},
+		{"timers-in-store", []weirtest.Opt{weirtest.TimerMemory(1)}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			datadriven.Walk(t, dir, func(t *testing.T, path string) { run(t, path, v.opts) })
+		})
 	}
 }

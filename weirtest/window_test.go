@@ -61,7 +61,7 @@ func (countRecords) Process(key string, w windowing.Window, recs []event, out op
 //
 // send and watermark print the windows that fired.
 func TestWindowAggregateScripts(t *testing.T) {
-	datadriven.Walk(t, "../testdata/windows/aggregate", func(t *testing.T, path string) {
+	walkScripts(t, "../testdata/windows/aggregate", func(t *testing.T, path string, hopts []weirtest.Opt) {
 		var h *weirtest.Harness
 		var results *weirtest.Captured[operators.Windowed[string, int64]]
 		var late *weirtest.Captured[event]
@@ -140,7 +140,7 @@ func TestWindowAggregateScripts(t *testing.T) {
 				}
 				results = weirtest.Capture(counts)
 				late = weirtest.Capture(engine.SideOutput(counts, lateTag))
-				h = weirtest.New(t, job)
+				h = weirtest.New(t, job, hopts...)
 				return ""
 			case "send":
 				var key, at string

@@ -68,7 +68,8 @@ type Env struct {
 	// TimerMemory is about how many bytes of timers the task keeps in
 	// memory; the later timers are read from Store as they come due. Zero
 	// takes the share a replica gives its timers of the job's memory
-	// limit (Config.MemoryLimit); a negative value sets no bound.
+	// limit (Config.MemoryLimit); a negative value sets no bound. A share
+	// of a few bytes reads every timer back from the store.
 	TimerMemory int64
 }
 
