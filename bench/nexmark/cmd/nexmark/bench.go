@@ -128,7 +128,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	readme := fs.String("readme", "", "also write the tables into this file, between the nexmark-results markers")
 	jsonOut := fs.String("json", "", "also write the measurements to this file as JSON")
 	reps := fs.Int("reps", 3, "repetitions of every run (the tables give medians and ranges)")
-	warmup := fs.Duration("warmup", 5*time.Second, "left out of each measured window after the engine's first commit")
+	warmup := fs.Duration("warmup", 30*time.Second, "left out of each measured window after the engine's first commit (long enough for the JVM engines' compilers to settle)")
 	minWindow := fs.Duration("min-window", 10*time.Second, "shortest measured window that counts: an engine that finishes sooner runs again on a larger input (0: any)")
 	maxEvents := fs.Int("max-events", 20_000_000, "largest input a resized run gets")
 	brokerPID := fs.Int("broker-pid", 0, "the broker's process, whose CPU time goes beside each engine's (0: the local process running kafka.Kafka; -1: none)")
