@@ -98,9 +98,9 @@ func (j *Job) newLocalTask(ctx context.Context, id TaskID, env local.Env) (*loca
 	var timerMem *timerMemory
 	switch b, ok := newMemoryBudget(j.cfg.MemoryLimit); {
 	case env.TimerMemory > 0:
-		timerMem = &timerMemory{limit: env.TimerMemory}
+		timerMem = newTimerMemory(env.TimerMemory)
 	case env.TimerMemory == 0 && ok:
-		timerMem = &timerMemory{limit: b.timers}
+		timerMem = newTimerMemory(b.timers)
 	}
 	t, err := newTask(taskEnv{
 		ctx: ctx, log: log, obs: env.Observer, producer: env.Producer, clock: clk, store: env.Store,

@@ -194,7 +194,7 @@ func (rt *runtime) run(ctx context.Context) error {
 	var stateOpts []state.Opt
 	if b, ok := newMemoryBudget(rt.cfg.MemoryLimit); ok {
 		rt.budget = &b
-		rt.timerMem = &timerMemory{limit: b.timers}
+		rt.timerMem = newTimerMemory(b.timers)
 		stateOpts = b.stateOpts()
 		heap := "none"
 		if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {

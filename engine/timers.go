@@ -156,7 +156,7 @@ func (o *Timers) refill(d TimeDomain) error {
 	if q.mem != nil {
 		// As many as there is room for, about, and timerKeep at least.
 		room := (q.mem.limit - q.mem.used.Load()) / timerCost16
-		n = int(min(max(room, int64(q.mem.keep())), timerRefill))
+		n = int(min(max(room, int64(q.mem.keep)), timerRefill))
 	}
 	lower := o.key(d, q.ceil.at, q.ceil.key)
 	upper := append(o.domainPrefix(d), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
@@ -291,13 +291,15 @@ func (q *timerQueue) init(mem *timerMemory) { q.set, q.mem = map[string]struct{}
 type timerMemory struct {
 	limit int64
 	used  atomic.Int64
+	// keep is how many timers a queue keeps in memory however tight the
+	// share is: timerKeep, or fewer if the share itself is smaller than a
+	// few times that many (a test's, to read every timer back from the
+	// store).
+	keep int
 }
 
-// keep is how many timers a queue keeps in memory however tight the share
-// is: timerKeep, or fewer if the share itself is smaller than a few times
-// that many (a test's, to read every timer back from the store).
-func (m *timerMemory) keep() int {
-	return int(min(timerKeep, max(1, m.limit/(4*timerCost16))))
+func newTimerMemory(limit int64) *timerMemory {
+	return &timerMemory{limit: limit, keep: int(min(timerKeep, max(1, limit/(4*timerCost16))))}
 }
 
 // timerCost is about what a timer in memory costs: its subject twice
@@ -357,10 +359,10 @@ func (q *timerQueue) push(at int64, key []byte) bool {
 // overLimit reports whether the queue should shrink: the replica's timers
 // are past their share and the queue holds enough to give some back.
 func (q *timerQueue) overLimit() bool {
-	return q.mem != nil && len(q.set) > 2*q.mem.keep() && q.mem.used.Load() > q.mem.limit
+	return q.mem != nil && len(q.set) > 2*q.mem.keep && q.mem.used.Load() > q.mem.limit
 }
 
-// shrink keeps the earlier half of the timers in h (at least mem.keep())
+// shrink keeps the earlier half of the timers in h (at least mem.keep)
 // and lets go of the rest, which stay in the store: ceil moves down to the
 // first of them.
 func (q *timerQueue) shrink() {
@@ -373,7 +375,7 @@ func (q *timerQueue) shrink() {
 	slices.SortFunc(live, func(a, b timerEntry) int { return compareTimers(a.at, a.key, b) })
 	// A timer deleted and set again is in h twice.
 	live = slices.CompactFunc(live, func(a, b timerEntry) bool { return compareTimers(a.at, a.key, b) == 0 })
-	keep := max(q.mem.keep(), len(live)/2)
+	keep := max(q.mem.keep, len(live)/2)
 	if keep >= len(live) {
 		return
 	}

@@ -70,7 +70,7 @@ func runTimerModel(t *testing.T, limit int64, seed uint64) {
 	j.resolveInternalTopics("g")
 	var mem *timerMemory
 	if limit > 0 {
-		mem = &timerMemory{limit: limit}
+		mem = newTimerMemory(limit)
 	}
 	rnd := rand.New(rand.NewPCG(seed, 7))
 	var task *Task
@@ -182,5 +182,28 @@ func runTimerModel(t *testing.T, limit int64, seed uint64) {
 		if got := mem.used.Load(); got != held {
 			t.Fatalf("the replica counts %d bytes of timers, the live task holds %d", got, held)
 		}
+	}
+}
+
+// TestTimerQueueShrinkCountsATimerSetTwiceOnce: a timer deleted and set
+// again is in the heap twice. When a shrink lets it go, the share must
+// give back its cost once, or the replica counts less memory than its
+// queues hold.
+func TestTimerQueueShrinkCountsATimerSetTwiceOnce(t *testing.T) {
+	mem := newTimerMemory(1)
+	var q timerQueue
+	q.init(mem)
+	for at := range int64(10) {
+		q.push(at, []byte("k"))
+	}
+	q.remove(9, []byte("k"))
+	q.push(9, []byte("k")) // in the heap twice now
+	q.shrink()
+	var held int64
+	for id := range q.set {
+		held += timerCost([]byte(id[8:]))
+	}
+	if q.bytes != held || mem.used.Load() != held {
+		t.Fatalf("after the shrink the queue counts %d bytes and the share %d; its %d timers cost %d", q.bytes, mem.used.Load(), len(q.set), held)
 	}
 }
