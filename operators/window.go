@@ -306,22 +306,30 @@ func (a *aggContents[K, IN, ACC, OUT]) add(c *keyedCtx[K], v IN) (bool, error) {
 	return existed, a.accs.Set(c, a.fn.Add(acc, v))
 }
 
-func (a *aggContents[K, IN, ACC, OUT]) absorb(c *keyedCtx[K], from []byte) error {
+// absorb merges from's accumulator into the current window's, as Flink's
+// mergeNamespaces does: an empty window takes it as it is, without a
+// Merge with the zero accumulator (nor a read, when the caller knows).
+func (a *aggContents[K, IN, ACC, OUT]) absorb(c *keyedCtx[K], from []byte, empty bool) error {
 	into := c.ns
 	c.ns = from
 	other, ok, err := a.accs.Get(c)
-	if err == nil {
+	if err == nil && ok {
 		a.accs.Clear(c)
 	}
 	c.ns = into
 	if err != nil || !ok {
 		return err
 	}
-	acc, _, err := a.get(c)
-	if err != nil {
-		return err
+	if !empty {
+		acc, had, err := a.accs.Get(c)
+		if err != nil {
+			return err
+		}
+		if had {
+			other = a.fn.Merge(acc, other)
+		}
 	}
-	return a.accs.Set(c, a.fn.Merge(acc, other))
+	return a.accs.Set(c, other)
 }
 
 func (a *aggContents[K, IN, ACC, OUT]) emit(c *keyedCtx[K], out Collector[OUT]) (bool, error) {
@@ -349,7 +357,7 @@ func (l *listContents[K, IN, OUT]) add(c *keyedCtx[K], v IN) (bool, error) {
 	return false, l.recs.Add(c, v)
 }
 
-func (l *listContents[K, IN, OUT]) absorb(c *keyedCtx[K], from []byte) error {
+func (l *listContents[K, IN, OUT]) absorb(c *keyedCtx[K], from []byte, _ bool) error {
 	into := c.ns
 	c.ns = from
 	vs, err := l.recs.Get(c)
@@ -388,8 +396,9 @@ type contents[K comparable, IN, OUT any] interface {
 	// something before (false when that is not known).
 	add(c *keyedCtx[K], v IN) (existed bool, err error)
 	// absorb moves window from's contents into the current window (a
-	// session merge), leaving from empty.
-	absorb(c *keyedCtx[K], from []byte) error
+	// session merge), leaving from empty; empty says the current window
+	// holds nothing yet.
+	absorb(c *keyedCtx[K], from []byte, empty bool) error
 	// emit computes the window's output and passes it on; ok is false
 	// when the window holds nothing.
 	emit(c *keyedCtx[K], out Collector[OUT]) (ok bool, err error)
@@ -656,6 +665,19 @@ func mod(a, b int64) int64 {
 	return m
 }
 
+// fireTimerDomain is the clock of the timer update sets at a window's end
+// to fire it; ok is false for a trigger that sets none (a count trigger
+// fires on records).
+func (o *windowOp[K, IN, OUT]) fireTimerDomain() (d engine.TimeDomain, ok bool) {
+	switch o.trigger.Kind {
+	case windowing.CountTrigger:
+		return 0, false
+	case windowing.ProcessingTimeTrigger:
+		return engine.ProcessingTime, true
+	}
+	return o.endDomain(), true
+}
+
 // fire emits window w (the scope's namespace must be w's), purging its
 // contents if the trigger says so (PurgingTrigger's FIRE_AND_PURGE).
 func (o *windowOp[K, IN, OUT]) fire(w windowing.Window) error {
@@ -698,38 +720,49 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 	}
 	// Move the absorbed sessions' contents and trigger state into the
 	// merged window (the triggers' onMerge: counts add up, the earliest
-	// pending period stays), and drop their timers (their clear).
+	// pending period stays), and drop their timers (their clear). The
+	// merged window is not a live session, so it holds nothing yet, nor
+	// trigger state; only the trigger in use has state to move, and only
+	// the timers update sets are deleted.
+	counting := o.trigger.Kind == windowing.CountTrigger
+	periodic := o.trigger.Kind == windowing.ContinuousEventTimeTrigger || o.trigger.Kind == windowing.ContinuousProcessingTimeTrigger
+	fireDomain, fires := o.fireTimerDomain()
+	cleans := !o.cleansAtFire()
 	o.c.ns = encodeWindow(target)
-	var count int64
-	pending, hasPending, err := o.fireAt.Get(o.c)
-	if err != nil {
-		return false, err
-	}
-	for _, w := range absorbed {
-		if err := o.contents.absorb(o.c, encodeWindow(w)); err != nil {
+	var count, pending int64
+	hasPending := false
+	for i, w := range absorbed {
+		if err := o.contents.absorb(o.c, encodeWindow(w), i == 0); err != nil {
 			return false, err
 		}
 		o.c.ns = encodeWindow(w)
-		n, _, err := o.counts.Get(o.c)
-		if err != nil {
-			return false, err
+		if counting {
+			n, _, err := o.counts.Get(o.c)
+			if err != nil {
+				return false, err
+			}
+			count += n
+			o.counts.Clear(o.c)
 		}
-		count += n
-		o.counts.Clear(o.c)
-		at, ok, err := o.fireAt.Get(o.c)
-		if err != nil {
-			return false, err
-		}
-		if ok && (!hasPending || at < pending) {
-			pending, hasPending = at, true
-		}
-		if err := o.clearFireAt(w); err != nil {
-			return false, err
+		if periodic {
+			at, ok, err := o.fireAt.Get(o.c)
+			if err != nil {
+				return false, err
+			}
+			if ok && (!hasPending || at < pending) {
+				pending, hasPending = at, true
+			}
+			if err := o.clearFireAt(w); err != nil {
+				return false, err
+			}
 		}
 		o.c.ns = encodeWindow(target)
-		o.timers.Delete(engine.EventTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
-		o.timers.Delete(engine.ProcessingTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
-		o.timers.Delete(o.endDomain(), w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
+		if fires {
+			o.timers.Delete(fireDomain, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+		}
+		if cleans {
+			o.timers.Delete(o.endDomain(), w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
+		}
 	}
 	if count > 0 {
 		n, _, err := o.counts.Get(o.c)
@@ -741,9 +774,6 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 		}
 	}
 	if hasPending {
-		if err := o.clearFireAt(target); err != nil {
-			return false, err
-		}
 		if err := o.setFireAt(o.periodDomain(), target, windowing.Millis(pending)); err != nil {
 			return false, err
 		}
