@@ -195,7 +195,7 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 	cont := newContents(reg)
 	counts := state.NewValue(reg, "trigger-count", codec.Key[int64]())
 	fireAt := state.NewValue(reg, "trigger-fire-time", codec.Key[int64]())
-	sessions := state.NewValue(reg, "sessions", codec.Codec[[]windowing.Window](sessionsCodec{}))
+	sessions := state.NewValue(reg, "sessions", codec.Codec[[]session](sessionsCodec{}))
 	if err := reg.Err(); err != nil {
 		job.TopologyError(err)
 	}
@@ -307,9 +307,9 @@ func (a *aggContents[K, IN, ACC, OUT]) add(c *keyedCtx[K], v IN) (bool, error) {
 }
 
 // absorb merges from's accumulator into the current window's, as Flink's
-// mergeNamespaces does: an empty window takes it as it is, without a
-// Merge with the zero accumulator (nor a read, when the caller knows).
-func (a *aggContents[K, IN, ACC, OUT]) absorb(c *keyedCtx[K], from []byte, empty bool) error {
+// mergeNamespaces does: a window without one takes it as it is, without a
+// Merge with the zero accumulator.
+func (a *aggContents[K, IN, ACC, OUT]) absorb(c *keyedCtx[K], from []byte) error {
 	into := c.ns
 	c.ns = from
 	other, ok, err := a.accs.Get(c)
@@ -320,19 +320,17 @@ func (a *aggContents[K, IN, ACC, OUT]) absorb(c *keyedCtx[K], from []byte, empty
 	if err != nil || !ok {
 		return err
 	}
-	if !empty {
-		acc, had, err := a.accs.Get(c)
-		if err != nil {
-			return err
-		}
-		if had {
-			other = a.fn.Merge(acc, other)
-		}
+	acc, had, err := a.accs.Get(c)
+	if err != nil {
+		return err
+	}
+	if had {
+		other = a.fn.Merge(acc, other)
 	}
 	return a.accs.Set(c, other)
 }
 
-func (a *aggContents[K, IN, ACC, OUT]) emit(c *keyedCtx[K], out Collector[OUT]) (bool, error) {
+func (a *aggContents[K, IN, ACC, OUT]) emit(c *keyedCtx[K], _ windowing.Window, out Collector[OUT]) (bool, error) {
 	acc, ok, err := a.accs.Get(c)
 	if err != nil || !ok {
 		return false, err
@@ -357,7 +355,7 @@ func (l *listContents[K, IN, OUT]) add(c *keyedCtx[K], v IN) (bool, error) {
 	return false, l.recs.Add(c, v)
 }
 
-func (l *listContents[K, IN, OUT]) absorb(c *keyedCtx[K], from []byte, _ bool) error {
+func (l *listContents[K, IN, OUT]) absorb(c *keyedCtx[K], from []byte) error {
 	into := c.ns
 	c.ns = from
 	vs, err := l.recs.Get(c)
@@ -376,32 +374,31 @@ func (l *listContents[K, IN, OUT]) absorb(c *keyedCtx[K], from []byte, _ bool) e
 	return nil
 }
 
-func (l *listContents[K, IN, OUT]) emit(c *keyedCtx[K], out Collector[OUT]) (bool, error) {
+func (l *listContents[K, IN, OUT]) emit(c *keyedCtx[K], win windowing.Window, out Collector[OUT]) (bool, error) {
 	vs, err := l.recs.Get(c)
 	if err != nil || len(vs) == 0 {
 		return false, err
 	}
-	win := decodeWindow(c.ns)
 	_, err = c.guard.Do(func() error { return l.fn.Process(c.key, win, vs, out) })
 	return true, err
 }
 
 func (l *listContents[K, IN, OUT]) clear(c *keyedCtx[K]) error { return l.recs.Clear(c) }
 
-// contents is what a window keeps for a key, in the window's namespace of
-// the scope: an accumulator (WindowAggregate) or every record
-// (WindowProcess). Its methods act on the scope's current key and window.
+// contents is what a window keeps for a key, in the namespace of the
+// window's state window (its own, but for a merged session): an
+// accumulator (WindowAggregate) or every record (WindowProcess). Its
+// methods act on the scope's current key and namespace.
 type contents[K comparable, IN, OUT any] interface {
 	// add puts v in the window; existed reports that the window held
 	// something before (false when that is not known).
 	add(c *keyedCtx[K], v IN) (existed bool, err error)
-	// absorb moves window from's contents into the current window (a
-	// session merge), leaving from empty; empty says the current window
-	// holds nothing yet.
-	absorb(c *keyedCtx[K], from []byte, empty bool) error
-	// emit computes the window's output and passes it on; ok is false
-	// when the window holds nothing.
-	emit(c *keyedCtx[K], out Collector[OUT]) (ok bool, err error)
+	// absorb moves the contents in namespace from into the current one
+	// (a session merge), leaving from empty.
+	absorb(c *keyedCtx[K], from []byte) error
+	// emit computes window w's output and passes it on; ok is false when
+	// the window holds nothing.
+	emit(c *keyedCtx[K], w windowing.Window, out Collector[OUT]) (ok bool, err error)
 	clear(c *keyedCtx[K]) error
 }
 
@@ -409,7 +406,7 @@ type contents[K comparable, IN, OUT any] interface {
 type windowOp[K comparable, IN, OUT any] struct {
 	c        *keyedCtx[K]
 	contents contents[K, IN, OUT]
-	sessions *state.Value[[]windowing.Window]
+	sessions *state.Value[[]session]
 	assigner windowing.Assigner
 	// elements is assigner, when it sees each record (dynamic sessions).
 	elements windowing.ElementAssigner[IN]
@@ -428,6 +425,9 @@ type windowOp[K comparable, IN, OUT any] struct {
 	buf      []windowing.Window
 	col      *windowCollector[K, OUT]
 	nsBuf    []byte // see namespace
+	// contentsNs is the namespace of the contents of the window being
+	// handled: its state window's (setWindow).
+	contentsNs, stateNsBuf []byte
 }
 
 // namespace encodes w into a buffer of the operator's, for the scope's
@@ -436,6 +436,17 @@ type windowOp[K comparable, IN, OUT any] struct {
 func (o *windowOp[K, IN, OUT]) namespace(w windowing.Window) []byte {
 	o.nsBuf = appendWindow(o.nsBuf[:0], w)
 	return o.nsBuf
+}
+
+// setWindow makes w the window being handled: the scope's namespace, for
+// the trigger's state, is w's, and the contents' is its state window sw's.
+func (o *windowOp[K, IN, OUT]) setWindow(w, sw windowing.Window) {
+	o.c.ns = o.namespace(w)
+	o.contentsNs = o.c.ns
+	if sw != w {
+		o.stateNsBuf = appendWindow(o.stateNsBuf[:0], sw)
+		o.contentsNs = o.stateNsBuf
+	}
 }
 
 // windowCollector emits a window's outputs with its key, bounds and, as
@@ -517,7 +528,7 @@ func (o *windowOp[K, IN, OUT]) add(r engine.Record[IN]) (late bool, err error) {
 			continue
 		}
 		late = false
-		if err := o.update(w, r.Value, false); err != nil {
+		if err := o.update(w, w, r.Value, false); err != nil {
 			return false, err
 		}
 	}
@@ -538,7 +549,8 @@ func (o *windowOp[K, IN, OUT]) cleansAtFire() bool {
 	return false
 }
 
-// update adds v to window w, then acts on the trigger as Flink's
+// update adds v to window w (its contents to state window sw), then acts
+// on the trigger as Flink's
 // triggers' onElement do: the event-time triggers fire w at once if the
 // watermark is already past its end (a late record within the allowed
 // lateness) and otherwise set its timer; a count trigger counts; the
@@ -551,10 +563,12 @@ func (o *windowOp[K, IN, OUT]) cleansAtFire() bool {
 // not set them again (registering costs a lookup of the timer's id). A
 // merged session is new, whatever its contents: only a session the
 // record falls into unchanged (isLive) has its timers.
-func (o *windowOp[K, IN, OUT]) update(w windowing.Window, v IN, isLive bool) error {
-	o.c.ns = o.namespace(w)
+func (o *windowOp[K, IN, OUT]) update(w, sw windowing.Window, v IN, isLive bool) error {
+	o.setWindow(w, sw)
 	defer func() { o.c.ns = nil }()
+	o.c.ns = o.contentsNs
 	existed, err := o.contents.add(o.c, v)
+	o.c.ns = o.nsBuf
 	if err != nil {
 		return err
 	}
@@ -678,11 +692,14 @@ func (o *windowOp[K, IN, OUT]) fireTimerDomain() (d engine.TimeDomain, ok bool) 
 	return o.endDomain(), true
 }
 
-// fire emits window w (the scope's namespace must be w's), purging its
+// fire emits window w (setWindow must have made it the one handled), purging its
 // contents if the trigger says so (PurgingTrigger's FIRE_AND_PURGE).
 func (o *windowOp[K, IN, OUT]) fire(w windowing.Window) error {
 	o.col.win = w
-	ok, err := o.contents.emit(o.c, o.col)
+	ns := o.c.ns
+	o.c.ns = o.contentsNs
+	defer func() { o.c.ns = ns }()
+	ok, err := o.contents.emit(o.c, w, o.col)
 	if err != nil || !ok || !o.trigger.Purge {
 		return err
 	}
@@ -690,22 +707,29 @@ func (o *windowOp[K, IN, OUT]) fire(w windowing.Window) error {
 }
 
 // addMerging adds a record to its session: the new window [ts, ts+gap)
-// and every session of the key it touches merge into one.
+// and every session of the key it touches merge into one. As Flink's
+// MergingWindowSet, the merged session keeps the first absorbed session's
+// state window, where its contents already are, and only the other
+// absorbed sessions' contents move into it.
 func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool, err error) {
 	live, _, err := o.sessions.Get(o.c)
 	if err != nil {
 		return false, err
 	}
-	all := append(slices.Clone(live), nw)
+	all := make([]windowing.Window, 0, len(live)+1)
+	for _, s := range live {
+		all = append(all, s.W)
+	}
+	all = append(all, nw)
 	merged, members := windowing.MergeWindows(all)
 	var target windowing.Window
-	var absorbed []windowing.Window
+	var absorbed []session
 	for i, m := range members {
 		if slices.Contains(m, len(all)-1) {
 			target = merged[i]
 			for _, j := range m {
-				if j != len(all)-1 && all[j] != target {
-					absorbed = append(absorbed, all[j])
+				if j != len(all)-1 {
+					absorbed = append(absorbed, live[j])
 				}
 			}
 		}
@@ -715,25 +739,36 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 	}
 	// The record falls into a session it leaves as it is: nothing merges,
 	// and the session list does not change.
-	if slices.Contains(live, target) {
-		return false, o.update(target, v, true)
+	for _, s := range live {
+		if s.W == target {
+			return false, o.update(target, s.State, v, true)
+		}
 	}
-	// Move the absorbed sessions' contents and trigger state into the
-	// merged window (the triggers' onMerge: counts add up, the earliest
-	// pending period stays), and drop their timers (their clear). The
-	// merged window is not a live session, so it holds nothing yet, nor
-	// trigger state; only the trigger in use has state to move, and only
-	// the timers update sets are deleted.
+	// The merged session's contents: the first absorbed session's state
+	// window, or, for a session of this record alone, its own window.
+	sw := target
+	if len(absorbed) > 0 {
+		sw = absorbed[0].State
+	}
+	// Move the other absorbed sessions' contents into it, and their
+	// trigger state into the merged window (the triggers' onMerge: counts
+	// add up, the earliest pending period stays), and drop their timers
+	// (their clear). The merged window is not a live session, so it has no
+	// trigger state yet; only the trigger in use has state to move, and
+	// only the timers update sets are deleted.
 	counting := o.trigger.Kind == windowing.CountTrigger
 	periodic := o.trigger.Kind == windowing.ContinuousEventTimeTrigger || o.trigger.Kind == windowing.ContinuousProcessingTimeTrigger
 	fireDomain, fires := o.fireTimerDomain()
 	cleans := !o.cleansAtFire()
-	o.c.ns = encodeWindow(target)
 	var count, pending int64
 	hasPending := false
-	for i, w := range absorbed {
-		if err := o.contents.absorb(o.c, encodeWindow(w), i == 0); err != nil {
-			return false, err
+	for i, s := range absorbed {
+		w := s.W
+		if i > 0 {
+			o.c.ns = encodeWindow(sw)
+			if err := o.contents.absorb(o.c, encodeWindow(s.State)); err != nil {
+				return false, err
+			}
 		}
 		o.c.ns = encodeWindow(w)
 		if counting {
@@ -756,7 +791,6 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 				return false, err
 			}
 		}
-		o.c.ns = encodeWindow(target)
 		if fires {
 			o.timers.Delete(fireDomain, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
 		}
@@ -764,12 +798,9 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 			o.timers.Delete(o.endDomain(), w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
 		}
 	}
+	o.c.ns = encodeWindow(target)
 	if count > 0 {
-		n, _, err := o.counts.Get(o.c)
-		if err != nil {
-			return false, err
-		}
-		if err := o.counts.Set(o.c, n+count); err != nil {
+		if err := o.counts.Set(o.c, count); err != nil {
 			return false, err
 		}
 	}
@@ -779,11 +810,30 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 		}
 	}
 	o.c.ns = nil
-	rest := slices.DeleteFunc(live, func(w windowing.Window) bool { return slices.Contains(absorbed, w) })
-	if err := o.sessions.Set(o.c, append(rest, target)); err != nil {
+	rest := slices.DeleteFunc(live, func(s session) bool { return slices.Contains(absorbed, s) })
+	if err := o.sessions.Set(o.c, append(rest, session{W: target, State: sw})); err != nil {
 		return false, err
 	}
-	return false, o.update(target, v, false)
+	return false, o.update(target, sw, v, false)
+}
+
+// stateWindow returns the state window of the key's live session win:
+// where its contents are. A window that is not a live session keeps its
+// own.
+func (o *windowOp[K, IN, OUT]) stateWindow(win windowing.Window) (windowing.Window, error) {
+	if !o.assigner.Merging() {
+		return win, nil
+	}
+	ns := o.c.ns
+	o.c.ns = nil
+	live, _, err := o.sessions.Get(o.c)
+	o.c.ns = ns
+	for _, s := range live {
+		if s.W == win {
+			return s.State, err
+		}
+	}
+	return win, err
 }
 
 // onTimer fires or cleans up a window, as WindowOperator.onEventTime and
@@ -797,7 +847,11 @@ func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at windowing.Millis, domain en
 	if err := o.c.setKey(key, int64(win.MaxTimestamp())); err != nil {
 		return err
 	}
-	o.c.ns = o.namespace(win)
+	sw, err := o.stateWindow(win)
+	if err != nil {
+		return err
+	}
+	o.setWindow(win, sw)
 	defer func() { o.c.ns = nil }()
 	switch kind {
 	case windowEarly:
@@ -829,10 +883,14 @@ func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at windowing.Millis, domain en
 	return o.cleanup(win)
 }
 
-// cleanup drops everything of window win: its contents, its trigger's
-// state and timers, and, for sessions, the window itself.
+// cleanup drops everything of window win (setWindow must have made it the
+// one handled): its contents, its trigger's state and timers, and, for
+// sessions, the window itself.
 func (o *windowOp[K, IN, OUT]) cleanup(win windowing.Window) error {
-	if err := o.contents.clear(o.c); err != nil {
+	o.c.ns = o.contentsNs
+	err := o.contents.clear(o.c)
+	o.c.ns = o.nsBuf
+	if err != nil {
 		return err
 	}
 	o.counts.Clear(o.c)
@@ -848,7 +906,7 @@ func (o *windowOp[K, IN, OUT]) cleanup(win windowing.Window) error {
 		if err != nil {
 			return err
 		}
-		live = slices.DeleteFunc(live, func(x windowing.Window) bool { return x == win })
+		live = slices.DeleteFunc(live, func(s session) bool { return s.W == win })
 		if len(live) == 0 {
 			o.sessions.Clear(o.c)
 			return nil
