@@ -26,6 +26,7 @@ type Windowed[K comparable, OUT any] struct {
 type WindowOpt func(*windowOptions)
 
 type windowOptions struct {
+	slice     bool
 	trigger   windowing.Trigger
 	lateness  time.Duration
 	late      any // engine.OutputTag[IN]
@@ -35,6 +36,7 @@ type windowOptions struct {
 
 // windowConfig is a window operator's options, typed for its input.
 type windowConfig[IN any] struct {
+	slice     bool
 	trigger   windowing.Trigger
 	lateness  time.Duration
 	late      *engine.OutputTag[IN]
@@ -49,7 +51,7 @@ func windowOpts[IN any](opts []WindowOpt) (windowConfig[IN], error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	cfg := windowConfig[IN]{trigger: o.trigger, lateness: o.lateness, lateTopic: o.lateTopic}
+	cfg := windowConfig[IN]{slice: o.slice, trigger: o.trigger, lateness: o.lateness, lateTopic: o.lateTopic}
 	var zero IN
 	if o.late != nil {
 		tag, ok := o.late.(engine.OutputTag[IN])
@@ -83,6 +85,22 @@ func AllowedLateness(d time.Duration) WindowOpt {
 // (weir_records_late_total).
 func LateOutput[IN any](tag engine.OutputTag[IN]) WindowOpt {
 	return func(c *windowOptions) { c.late = tag }
+}
+
+// SliceWindows computes sliding windows from slices, as Flink SQL's window
+// aggregation does: the windows are cut into slices of the greatest common
+// divisor of their size and slide, a record updates the one accumulator
+// of its slice instead of one per window it falls in, and a window fires
+// with its slices' accumulators merged, earliest first. The results are
+// the same as without it when the aggregate function's Merge combines any
+// two accumulators exactly (a sum, a count, a maximum); Flink's DataStream
+// windows never call it for sliding windows, so it is not the default for
+// user functions. Weir's own aggregates (Count) slice without it.
+//
+// It applies to WindowAggregate over event-time Sliding windows with the
+// default trigger; elsewhere it changes nothing.
+func SliceWindows() WindowOpt {
+	return func(c *windowOptions) { c.slice = true }
 }
 
 // WithTrigger sets when windows fire (Flink's triggers): on a count of
@@ -125,7 +143,8 @@ const (
 func WindowAggregate[K comparable, IN, ACC, OUT any](in engine.KeyedStream[K, IN], name string, assigner windowing.Assigner,
 	fn state.AggregateFunction[IN, ACC, OUT], acc codec.Codec[ACC], opts ...WindowOpt) engine.Stream[Windowed[K, OUT]] {
 	return windowOperator(in, name, assigner, opts, func(reg *state.Registry) contents[K, IN, OUT] {
-		return &aggContents[K, IN, ACC, OUT]{fn: fn, accs: state.NewValue(reg, "acc", acc)}
+		_, exact := fn.(exactMerge)
+		return &aggContents[K, IN, ACC, OUT]{fn: fn, accs: state.NewValue(reg, "acc", acc), exact: exact}
 	})
 }
 
@@ -193,6 +212,11 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 	}
 	reg := state.NewRegistry(out.Name())
 	cont := newContents(reg)
+	// Sliced: see SliceWindows.
+	slicing, sliced := windowing.SlicingOf(assigner)
+	slicer, _ := cont.(slicedContents[K, OUT])
+	sliced = sliced && slicer != nil && (cfg.slice || slicer.exactMerge()) &&
+		cfg.trigger == (windowing.Trigger{})
 	counts := state.NewValue(reg, "trigger-count", codec.Key[int64]())
 	fireAt := state.NewValue(reg, "trigger-fire-time", codec.Key[int64]())
 	sessions := state.NewValue(reg, "sessions", codec.Codec[[]session](sessionsCodec{}))
@@ -239,6 +263,9 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner, elements: elements, procTime: procTime,
 			lateness: lateness, stats: stats, op: opName, trigger: cfg.trigger, counts: counts, fireAt: fireAt,
 			col: &windowCollector[K, OUT]{c: c, down: down, stats: stats}}
+		if sliced {
+			w.slicing, w.slicer = &slicing, slicer
+		}
 		timers.OnFire(w.onTimer)
 		w.timers = timers
 		return func(r engine.Record[IN]) error {
@@ -284,10 +311,74 @@ func lateToTopic[IN any](t *engine.Task, op, topic string, c codec.Codec[IN], re
 	}
 }
 
-// aggContents keeps a window's accumulator.
+// aggContents keeps a window's accumulator, or a slice's (SliceWindows).
 type aggContents[K comparable, IN, ACC, OUT any] struct {
 	fn   state.AggregateFunction[IN, ACC, OUT]
 	accs *state.Value[ACC]
+	// exact: fn's Merge is exact (Weir's own aggregates), so windows
+	// slice without SliceWindows.
+	exact bool
+	nsBuf []byte
+}
+
+// exactMerge marks Weir's aggregate functions whose Merge combines any
+// two accumulators exactly.
+type exactMerge interface{ exactMerge() }
+
+// slicedContents is what sliced windows (SliceWindows) need of their
+// contents, which keep an accumulator per slice.
+type slicedContents[K comparable, OUT any] interface {
+	exactMerge() bool
+	// emitSlices emits window w (the scope's namespace) from the
+	// accumulators of parts, its slices, merged earliest first, after
+	// the whole window's own if one is there (kept before the operator
+	// sliced); ok is false when there are none, and last is the index in
+	// parts of the latest slice with an accumulator.
+	emitSlices(c *keyedCtx[K], w windowing.Window, parts []windowing.Window, out Collector[OUT]) (ok bool, last int, err error)
+	// clearSlices drops the accumulators of slices parts.
+	clearSlices(c *keyedCtx[K], parts []windowing.Window)
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) exactMerge() bool { return a.exact }
+
+func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], _ windowing.Window, parts []windowing.Window, out Collector[OUT]) (bool, int, error) {
+	ns := c.ns
+	defer func() { c.ns = ns }()
+	acc, ok, err := a.accs.Get(c)
+	if err != nil {
+		return false, -1, err
+	}
+	last := -1
+	for i, p := range parts {
+		a.nsBuf = appendWindow(a.nsBuf[:0], p)
+		c.ns = a.nsBuf
+		x, had, err := a.accs.Get(c)
+		switch {
+		case err != nil:
+			return false, -1, err
+		case !had:
+			continue
+		case ok:
+			acc = a.fn.Merge(acc, x)
+		default:
+			acc, ok = x, true
+		}
+		last = i
+	}
+	if !ok {
+		return false, last, nil
+	}
+	return true, last, out.Collect(a.fn.Result(acc))
+}
+
+func (a *aggContents[K, IN, ACC, OUT]) clearSlices(c *keyedCtx[K], parts []windowing.Window) {
+	ns := c.ns
+	for _, p := range parts {
+		a.nsBuf = appendWindow(a.nsBuf[:0], p)
+		c.ns = a.nsBuf
+		a.accs.Clear(c)
+	}
+	c.ns = ns
 }
 
 func (a *aggContents[K, IN, ACC, OUT]) get(c *keyedCtx[K]) (ACC, bool, error) {
@@ -428,6 +519,11 @@ type windowOp[K comparable, IN, OUT any] struct {
 	// contentsNs is the namespace of the contents of the window being
 	// handled: its state window's (setWindow).
 	contentsNs, stateNsBuf []byte
+	// slicing, when not nil, slices the windows (SliceWindows): contents
+	// are kept per slice, by slicer.
+	slicing  *windowing.Slicing
+	slicer   slicedContents[K, OUT]
+	sliceBuf []windowing.Window
 }
 
 // namespace encodes w into a buffer of the operator's, for the scope's
@@ -522,6 +618,9 @@ func (o *windowOp[K, IN, OUT]) add(r engine.Record[IN]) (late bool, err error) {
 	if o.assigner.Merging() {
 		return o.addMerging(r.Value, o.buf[0])
 	}
+	if o.slicing != nil {
+		return o.addSliced(r.Value, ts)
+	}
 	late = true
 	for _, w := range o.buf {
 		if o.isLate(w) {
@@ -533,6 +632,69 @@ func (o *windowOp[K, IN, OUT]) add(r engine.Record[IN]) (late bool, err error) {
 		}
 	}
 	return late, nil
+}
+
+// addSliced adds a record of event time ts to its slice, and acts for
+// each of its windows as update does with the event-time trigger: a
+// window already past its end fires at once (a late record within the
+// allowed lateness). A key's windows fire in a chain, as Flink SQL's
+// sliced windows do: the record that creates a slice sets the end timer
+// of the slice's first window not yet past its end, and each firing sets
+// the next window's while a slice it holds is left (onSliceFired). With
+// allowed lateness, the window that owns the slice (the last to hold it)
+// gets the cleanup timer that drops it. It reports whether r was late for
+// every window.
+func (o *windowOp[K, IN, OUT]) addSliced(v IN, ts windowing.Millis) (late bool, err error) {
+	late = true
+	for _, w := range o.buf {
+		if !o.isLate(w) {
+			late = false
+			break
+		}
+	}
+	if late {
+		return true, nil
+	}
+	defer func() { o.c.ns = nil }()
+	o.c.ns = o.namespace(o.slicing.SliceOf(ts))
+	existed, err := o.contents.add(o.c, v)
+	if err != nil {
+		return false, err
+	}
+	if !existed {
+		for _, w := range o.buf {
+			if !o.isLate(w) && !o.passed(w.MaxTimestamp()) {
+				o.timers.Register(engine.EventTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+				break
+			}
+		}
+		if owner := o.buf[len(o.buf)-1]; !o.cleansAtFire() {
+			o.timers.Register(engine.EventTime, owner.CleanupTime(o.lateness), timerKey(o.c.rec.Key, owner, windowCleanup))
+		}
+	}
+	for _, w := range o.buf {
+		if o.isLate(w) || !o.passed(w.MaxTimestamp()) {
+			continue
+		}
+		o.setWindow(w, w)
+		if _, err := o.fireSliced(w); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// fireSliced emits sliced window w (setWindow must have made it the one
+// handled); more reports that a slice the next window also holds has an
+// accumulator.
+func (o *windowOp[K, IN, OUT]) fireSliced(w windowing.Window) (more bool, err error) {
+	o.col.win = w
+	ns := o.c.ns
+	o.c.ns = o.contentsNs
+	defer func() { o.c.ns = ns }()
+	o.sliceBuf = o.slicing.Slices(o.sliceBuf[:0], w)
+	_, last, err := o.slicer.emitSlices(o.c, w, o.sliceBuf, o.col)
+	return last >= 0 && !o.slicing.Owns(w, o.sliceBuf[last]), err
 }
 
 // cleansAtFire reports whether the trigger's end-of-window timer is also
@@ -873,7 +1035,16 @@ func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at windowing.Millis, domain en
 		}
 		return o.fire(win)
 	case windowFire:
-		if err := o.fire(win); err != nil {
+		if o.slicing != nil {
+			more, err := o.fireSliced(win)
+			if err != nil {
+				return err
+			}
+			if more {
+				next := windowing.Window{Start: windowing.AddMillis(win.Start, o.slicing.Slide()), End: windowing.AddMillis(win.End, o.slicing.Slide())}
+				o.timers.Register(engine.EventTime, next.MaxTimestamp(), timerKey(o.c.rec.Key, next, windowFire))
+			}
+		} else if err := o.fire(win); err != nil {
 			return err
 		}
 		if domain != o.endDomain() || !o.cleansAtFire() {
@@ -889,6 +1060,11 @@ func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at windowing.Millis, domain en
 func (o *windowOp[K, IN, OUT]) cleanup(win windowing.Window) error {
 	o.c.ns = o.contentsNs
 	err := o.contents.clear(o.c)
+	if o.slicing != nil {
+		// The slices no later window holds.
+		o.sliceBuf = slices.DeleteFunc(o.slicing.Slices(o.sliceBuf[:0], win), func(p windowing.Window) bool { return !o.slicing.Owns(win, p) })
+		o.slicer.clearSlices(o.c, o.sliceBuf)
+	}
 	o.c.ns = o.nsBuf
 	if err != nil {
 		return err
@@ -945,3 +1121,4 @@ func (Count[IN]) Zero() int64               { return 0 }
 func (Count[IN]) Add(acc int64, _ IN) int64 { return acc + 1 }
 func (Count[IN]) Merge(a, b int64) int64    { return a + b }
 func (Count[IN]) Result(acc int64) int64    { return acc }
+func (Count[IN]) exactMerge()               {}
