@@ -1,13 +1,18 @@
 package operators_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/kafkatest"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/weirtest"
@@ -87,5 +92,60 @@ func TestSlicedWindowsLeaveNoState(t *testing.T) {
 				t.Errorf("state left after every window fired: %v", left)
 			}
 		})
+	}
+}
+
+// The tasks of a sliced window operator run at once, one per partition:
+// each counts its own keys' windows (with the race detector, a buffer the
+// tasks shared failed this, and counted some keys' slices into others').
+func TestSlicedWindowsOnTasksAtOnce(t *testing.T) {
+	brokers := kafkatest.Fake(t, 2, "clicks", "counts")
+	noon := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	want := map[string]int64{}
+	var recs []*kgo.Record
+	const keys, seconds = 40, 30
+	for ms := 0; ms < seconds*1000; ms += 25 {
+		key := fmt.Sprintf("k%d", (ms/25)%keys)
+		ts := noon.Add(time.Duration(ms) * time.Millisecond)
+		recs = append(recs, &kgo.Record{Topic: "clicks", Key: []byte(key), Value: []byte("x"), Timestamp: ts})
+		for _, w := range windowing.Sliding(5*time.Second, 2*time.Second).Assign(nil, windowing.MillisOf(ts)) {
+			if w.End.Time().Before(noon.Add(seconds * time.Second)) {
+				want[fmt.Sprintf("%s %d", key, w.End)]++
+			}
+		}
+	}
+	// A record of every key an hour on closes every window before it.
+	for k := range keys {
+		recs = append(recs, &kgo.Record{Topic: "clicks", Key: []byte(fmt.Sprintf("k%d", k)), Value: []byte("x"), Timestamp: noon.Add(time.Hour)})
+	}
+	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
+	job := engine.NewJob("sliced", engine.WithBrokers(brokers...), engine.WithStateDir(t.TempDir()), engine.WithMetricsAddr(""),
+		engine.WithCheckpointInterval(20*time.Millisecond), engine.WithLogLevel("error"))
+	src := connectors.KafkaSource(job, "clicks", codec.String(), connectors.WithWatermarks(windowing.RecordTimestamps[string](0)))
+	counts := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "counts",
+		windowing.Sliding(5*time.Second, 2*time.Second), operators.Count[string]{}, codec.JSON[int64]())
+	connectors.KafkaSink(counts, "counts", codec.JSON[operators.Windowed[string, int64]]())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- job.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("job: %v", err)
+		}
+	}()
+	out := kafkatest.ReadAll(t, brokers, "counts", len(want), 30*time.Second)
+	got := map[string]int64{}
+	for _, r := range out {
+		w, err := codec.JSON[operators.Windowed[string, int64]]().Decode(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[fmt.Sprintf("%s %d", w.Key, windowing.MillisOf(w.End))] += w.Value
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("window %s: counted %d, want %d", k, got[k], n)
+		}
 	}
 }

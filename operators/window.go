@@ -318,7 +318,6 @@ type aggContents[K comparable, IN, ACC, OUT any] struct {
 	// exact: fn's Merge is exact (Weir's own aggregates), so windows
 	// slice without SliceWindows.
 	exact bool
-	nsBuf []byte
 }
 
 // exactMerge marks Weir's aggregate functions whose Merge combines any
@@ -334,14 +333,16 @@ type slicedContents[K comparable, OUT any] interface {
 	// the whole window's own if one is there (kept before the operator
 	// sliced); ok is false when there are none, and last is the index in
 	// parts of the latest slice with an accumulator.
-	emitSlices(c *keyedCtx[K], w windowing.Window, parts []windowing.Window, out Collector[OUT]) (ok bool, last int, err error)
+	// The contents are shared by the operator's tasks, which run at once:
+	// buf is scratch space of the calling task's.
+	emitSlices(c *keyedCtx[K], w windowing.Window, parts []windowing.Window, out Collector[OUT], buf *[]byte) (ok bool, last int, err error)
 	// clearSlices drops the accumulators of slices parts.
-	clearSlices(c *keyedCtx[K], parts []windowing.Window)
+	clearSlices(c *keyedCtx[K], parts []windowing.Window, buf *[]byte)
 }
 
 func (a *aggContents[K, IN, ACC, OUT]) exactMerge() bool { return a.exact }
 
-func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], _ windowing.Window, parts []windowing.Window, out Collector[OUT]) (bool, int, error) {
+func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], _ windowing.Window, parts []windowing.Window, out Collector[OUT], buf *[]byte) (bool, int, error) {
 	ns := c.ns
 	defer func() { c.ns = ns }()
 	acc, ok, err := a.accs.Get(c)
@@ -350,8 +351,8 @@ func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], _ windowing.Wi
 	}
 	last := -1
 	for i, p := range parts {
-		a.nsBuf = appendWindow(a.nsBuf[:0], p)
-		c.ns = a.nsBuf
+		*buf = appendWindow((*buf)[:0], p)
+		c.ns = *buf
 		x, had, err := a.accs.Get(c)
 		switch {
 		case err != nil:
@@ -371,11 +372,11 @@ func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], _ windowing.Wi
 	return true, last, out.Collect(a.fn.Result(acc))
 }
 
-func (a *aggContents[K, IN, ACC, OUT]) clearSlices(c *keyedCtx[K], parts []windowing.Window) {
+func (a *aggContents[K, IN, ACC, OUT]) clearSlices(c *keyedCtx[K], parts []windowing.Window, buf *[]byte) {
 	ns := c.ns
 	for _, p := range parts {
-		a.nsBuf = appendWindow(a.nsBuf[:0], p)
-		c.ns = a.nsBuf
+		*buf = appendWindow((*buf)[:0], p)
+		c.ns = *buf
 		a.accs.Clear(c)
 	}
 	c.ns = ns
@@ -479,7 +480,9 @@ func (l *listContents[K, IN, OUT]) clear(c *keyedCtx[K]) error { return l.recs.C
 // contents is what a window keeps for a key, in the namespace of the
 // window's state window (its own, but for a merged session): an
 // accumulator (WindowAggregate) or every record (WindowProcess). Its
-// methods act on the scope's current key and namespace.
+// methods act on the scope's current key and namespace. One value serves
+// every task of the operator, and tasks run at once: it holds nothing a
+// call changes.
 type contents[K comparable, IN, OUT any] interface {
 	// add puts v in the window; existed reports that the window held
 	// something before (false when that is not known).
@@ -521,9 +524,10 @@ type windowOp[K comparable, IN, OUT any] struct {
 	contentsNs, stateNsBuf []byte
 	// slicing, when not nil, slices the windows (SliceWindows): contents
 	// are kept per slice, by slicer.
-	slicing  *windowing.Slicing
-	slicer   slicedContents[K, OUT]
-	sliceBuf []windowing.Window
+	slicing    *windowing.Slicing
+	slicer     slicedContents[K, OUT]
+	sliceBuf   []windowing.Window
+	sliceNsBuf []byte
 }
 
 // namespace encodes w into a buffer of the operator's, for the scope's
@@ -693,7 +697,7 @@ func (o *windowOp[K, IN, OUT]) fireSliced(w windowing.Window) (more bool, err er
 	o.c.ns = o.contentsNs
 	defer func() { o.c.ns = ns }()
 	o.sliceBuf = o.slicing.Slices(o.sliceBuf[:0], w)
-	_, last, err := o.slicer.emitSlices(o.c, w, o.sliceBuf, o.col)
+	_, last, err := o.slicer.emitSlices(o.c, w, o.sliceBuf, o.col, &o.sliceNsBuf)
 	return last >= 0 && !o.slicing.Owns(w, o.sliceBuf[last]), err
 }
 
@@ -1063,7 +1067,7 @@ func (o *windowOp[K, IN, OUT]) cleanup(win windowing.Window) error {
 	if o.slicing != nil {
 		// The slices no later window holds.
 		o.sliceBuf = slices.DeleteFunc(o.slicing.Slices(o.sliceBuf[:0], win), func(p windowing.Window) bool { return !o.slicing.Owns(win, p) })
-		o.slicer.clearSlices(o.c, o.sliceBuf)
+		o.slicer.clearSlices(o.c, o.sliceBuf, &o.sliceNsBuf)
 	}
 	o.c.ns = o.nsBuf
 	if err != nil {
