@@ -644,7 +644,7 @@ func (o *windowOp[K, IN, OUT]) add(r engine.Record[IN]) (late bool, err error) {
 // allowed lateness). A key's windows fire in a chain, as Flink SQL's
 // sliced windows do: the record that creates a slice sets the end timer
 // of the slice's first window not yet past its end, and each firing sets
-// the next window's while a slice it holds is left (onSliceFired). With
+// the next window's while a slice it holds is left (onTimer). With
 // allowed lateness, the window that owns the slice (the last to hold it)
 // gets the cleanup timer that drops it. It reports whether r was late for
 // every window.
