@@ -37,11 +37,12 @@ func TestSlicedWindowsLeaveNoState(t *testing.T) {
 		name string
 		fn   state.AggregateFunction[string, int64, int64]
 		opts []operators.WindowOpt
+		per  int64 // what a record adds: 1 counted, 2 its length summed
 	}{
-		{"count", operators.Count[string]{}, nil},
-		{"sum-sliced", sum{}, []operators.WindowOpt{operators.SliceWindows()}},
-		{"sum", sum{}, nil},
-		{"count-lateness", operators.Count[string]{}, []operators.WindowOpt{operators.AllowedLateness(3 * time.Second)}},
+		{"count", operators.Count[string]{}, nil, 1},
+		{"sum-sliced", sum{}, []operators.WindowOpt{operators.SliceWindows()}, 2},
+		{"sum", sum{}, nil, 2},
+		{"count-lateness", operators.Count[string]{}, []operators.WindowOpt{operators.AllowedLateness(3 * time.Second)}, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			job := engine.NewJob("sliced")
@@ -64,18 +65,14 @@ func TestSlicedWindowsLeaveNoState(t *testing.T) {
 			for _, r := range weirtest.ReadOutputs(h, "out", codec.JSON[operators.Windowed[string, int64]]()) {
 				got[fmt.Sprintf("%s %s-%s", r.Value.Key, r.Value.Start.Format("05"), r.Value.End.Format("05"))] = r.Value.Value
 			}
-			per := int64(1)
-			if c.name != "count" && c.name != "count-lateness" {
-				per = 2
-			}
 			// a: 0, 1.5, 4.5, 7; b: 0.3, 2, 3, 6 (seconds past noon).
 			want := map[string]int64{
 				"a 56-01": 1, "a 58-03": 2, "a 00-05": 3, "a 02-07": 1, "a 04-09": 2, "a 06-11": 1,
 				"b 56-01": 1, "b 58-03": 2, "b 00-05": 3, "b 02-07": 3, "b 04-09": 1, "b 06-11": 1,
 			}
 			for k, n := range want {
-				if got[k] != n*per {
-					t.Errorf("window %s: %d, want %d (all: %v)", k, got[k], n*per, got)
+				if got[k] != n*c.per {
+					t.Errorf("window %s: %d, want %d (all: %v)", k, got[k], n*c.per, got)
 				}
 			}
 			if len(got) != len(want) {

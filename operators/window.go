@@ -142,9 +142,11 @@ const (
 // with fn.Merge. Window state and timers live in the state store.
 func WindowAggregate[K comparable, IN, ACC, OUT any](in engine.KeyedStream[K, IN], name string, assigner windowing.Assigner,
 	fn state.AggregateFunction[IN, ACC, OUT], acc codec.Codec[ACC], opts ...WindowOpt) engine.Stream[Windowed[K, OUT]] {
+	if _, exact := fn.(exactMerge); exact {
+		opts = append([]WindowOpt{SliceWindows()}, opts...)
+	}
 	return windowOperator(in, name, assigner, opts, func(reg *state.Registry) contents[K, IN, OUT] {
-		_, exact := fn.(exactMerge)
-		return &aggContents[K, IN, ACC, OUT]{fn: fn, accs: state.NewValue(reg, "acc", acc), exact: exact}
+		return &aggContents[K, IN, ACC, OUT]{fn: fn, accs: state.NewValue(reg, "acc", acc)}
 	})
 }
 
@@ -215,8 +217,7 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 	// Sliced: see SliceWindows.
 	slicing, sliced := windowing.SlicingOf(assigner)
 	slicer, _ := cont.(slicedContents[K, OUT])
-	sliced = sliced && slicer != nil && (cfg.slice || slicer.exactMerge()) &&
-		cfg.trigger == (windowing.Trigger{})
+	sliced = sliced && slicer != nil && cfg.slice && cfg.trigger == (windowing.Trigger{})
 	counts := state.NewValue(reg, "trigger-count", codec.Key[int64]())
 	fireAt := state.NewValue(reg, "trigger-fire-time", codec.Key[int64]())
 	sessions := state.NewValue(reg, "sessions", codec.Codec[[]session](sessionsCodec{}))
@@ -315,39 +316,33 @@ func lateToTopic[IN any](t *engine.Task, op, topic string, c codec.Codec[IN], re
 type aggContents[K comparable, IN, ACC, OUT any] struct {
 	fn   state.AggregateFunction[IN, ACC, OUT]
 	accs *state.Value[ACC]
-	// exact: fn's Merge is exact (Weir's own aggregates), so windows
-	// slice without SliceWindows.
-	exact bool
 }
 
 // exactMerge marks Weir's aggregate functions whose Merge combines any
-// two accumulators exactly.
+// two accumulators exactly: their windows slice without SliceWindows.
 type exactMerge interface{ exactMerge() }
 
 // slicedContents is what sliced windows (SliceWindows) need of their
 // contents, which keep an accumulator per slice.
 type slicedContents[K comparable, OUT any] interface {
-	exactMerge() bool
-	// emitSlices emits window w (the scope's namespace) from the
+	// emitSlices emits the window in the scope's namespace from the
 	// accumulators of parts, its slices, merged earliest first, after
 	// the whole window's own if one is there (kept before the operator
-	// sliced); ok is false when there are none, and last is the index in
-	// parts of the latest slice with an accumulator.
-	// The contents are shared by the operator's tasks, which run at once:
-	// buf is scratch space of the calling task's.
-	emitSlices(c *keyedCtx[K], w windowing.Window, parts []windowing.Window, out Collector[OUT], buf *[]byte) (ok bool, last int, err error)
+	// sliced), if there is any; last is the index in parts of the latest
+	// slice with an accumulator, -1 if none has. The contents are shared
+	// by the operator's tasks, which run at once: buf is scratch space of
+	// the calling task's.
+	emitSlices(c *keyedCtx[K], parts []windowing.Window, out Collector[OUT], buf *[]byte) (last int, err error)
 	// clearSlices drops the accumulators of slices parts.
 	clearSlices(c *keyedCtx[K], parts []windowing.Window, buf *[]byte)
 }
 
-func (a *aggContents[K, IN, ACC, OUT]) exactMerge() bool { return a.exact }
-
-func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], _ windowing.Window, parts []windowing.Window, out Collector[OUT], buf *[]byte) (bool, int, error) {
+func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], parts []windowing.Window, out Collector[OUT], buf *[]byte) (int, error) {
 	ns := c.ns
 	defer func() { c.ns = ns }()
 	acc, ok, err := a.accs.Get(c)
 	if err != nil {
-		return false, -1, err
+		return -1, err
 	}
 	last := -1
 	for i, p := range parts {
@@ -356,7 +351,7 @@ func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], _ windowing.Wi
 		x, had, err := a.accs.Get(c)
 		switch {
 		case err != nil:
-			return false, -1, err
+			return -1, err
 		case !had:
 			continue
 		case ok:
@@ -367,9 +362,9 @@ func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], _ windowing.Wi
 		last = i
 	}
 	if !ok {
-		return false, last, nil
+		return last, nil
 	}
-	return true, last, out.Collect(a.fn.Result(acc))
+	return last, out.Collect(a.fn.Result(acc))
 }
 
 func (a *aggContents[K, IN, ACC, OUT]) clearSlices(c *keyedCtx[K], parts []windowing.Window, buf *[]byte) {
@@ -697,7 +692,7 @@ func (o *windowOp[K, IN, OUT]) fireSliced(w windowing.Window) (more bool, err er
 	o.c.ns = o.contentsNs
 	defer func() { o.c.ns = ns }()
 	o.sliceBuf = o.slicing.Slices(o.sliceBuf[:0], w)
-	_, last, err := o.slicer.emitSlices(o.c, w, o.sliceBuf, o.col, &o.sliceNsBuf)
+	last, err := o.slicer.emitSlices(o.c, o.sliceBuf, o.col, &o.sliceNsBuf)
 	return last >= 0 && !o.slicing.Owns(w, o.sliceBuf[last]), err
 }
 
@@ -1065,8 +1060,7 @@ func (o *windowOp[K, IN, OUT]) cleanup(win windowing.Window) error {
 	o.c.ns = o.contentsNs
 	err := o.contents.clear(o.c)
 	if o.slicing != nil {
-		// The slices no later window holds.
-		o.sliceBuf = slices.DeleteFunc(o.slicing.Slices(o.sliceBuf[:0], win), func(p windowing.Window) bool { return !o.slicing.Owns(win, p) })
+		o.sliceBuf = o.slicing.Owned(o.sliceBuf[:0], win)
 		o.slicer.clearSlices(o.c, o.sliceBuf, &o.sliceNsBuf)
 	}
 	o.c.ns = o.nsBuf

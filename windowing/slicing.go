@@ -58,6 +58,18 @@ func (s Slicing) Owns(w, slice Window) bool {
 	return windowStart(slice.Start, s.offset, s.slide) == w.Start
 }
 
+// Owned appends to dst the slices w owns (Owns): its first slide's worth.
+func (s Slicing) Owned(dst []Window, w Window) []Window {
+	end := min(AddMillis(w.Start, s.slide), w.End)
+	for start := w.Start; start < end; start = AddMillis(start, s.Slice) {
+		dst = append(dst, Window{Start: start, End: AddMillis(start, s.Slice)})
+		if AddMillis(start, s.Slice) == start {
+			break
+		}
+	}
+	return dst
+}
+
 // Slide is the windows' slide: a window's next starts and ends that much
 // later.
 func (s Slicing) Slide() Millis { return s.slide }

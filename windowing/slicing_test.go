@@ -39,6 +39,10 @@ func TestSlicing(t *testing.T) {
 				if parts[0].Start != w.Start || parts[len(parts)-1].End != w.End || !slices.Contains(parts, slice) {
 					t.Fatalf("%v: slices of %v: %v, not covering it or missing %v", c, w, parts, slice)
 				}
+				owned := slices.DeleteFunc(slices.Clone(parts), func(p Window) bool { return !sl.Owns(w, p) })
+				if got := sl.Owned(nil, w); !slices.Equal(got, owned) {
+					t.Fatalf("%v: %v owns %v, Owned says %v", c, w, owned, got)
+				}
 				if sl.Owns(w, slice) {
 					owners++
 					if w != ws[len(ws)-1] {
