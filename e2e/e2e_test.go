@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,6 +151,54 @@ func logJobOutput(t testing.TB, bin string, pid int, out string) {
 		lines = lines[len(lines)-jobOutputTail:]
 	}
 	t.Logf("job %s (pid %d) output, %s; its last %d lines:\n%s", filepath.Base(bin), pid, saved, len(lines), strings.Join(lines, "\n"))
+}
+
+// stacks makes the process print its goroutines and exit (SIGQUIT, as Go
+// handles it), and returns a summary of them: for each goroutine in Weir's
+// or franz-go's code, its state and the functions on its stack, innermost
+// first. The whole dump is in the process's output.
+func (p *process) stacks(t testing.TB) string {
+	t.Helper()
+	from := len(p.output.String())
+	if err := p.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		return "no stacks: " + err.Error()
+	}
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		return "no stacks: the process did not exit within 15s of SIGQUIT"
+	}
+	return summarizeStacks(p.output.String()[from:])
+}
+
+// summarizeStacks condenses a Go goroutine dump to one line per goroutine
+// that runs Weir's or franz-go's code.
+func summarizeStacks(dump string) string {
+	var out []string
+	for g := range strings.SplitSeq(dump, "\n\n") {
+		lines := strings.Split(strings.TrimSpace(g), "\n")
+		if len(lines) == 0 || !strings.HasPrefix(lines[0], "goroutine ") {
+			continue
+		}
+		var fns []string
+		for _, l := range lines[1:] {
+			if strings.HasPrefix(l, "\t") || strings.HasPrefix(l, "created by") {
+				continue
+			}
+			fn := l[:max(0, strings.LastIndexByte(l, '('))]
+			fn = fn[strings.LastIndexByte(fn, '/')+1:]
+			if !strings.HasPrefix(fn, "runtime.") { // gopark, selectgo, goexit: the state says as much
+				fns = append(fns, fn)
+			}
+		}
+		if j := strings.Join(fns, " < "); strings.Contains(g, "weirstream/weir/") || strings.Contains(g, "franz-go/pkg/kgo") {
+			out = append(out, strings.TrimSuffix(lines[0], ":")+": "+j)
+		}
+	}
+	if len(out) == 0 {
+		return "no goroutine dump in the output"
+	}
+	return strings.Join(out, "\n")
 }
 
 // wait waits for the process to exit and returns its exit code.
@@ -338,4 +388,18 @@ func startReplicas(t *testing.T, job string, brokers []string, group, in, out st
 		return g.State == "Stable" && len(g.Members) == n
 	})
 	return ps
+}
+
+// TestSummarizeStacks checks the condensed goroutine dump a failing test
+// shows on a real dump of this process.
+func TestSummarizeStacks(t *testing.T) {
+	buf := make([]byte, 1<<20)
+	dump := string(buf[:runtime.Stack(buf, true)])
+	got := summarizeStacks("SIGQUIT: quit\nPC=0x0 m=0 sigcode=0\n\n" + dump)
+	if !strings.Contains(got, "e2e.TestSummarizeStacks < ") || strings.Contains(got, "\t") {
+		t.Fatalf("summary of the dump:\n%s\nmisses this test's goroutine or keeps file lines; dump:\n%s", got, dump)
+	}
+	if got := summarizeStacks("no dump here"); got != "no goroutine dump in the output" {
+		t.Fatalf("summary of no dump: %q", got)
+	}
 }

@@ -189,13 +189,22 @@ func TryCommittedOffsets(t testing.TB, brokers []string, group, topic string) (m
 // Eventually polls cond every 20ms until it holds or timeout passes.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Within(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// Within polls cond every 20ms until it holds (true) or timeout passes
+// (false): for a test that gathers evidence before it fails.
+func Within(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }
 
 // FreeAddr returns a loopback address nothing listens on, for a server a
