@@ -159,6 +159,11 @@ func logJobOutput(t testing.TB, bin string, pid int, out string) {
 // first. The whole dump is in the process's output.
 func (p *process) stacks(t testing.TB) string {
 	t.Helper()
+	select {
+	case <-p.done:
+		return fmt.Sprintf("none: the process had exited (%v)", p.err)
+	default:
+	}
 	from := len(p.output.String())
 	if err := p.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
 		return "no stacks: " + err.Error()
