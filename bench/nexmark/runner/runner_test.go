@@ -231,7 +231,7 @@ func TestRunResizesShortWindowsAndRepeats(t *testing.T) {
 		t.Fatalf("%d runs counted, want 1 or 2", len(s.Counted))
 	}
 	for _, m := range s.Counted {
-		// The resize aims at half as much again as the minimum; a run may
+		// The resize aims at twice the minimum; a run may
 		// still fall short under load, but not far.
 		if m.Window < cfg.MinWindow/2 || m.WallRate <= 0 || m.CPURate <= 0 || m.EngineCPU <= 0 {
 			t.Errorf("repetition %d: window %v, rates %.0f/%.0f, CPU %v", m.Rep, m.Window, m.WallRate, m.CPURate, m.EngineCPU)
