@@ -168,8 +168,10 @@ func TestReprocessRunningTotalsFromASavepoint(t *testing.T) {
 	}
 	// In flight: the morning's records the second stage had not counted
 	// (and the first stage's watermarks among them).
+	// (None when the second stage caught up before the cancel, which the
+	// test cannot prevent; savepoint 1 above had some in flight.)
 	inflight := len(morning) - len(all(totalsA))
-	if inflight == 0 || sp.InFlight < inflight {
+	if sp.InFlight < inflight {
 		t.Fatalf("the savepoint holds %d in-flight records; the second stage had not counted %d", sp.InFlight, inflight)
 	}
 
