@@ -109,30 +109,31 @@ func produceInSlices(t testing.TB, brokers []string, input []*kgo.Record, n int,
 
 // grepLines returns the lines of s containing any of subs.
 func grepLines(s string, subs ...string) string {
-	var out []string
-	for line := range strings.Lines(s) {
-		for _, sub := range subs {
-			if strings.Contains(line, sub) {
-				out = append(out, line)
-				break
-			}
-		}
-	}
-	return strings.Join(out, "")
+	return filterLines(s, -1, func(line string) bool { return containsAny(line, subs) })
 }
 
 // grepLinesNot returns the first max lines of s that contain none of subs.
 func grepLinesNot(s string, max int, subs ...string) string {
+	return filterLines(s, max, func(line string) bool { return !containsAny(line, subs) })
+}
+
+// filterLines returns the first max lines of s (all if max < 0) that keep
+// holds for.
+func filterLines(s string, max int, keep func(string) bool) string {
 	var out []string
 	for line := range strings.Lines(s) {
 		if len(out) == max {
 			break
 		}
-		if !slices.ContainsFunc(subs, func(sub string) bool { return strings.Contains(line, sub) }) {
+		if keep(line) {
 			out = append(out, line)
 		}
 	}
 	return strings.Join(out, "")
+}
+
+func containsAny(s string, subs []string) bool {
+	return slices.ContainsFunc(subs, func(sub string) bool { return strings.Contains(s, sub) })
 }
 
 // weirCLI builds cmd/weir once.
