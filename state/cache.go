@@ -32,6 +32,10 @@ type entry struct {
 	// fresh: Pebble does not have the key (it is new since the last
 	// sync), so a deletion of it need not be written (sync.go).
 	fresh bool
+	// unsynced: a committed entry of the clean generation that Pebble does
+	// not have yet, pinned there until the next sync; skip: a later
+	// commit of the key superseded it before that sync (sync.go).
+	unsynced, skip bool
 	// next links the entry in the dirty generation's skiplist (index.go);
 	// nil until the generation is first scanned.
 	next []*entry

@@ -80,20 +80,13 @@ func (t *TaskStore) CommitPending(checkpointID int64, changelogOffsets map[strin
 		return ErrClosed
 	}
 	meta := encodeMeta(checkpointID, changelogOffsets, t.store.now().UnixMilli())
+	// Either moves the committed entries into the clean generation.
 	write := t.syncWith // with nothing unsynced: the pending generation and meta
 	if t.store.syncInterval > 0 {
 		write = t.deferCommit
 	}
 	if err := write(meta); err != nil {
 		return fmt.Errorf("state: task %v: commit checkpoint %d: %w", t.id, checkpointID, err)
-	}
-	for _, e := range t.pending.list {
-		switch {
-		case e.tombstone:
-			t.cacheDrop(e.key)
-		case t.cacheable(e.key):
-			t.cachePut(e)
-		}
 	}
 	if m := t.pending.m; t.spare == nil && len(m) <= maxSpareEntries {
 		clear(m)

@@ -34,8 +34,12 @@ type cacheBudget struct {
 
 // cleanSet is one task's clean generation.
 type cleanSet struct {
-	m     map[string]*entry // no tombstones: a deleted key is not in m
+	// m holds no tombstones but unsynced ones: a deleted key is not in m
+	// once Pebble has the deletion.
+	m     map[string]*entry
 	bytes int64
+	// pinned is the bytes of m's unsynced entries, which eviction skips.
+	pinned int64
 	// complete: m holds every committed key of the task outside the
 	// uncached prefixes, so a miss in every generation means absent.
 	complete bool
@@ -76,24 +80,78 @@ func (t *TaskStore) admit(n int64) bool {
 	if b.used.Add(n) <= b.limit {
 		return true
 	}
-	// Evict an eighth of what the task holds, at least n: one eviction
-	// pays for many admissions. Map iteration order is random enough.
-	target := max(n, t.clean.bytes/8)
+	t.evict(n)
+	t.clean.complete = false
+	if b.used.Load() <= b.limit {
+		return true
+	}
+	b.used.Add(-n)
+	return false
+}
+
+// evict drops an eighth of the task's evictable (not pinned) entries, at
+// least n bytes' worth, or all it has: one eviction pays for many
+// admissions. Map iteration order is random enough. It reports whether it
+// dropped any.
+func (t *TaskStore) evict(n int64) bool {
+	evictable := t.clean.bytes - t.clean.pinned
+	if evictable <= 0 {
+		return false
+	}
+	target := max(n, evictable/8)
 	var freed int64
 	for k, e := range t.clean.m {
 		if freed >= target {
 			break
 		}
+		if e.unsynced {
+			continue
+		}
 		delete(t.clean.m, k)
 		freed += int64(e.size())
 	}
 	t.clean.bytes -= freed
-	t.clean.complete = false
-	if b.used.Add(-freed) <= b.limit {
-		return true
+	t.store.cache.used.Add(-freed)
+	return freed > 0
+}
+
+// pin makes e, a committed entry Pebble does not have yet, the clean
+// generation's entry of key k in place of old (nil if none). It stays
+// whatever the cache's room, until the next sync unpins it: the unsynced
+// generation is bounded on its own (syncCap), and other entries are
+// evicted to make room for it.
+func (t *TaskStore) pin(k string, e, old *entry) {
+	delta := int64(e.size())
+	if old != nil {
+		delta -= int64(old.size())
+		if old.unsynced {
+			t.clean.pinned -= int64(old.size())
+		}
 	}
-	b.used.Add(-n)
-	return false
+	b := t.store.cache
+	if b.used.Add(delta) > b.limit && delta > 0 && t.evict(delta) {
+		t.clean.complete = false
+	}
+	if t.clean.m == nil {
+		t.clean.m = make(map[string]*entry)
+	}
+	t.clean.m[k] = e
+	t.clean.bytes += delta
+	t.clean.pinned += int64(e.size())
+}
+
+// cacheRemove drops e, the clean generation's entry of key k, if it still
+// is.
+func (t *TaskStore) cacheRemove(k string, e *entry) {
+	if t.clean.m[k] != e {
+		return
+	}
+	delete(t.clean.m, k)
+	if e.unsynced {
+		t.clean.pinned -= int64(e.size())
+	}
+	t.clean.bytes -= int64(e.size())
+	t.store.cache.used.Add(-int64(e.size()))
 }
 
 // cachePut records a committed value of key (the entry is the pending
@@ -159,19 +217,12 @@ func (t *TaskStore) warm() error {
 	if err != nil {
 		return err
 	}
-	// What waits to be written (sync.go) is newer than Pebble.
+	// What waits to be written (sync.go) is in the generation already,
+	// and newer than Pebble.
 	complete := true
-	for _, e := range t.unsynced.m {
-		if complete && !e.tombstone && t.cacheable(e.key) && t.clean.m[keyString(e.key)] == nil {
-			complete = t.hold(e)
-		}
-	}
 	for ok := it.First(); ok && complete; ok = it.Next() {
 		key := it.Key()[len(t.dataPrefix):]
 		if _, ok := t.clean.m[string(key)]; ok || !t.cacheable(key) {
-			continue
-		}
-		if _, ok := t.unsynced.m[string(key)]; ok {
 			continue
 		}
 		v, err := it.ValueAndErr()

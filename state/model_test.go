@@ -252,19 +252,34 @@ func runModel(t *testing.T, rng *rand.Rand, steps int, rareScans bool, opts ...O
 		if err != nil || ok != m.hasCheckpoint || id != m.checkpoint {
 			fail("Checkpoint() = %d, %v, %t, %v; want %d, %t", id, offsets, ok, err, m.checkpoint, m.hasCheckpoint)
 		}
-		// The state cache counts what its tasks hold, within its limit.
-		var held int64
+		// The state cache counts what its tasks hold, within its limit
+		// but for the entries pinned until the next sync; it holds
+		// committed values, and deletions only while they wait.
+		var held, pinned int64
 		for _, m := range tasks {
 			c := s.Task(m.id).clean
 			held += c.bytes
-			for k := range c.m {
-				if w, ok := m.committed[k]; !ok || string(c.m[k].value) != w || k != "" && k[0] == 0xff {
-					fail("cache holds %q = %q; committed %q, %t", k, c.m[k].value, w, ok)
+			pinned += c.pinned
+			var pins int64
+			for k, e := range c.m {
+				w, ok := m.committed[k]
+				if e.tombstone {
+					if ok || !e.unsynced {
+						fail("cache holds a deletion of %q (unsynced %t); committed %q, %t", k, e.unsynced, w, ok)
+					}
+				} else if !ok || string(e.value) != w || k != "" && k[0] == 0xff {
+					fail("cache holds %q = %q; committed %q, %t", k, e.value, w, ok)
+				}
+				if e.unsynced {
+					pins += int64(e.size())
 				}
 			}
+			if pins != c.pinned {
+				fail("task %v: cache pins %d bytes, counts %d", m.id, pins, c.pinned)
+			}
 		}
-		if used := s.cache.used.Load(); used != held || used > s.cache.limit {
-			fail("cache uses %d bytes, its tasks hold %d, limit %d", used, held, s.cache.limit)
+		if used := s.cache.used.Load(); used != held || used > max(s.cache.limit, 0)+pinned {
+			fail("cache uses %d bytes, its tasks hold %d (%d pinned), limit %d", used, held, pinned, s.cache.limit)
 		}
 	}
 	// Finally, what Pebble holds for each task is exactly its committed map.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -229,5 +231,50 @@ func TestTaskReturnsTheSameView(t *testing.T) {
 	}
 	if first == s.Task(TaskID{2, 1}) {
 		t.Fatal("Task returned one view for two tasks")
+	}
+}
+
+// TestUnsyncedKeepsOnlyTheLatestVersions: a key committed at every
+// checkpoint between two syncs keeps its latest version waiting, not every
+// version, nor do keys made and deleted in between; the sync writes the
+// committed state.
+func TestUnsyncedKeepsOnlyTheLatestVersions(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := openMem(t, WithLocalSyncInterval(time.Hour), WithClock(func() time.Time { return now }))
+	ts := s.Task(TaskID{})
+	if got := mustGet(t, ts, "hot"); got != "<absent>" { // loads the read cache: the task's state is known
+		t.Fatalf("hot = %s in a new store", got)
+	}
+	const commits = 5000
+	for i := range commits {
+		ts.Set([]byte("hot"), fmt.Appendf(nil, "v%d", i))
+		ts.Set(fmt.Appendf(nil, "brief%d", i), []byte("x"))
+		if i > 0 {
+			ts.Delete(fmt.Appendf(nil, "brief%d", i-1))
+		}
+		ts.Flush()
+		if err := ts.CommitPending(int64(i), map[string]int64{"changelog": int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(ts.unsynced.list); n > 3000 {
+			t.Fatalf("after %d commits %d entries wait to be synced; want the latest of each key", i+1, n)
+		}
+	}
+	if got := mustGet(t, ts, "hot"); got != fmt.Sprintf("v%d", commits-1) {
+		t.Fatalf("hot = %s before the sync", got)
+	}
+	if err := ts.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	if err := ts.Scan(nil, nil, func(k, v []byte) bool {
+		got[string(k)] = string(v)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"hot": fmt.Sprintf("v%d", commits-1), fmt.Sprintf("brief%d", commits-1): "x"}
+	if !maps.Equal(got, want) {
+		t.Fatalf("Pebble holds %q; want %q", got, want)
 	}
 }

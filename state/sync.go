@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -14,13 +15,28 @@ import (
 // or when they grow large. A key updated at every checkpoint (a window's
 // accumulator) then reaches Pebble once per interval instead of once per
 // checkpoint, and a key created and deleted in between (a session merged
-// away, a fired window) as one tombstone; Pebble's compactions shrink
-// with its writes. A process that dies loses the generation, and restarts
-// from the older checkpoint record, replaying the changelog from there;
-// Store.Close writes it.
+// away, a fired window) not at all; Pebble's compactions shrink with its
+// writes. A process that dies loses the generation, and restarts from the
+// older checkpoint record, replaying the changelog from there; Store.Close
+// writes it.
+//
+// The generation is not a map of its own: a committed entry of a key the
+// clean generation may hold (clean.go) goes there, pinned (never evicted)
+// until it is written, tombstones included, so one lookup per key both
+// updates the read cache and replaces the key's older unsynced write; the
+// list below keeps the commit order for the write. Entries of keys the
+// clean generation never holds (timers) are only on the list.
 type unsyncedSet struct {
-	m     map[string]*entry // tombstones included
-	bytes int
+	// list is every committed entry Pebble does not have, in commit
+	// order; an entry superseded by a later commit of its key is marked
+	// skip and not written. A key outside the clean generation may be on
+	// it more than once: the batch applies them in order.
+	list  []*entry
+	bytes int // of the entries not skipped
+	// skipped counts the list's skipped entries; the list is compacted
+	// when they are half of it, so that a key committed at every
+	// checkpoint does not keep every version alive until the sync.
+	skipped int
 	// meta is the newest committed checkpoint record, nil when none is
 	// waiting; since is when the oldest waiting commit was made.
 	meta  []byte
@@ -29,7 +45,7 @@ type unsyncedSet struct {
 
 // syncCap is how large the unsynced generation may grow before it is
 // written whatever the interval: a quarter of the state cache, at least
-// 4 MiB. Its entries are mostly the clean generation's too.
+// 4 MiB.
 func (t *TaskStore) syncCap() int {
 	if t.store.syncBytes > 0 {
 		return t.store.syncBytes
@@ -44,28 +60,18 @@ func (t *TaskStore) deferCommit(meta []byte) error {
 		// Due anyway: one batch, without taking the commit in first.
 		return t.syncWith(meta)
 	}
-	if t.unsynced.m == nil {
-		t.unsynced.m = make(map[string]*entry, len(t.pending.list))
-	}
 	for _, e := range t.pending.list {
 		e.next = nil // the dirty generation's skiplist links are done with
-		k := keyString(e.key)
-		if old, ok := t.unsynced.m[k]; ok {
-			t.unsynced.bytes -= old.size()
-			e.fresh = old.fresh // Pebble has not changed since
-		} else {
-			// The clean generation still holds the state before this
-			// commit: complete, it says whether Pebble has the key.
-			e.fresh = t.clean.complete && t.clean.m[k] == nil && t.cacheable(e.key)
-		}
-		if e.tombstone && e.fresh {
-			// Made and deleted since the last sync (a merged session, a
-			// fired window): Pebble never needs to hear of it.
-			delete(t.unsynced.m, k)
+		if t.cacheable(e.key) {
+			t.deferCached(e)
 			continue
 		}
-		t.unsynced.m[k] = e
+		t.unsynced.list = append(t.unsynced.list, e)
 		t.unsynced.bytes += e.size()
+	}
+	if u := &t.unsynced; u.skipped > 1024 && u.skipped > len(u.list)/2 {
+		u.list = slices.DeleteFunc(u.list, func(e *entry) bool { return e.skip })
+		u.skipped = 0
 	}
 	now := t.store.now()
 	if t.unsynced.meta == nil {
@@ -76,6 +82,40 @@ func (t *TaskStore) deferCommit(meta []byte) error {
 		return t.Sync()
 	}
 	return nil
+}
+
+// deferCached takes one committed entry of a cacheable key into the
+// unsynced generation: pinned in the clean generation, replacing the key's
+// committed entry there.
+func (t *TaskStore) deferCached(e *entry) {
+	k := keyString(e.key)
+	old := t.clean.m[k]
+	switch {
+	case old != nil && old.unsynced:
+		// Written since the last sync: Pebble has not changed since.
+		old.skip = true
+		t.unsynced.bytes -= old.size()
+		t.unsynced.skipped++
+		e.fresh = old.fresh
+	case old != nil:
+		e.fresh = false // read from Pebble or written to it
+	default:
+		// A complete clean generation holds every committed key, and
+		// unsynced deletions too: Pebble does not have the key.
+		e.fresh = t.clean.complete
+	}
+	if e.tombstone && e.fresh {
+		// Made and deleted since the last sync (a merged session, a
+		// fired window): Pebble never needs to hear of it.
+		if old != nil {
+			t.cacheRemove(k, old)
+		}
+		return
+	}
+	e.unsynced = true
+	t.unsynced.list = append(t.unsynced.list, e)
+	t.unsynced.bytes += e.size()
+	t.pin(k, e, old)
 }
 
 // Sync writes what Kafka has committed and Pebble does not have yet, with
@@ -94,7 +134,8 @@ func (t *TaskStore) Sync() error {
 
 // syncWith writes the unsynced generation in one batch with the newest
 // checkpoint record. Given a commit's record (commit), it writes the
-// pending generation too, which is newer, with that record instead.
+// pending generation too, which is newer, with that record instead, and
+// moves it into the clean generation.
 func (t *TaskStore) syncWith(commit []byte) error {
 	b := t.store.db.NewBatch()
 	defer b.Close()
@@ -105,8 +146,8 @@ func (t *TaskStore) syncWith(commit []byte) error {
 		return b.Set(t.physical(e.key), e.value, nil)
 	}
 	meta := t.unsynced.meta
-	for _, e := range t.unsynced.m {
-		if commit != nil && t.pending.get(e.key) != nil {
+	for _, e := range t.unsynced.list {
+		if e.skip {
 			continue
 		}
 		if err := put(e); err != nil {
@@ -116,7 +157,8 @@ func (t *TaskStore) syncWith(commit []byte) error {
 	if commit != nil {
 		meta = commit
 		// In key order: Pebble applies a sorted batch to its memtable much
-		// faster than one in random order, more than the sort costs.
+		// faster than one in random order, more than the sort costs. A key
+		// also on the list is written twice; the later write wins.
 		for _, e := range t.pending.sorted() {
 			if err := put(e); err != nil {
 				return fmt.Errorf("state: task %v: writing committed state: %w", t.id, err)
@@ -129,6 +171,41 @@ func (t *TaskStore) syncWith(commit []byte) error {
 	if err := b.Commit(t.store.writeOpts); err != nil {
 		return fmt.Errorf("state: task %v: writing committed state: %w", t.id, err)
 	}
-	t.unsynced = unsyncedSet{}
+	t.synced()
+	if commit != nil {
+		for _, e := range t.pending.list {
+			switch {
+			case e.tombstone:
+				t.cacheDrop(e.key)
+			case t.cacheable(e.key):
+				t.cachePut(e)
+			}
+		}
+	}
 	return nil
+}
+
+// synced empties the unsynced generation once Pebble has it: its entries
+// in the clean generation are unpinned, its tombstones leave it.
+func (t *TaskStore) synced() {
+	for _, e := range t.unsynced.list {
+		if e.skip || !e.unsynced {
+			continue
+		}
+		e.unsynced, e.fresh = false, false
+		t.clean.pinned -= int64(e.size())
+		if e.tombstone {
+			t.cacheRemove(keyString(e.key), e)
+		}
+	}
+	// What was pinned beyond the cache's room goes now.
+	if over := t.store.cache.used.Load() - t.store.cache.limit; over > 0 && t.evict(over) {
+		t.clean.complete = false
+	}
+	list := t.unsynced.list
+	clear(list)
+	if cap(list) > maxSpareEntries {
+		list = nil
+	}
+	t.unsynced = unsyncedSet{list: list[:0]}
 }

@@ -83,23 +83,25 @@ func (t *TaskStore) Get(key []byte) (value []byte, ok bool, err error) {
 		return e.value, !e.tombstone, nil
 	}
 	if e := t.clean.m[string(key)]; e != nil {
-		return e.value, true, nil
-	}
-	if len(t.unsynced.m) > 0 {
-		if e := t.unsynced.m[string(key)]; e != nil {
-			return e.value, !e.tombstone, nil
-		}
+		return e.value, !e.tombstone, nil
 	}
 	if t.store.closed.Load() {
 		return nil, false, ErrClosed
 	}
 	cacheable := t.cacheable(key)
+	if !cacheable && len(t.unsynced.list) > 0 {
+		// Its committed writes may wait on the unsynced list, which is
+		// not searched: such keys are read by Scan, which syncs too.
+		if err := t.Sync(); err != nil {
+			return nil, false, err
+		}
+	}
 	if cacheable && !t.clean.loaded {
 		if err := t.warm(); err != nil {
 			return nil, false, fmt.Errorf("state: task %v: loading the cache: %w", t.id, err)
 		}
 		if e := t.clean.m[string(key)]; e != nil {
-			return e.value, true, nil
+			return e.value, !e.tombstone, nil
 		}
 	}
 	if cacheable && t.clean.complete {
