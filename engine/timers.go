@@ -201,7 +201,8 @@ func (o *Timers) register(d TimeDomain, at int64, key []byte) {
 		return
 	}
 	if q.push(at, key) {
-		o.task.store.Set(o.key(d, at, key), nil)
+		// New: the queue holds every stored timer before its ceiling.
+		o.task.store.SetNew(o.key(d, at, key), nil)
 		if q.overLimit() {
 			q.shrink()
 		}

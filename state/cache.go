@@ -36,6 +36,11 @@ type entry struct {
 	// not have yet, pinned there until the next sync; skip: a later
 	// commit of the key superseded it before that sync (sync.go).
 	unsynced, skip bool
+	// created: the first write of the key in its dirty generation was
+	// SetNew's, so the key had no committed value before it; transient:
+	// a key the clean generation does not hold, pinned there only until
+	// the next sync (sync.go).
+	created, transient bool
 	// next links the entry in the dirty generation's skiplist (index.go);
 	// nil until the generation is first scanned.
 	next []*entry
@@ -83,8 +88,8 @@ func (d *dirtySet) get(key []byte) *entry {
 }
 
 // put records a write of key; value is ignored for a tombstone. Both are
-// copied.
-func (d *dirtySet) put(key, value []byte, tombstone bool) {
+// copied. created marks a first write in the generation as SetNew's.
+func (d *dirtySet) put(key, value []byte, tombstone, created bool) {
 	if tombstone {
 		value = nil
 	}
@@ -99,7 +104,7 @@ func (d *dirtySet) put(key, value []byte, tombstone bool) {
 		d.m = make(map[string]*entry)
 	}
 	d.seq++
-	e := &entry{key: bytes.Clone(key), tombstone: tombstone, seq: d.seq}
+	e := &entry{key: bytes.Clone(key), tombstone: tombstone, seq: d.seq, created: created}
 	if e.key == nil {
 		e.key = []byte{}
 	}
@@ -213,6 +218,13 @@ func (p *pendingSet) add(m map[string]*entry, es []*entry, ordered bool) {
 	if len(p.list) == 0 {
 		p.m, p.list, p.ordered = m, es, ordered
 		return
+	}
+	// Whether a key had a committed value before is the older entry's
+	// to say.
+	for k, e := range m {
+		if old := p.m[k]; old != nil {
+			e.created = old.created
+		}
 	}
 	if !p.ordered || !ordered {
 		for k, e := range m {

@@ -278,3 +278,43 @@ func TestUnsyncedKeepsOnlyTheLatestVersions(t *testing.T) {
 		t.Fatalf("Pebble holds %q; want %q", got, want)
 	}
 }
+
+// TestSetNewAfterAFlushedDelete: a key deleted in one flush and set anew
+// (SetNew) in the next, both committed together, existed before them: its
+// later deletion must still reach Pebble.
+func TestSetNewAfterAFlushedDelete(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := openMem(t, WithLocalSyncInterval(time.Hour), WithClock(func() time.Time { return now }))
+	ts := s.Task(TaskID{})
+	ts.Uncached([]byte("t/"))
+	k := []byte("t/1")
+	commit := func(id int64) {
+		t.Helper()
+		if err := ts.CommitPending(id, map[string]int64{"changelog": id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts.Set(k, []byte("a"))
+	ts.Flush()
+	commit(1)
+	if err := ts.Sync(); err != nil { // Pebble has k
+		t.Fatal(err)
+	}
+	ts.Delete(k)
+	ts.Flush()
+	ts.SetNew(k, []byte("b")) // absent as the task sees it
+	ts.Flush()
+	commit(2)
+	ts.Delete(k)
+	ts.Flush()
+	commit(3)
+	if err := ts.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.Scan(nil, nil, func(key, v []byte) bool {
+		t.Errorf("Pebble holds %q = %q after its deletion", key, v)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -64,10 +64,9 @@ func (t *TaskStore) deferCommit(meta []byte) error {
 		e.next = nil // the dirty generation's skiplist links are done with
 		if t.cacheable(e.key) {
 			t.deferCached(e)
-			continue
+		} else {
+			t.deferUncached(e)
 		}
-		t.unsynced.list = append(t.unsynced.list, e)
-		t.unsynced.bytes += e.size()
 	}
 	if u := &t.unsynced; u.skipped > 1024 && u.skipped > len(u.list)/2 {
 		u.list = slices.DeleteFunc(u.list, func(e *entry) bool { return e.skip })
@@ -102,7 +101,7 @@ func (t *TaskStore) deferCached(e *entry) {
 	default:
 		// A complete clean generation holds every committed key, and
 		// unsynced deletions too: Pebble does not have the key.
-		e.fresh = t.clean.complete
+		e.fresh = t.clean.complete || e.created
 	}
 	if e.tombstone && e.fresh {
 		// Made and deleted since the last sync (a merged session, a
@@ -116,6 +115,37 @@ func (t *TaskStore) deferCached(e *entry) {
 	t.unsynced.list = append(t.unsynced.list, e)
 	t.unsynced.bytes += e.size()
 	t.pin(k, e, old)
+}
+
+// deferUncached takes one committed entry of a key the clean generation
+// does not hold (a timer) into the unsynced generation. Whether Pebble has
+// such a key is known only when it was set with SetNew: such an entry is
+// pinned in the clean generation until the sync, so that its deletion
+// before then finds it and neither reaches Pebble. Any other goes on the
+// list alone.
+func (t *TaskStore) deferUncached(e *entry) {
+	k := keyString(e.key)
+	old := t.clean.m[k] // only ever a pinned, fresh entry
+	if old != nil {
+		old.skip = true
+		t.unsynced.bytes -= old.size()
+		t.unsynced.skipped++
+	}
+	e.fresh = old != nil || e.created
+	switch {
+	case e.tombstone && e.fresh:
+		if old != nil {
+			t.cacheRemove(k, old)
+		}
+		return
+	case e.fresh:
+		e.unsynced, e.transient = true, true
+		t.pin(k, e, old)
+	case old != nil:
+		t.cacheRemove(k, old)
+	}
+	t.unsynced.list = append(t.unsynced.list, e)
+	t.unsynced.bytes += e.size()
 }
 
 // Sync writes what Kafka has committed and Pebble does not have yet, with
@@ -194,7 +224,7 @@ func (t *TaskStore) synced() {
 		}
 		e.unsynced, e.fresh = false, false
 		t.clean.pinned -= int64(e.size())
-		if e.tombstone {
+		if e.tombstone || e.transient {
 			t.cacheRemove(keyString(e.key), e)
 		}
 	}

@@ -124,13 +124,21 @@ func (t *TaskStore) Get(key []byte) (value []byte, ok bool, err error) {
 // Set records key = value in the dirty cache. Nothing reaches Pebble until
 // the checkpoint that covers it commits. Both slices are copied: they are
 // safe to reuse after Set returns.
-func (t *TaskStore) Set(key, value []byte) { t.dirty.put(key, value, false) }
+func (t *TaskStore) Set(key, value []byte) { t.dirty.put(key, value, false, false) }
+
+// SetNew is Set for a key the caller knows to be absent: Get would report
+// it so. The store then knows its local copy does not have the key either,
+// and a deletion before the next sync need not reach it (sync.go): the
+// engine's timers, made and fired within seconds, are set this way. A key
+// that is present must not be set with SetNew: a later deletion of it
+// might not reach the local copy.
+func (t *TaskStore) SetNew(key, value []byte) { t.dirty.put(key, value, false, true) }
 
 // Delete records the deletion of key in the dirty cache: reads see it
 // absent, and the next Flush emits a tombstone for it (whether or not
 // Pebble has the key: finding out would cost a read). key is safe to reuse
 // after Delete returns.
-func (t *TaskStore) Delete(key []byte) { t.dirty.put(key, nil, true) }
+func (t *TaskStore) Delete(key []byte) { t.dirty.put(key, nil, true, false) }
 
 // DirtyBytes approximates the memory the dirty cache holds: keys, values
 // and a fixed per-entry overhead. The engine checkpoints early when the sum
