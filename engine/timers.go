@@ -2,12 +2,12 @@ package engine
 
 import (
 	"bytes"
-	"container/heap"
 	"encoding/binary"
 	"math"
 	"slices"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/weirstream/weir/windowing"
 )
@@ -78,6 +78,7 @@ type Timers struct {
 	fire   func(subject []byte, at windowing.Millis, domain TimeDomain) error
 	queues [2]timerQueue
 	loaded bool
+	keyBuf []byte // storeKey's
 }
 
 // Timers registers the named operator's timers in the task; the operator
@@ -127,6 +128,15 @@ func (o *Timers) key(d TimeDomain, at int64, key []byte) []byte {
 	k := o.domainPrefix(d)
 	k = append(k, orderedMillis(at)...)
 	return append(k, key...)
+}
+
+// storeKey is key in o's scratch buffer, valid until the next call: for
+// the store's Set and Delete, which copy it.
+func (o *Timers) storeKey(d TimeDomain, at int64, key []byte) []byte {
+	o.keyBuf = append(append(o.keyBuf[:0], o.prefix...), byte(d))
+	o.keyBuf = binary.BigEndian.AppendUint64(o.keyBuf, uint64(at)^(1<<63))
+	o.keyBuf = append(o.keyBuf, key...)
+	return o.keyBuf
 }
 
 // load reads the first timers of each domain from the store, those a
@@ -197,12 +207,12 @@ func (o *Timers) register(d TimeDomain, at int64, key []byte) {
 	}
 	q := &o.queues[d]
 	if !q.inMemory(at, key) {
-		o.task.store.Set(o.key(d, at, key), nil) // may be set already
+		o.task.store.Set(o.storeKey(d, at, key), nil) // may be set already
 		return
 	}
 	if q.push(at, key) {
 		// New: the queue holds every stored timer before its ceiling.
-		o.task.store.SetNew(o.key(d, at, key), nil)
+		o.task.store.SetNew(o.storeKey(d, at, key), nil)
 		if q.overLimit() {
 			q.shrink()
 		}
@@ -216,7 +226,7 @@ func (o *Timers) delete(d TimeDomain, at int64, key []byte) {
 	}
 	q := &o.queues[d]
 	if !q.inMemory(at, key) || q.remove(at, key) {
-		o.task.store.Delete(o.key(d, at, key))
+		o.task.store.Delete(o.storeKey(d, at, key))
 	}
 }
 
@@ -247,7 +257,7 @@ func (o *Timers) fireDue(d TimeDomain, upTo int64) error {
 			}
 			continue
 		}
-		o.task.store.Delete(o.key(d, at, key))
+		o.task.store.Delete(o.storeKey(d, at, key))
 		// A timer due after a record's watermark fires while the record
 		// is in hand; a dead letter of the timer must not name the record.
 		cur := o.task.cur
@@ -274,10 +284,12 @@ func (o *Timers) fireDue(d TimeDomain, upTo int64) error {
 // existing one), and the queue reads the next of them from the store when
 // it runs out (refill).
 type timerQueue struct {
-	h    timerHeap
-	set  map[string]struct{} // time|subject of the live timers in h
-	all  bool
-	ceil timerEntry
+	h   timerHeap
+	set map[string]struct{} // time|subject of the live timers in h
+	// idBuf is id's scratch buffer.
+	idBuf []byte
+	all   bool
+	ceil  timerEntry
 	// bytes is what the live timers in h cost, counted in mem too.
 	bytes int64
 	mem   *timerMemory // nil: no bound
@@ -321,7 +333,18 @@ const (
 	timerCost16 = 2*16 + 96
 )
 
-func timerID(at int64, key []byte) string { return string(orderedMillis(at)) + string(key) }
+func timerID(at int64, key []byte) string { return string(appendTimerID(nil, at, key)) }
+
+func appendTimerID(b []byte, at int64, key []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(b, uint64(at)^(1<<63)), key...)
+}
+
+// id returns the set's key of a timer in q's scratch buffer, valid until
+// the next call: for lookups and deletes, which do not keep it.
+func (q *timerQueue) id(at int64, key []byte) string {
+	q.idBuf = appendTimerID(q.idBuf[:0], at, key)
+	return unsafe.String(unsafe.SliceData(q.idBuf), len(q.idBuf))
+}
 
 func compareTimers(at int64, key []byte, e timerEntry) int {
 	if at != e.at {
@@ -347,12 +370,11 @@ func (q *timerQueue) account(n int64) {
 
 // push adds a timer that belongs in h and reports whether it was new.
 func (q *timerQueue) push(at int64, key []byte) bool {
-	id := timerID(at, key)
-	if _, ok := q.set[id]; ok {
+	if _, ok := q.set[q.id(at, key)]; ok {
 		return false
 	}
-	q.set[id] = struct{}{}
-	heap.Push(&q.h, timerEntry{at: at, key: bytes.Clone(key)})
+	q.set[timerID(at, key)] = struct{}{}
+	q.h.push(timerEntry{at: at, key: bytes.Clone(key)})
 	q.account(timerCost(key))
 	return true
 }
@@ -394,7 +416,7 @@ func (q *timerQueue) shrink() {
 // remove deletes a timer of h and reports whether it was there. The heap
 // entry goes lazily, when it reaches the top.
 func (q *timerQueue) remove(at int64, key []byte) bool {
-	id := timerID(at, key)
+	id := q.id(at, key)
 	if _, ok := q.set[id]; !ok {
 		return false
 	}
@@ -407,8 +429,8 @@ func (q *timerQueue) remove(at int64, key []byte) bool {
 // upTo. empty reports that h ran out (so the store may hold the next).
 func (q *timerQueue) popDue(upTo int64) (at int64, key []byte, ok, empty bool) {
 	for len(q.h) > 0 && q.h[0].at <= upTo {
-		e := heap.Pop(&q.h).(timerEntry)
-		id := timerID(e.at, e.key)
+		e := q.h.pop()
+		id := q.id(e.at, e.key)
 		if _, live := q.set[id]; !live {
 			continue // deleted
 		}
@@ -427,20 +449,51 @@ type timerEntry struct {
 	key []byte
 }
 
+// timerHeap is a binary min-heap of timers in (time, subject) order, typed
+// rather than through container/heap, whose interface boxes every entry
+// pushed and popped: an allocation per timer, twice.
 type timerHeap []timerEntry
 
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
-	return compareTimers(h[i].at, h[i].key, h[j]) < 0
+func (h timerHeap) less(i, j int) bool { return compareTimers(h[i].at, h[i].key, h[j]) < 0 }
+
+func (h *timerHeap) push(e timerEntry) {
+	*h = append(*h, e)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
 }
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerEntry)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = timerEntry{}
-	*h = old[:len(old)-1]
-	return e
+
+// pop removes and returns the earliest timer; h must not be empty.
+func (h *timerHeap) pop() timerEntry {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = timerEntry{}
+	s = s[:n]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && s.less(r, l) {
+			m = r
+		}
+		if !s.less(m, i) {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
 }
 
 // releaseTimers gives back the memory the task's timers count in the
