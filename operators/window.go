@@ -1,6 +1,7 @@
 package operators
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -493,6 +494,9 @@ type contents[K comparable, IN, OUT any] interface {
 
 // windowOp is one window operator in one task.
 type windowOp[K comparable, IN, OUT any] struct {
+	// timerBuf and mergeBuf are scratch: timerKey's, addMerging's.
+	timerBuf []byte
+	mergeBuf []windowing.Window
 	c        *keyedCtx[K]
 	contents contents[K, IN, OUT]
 	sessions *state.Value[[]session]
@@ -564,7 +568,21 @@ func (w *windowCollector[K, OUT]) Collect(v OUT) error {
 
 // timerKey packs a window timer: the record key, the window, the kind.
 func timerKey(key []byte, w windowing.Window, kind byte) []byte {
-	return timerSubject(key, encodeWindow(w), []byte{kind})
+	return appendTimerKey(nil, key, w, kind)
+}
+
+// appendTimerKey appends timerKey(key, w, kind) to b.
+func appendTimerKey(b, key []byte, w windowing.Window, kind byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = appendWindow(append(b, key...), w)
+	return append(b, kind)
+}
+
+// timerKey is the current record's timerKey in o's scratch buffer, valid
+// until the next call: for Timers.Register and Delete, which copy it.
+func (o *windowOp[K, IN, OUT]) timerKey(w windowing.Window, kind byte) []byte {
+	o.timerBuf = appendTimerKey(o.timerBuf[:0], o.c.rec.Key, w, kind)
+	return o.timerBuf
 }
 
 func (o *windowOp[K, IN, OUT]) isLate(w windowing.Window) bool {
@@ -663,12 +681,12 @@ func (o *windowOp[K, IN, OUT]) addSliced(v IN, ts windowing.Millis) (late bool, 
 	if !existed {
 		for _, w := range o.buf {
 			if !o.isLate(w) && !o.passed(w.MaxTimestamp()) {
-				o.timers.Register(engine.EventTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+				o.timers.Register(engine.EventTime, w.MaxTimestamp(), o.timerKey(w, windowFire))
 				break
 			}
 		}
 		if owner := o.buf[len(o.buf)-1]; !o.cleansAtFire() {
-			o.timers.Register(engine.EventTime, owner.CleanupTime(o.lateness), timerKey(o.c.rec.Key, owner, windowCleanup))
+			o.timers.Register(engine.EventTime, owner.CleanupTime(o.lateness), o.timerKey(owner, windowCleanup))
 		}
 	}
 	for _, w := range o.buf {
@@ -738,7 +756,7 @@ func (o *windowOp[K, IN, OUT]) update(w, sw windowing.Window, v IN, isLive bool)
 	if !global && !o.cleansAtFire() && !timersSet {
 		// State goes when the watermark passes end + lateness, whichever
 		// trigger fires the window (WindowOperator.registerCleanupTimer).
-		o.timers.Register(o.endDomain(), w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
+		o.timers.Register(o.endDomain(), w.CleanupTime(o.lateness), o.timerKey(w, windowCleanup))
 	}
 	switch o.trigger.Kind {
 	case windowing.CountTrigger:
@@ -753,7 +771,7 @@ func (o *windowOp[K, IN, OUT]) update(w, sw windowing.Window, v IN, isLive bool)
 		return o.fire(w)
 	case windowing.ProcessingTimeTrigger:
 		if !timersSet {
-			o.timers.Register(engine.ProcessingTime, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+			o.timers.Register(engine.ProcessingTime, w.MaxTimestamp(), o.timerKey(w, windowFire))
 		}
 		return nil
 	case windowing.ContinuousProcessingTimeTrigger:
@@ -780,7 +798,7 @@ func (o *windowOp[K, IN, OUT]) update(w, sw windowing.Window, v IN, isLive bool)
 		return o.fire(w) // late, within the allowed lateness: fire again now
 	}
 	if !timersSet {
-		o.timers.Register(o.endDomain(), w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+		o.timers.Register(o.endDomain(), w.MaxTimestamp(), o.timerKey(w, windowFire))
 	}
 	if o.trigger.Kind == windowing.ContinuousEventTimeTrigger {
 		// The window's first record sets its first period, aligned to
@@ -809,7 +827,7 @@ func (o *windowOp[K, IN, OUT]) nextPeriod(w windowing.Window, from windowing.Mil
 // setFireAt records a continuous trigger's pending firing and sets its
 // timer.
 func (o *windowOp[K, IN, OUT]) setFireAt(d engine.TimeDomain, w windowing.Window, at windowing.Millis) error {
-	o.timers.Register(d, at, timerKey(o.c.rec.Key, w, windowEarly))
+	o.timers.Register(d, at, o.timerKey(w, windowEarly))
 	return o.fireAt.Set(o.c, int64(at))
 }
 
@@ -820,7 +838,7 @@ func (o *windowOp[K, IN, OUT]) clearFireAt(w windowing.Window) error {
 	if err != nil || !ok {
 		return err
 	}
-	o.timers.Delete(o.periodDomain(), windowing.Millis(at), timerKey(o.c.rec.Key, w, windowEarly))
+	o.timers.Delete(o.periodDomain(), windowing.Millis(at), o.timerKey(w, windowEarly))
 	o.fireAt.Clear(o.c)
 	return nil
 }
@@ -877,11 +895,12 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 	if err != nil {
 		return false, err
 	}
-	all := make([]windowing.Window, 0, len(live)+1)
+	all := o.mergeBuf[:0] // MergeWindows copies what it keeps
 	for _, s := range live {
 		all = append(all, s.W)
 	}
 	all = append(all, nw)
+	o.mergeBuf = all
 	merged, members := windowing.MergeWindows(all)
 	var target windowing.Window
 	var absorbed []session
@@ -953,10 +972,10 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 			}
 		}
 		if fires {
-			o.timers.Delete(fireDomain, w.MaxTimestamp(), timerKey(o.c.rec.Key, w, windowFire))
+			o.timers.Delete(fireDomain, w.MaxTimestamp(), o.timerKey(w, windowFire))
 		}
 		if cleans {
-			o.timers.Delete(o.endDomain(), w.CleanupTime(o.lateness), timerKey(o.c.rec.Key, w, windowCleanup))
+			o.timers.Delete(o.endDomain(), w.CleanupTime(o.lateness), o.timerKey(w, windowCleanup))
 		}
 	}
 	o.c.ns = encodeWindow(target)
@@ -1041,7 +1060,7 @@ func (o *windowOp[K, IN, OUT]) onTimer(tk []byte, at windowing.Millis, domain en
 			}
 			if more {
 				next := windowing.Window{Start: windowing.AddMillis(win.Start, o.slicing.Slide()), End: windowing.AddMillis(win.End, o.slicing.Slide())}
-				o.timers.Register(engine.EventTime, next.MaxTimestamp(), timerKey(o.c.rec.Key, next, windowFire))
+				o.timers.Register(engine.EventTime, next.MaxTimestamp(), o.timerKey(next, windowFire))
 			}
 		} else if err := o.fire(win); err != nil {
 			return err
@@ -1072,7 +1091,7 @@ func (o *windowOp[K, IN, OUT]) cleanup(win windowing.Window) error {
 		return err
 	}
 	if o.trigger.Kind == windowing.ProcessingTimeTrigger {
-		o.timers.Delete(engine.ProcessingTime, win.MaxTimestamp(), timerKey(o.c.rec.Key, win, windowFire))
+		o.timers.Delete(engine.ProcessingTime, win.MaxTimestamp(), o.timerKey(win, windowFire))
 	}
 	if o.assigner.Merging() {
 		o.c.ns = nil
