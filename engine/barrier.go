@@ -147,12 +147,16 @@ func (t *Task) writeChangelog(muts []state.Mutation) (*changelogAcks, error) {
 		}
 		ep.Ack(err)
 	}
-	for _, m := range muts {
-		op, err := state.OperatorOf(m.Key)
+	// One allocation for the checkpoint's records rather than one each:
+	// the producer holds each until its promise, and the array lives as
+	// long as any of them.
+	recs := make([]kgo.Record, len(muts))
+	for i, m := range muts {
+		op, err := state.OperatorPart(m.Key)
 		if err != nil {
 			return acks, fmt.Errorf("task %s: changelog: %w", t.id, err)
 		}
-		topic, ok := t.changelogs[op]
+		topic, ok := t.changelogs[string(op)]
 		if !ok {
 			return acks, fmt.Errorf("task %s: state of operator %q, which declared none (AddStatefulOperator)", t.id, op)
 		}
@@ -164,7 +168,9 @@ func (t *Task) writeChangelog(muts []state.Mutation) (*changelogAcks, error) {
 		acks.size += len(m.Key) + len(v)
 		t.produced++
 		ep.Add()
-		t.producer.Produce(t.ctx, &kgo.Record{Topic: topic, Partition: t.id.Partition, Key: m.Key, Value: v, Context: controlRecord}, promise)
+		r := &recs[i]
+		r.Topic, r.Partition, r.Key, r.Value, r.Context = topic, t.id.Partition, m.Key, v, controlRecord
+		t.producer.Produce(t.ctx, r, promise)
 	}
 	return acks, nil
 }

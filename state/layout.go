@@ -122,9 +122,17 @@ func readPart(b []byte) (part, rest []byte, ok bool) {
 // operator's changelog topic. It returns ErrCorrupt if key does not start
 // with a length-prefixed component.
 func OperatorOf(key []byte) (string, error) {
+	op, err := OperatorPart(key)
+	return string(op), err
+}
+
+// OperatorPart is OperatorOf without the copy: op shares key's bytes, for
+// a lookup that keeps nothing (a map indexed by string(op) allocates no
+// string).
+func OperatorPart(key []byte) (op []byte, err error) {
 	op, _, ok := readPart(key)
 	if !ok {
-		return "", fmt.Errorf("%w: key %q has no operator component", ErrCorrupt, key)
+		return nil, fmt.Errorf("%w: key %q has no operator component", ErrCorrupt, key)
 	}
-	return string(op), nil
+	return op, nil
 }
