@@ -436,19 +436,12 @@ func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measuremen
 	}()
 
 	// Throughput.
-	n := int64(m.Events)
-	nEnd := n * windowEnd / 100
-	var (
-		first, t10, tStart, tEnd, t100  time.Time
-		offStart, offEnd                int64
-		cpu10, cpuStart, cpuEnd, cpu100 time.Duration
-		brokerStart, brokerEnd          time.Duration
-		brokerOK                        = r.cfg.BrokerPID > 0
-	)
-	lastMove, lastOff := time.Now(), int64(-1)
+	w := newMeasuredWindow(int64(m.Events), r.cfg.Warmup)
+	brokerOK := r.cfg.BrokerPID > 0
+	lastMove := time.Now()
 	tick := time.NewTicker(PollInterval)
 	defer tick.Stop()
-	for t100.IsZero() {
+	for !w.done() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -471,54 +464,16 @@ func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measuremen
 				brokerOK = false
 			}
 		}
-		if off != lastOff {
-			lastOff, lastMove = off, now
-			if !tStart.IsZero() && tEnd.IsZero() {
-				m.Commits++
-			}
-		} else if off >= n && !caughtUp {
+		switch {
+		case w.observe(sample{now: now, off: off, caughtUp: caughtUp, cpu: cpu, broker: broker}):
+			lastMove = now
+		case off >= w.n && !caughtUp:
 			lastMove = now // the later stages are still at work
-		} else if now.Sub(lastMove) > r.cfg.Timeout {
-			return fmt.Errorf("%s committed no progress for %v: %d of %d events (log: %s)", e.Name, r.cfg.Timeout, off, n, logPath)
-		}
-		if first.IsZero() && off > 0 {
-			first = now
-		}
-		if t10.IsZero() && off*10 >= n {
-			t10, cpu10 = now, cpu
-		}
-		if tStart.IsZero() && !t10.IsZero() && now.Sub(first) >= r.cfg.Warmup && off < nEnd {
-			tStart, offStart, cpuStart, brokerStart = now, off, cpu, broker
-		}
-		if !tStart.IsZero() && tEnd.IsZero() && off >= nEnd {
-			tEnd, offEnd, cpuEnd, brokerEnd = now, off, cpu, broker
-		}
-		if off >= n && caughtUp {
-			t100, cpu100 = now, cpu
+		case now.Sub(lastMove) > r.cfg.Timeout:
+			return fmt.Errorf("%s committed no progress for %v: %d of %d events (log: %s)", e.Name, r.cfg.Timeout, off, w.n, logPath)
 		}
 	}
-	if tStart.IsZero() {
-		// Done within the warm-up: the rates of 10% to 100% size the
-		// next run, and the window is empty.
-		m.Commits = 0
-		if d, c := t100.Sub(t10), cpu100-cpu10; d > 0 && c > 0 {
-			m.WallRate, m.CPURate = float64(n-n/10)/d.Seconds(), float64(n-n/10)/c.Seconds()
-		} else if d := t100.Sub(start); d > 0 {
-			// All of it in one commit: start-up included, a low guess.
-			m.WallRate = float64(n) / d.Seconds()
-		}
-	} else {
-		m.Window, m.EngineCPU = tEnd.Sub(tStart), cpuEnd-cpuStart
-		if brokerOK {
-			m.BrokerCPU = brokerEnd - brokerStart
-		}
-		if m.Window > 0 {
-			m.WallRate = float64(offEnd-offStart) / m.Window.Seconds()
-		}
-		if m.EngineCPU > 0 {
-			m.CPURate = float64(offEnd-offStart) / m.EngineCPU.Seconds()
-		}
-	}
+	w.measure(m, start, brokerOK)
 
 	// Latency.
 	var liveStart time.Time
