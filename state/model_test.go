@@ -290,14 +290,7 @@ func runModel(t *testing.T, rng *rand.Rand, steps int, rareScans bool, opts ...O
 	for _, m := range tasks {
 		ts := s.Task(m.id)
 		ts.AbortPending()
-		got := map[string]string{}
-		if err := ts.Scan(nil, nil, func(k, v []byte) bool {
-			got[string(k)] = string(v)
-			return true
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if !maps.Equal(got, m.committed) {
+		if got := scanAll(t, ts); !maps.Equal(got, m.committed) {
 			t.Fatalf("task %v: Pebble has %q; committed %q", m.id, got, m.committed)
 		}
 	}
