@@ -152,7 +152,7 @@ func (t *Task) writeChangelog(muts []state.Mutation) (*changelogAcks, error) {
 	// long as any of them.
 	recs := make([]kgo.Record, len(muts))
 	for i, m := range muts {
-		op, err := state.OperatorPart(m.Key)
+		op, err := state.OperatorOf(m.Key)
 		if err != nil {
 			return acks, fmt.Errorf("task %s: changelog: %w", t.id, err)
 		}

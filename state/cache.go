@@ -37,10 +37,8 @@ type entry struct {
 	// commit of the key superseded it before that sync (sync.go).
 	unsynced, skip bool
 	// created: the first write of the key in its dirty generation was
-	// SetNew's, so the key had no committed value before it; transient:
-	// a key the clean generation does not hold, pinned there only until
-	// the next sync (sync.go).
-	created, transient bool
+	// SetNew's, so the key had no committed value before it (sync.go).
+	created bool
 	// next links the entry in the dirty generation's skiplist (index.go);
 	// nil until the generation is first scanned.
 	next []*entry

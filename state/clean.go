@@ -185,10 +185,8 @@ func (t *TaskStore) cachePut(e *entry) {
 
 // cacheDrop forgets key's committed value.
 func (t *TaskStore) cacheDrop(key []byte) {
-	if e, ok := t.clean.m[string(key)]; ok {
-		delete(t.clean.m, string(key))
-		t.clean.bytes -= int64(e.size())
-		t.store.cache.used.Add(-int64(e.size()))
+	if e := t.clean.m[string(key)]; e != nil {
+		t.cacheRemove(string(key), e)
 	}
 }
 

@@ -119,17 +119,10 @@ func readPart(b []byte) (part, rest []byte, ok bool) {
 
 // OperatorOf returns the operator id a logical key written by a typed
 // handle belongs to, so the engine can route a flushed Mutation to that
-// operator's changelog topic. It returns ErrCorrupt if key does not start
-// with a length-prefixed component.
-func OperatorOf(key []byte) (string, error) {
-	op, err := OperatorPart(key)
-	return string(op), err
-}
-
-// OperatorPart is OperatorOf without the copy: op shares key's bytes, for
-// a lookup that keeps nothing (a map indexed by string(op) allocates no
-// string).
-func OperatorPart(key []byte) (op []byte, err error) {
+// operator's changelog topic. op shares key's bytes: a map indexed by
+// string(op) finds the topic without a copy. It returns ErrCorrupt if key
+// does not start with a length-prefixed component.
+func OperatorOf(key []byte) (op []byte, err error) {
 	op, _, ok := readPart(key)
 	if !ok {
 		return nil, fmt.Errorf("%w: key %q has no operator component", ErrCorrupt, key)

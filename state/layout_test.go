@@ -91,7 +91,7 @@ func TestStateKeysArePrefixFree(t *testing.T) {
 func TestOperatorOf(t *testing.T) {
 	r := NewRegistry("my-op")
 	key := append(bytes.Clone(r.prefix), "anything"...)
-	if op, err := OperatorOf(key); err != nil || op != "my-op" {
+	if op, err := OperatorOf(key); err != nil || string(op) != "my-op" {
 		t.Fatalf("OperatorOf = %q, %v; want my-op", op, err)
 	}
 	if _, err := OperatorOf([]byte{0x05, 'a'}); !errors.Is(err, ErrCorrupt) {

@@ -92,9 +92,7 @@ func (t *TaskStore) deferCached(e *entry) {
 	switch {
 	case old != nil && old.unsynced:
 		// Written since the last sync: Pebble has not changed since.
-		old.skip = true
-		t.unsynced.bytes -= old.size()
-		t.unsynced.skipped++
+		t.unsynced.supersede(old)
 		e.fresh = old.fresh
 	case old != nil:
 		e.fresh = false // read from Pebble or written to it
@@ -112,9 +110,22 @@ func (t *TaskStore) deferCached(e *entry) {
 		return
 	}
 	e.unsynced = true
-	t.unsynced.list = append(t.unsynced.list, e)
-	t.unsynced.bytes += e.size()
+	t.unsynced.add(e)
 	t.pin(k, e, old)
+}
+
+// add puts a committed entry on the list.
+func (u *unsyncedSet) add(e *entry) {
+	u.list = append(u.list, e)
+	u.bytes += e.size()
+}
+
+// supersede marks an entry on the list replaced by a later commit of its
+// key.
+func (u *unsyncedSet) supersede(old *entry) {
+	old.skip = true
+	u.bytes -= old.size()
+	u.skipped++
 }
 
 // deferUncached takes one committed entry of a key the clean generation
@@ -127,9 +138,7 @@ func (t *TaskStore) deferUncached(e *entry) {
 	k := keyString(e.key)
 	old := t.clean.m[k] // only ever a pinned, fresh entry
 	if old != nil {
-		old.skip = true
-		t.unsynced.bytes -= old.size()
-		t.unsynced.skipped++
+		t.unsynced.supersede(old)
 	}
 	e.fresh = old != nil || e.created
 	switch {
@@ -139,13 +148,10 @@ func (t *TaskStore) deferUncached(e *entry) {
 		}
 		return
 	case e.fresh:
-		e.unsynced, e.transient = true, true
+		e.unsynced = true
 		t.pin(k, e, old)
-	case old != nil:
-		t.cacheRemove(k, old)
 	}
-	t.unsynced.list = append(t.unsynced.list, e)
-	t.unsynced.bytes += e.size()
+	t.unsynced.add(e)
 }
 
 // Sync writes what Kafka has committed and Pebble does not have yet, with
@@ -224,7 +230,7 @@ func (t *TaskStore) synced() {
 		}
 		e.unsynced, e.fresh = false, false
 		t.clean.pinned -= int64(e.size())
-		if e.tombstone || e.transient {
+		if e.tombstone || !t.cacheable(e.key) {
 			t.cacheRemove(keyString(e.key), e)
 		}
 	}
