@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -76,6 +77,9 @@ type changelogAcks struct {
 	mu            sync.Mutex
 	next          map[string]int64
 	records, size int
+	// promised counts the records whose promise has run: once it is
+	// records, the producer holds none of them.
+	promised atomic.Int64
 }
 
 // barrier cuts the task between two records: it writes the state changed
@@ -146,11 +150,10 @@ func (t *Task) writeChangelog(muts []state.Mutation) (*changelogAcks, error) {
 			err = newProduceError(r, err)
 		}
 		ep.Ack(err)
+		acks.promised.Add(1)
 	}
-	// One allocation for the checkpoint's records rather than one each:
-	// the producer holds each until its promise, and the array lives as
-	// long as any of them.
-	recs := make([]kgo.Record, len(muts))
+	recs := t.changelogRecords(len(muts))
+	t.clRecAcks = acks
 	for i, m := range muts {
 		op, err := state.OperatorOf(m.Key)
 		if err != nil {
@@ -169,11 +172,35 @@ func (t *Task) writeChangelog(muts []state.Mutation) (*changelogAcks, error) {
 		t.produced++
 		ep.Add()
 		r := &recs[i]
-		r.Topic, r.Partition, r.Key, r.Value, r.Context = topic, t.id.Partition, m.Key, v, controlRecord
+		*r = kgo.Record{Topic: topic, Partition: t.id.Partition, Key: m.Key, Value: v, Context: controlRecord}
 		t.producer.Produce(t.ctx, r, promise)
 	}
 	return acks, nil
 }
+
+// changelogRecords returns an array of n records for a checkpoint's
+// changelog: the last checkpoint's when the producer is done with every
+// record of it (each promise has run, after which franz-go no longer
+// touches a record), else a new one. At a steady state a task then
+// allocates no records for its changelog; an array is not kept past
+// maxKeptChangelogRecords, so a burst's does not stay.
+func (t *Task) changelogRecords(n int) []kgo.Record {
+	prev := t.clRecAcks
+	if prev != nil && prev.promised.Load() == int64(prev.records) && cap(t.clRecs) >= n {
+		return t.clRecs[:n]
+	}
+	recs := make([]kgo.Record, n)
+	if n <= maxKeptChangelogRecords {
+		t.clRecs = recs
+	} else {
+		t.clRecs = nil
+	}
+	return recs
+}
+
+// maxKeptChangelogRecords bounds the array kept for the next checkpoint's
+// changelog records (Task.clRecs).
+const maxKeptChangelogRecords = 1 << 16
 
 // held is a task at a checkpoint's barrier. With exactly-once the task
 // waits there, producing nothing, until release brings the outcome: what

@@ -84,3 +84,67 @@ func TestBarrierCutShortKeepsItsChangelogPosition(t *testing.T) {
 		t.Fatalf("after the commit, the position is %d, want 2", got)
 	}
 }
+
+// heldProducer keeps every record's promise until release.
+type heldProducer struct {
+	mu      sync.Mutex
+	records []*kgo.Record
+	pending []func()
+}
+
+func (p *heldProducer) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.records = append(p.records, r)
+	p.pending = append(p.pending, func() { promise(r, nil) })
+}
+
+func (p *heldProducer) release() {
+	p.mu.Lock()
+	pending := p.pending
+	p.pending = nil
+	p.mu.Unlock()
+	for _, f := range pending {
+		f()
+	}
+}
+
+// A checkpoint's changelog records are reused by a later checkpoint only
+// once the producer has run every promise of them: a record the producer
+// still holds must not change under it.
+func TestChangelogRecordsReusedOnlyOncePromised(t *testing.T) {
+	task, key := statefulTask(t)
+	p := &heldProducer{}
+	task.producer = p
+	task.store.Set(key, []byte("v1"))
+	first := task.barrier()
+	task.store.Set(key, []byte("v2"))
+	second := task.barrier() // the first's promises have not run
+	if len(p.records) != 2 {
+		t.Fatalf("%d changelog records, want 2", len(p.records))
+	}
+	if p.records[0] == p.records[1] {
+		t.Fatal("the second checkpoint reused the record the producer still holds")
+	}
+	if got := string(p.records[0].Value); got != "v1" {
+		t.Fatalf("the first checkpoint's record holds %q, want v1", got)
+	}
+	p.release()
+	for _, s := range []snapshot{first, second} {
+		if err := s.epoch.Wait(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task.store.Set(key, []byte("v3"))
+	third := task.barrier()
+	p.release()
+	if err := third.epoch.Wait(nil); err != nil {
+		t.Fatal(err)
+	}
+	if p.records[2] != p.records[1] {
+		t.Error("with every promise run, the third checkpoint allocated its records anew; want the second's reused")
+	}
+	if got := string(p.records[2].Value); got != "v3" {
+		t.Fatalf("the third checkpoint's record holds %q, want v3", got)
+	}
+}

@@ -122,6 +122,11 @@ type Task struct {
 	// leaves its records in the open transaction, so the next one that
 	// commits must name their positions too.
 	clPending []*changelogAcks
+	// clRecs is the last changelog's array of records and clRecAcks its
+	// acknowledgements, for the next checkpoint to reuse
+	// (changelogRecords).
+	clRecs    []kgo.Record
+	clRecAcks *changelogAcks
 	// trace stamps outputs with provenance headers; nil unless enabled.
 	trace *tracer
 	// held is what process left of its batch when the replica halted.

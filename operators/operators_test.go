@@ -43,7 +43,8 @@ type recorder struct {
 
 func (r *recorder) Produce(_ context.Context, rec *kgo.Record, promise func(*kgo.Record, error)) {
 	r.mu.Lock()
-	r.recs = append(r.recs, rec)
+	kept := *rec // the engine reuses its changelog records after the promise
+	r.recs = append(r.recs, &kept)
 	r.mu.Unlock()
 	promise(rec, nil)
 }

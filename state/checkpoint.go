@@ -43,12 +43,16 @@ type Mutation struct {
 // Flushing again before CommitPending or AbortPending merges the new
 // writes into the same pending generation (newer wins per key) and returns
 // only the new mutations; the next CommitPending commits them all.
+//
+// The returned slice is the store's, valid until the next Flush: the
+// mutations' keys and values stay valid as said above, the slice holding
+// them is reused.
 func (t *TaskStore) Flush() []Mutation {
 	if len(t.dirty.m) == 0 {
 		return nil
 	}
 	es, ordered := t.dirty.entries()
-	muts := make([]Mutation, len(es))
+	muts := t.mutations(len(es))
 	for i, e := range es {
 		// Full slice expressions: an append by the caller must not write
 		// into the entry's spare capacity.
@@ -61,6 +65,23 @@ func (t *TaskStore) Flush() []Mutation {
 	t.pending.bytes += t.dirty.bytes
 	t.dirty = dirtySet{seq: t.dirty.seq, m: t.spare}
 	t.spare = nil
+	return muts
+}
+
+// mutations returns a slice of n mutations for Flush: the last Flush's
+// (its references to older entries cleared), unless it is too small or
+// n is past maxSpareEntries, so that a burst's slice is not kept.
+func (t *TaskStore) mutations(n int) []Mutation {
+	clear(t.flushed)
+	if cap(t.flushed) >= n {
+		t.flushed = t.flushed[:n]
+		return t.flushed
+	}
+	muts := make([]Mutation, n)
+	t.flushed = nil
+	if n <= maxSpareEntries {
+		t.flushed = muts
+	}
 	return muts
 }
 

@@ -30,7 +30,9 @@ type TaskStore struct {
 	// next dirty generation: a map that keeps its size does not grow and
 	// rehash again at every checkpoint.
 	spare map[string]*entry
-	clean cleanSet // clean.go
+	// flushed is the last Flush's mutations, for the next to reuse.
+	flushed []Mutation
+	clean   cleanSet // clean.go
 	// unsynced is committed by Kafka, not yet written to Pebble (sync.go).
 	unsynced unsyncedSet
 	// uncached are prefixes of keys the clean generation never holds.
@@ -175,4 +177,5 @@ func (t *TaskStore) Drop() error {
 func (t *TaskStore) discardCache() {
 	t.dirty = dirtySet{seq: t.dirty.seq}
 	t.pending = pendingSet{}
+	clear(t.flushed) // no references to the dropped entries
 }

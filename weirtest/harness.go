@@ -208,8 +208,8 @@ func (h *Harness) Clock() *Clock { return h.clock }
 func (h *Harness) Tasks() []engine.TaskID { return slices.Clone(h.ids) }
 
 // Produce is where the tasks' outputs go: outputs (sinks', and changelog
-// records) are kept for Output, repartition records are queued for the
-// next stage. Outputs get the partition and offset Kafka would give them.
+// records) are kept for Output, copied, repartition records are queued
+// for the next stage. Outputs get the partition and offset Kafka would give them.
 func (h *Harness) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
 	if h.internal[r.Topic] {
 		h.queue = append(h.queue, r)
@@ -222,7 +222,10 @@ func (h *Harness) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Re
 		}
 		r.Offset = l.next[r.Partition]
 		l.next[r.Partition]++
-		l.recs = append(l.recs, r)
+		// A copy: the producer may reuse r once its promise has run, as
+		// the engine does with its changelog records.
+		kept := *r
+		l.recs = append(l.recs, &kept)
 	}
 	promise(r, nil)
 }
