@@ -74,15 +74,20 @@ func (t *Task) AddWatermarkInput(topic string, gen *windowing.Generator) error {
 
 // ObserveEventTime reports the event time of a record of topic that the
 // chain has just processed; the task's watermark may advance and fire
-// timers.
+// timers. It reads no clock: idleness, which only time brings, is the
+// tick's to notice (Generator.Observe), and a clock read per record was
+// a twentieth of a window operator's time.
 func (t *Task) ObserveEventTime(topic string, ts time.Time) error {
 	gen, ok := t.et.generators[topic]
 	if !ok {
 		return nil
 	}
-	now := t.clock.Now()
-	gen.OnEvent(windowing.MillisOf(ts), now)
-	return t.advanceAt(now)
+	gen.Observe(windowing.MillisOf(ts))
+	wm, moved := t.et.comb.AdvanceWithoutClock()
+	if !moved {
+		return nil
+	}
+	return t.advanceWatermark(int64(wm))
 }
 
 // addUpstream declares the n upstream tasks writing repartition topic:

@@ -119,6 +119,18 @@ func (c *Combiner[K]) Update(id K, wm Millis, idle bool) error {
 // event-time timers only when it did. Call it after each record (or batch)
 // and periodically, so that idle inputs are noticed without records.
 func (c *Combiner[K]) Advance(now time.Time) (wm Millis, advanced bool) {
+	return c.advance(now, true)
+}
+
+// AdvanceWithoutClock is Advance with each source partition's idleness
+// as the last Advance saw it (Generator.WasIdle), a partition with a
+// record since then being active: for after each record, with Advance
+// called periodically to notice idleness, which only time brings.
+func (c *Combiner[K]) AdvanceWithoutClock() (wm Millis, advanced bool) {
+	return c.advance(time.Time{}, false)
+}
+
+func (c *Combiner[K]) advance(now time.Time, clock bool) (wm Millis, advanced bool) {
 	if len(c.inputs) == 0 {
 		c.allIdle = false
 		return c.wm, false
@@ -128,7 +140,12 @@ func (c *Combiner[K]) Advance(now time.Time) (wm Millis, advanced bool) {
 		in := &c.inputs[i]
 		w, idle := in.wm, in.idle
 		if in.gen != nil {
-			w, idle = in.gen.Current(), in.gen.IsIdle(now)
+			w = in.gen.Current()
+			if clock {
+				idle = in.gen.IsIdle(now)
+			} else {
+				idle = in.gen.WasIdle()
+			}
 		}
 		highest = max(highest, w)
 		if idle {

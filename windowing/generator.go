@@ -21,10 +21,15 @@ type Generator struct {
 	maxSeen     Millis        // largest timestamp seen; MinWatermark before the first
 	wm          Millis
 
-	// lastActive is the processing time of the last record, or of the
-	// first IsIdle call if that came first; valid when started.
+	// lastActive is the processing time of the last record given by
+	// OnEvent, or of the first IsIdle call after the first record or
+	// after a record given by Observe; valid when started.
 	lastActive time.Time
 	started    bool
+	// active: a record came through Observe since the last IsIdle.
+	active bool
+	// idle is IsIdle's last answer, until the next record.
+	idle bool
 	// markedIdle is set by MarkIdle until the next record.
 	markedIdle bool
 }
@@ -32,7 +37,19 @@ type Generator struct {
 // OnEvent records a record with event time ts, read at processing time
 // now. Every record counts as activity, a late one too.
 func (g *Generator) OnEvent(ts Millis, now time.Time) {
-	g.lastActive, g.started, g.markedIdle = now, true, false
+	g.lastActive, g.started, g.active = now, true, false
+	g.Observe(ts)
+}
+
+// Observe records a record with event time ts without reading a clock,
+// for a caller that sees records faster than a clock is worth reading:
+// the record counts as activity at the next IsIdle, as Flink's idleness
+// timer counts records and looks at its clock only when it checks. The
+// partition then goes idle a timeout after the first check that follows
+// its last record, not after the record itself: later by at most the
+// interval between checks.
+func (g *Generator) Observe(ts Millis) {
+	g.active, g.idle, g.markedIdle = true, false, false
 	if ts <= g.maxSeen {
 		return
 	}
@@ -79,9 +96,15 @@ func (g *Generator) IsIdle(now time.Time) bool {
 	if g.idleTimeout == 0 {
 		return false
 	}
-	if !g.started {
-		g.lastActive, g.started = now, true
+	if !g.started || g.active {
+		g.lastActive, g.started, g.active = now, true, false
 		return false
 	}
-	return now.Sub(g.lastActive) >= g.idleTimeout
+	g.idle = now.Sub(g.lastActive) >= g.idleTimeout
+	return g.idle
 }
+
+// WasIdle is IsIdle without a clock: IsIdle's last answer, false once a
+// record came after it. A partition goes idle only as time passes, which
+// IsIdle sees.
+func (g *Generator) WasIdle() bool { return g.markedIdle || g.idle }

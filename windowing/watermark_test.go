@@ -24,6 +24,8 @@ import (
 //	add-upstream tasks=<n>         upstream inputs task0..task<n-1>
 //	remove-input <id>...
 //	event now=<t>                  one record per line: <input> <ts>
+//	observe                        event without a clock: Generator.Observe,
+//	                               then Combiner.AdvanceWithoutClock
 //	tick now=<t>                   Advance; prints every input and the task
 //	late                           one timestamp per line: late or on time
 //	                               against the task's watermark
@@ -94,8 +96,11 @@ func TestWatermarks(t *testing.T) {
 				}
 				return ""
 
-			case "event":
-				now := scanNow(t, d)
+			case "event", "observe":
+				var now time.Time
+				if d.Cmd == "event" {
+					now = scanNow(t, d)
+				}
 				for _, line := range lines(d.Input) {
 					f := strings.Fields(line)
 					if len(f) != 2 {
@@ -110,8 +115,15 @@ func TestWatermarks(t *testing.T) {
 					if c.IsLate(ts) {
 						late = " late"
 					}
-					g.OnEvent(ts, now)
-					wm, advanced := c.Advance(now)
+					var wm Millis
+					var advanced bool
+					if d.Cmd == "event" {
+						g.OnEvent(ts, now)
+						wm, advanced = c.Advance(now)
+					} else {
+						g.Observe(ts)
+						wm, advanced = c.AdvanceWithoutClock()
+					}
 					fmt.Fprintf(&b, "%s ts=%s%s -> %s wm=%s, task wm=%s%s\n",
 						f[0], clock(ts), late, f[0], clock(g.Current()), clock(wm), describe(c, advanced))
 				}
