@@ -116,26 +116,26 @@ func (o *Timers) domainPrefix(d TimeDomain) []byte {
 	return append(append([]byte(nil), o.prefix...), byte(d))
 }
 
-// orderedMillis encodes ms so that byte order is numeric order (the sign
-// bit flipped, big-endian); millisAt decodes it.
-func orderedMillis(ms int64) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(ms)^(1<<63))
+// appendOrderedMillis appends ms encoded so that byte order is numeric
+// order (the sign bit flipped, big-endian); millisAt decodes it.
+func appendOrderedMillis(b []byte, ms int64) []byte {
+	return binary.BigEndian.AppendUint64(b, uint64(ms)^(1<<63))
 }
 
 func millisAt(b []byte) int64 { return int64(binary.BigEndian.Uint64(b[:8]) ^ (1 << 63)) }
 
-func (o *Timers) key(d TimeDomain, at int64, key []byte) []byte {
-	k := o.domainPrefix(d)
-	k = append(k, orderedMillis(at)...)
-	return append(k, key...)
+// appendKey appends the store key of the timer (d, at, key) to b.
+func (o *Timers) appendKey(b []byte, d TimeDomain, at int64, key []byte) []byte {
+	b = append(append(b, o.prefix...), byte(d))
+	return append(appendOrderedMillis(b, at), key...)
 }
+
+func (o *Timers) key(d TimeDomain, at int64, key []byte) []byte { return o.appendKey(nil, d, at, key) }
 
 // storeKey is key in o's scratch buffer, valid until the next call: for
 // the store's Set and Delete, which copy it.
 func (o *Timers) storeKey(d TimeDomain, at int64, key []byte) []byte {
-	o.keyBuf = append(append(o.keyBuf[:0], o.prefix...), byte(d))
-	o.keyBuf = binary.BigEndian.AppendUint64(o.keyBuf, uint64(at)^(1<<63))
-	o.keyBuf = append(o.keyBuf, key...)
+	o.keyBuf = o.appendKey(o.keyBuf[:0], d, at, key)
 	return o.keyBuf
 }
 
@@ -336,7 +336,7 @@ const (
 func timerID(at int64, key []byte) string { return string(appendTimerID(nil, at, key)) }
 
 func appendTimerID(b []byte, at int64, key []byte) []byte {
-	return append(binary.BigEndian.AppendUint64(b, uint64(at)^(1<<63)), key...)
+	return append(appendOrderedMillis(b, at), key...)
 }
 
 // id returns the set's key of a timer in q's scratch buffer, valid until

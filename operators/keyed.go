@@ -174,12 +174,17 @@ func millisAt(b []byte) int64 { return int64(binary.BigEndian.Uint64(b[:8]) ^ (1
 // subject: the record key (length-prefixed), then the operator's own parts
 // (a window, a side and a timestamp). splitTimerSubject undoes it.
 func timerSubject(key []byte, parts ...[]byte) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(key)))
-	b = append(b, key...)
+	b := appendSubjectKey(nil, key)
 	for _, p := range parts {
 		b = append(b, p...)
 	}
 	return b
+}
+
+// appendSubjectKey appends a timer subject's first part, the record key
+// with its length, to b.
+func appendSubjectKey(b, key []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(key))), key...)
 }
 
 func splitTimerSubject(tk []byte, rest int) (key, parts []byte, err error) {

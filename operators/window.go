@@ -1,7 +1,6 @@
 package operators
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -573,9 +572,7 @@ func timerKey(key []byte, w windowing.Window, kind byte) []byte {
 
 // appendTimerKey appends timerKey(key, w, kind) to b.
 func appendTimerKey(b, key []byte, w windowing.Window, kind byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(key)))
-	b = appendWindow(append(b, key...), w)
-	return append(b, kind)
+	return append(appendWindow(appendSubjectKey(b, key), w), kind)
 }
 
 // timerKey is the current record's timerKey in o's scratch buffer, valid
