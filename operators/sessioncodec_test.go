@@ -1,6 +1,7 @@
 package operators
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -22,6 +23,9 @@ func TestSessionsCodec(t *testing.T) {
 		}
 		if got, err := (sessionsCodec{}).Decode(b); err != nil || !slices.Equal(got, ss) {
 			t.Fatalf("round trip: %v, %v; want %v", got, err, ss)
+		}
+		if a, err := (sessionsCodec{}).AppendEncode([]byte("x"), ss); err != nil || string(a) != "x"+string(b) {
+			t.Fatalf("AppendEncode = %x, %v; want x then %x", a, err, b)
 		}
 		for _, bad := range [][]byte{b[:len(b)-1], append(slices.Clone(b), 0)} {
 			if got, err := (sessionsCodec{}).Decode(bad); err == nil {
@@ -45,6 +49,34 @@ func TestSessionsCodec(t *testing.T) {
 	for _, bad := range [][]byte{nil, {}, {9}, {2, 0}, []byte("[{")} {
 		if got, err := (sessionsCodec{}).Decode(bad); err == nil {
 			t.Errorf("Decode(%q) = %v, want an error", bad, got)
+		}
+	}
+}
+
+// mergeGroupOfLast gives what MergeWindows gives for the merged window
+// covering the last window, in the same order: the first absorbed session
+// keeps its state window, so the order decides where contents go.
+func TestMergeGroupOfLastIsMergeWindows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var idx, group []int
+	for n := range 2000 {
+		ws := make([]windowing.Window, 1+rng.IntN(7))
+		for i := range ws {
+			start := windowing.Millis(rng.IntN(60))
+			ws[i] = windowing.Window{Start: start, End: start + 1 + windowing.Millis(rng.IntN(15))}
+		}
+		merged, members := windowing.MergeWindows(ws)
+		var want windowing.Window
+		var wantGroup []int
+		for i, m := range members {
+			if slices.Contains(m, len(ws)-1) {
+				want, wantGroup = merged[i], m
+			}
+		}
+		var got windowing.Window
+		got, idx, group = mergeGroupOfLast(ws, idx, group)
+		if got != want || !slices.Equal(group, wantGroup) {
+			t.Fatalf("case %d, windows %v: mergeGroupOfLast = %v %v, MergeWindows' = %v %v", n, ws, got, group, want, wantGroup)
 		}
 	}
 }

@@ -493,13 +493,17 @@ type contents[K comparable, IN, OUT any] interface {
 
 // windowOp is one window operator in one task.
 type windowOp[K comparable, IN, OUT any] struct {
-	// timerBuf and mergeBuf are scratch: timerKey's, addMerging's.
-	timerBuf []byte
-	mergeBuf []windowing.Window
-	c        *keyedCtx[K]
-	contents contents[K, IN, OUT]
-	sessions *state.Value[[]session]
-	assigner windowing.Assigner
+	// timerBuf is timerKey's scratch; the merge fields addMerging's.
+	timerBuf    []byte
+	mergeBuf    []windowing.Window
+	mergeIdx    []int
+	mergeGroup  []int
+	absorbedBuf []session
+	fromNsBuf   []byte
+	c           *keyedCtx[K]
+	contents    contents[K, IN, OUT]
+	sessions    *state.Value[[]session]
+	assigner    windowing.Assigner
 	// elements is assigner, when it sees each record (dynamic sessions).
 	elements windowing.ElementAssigner[IN]
 	// procTime: the assigner assigns by the task's clock, which also
@@ -892,25 +896,21 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 	if err != nil {
 		return false, err
 	}
-	all := o.mergeBuf[:0] // MergeWindows copies what it keeps
+	all := o.mergeBuf[:0]
 	for _, s := range live {
 		all = append(all, s.W)
 	}
 	all = append(all, nw)
 	o.mergeBuf = all
-	merged, members := windowing.MergeWindows(all)
-	var target windowing.Window
-	var absorbed []session
-	for i, m := range members {
-		if slices.Contains(m, len(all)-1) {
-			target = merged[i]
-			for _, j := range m {
-				if j != len(all)-1 {
-					absorbed = append(absorbed, live[j])
-				}
-			}
+	target, idx, group := mergeGroupOfLast(all, o.mergeIdx, o.mergeGroup)
+	o.mergeIdx, o.mergeGroup = idx, group
+	absorbed := o.absorbedBuf[:0]
+	for _, j := range group {
+		if j != len(all)-1 {
+			absorbed = append(absorbed, live[j])
 		}
 	}
+	o.absorbedBuf = absorbed
 	if o.isLate(target) {
 		return true, nil
 	}
@@ -942,12 +942,13 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 	for i, s := range absorbed {
 		w := s.W
 		if i > 0 {
-			o.c.ns = encodeWindow(sw)
-			if err := o.contents.absorb(o.c, encodeWindow(s.State)); err != nil {
+			o.c.ns = o.namespace(sw)
+			o.fromNsBuf = appendWindow(o.fromNsBuf[:0], s.State)
+			if err := o.contents.absorb(o.c, o.fromNsBuf); err != nil {
 				return false, err
 			}
 		}
-		o.c.ns = encodeWindow(w)
+		o.c.ns = o.namespace(w)
 		if counting {
 			n, _, err := o.counts.Get(o.c)
 			if err != nil {
@@ -975,7 +976,7 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 			o.timers.Delete(o.endDomain(), w.CleanupTime(o.lateness), o.timerKey(w, windowCleanup))
 		}
 	}
-	o.c.ns = encodeWindow(target)
+	o.c.ns = o.namespace(target)
 	if count > 0 {
 		if err := o.counts.Set(o.c, count); err != nil {
 			return false, err
@@ -992,6 +993,38 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 		return false, err
 	}
 	return false, o.update(target, sw, v, false)
+}
+
+// mergeGroupOfLast is windowing.MergeWindows(ws) for the one merged
+// window that covers ws's last: that window, and which of ws it covers,
+// in the order MergeWindows gives them (by start, stable), without
+// allocating: idx and group are scratch space, returned grown.
+func mergeGroupOfLast(ws []windowing.Window, idx, group []int) (target windowing.Window, _, _ []int) {
+	idx = idx[:0]
+	for i := range ws {
+		idx = append(idx, i)
+	}
+	// Insertion sort, as MergeWindows: a key has few live sessions.
+	for i := 1; i < len(idx); i++ {
+		for j := i; j > 0 && ws[idx[j]].Start < ws[idx[j-1]].Start; j-- {
+			idx[j], idx[j-1] = idx[j-1], idx[j]
+		}
+	}
+	group = group[:0]
+	found := false
+	for k, i := range idx {
+		if k > 0 && target.Intersects(ws[i]) {
+			target = target.Cover(ws[i])
+		} else {
+			if found {
+				break // the group that covers the last is whole
+			}
+			target, group = ws[i], group[:0]
+		}
+		group = append(group, i)
+		found = found || i == len(ws)-1
+	}
+	return target, idx, group
 }
 
 // stateWindow returns the state window of the key's live session win:
