@@ -22,6 +22,15 @@ type Codec[T any] interface {
 	Decode(b []byte) (T, error)
 }
 
+// AppendEncoder is implemented by codecs that can also encode by
+// appending to a buffer (as strconv.AppendInt does): the state handles use
+// it to encode into a buffer they reuse, so that writing state allocates
+// nothing for the value. AppendEncode(b, v) must append to b exactly the
+// bytes Encode(v) returns. The codecs of Key have it.
+type AppendEncoder[T any] interface {
+	AppendEncode(b []byte, v T) ([]byte, error)
+}
+
 // JSON returns a codec that encodes T as encoding/json does, with
 // github.com/goccy/go-json: the same bytes out and the same values in for
 // tagged structs (json tags, omitempty, string, embedded structs, custom
@@ -67,4 +76,7 @@ func String() Codec[string] { return stringCodec{} }
 type stringCodec struct{}
 
 func (stringCodec) Encode(v string) ([]byte, error) { return []byte(v), nil }
+func (stringCodec) AppendEncode(b []byte, v string) ([]byte, error) {
+	return append(b, v...), nil
+}
 func (stringCodec) Decode(b []byte) (string, error) { return string(b), nil }

@@ -57,3 +57,30 @@ func TestKeyCodecs(t *testing.T) {
 		t.Fatalf("composite key round trip: %v %v", v, err)
 	}
 }
+
+// The key codecs append exactly what they encode, after what the buffer
+// held: the state handles write values and map keys through AppendEncode.
+func TestKeyCodecsAppendWhatTheyEncode(t *testing.T) {
+	prefix := []byte("prefix")
+	check := func(name string, enc func() ([]byte, error), app func([]byte) ([]byte, error)) {
+		t.Helper()
+		want, err := enc()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := app(bytes.Clone(prefix))
+		if err != nil || !bytes.Equal(got, append(bytes.Clone(prefix), want...)) {
+			t.Errorf("%s: AppendEncode = %x, %v; want %x after the prefix", name, got, err, want)
+		}
+	}
+	check("string", func() ([]byte, error) { return Key[string]().Encode("user-1") },
+		func(b []byte) ([]byte, error) { return Key[string]().(AppendEncoder[string]).AppendEncode(b, "user-1") })
+	check("int64", func() ([]byte, error) { return Key[int64]().Encode(-258) },
+		func(b []byte) ([]byte, error) { return Key[int64]().(AppendEncoder[int64]).AppendEncode(b, -258) })
+	check("int", func() ([]byte, error) { return Key[int]().Encode(1 << 40) },
+		func(b []byte) ([]byte, error) { return Key[int]().(AppendEncoder[int]).AppendEncode(b, 1<<40) })
+	check("int32", func() ([]byte, error) { return Key[int32]().Encode(-7) },
+		func(b []byte) ([]byte, error) { return Key[int32]().(AppendEncoder[int32]).AppendEncode(b, -7) })
+	check("uint64", func() ([]byte, error) { return Key[uint64]().Encode(1<<63 + 5) },
+		func(b []byte) ([]byte, error) { return Key[uint64]().(AppendEncoder[uint64]).AppendEncode(b, 1<<63+5) })
+}

@@ -31,8 +31,9 @@ func Key[K any]() Codec[K] {
 
 type int64Codec struct{}
 
-func (int64Codec) Encode(v int64) ([]byte, error) {
-	return binary.BigEndian.AppendUint64(nil, uint64(v)), nil
+func (int64Codec) Encode(v int64) ([]byte, error) { return int64Codec{}.AppendEncode(nil, v) }
+func (int64Codec) AppendEncode(b []byte, v int64) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(b, uint64(v)), nil
 }
 func (int64Codec) Decode(b []byte) (int64, error) {
 	if len(b) != 8 {
@@ -44,6 +45,9 @@ func (int64Codec) Decode(b []byte) (int64, error) {
 type intCodec struct{}
 
 func (intCodec) Encode(v int) ([]byte, error) { return int64Codec{}.Encode(int64(v)) }
+func (intCodec) AppendEncode(b []byte, v int) ([]byte, error) {
+	return int64Codec{}.AppendEncode(b, int64(v))
+}
 func (intCodec) Decode(b []byte) (int, error) {
 	v, err := int64Codec{}.Decode(b)
 	return int(v), err
@@ -51,8 +55,9 @@ func (intCodec) Decode(b []byte) (int, error) {
 
 type uint64Codec struct{}
 
-func (uint64Codec) Encode(v uint64) ([]byte, error) {
-	return binary.BigEndian.AppendUint64(nil, v), nil
+func (uint64Codec) Encode(v uint64) ([]byte, error) { return uint64Codec{}.AppendEncode(nil, v) }
+func (uint64Codec) AppendEncode(b []byte, v uint64) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(b, v), nil
 }
 func (uint64Codec) Decode(b []byte) (uint64, error) {
 	if len(b) != 8 {
@@ -63,8 +68,9 @@ func (uint64Codec) Decode(b []byte) (uint64, error) {
 
 type int32Codec struct{}
 
-func (int32Codec) Encode(v int32) ([]byte, error) {
-	return binary.BigEndian.AppendUint32(nil, uint32(v)), nil
+func (int32Codec) Encode(v int32) ([]byte, error) { return int32Codec{}.AppendEncode(nil, v) }
+func (int32Codec) AppendEncode(b []byte, v int32) ([]byte, error) {
+	return binary.BigEndian.AppendUint32(b, uint32(v)), nil
 }
 func (int32Codec) Decode(b []byte) (int32, error) {
 	if len(b) != 4 {

@@ -38,16 +38,22 @@ const (
 
 var sessionsJSON = codec.JSON[[]windowing.Window]()
 
-func (sessionsCodec) Encode(ss []session) ([]byte, error) {
-	format, size := sessionsFormat, 16
+func (c sessionsCodec) Encode(ss []session) ([]byte, error) {
+	return c.AppendEncode(make([]byte, 0, 1+32*len(ss)), ss)
+}
+
+// AppendEncode is Encode appending to b (codec.AppendEncoder): the state
+// handle encodes a key's sessions, written at every merge, into a buffer
+// it reuses.
+func (sessionsCodec) AppendEncode(b []byte, ss []session) ([]byte, error) {
+	format := sessionsFormat
 	for _, s := range ss {
 		if s.State != s.W {
-			format, size = sessionsStatesFormat, 32
+			format = sessionsStatesFormat
 			break
 		}
 	}
-	b := make([]byte, 1, 1+size*len(ss))
-	b[0] = format
+	b = append(b, format)
 	for _, s := range ss {
 		b = binary.BigEndian.AppendUint64(b, uint64(s.W.Start))
 		b = binary.BigEndian.AppendUint64(b, uint64(s.W.End))

@@ -33,6 +33,14 @@ func (m *Map[K, V]) Name() string { return m.d.name }
 // entryKey returns the store key of map key k in s, in the TaskStore's
 // scratch buffer.
 func (m *Map[K, V]) entryKey(ts *TaskStore, s Scope, k K) ([]byte, error) {
+	if ae, ok := m.kc.(codec.AppendEncoder[K]); ok {
+		key, err := ae.AppendEncode(m.d.stateKey(ts, s), k)
+		if err != nil {
+			return nil, err
+		}
+		ts.stateKey = key
+		return key, nil
+	}
 	kb, err := m.kc.Encode(k)
 	if err != nil {
 		return nil, err

@@ -39,6 +39,14 @@ func (d *descriptor) appendEnvelope(dst []byte, s Scope) []byte {
 // encodeValue returns v's envelope and encoding in the TaskStore's value
 // buffer, valid until the next handle operation on that TaskStore.
 func encodeValue[T any](d *descriptor, ts *TaskStore, s Scope, c codec.Codec[T], v T) ([]byte, error) {
+	if ae, ok := c.(codec.AppendEncoder[T]); ok {
+		b, err := ae.AppendEncode(d.appendEnvelope(ts.valueBuf[:0], s), v)
+		if err != nil {
+			return nil, err
+		}
+		ts.valueBuf = b
+		return b, nil
+	}
 	b, err := c.Encode(v)
 	if err != nil {
 		return nil, err
