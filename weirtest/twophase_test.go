@@ -1,0 +1,137 @@
+package weirtest_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weirstream/weir/codec"
+	"github.com/weirstream/weir/connectors"
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/weirtest"
+	"github.com/weirstream/weir/windowing"
+)
+
+// windowCounts counts events per key and window of a, in one phase
+// (WindowAggregate after KeyBy) or in two (TwoPhaseWindowAggregate).
+func windowCounts(a windowing.Assigner, lateness time.Duration, twoPhase bool) *engine.Job {
+	job := engine.NewJob("windows")
+	src := connectors.KafkaSource(job, "events", codec.JSON[event](),
+		connectors.WithWatermarks(windowing.BoundedOutOfOrderness(time.Second, func(e event) time.Time { return e.At })))
+	key := func(e event) string { return e.Key }
+	var counts engine.Stream[operators.Windowed[string, int64]]
+	if twoPhase {
+		counts = operators.TwoPhaseWindowAggregate(src, "counts", key, codec.String(), a,
+			operators.Count[event]{}, codec.Key[int64](), operators.AllowedLateness(lateness))
+	} else {
+		counts = operators.WindowAggregate(operators.KeyBy(src, key, operators.KeyByName("counts-by-key"),
+			operators.KeyByCodecs(codec.String(), codec.JSON[event]())), "counts", a,
+			operators.Count[event]{}, codec.Key[int64](), operators.AllowedLateness(lateness))
+	}
+	connectors.KafkaSink(counts, "counts", codec.JSON[operators.Windowed[string, int64]]())
+	return job
+}
+
+// A two-phase window aggregation commits what the one-phase one does,
+// record for record, on random inputs (out of order, late, within and
+// past the allowed lateness), watermark and clock moves and checkpoints,
+// though it crashes at random points and the other does not.
+func TestTwoPhaseWindowAggregateCommitsWhatOnePhaseDoes(t *testing.T) {
+	const steps = 300
+	for _, tc := range []struct {
+		name     string
+		a        windowing.Assigner
+		lateness time.Duration
+	}{
+		{"tumbling", windowing.Tumbling(5 * time.Second), 2 * time.Second},
+		{"sliding", windowing.Sliding(6*time.Second, 2*time.Second), 0},
+		{"sliding-late", windowing.Sliding(4*time.Second, time.Second), 3 * time.Second},
+	} {
+		for seed := uint64(1); seed <= 6; seed++ {
+			t.Run(fmt.Sprintf("%s/seed=%d", tc.name, seed), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(seed, 0x2fa5e))
+				two := weirtest.New(t, windowCounts(tc.a, tc.lateness, true), weirtest.Partitions(2))
+				one := weirtest.New(t, windowCounts(tc.a, tc.lateness, false), weirtest.Partitions(2))
+				at := parseClock(t, "10:00:00")
+				var history []string
+				crashes := 0
+				both := func(what string, f func(h *weirtest.Harness) error) {
+					history = append(history, what)
+					err, oneErr := f(two), f(one)
+					if err != nil || oneErr != nil {
+						t.Fatalf("%s: %v (one phase: %v)\nsteps:\n%s", what, err, oneErr, strings.Join(history, "\n"))
+					}
+				}
+				for step := range steps {
+					switch r := rng.IntN(100); {
+					case r < 72:
+						d := time.Duration(rng.IntN(1500)) * time.Millisecond
+						if rng.IntN(6) == 0 {
+							d = -time.Duration(rng.IntN(9000)) * time.Millisecond
+						}
+						ts := at.Add(d)
+						if d > 0 {
+							at = ts
+						}
+						key := fmt.Sprintf("k%d", rng.IntN(4))
+						both(fmt.Sprintf("%d: send %s at %s", step, key, ts.Format("15:04:05.000")), func(h *weirtest.Harness) error {
+							return weirtest.SendValue(h, "events", codec.JSON[event](), key, event{Key: key, At: ts}, ts)
+						})
+					case r < 76:
+						at = at.Add(time.Duration(rng.IntN(5000)) * time.Millisecond)
+						wm := at
+						both(fmt.Sprintf("%d: watermark to %s", step, wm.Format("15:04:05.000")), func(h *weirtest.Harness) error {
+							return h.AdvanceWatermark(wm)
+						})
+					case r < 80:
+						d := time.Duration(rng.IntN(3000)) * time.Millisecond
+						both(fmt.Sprintf("%d: advance %s", step, d), func(h *weirtest.Harness) error { return h.AdvanceTime(d) })
+					case r < 92:
+						both(fmt.Sprintf("%d: checkpoint", step), func(h *weirtest.Harness) error { return h.Checkpoint() })
+						compareCommitted(t, two, one, []string{"counts"}, history)
+					default:
+						history = append(history, fmt.Sprintf("%d: crash", step))
+						crashes++
+						if err := two.Crash(); err != nil {
+							t.Fatalf("crash: %v\nsteps:\n%s", err, strings.Join(history, "\n"))
+						}
+					}
+				}
+				both("final watermark", func(h *weirtest.Harness) error { return h.AdvanceWatermark(at.Add(time.Hour)) })
+				both("final checkpoint", func(h *weirtest.Harness) error { return h.Checkpoint() })
+				compareCommitted(t, two, one, []string{"counts"}, history)
+				if crashes == 0 || len(one.CommittedOutput("counts")) == 0 {
+					t.Fatalf("a vacuous run: %d crashes, %d outputs", crashes, len(one.CommittedOutput("counts")))
+				}
+			})
+		}
+	}
+}
+
+// The assigners two phases cannot serve are refused when the job is
+// built, with the reason.
+func TestTwoPhaseWindowAggregateRefusesWhatItCannotSplit(t *testing.T) {
+	for _, tc := range []struct {
+		a    windowing.Assigner
+		opts []operators.WindowOpt
+		want string
+	}{
+		{windowing.Sessions(time.Second), nil, "session windows"},
+		{windowing.TumblingProcessingTime(time.Second), nil, "processing-time"},
+		{windowing.Tumbling(time.Second), []operators.WindowOpt{operators.WithTrigger(windowing.OnCount(3))}, "WithTrigger"},
+	} {
+		job := engine.NewJob("refused")
+		src := connectors.KafkaSource(job, "events", codec.JSON[event](),
+			connectors.WithWatermarks(windowing.BoundedOutOfOrderness(time.Second, func(e event) time.Time { return e.At })))
+		counts := operators.TwoPhaseWindowAggregate(src, "counts", func(e event) string { return e.Key }, codec.String(), tc.a,
+			operators.Count[event]{}, codec.Key[int64](), tc.opts...)
+		connectors.KafkaSink(counts, "counts", codec.JSON[operators.Windowed[string, int64]]())
+		if _, err := weirtest.Start(job); !errors.Is(err, engine.ErrTopology) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: Start = %v, want ErrTopology naming %q", tc.a, err, tc.want)
+		}
+	}
+}
