@@ -30,17 +30,16 @@ type Q5Result struct {
 // BuildQ5 is query 5, hot items: per sliding window (Q5WindowSize every
 // Q5WindowSlide), the auctions with the most bids, each with its count
 // (every auction tied for the most). Bids are counted per auction and
-// window (keyed by auction, WindowAggregate), then the counts of each
-// window are keyed by the window, where a process function keeps the
-// highest count and its auctions until the watermark passes the window's
-// end: the counts of a window all come before the watermark that passes
-// it, since each was emitted when the watermark upstream reached it.
+// window in two phases, as Flink SQL plans q5: a count per auction and
+// slice in each task, then the partial counts keyed by auction and merged
+// per window (TwoPhaseWindowAggregate). The counts of each window are
+// then keyed by the window, where a process function keeps the highest
+// count and its auctions until the watermark passes the window's end: the
+// counts of a window all come before the watermark that passes it, since
+// each was emitted when the watermark upstream reached it.
 func BuildQ5(job *engine.Job, in, out string) {
-	auctions := operators.Map(Bids(Source(job, in)), func(b Bid) (int64, error) { return b.Auction, nil }).Named("q5-auction")
-	byAuction := operators.KeyBy(auctions, func(a int64) int64 { return a },
-		operators.KeyByName("q5-by-auction"), operators.KeyByCodecs(int64Codec, int64Codec))
-	counts := operators.WindowAggregate(byAuction, "q5-counts", windowing.Sliding(Q5WindowSize, Q5WindowSlide),
-		operators.Count[int64]{}, int64Codec)
+	counts := operators.TwoPhaseWindowAggregate(Bids(Source(job, in)), "q5-counts", func(b Bid) int64 { return b.Auction }, int64Codec,
+		windowing.Sliding(Q5WindowSize, Q5WindowSlide), operators.Count[Bid]{}, int64Codec)
 	perWindow := operators.Map(counts, func(w operators.Windowed[int64, int64]) (q5Count, error) {
 		return q5Count{Auction: w.Key, Num: w.Value, End: w.End.UnixMilli()}, nil
 	}).Named("q5-count")
