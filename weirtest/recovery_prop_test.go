@@ -74,73 +74,81 @@ func recoveryCases() []recoveryCase {
 // committed must be what the other did, record for record in every
 // partition of the output topic, and so must its late-data topic.
 func TestCrashesChangeNoCommittedOutput(t *testing.T) {
-	const steps = 300
 	for _, tc := range recoveryCases() {
 		for seed := uint64(1); seed <= 8; seed++ {
 			t.Run(fmt.Sprintf("%s/seed=%d", tc.name, seed), func(t *testing.T) {
-				rng := rand.New(rand.NewPCG(seed, 0x5eed))
 				crashing := weirtest.New(t, tc.build(), weirtest.Partitions(tc.partitions))
 				ref := weirtest.New(t, tc.build(), weirtest.Partitions(tc.partitions))
-				topics := []string{tc.sink, "windows-counts-late"}
-				at := parseClock(t, "10:00:00")
-				var history []string // the steps so far, to tell a failure
-				crashes := 0
-				both := func(what string, f func(h *weirtest.Harness) error) {
-					history = append(history, what)
-					err, refErr := f(crashing), f(ref)
-					if err != nil || refErr != nil {
-						t.Fatalf("%s: %v (without crashes: %v)\nsteps:\n%s", what, err, refErr, strings.Join(history, "\n"))
-					}
-				}
-				for step := range steps {
-					switch r := rng.IntN(100); {
-					case r < 70:
-						// Mostly forward, sometimes out of order or late.
-						d := time.Duration(rng.IntN(1500)) * time.Millisecond
-						if rng.IntN(8) == 0 {
-							d = -time.Duration(rng.IntN(8000)) * time.Millisecond
-						}
-						ts := at.Add(d)
-						if d > 0 {
-							at = ts
-						}
-						seed := rng.Uint64()
-						both(fmt.Sprintf("%d: send at %s", step, ts.Format("15:04:05.000")), func(h *weirtest.Harness) error {
-							return tc.send(h, rand.New(rand.NewPCG(seed, 0)), ts)
-						})
-					case r < 74:
-						at = at.Add(time.Duration(rng.IntN(5000)) * time.Millisecond)
-						wm := at
-						both(fmt.Sprintf("%d: watermark to %s", step, wm.Format("15:04:05.000")), func(h *weirtest.Harness) error {
-							return h.AdvanceWatermark(wm)
-						})
-					case r < 78:
-						d := time.Duration(rng.IntN(3000)) * time.Millisecond
-						both(fmt.Sprintf("%d: advance %s", step, d), func(h *weirtest.Harness) error { return h.AdvanceTime(d) })
-					case r < 90:
-						both(fmt.Sprintf("%d: checkpoint", step), func(h *weirtest.Harness) error { return h.Checkpoint() })
-						compareCommitted(t, crashing, ref, topics, history)
-					default:
-						history = append(history, fmt.Sprintf("%d: crash", step))
-						crashes++
-						if err := crashing.Crash(); err != nil {
-							t.Fatalf("crash: %v\nsteps:\n%s", err, strings.Join(history, "\n"))
-						}
-					}
-				}
-				both("final watermark", func(h *weirtest.Harness) error { return h.AdvanceWatermark(at.Add(time.Hour)) })
-				both("final checkpoint", func(h *weirtest.Harness) error { return h.Checkpoint() })
-				compareCommitted(t, crashing, ref, topics, history)
-				if crashes == 0 || len(ref.CommittedOutput(tc.sink)) == 0 {
-					t.Fatalf("a vacuous run: %d crashes, %d outputs", crashes, len(ref.CommittedOutput(tc.sink)))
-				}
+				crashWalk(t, rand.New(rand.NewPCG(seed, 0x5eed)), crashing, ref, []string{tc.sink, "windows-counts-late"}, tc.send)
 			})
 		}
 	}
 }
 
-// compareCommitted fails t unless got and want committed the same records
-// to topics, partition by partition.
+// crashWalk drives crashing and ref through the same 300 random steps
+// (inputs sent by send at event times mostly forward, sometimes out of
+// order or late; watermark and clock moves; checkpoints), crashing
+// crashing at random points, and fails at the first checkpoint where
+// what the two committed to topics differs. The first topic must get
+// output.
+func crashWalk(t *testing.T, rng *rand.Rand, crashing, ref *weirtest.Harness, topics []string,
+	send func(h *weirtest.Harness, rng *rand.Rand, at time.Time) error) {
+	t.Helper()
+	const steps = 300
+	at := parseClock(t, "10:00:00")
+	var history []string // the steps so far, to tell a failure
+	crashes := 0
+	both := func(what string, f func(h *weirtest.Harness) error) {
+		history = append(history, what)
+		err, refErr := f(crashing), f(ref)
+		if err != nil || refErr != nil {
+			t.Fatalf("%s: %v (without crashes: %v)\nsteps:\n%s", what, err, refErr, strings.Join(history, "\n"))
+		}
+	}
+	for step := range steps {
+		switch r := rng.IntN(100); {
+		case r < 70:
+			// Mostly forward, sometimes out of order or late.
+			d := time.Duration(rng.IntN(1500)) * time.Millisecond
+			if rng.IntN(8) == 0 {
+				d = -time.Duration(rng.IntN(8000)) * time.Millisecond
+			}
+			ts := at.Add(d)
+			if d > 0 {
+				at = ts
+			}
+			seed := rng.Uint64()
+			both(fmt.Sprintf("%d: send at %s", step, ts.Format("15:04:05.000")), func(h *weirtest.Harness) error {
+				return send(h, rand.New(rand.NewPCG(seed, 0)), ts)
+			})
+		case r < 74:
+			at = at.Add(time.Duration(rng.IntN(5000)) * time.Millisecond)
+			wm := at
+			both(fmt.Sprintf("%d: watermark to %s", step, wm.Format("15:04:05.000")), func(h *weirtest.Harness) error {
+				return h.AdvanceWatermark(wm)
+			})
+		case r < 78:
+			d := time.Duration(rng.IntN(3000)) * time.Millisecond
+			both(fmt.Sprintf("%d: advance %s", step, d), func(h *weirtest.Harness) error { return h.AdvanceTime(d) })
+		case r < 90:
+			both(fmt.Sprintf("%d: checkpoint", step), func(h *weirtest.Harness) error { return h.Checkpoint() })
+			compareCommitted(t, crashing, ref, topics, history)
+		default:
+			history = append(history, fmt.Sprintf("%d: crash", step))
+			crashes++
+			if err := crashing.Crash(); err != nil {
+				t.Fatalf("crash: %v\nsteps:\n%s", err, strings.Join(history, "\n"))
+			}
+		}
+	}
+	both("final watermark", func(h *weirtest.Harness) error { return h.AdvanceWatermark(at.Add(time.Hour)) })
+	both("final checkpoint", func(h *weirtest.Harness) error { return h.Checkpoint() })
+	compareCommitted(t, crashing, ref, topics, history)
+	if crashes == 0 || len(ref.CommittedOutput(topics[0])) == 0 {
+		t.Fatalf("a vacuous run: %d crashes, %d outputs", crashes, len(ref.CommittedOutput(topics[0])))
+	}
+}
+
 func compareCommitted(t *testing.T, got, want *weirtest.Harness, topics []string, history []string) {
 	t.Helper()
 	for _, topic := range topics {

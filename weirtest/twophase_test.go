@@ -41,7 +41,10 @@ func windowCounts(a windowing.Assigner, lateness time.Duration, twoPhase bool) *
 // past the allowed lateness), watermark and clock moves and checkpoints,
 // though it crashes at random points and the other does not.
 func TestTwoPhaseWindowAggregateCommitsWhatOnePhaseDoes(t *testing.T) {
-	const steps = 300
+	events := func(h *weirtest.Harness, rng *rand.Rand, at time.Time) error {
+		key := fmt.Sprintf("k%d", rng.IntN(4))
+		return weirtest.SendValue(h, "events", codec.JSON[event](), key, event{Key: key, At: at}, at)
+	}
 	for _, tc := range []struct {
 		name     string
 		a        windowing.Assigner
@@ -53,60 +56,9 @@ func TestTwoPhaseWindowAggregateCommitsWhatOnePhaseDoes(t *testing.T) {
 	} {
 		for seed := uint64(1); seed <= 6; seed++ {
 			t.Run(fmt.Sprintf("%s/seed=%d", tc.name, seed), func(t *testing.T) {
-				rng := rand.New(rand.NewPCG(seed, 0x2fa5e))
 				two := weirtest.New(t, windowCounts(tc.a, tc.lateness, true), weirtest.Partitions(2))
 				one := weirtest.New(t, windowCounts(tc.a, tc.lateness, false), weirtest.Partitions(2))
-				at := parseClock(t, "10:00:00")
-				var history []string
-				crashes := 0
-				both := func(what string, f func(h *weirtest.Harness) error) {
-					history = append(history, what)
-					err, oneErr := f(two), f(one)
-					if err != nil || oneErr != nil {
-						t.Fatalf("%s: %v (one phase: %v)\nsteps:\n%s", what, err, oneErr, strings.Join(history, "\n"))
-					}
-				}
-				for step := range steps {
-					switch r := rng.IntN(100); {
-					case r < 72:
-						d := time.Duration(rng.IntN(1500)) * time.Millisecond
-						if rng.IntN(6) == 0 {
-							d = -time.Duration(rng.IntN(9000)) * time.Millisecond
-						}
-						ts := at.Add(d)
-						if d > 0 {
-							at = ts
-						}
-						key := fmt.Sprintf("k%d", rng.IntN(4))
-						both(fmt.Sprintf("%d: send %s at %s", step, key, ts.Format("15:04:05.000")), func(h *weirtest.Harness) error {
-							return weirtest.SendValue(h, "events", codec.JSON[event](), key, event{Key: key, At: ts}, ts)
-						})
-					case r < 76:
-						at = at.Add(time.Duration(rng.IntN(5000)) * time.Millisecond)
-						wm := at
-						both(fmt.Sprintf("%d: watermark to %s", step, wm.Format("15:04:05.000")), func(h *weirtest.Harness) error {
-							return h.AdvanceWatermark(wm)
-						})
-					case r < 80:
-						d := time.Duration(rng.IntN(3000)) * time.Millisecond
-						both(fmt.Sprintf("%d: advance %s", step, d), func(h *weirtest.Harness) error { return h.AdvanceTime(d) })
-					case r < 92:
-						both(fmt.Sprintf("%d: checkpoint", step), func(h *weirtest.Harness) error { return h.Checkpoint() })
-						compareCommitted(t, two, one, []string{"counts"}, history)
-					default:
-						history = append(history, fmt.Sprintf("%d: crash", step))
-						crashes++
-						if err := two.Crash(); err != nil {
-							t.Fatalf("crash: %v\nsteps:\n%s", err, strings.Join(history, "\n"))
-						}
-					}
-				}
-				both("final watermark", func(h *weirtest.Harness) error { return h.AdvanceWatermark(at.Add(time.Hour)) })
-				both("final checkpoint", func(h *weirtest.Harness) error { return h.Checkpoint() })
-				compareCommitted(t, two, one, []string{"counts"}, history)
-				if crashes == 0 || len(one.CommittedOutput("counts")) == 0 {
-					t.Fatalf("a vacuous run: %d crashes, %d outputs", crashes, len(one.CommittedOutput("counts")))
-				}
+				crashWalk(t, rand.New(rand.NewPCG(seed, 0x2fa5e)), two, one, []string{"counts"}, events)
 			})
 		}
 	}
