@@ -163,11 +163,20 @@ func Weir(self, profileDir string) Engine {
 			"WEIR_LOG_LEVEL=warn",
 			"WEIR_ISOLATION=read_committed",
 			"WEIR_START_OFFSET=earliest",
+			// The memory the JVMs may take for their heap (-Xmx1g in
+			// flink/run.sh and kstreams/run.sh), for the whole process:
+			// Weir's default is 256 MiB, whose 1/32 for timers keeps
+			// fewer than q5's in memory.
+			"WEIR_MEMORY_LIMIT="+WeirMemoryLimit,
 			"GOMAXPROCS="+strconv.Itoa(max(s.Parallelism, 1)),
 		)
 		return cmd
 	}}
 }
+
+// WeirMemoryLimit is the memory budget of Weir's runs (WEIR_MEMORY_LIMIT):
+// the JVM engines' largest heap.
+const WeirMemoryLimit = "1GiB"
 
 // BareEngine runs the ceiling, `nexmark bare` of the binary at self.
 func BareEngine(self string) Engine {
