@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,5 +174,48 @@ func TestGoLimitLeavesTheHeapWhatTheBudgetDoes(t *testing.T) {
 	}
 	if outside, ok := outsideGo(); ok && (outside < 0 || outside > 1<<30) {
 		t.Errorf("measured %d bytes outside Go in a test process", outside)
+	}
+}
+
+// A task that drains its inbox while the poll loop is still pausing its
+// partitions must not leave them paused: the pause and the resume reach
+// the client in the order of the inbox's decisions, the last one last.
+// (Seen in a Nexmark q11 run: a repartition partition paused for good
+// with 7.9M records behind it, the task idle.)
+func TestInboxPauseRacingADrainEndsResumed(t *testing.T) {
+	var mu sync.Mutex
+	paused := false // what the client was last told
+	inPause, release := make(chan struct{}), make(chan struct{})
+	q := newInbox(100, 0, func() {
+		close(inPause)
+		<-release // the client call takes its time
+		mu.Lock()
+		paused = true
+		mu.Unlock()
+	}, func() {
+		mu.Lock()
+		paused = false
+		mu.Unlock()
+	})
+	pushed := make(chan struct{})
+	go func() {
+		q.push(batch{topic: "t", records: make([]*kgo.Record, 150)}) // over the mark: pauses
+		close(pushed)
+	}()
+	<-inPause
+	popped := make(chan struct{})
+	go func() {
+		q.pop() // drained: resumes
+		close(popped)
+	}()
+	// Give the pop time to decide (and, before the fix, to resume first).
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	<-pushed
+	<-popped
+	mu.Lock()
+	defer mu.Unlock()
+	if paused {
+		t.Fatal("the inbox is empty and its partitions are left paused")
 	}
 }

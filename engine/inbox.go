@@ -37,7 +37,37 @@ type inbox struct {
 		batches []batch
 		records int
 		bytes   int64
-		paused  bool
+		paused  bool // what the queue wants of its partitions
+	}
+	// told serializes the calls of pause and resume, outside mu (the task
+	// pops under it while a client call runs), and applied is what they
+	// last told the client. The poll loop pauses while the task may drain
+	// the queue and resume: each applies the state the queue wants when
+	// its turn comes, so the last decision is the one the client keeps.
+	// (Calling the two outside any lock once left a drained queue's
+	// partitions paused for good: resume ran before the pause it undid.)
+	told struct {
+		sync.Mutex
+		applied bool
+	}
+}
+
+// tell brings the client's pause of the queue's partitions to what the
+// queue wants now.
+func (q *inbox) tell() {
+	q.told.Lock()
+	defer q.told.Unlock()
+	q.mu.Lock()
+	want := q.mu.paused
+	q.mu.Unlock()
+	if want == q.told.applied {
+		return
+	}
+	q.told.applied = want
+	if want {
+		q.pause()
+	} else {
+		q.resume()
 	}
 }
 
@@ -82,7 +112,7 @@ func (q *inbox) push(b batch) {
 	}
 	q.mu.Unlock()
 	if pause {
-		q.pause()
+		q.tell()
 	}
 	select {
 	case q.notify <- struct{}{}:
@@ -99,7 +129,7 @@ func (q *inbox) release() {
 	q.mu.paused = false
 	q.mu.Unlock()
 	if resume {
-		q.resume()
+		q.tell()
 	}
 }
 
@@ -120,7 +150,7 @@ func (q *inbox) pop() (batch, bool) {
 	}
 	q.mu.Unlock()
 	if resume {
-		q.resume()
+		q.tell()
 	}
 	return b, true
 }
