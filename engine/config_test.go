@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"flag"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -208,8 +209,13 @@ func TestInboxPauseRacingADrainEndsResumed(t *testing.T) {
 		q.pop() // drained: resumes
 		close(popped)
 	}()
-	// Give the pop time to decide (and, before the fix, to resume first).
-	time.Sleep(50 * time.Millisecond)
+	// Once the pop has decided to resume (before the fix, it then told
+	// the client at once), let the pause reach the client.
+	for decided := false; !decided; goruntime.Gosched() {
+		q.mu.Lock()
+		decided = !q.mu.paused
+		q.mu.Unlock()
+	}
 	close(release)
 	<-pushed
 	<-popped
