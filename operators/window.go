@@ -1116,9 +1116,16 @@ func (o *windowOp[K, IN, OUT]) cleanup(win windowing.Window) error {
 	if err != nil {
 		return err
 	}
-	o.counts.Clear(o.c)
-	if err := o.clearFireAt(win); err != nil {
-		return err
+	// Only the trigger that keeps state has state to clear, as Flink's
+	// Trigger.clear is the trigger's own: a tombstone for every window
+	// would cost a write and a changelog record each.
+	switch o.trigger.Kind {
+	case windowing.CountTrigger:
+		o.counts.Clear(o.c)
+	case windowing.ContinuousEventTimeTrigger, windowing.ContinuousProcessingTimeTrigger:
+		if err := o.clearFireAt(win); err != nil {
+			return err
+		}
 	}
 	if o.trigger.Kind == windowing.ProcessingTimeTrigger {
 		o.timers.Delete(engine.ProcessingTime, win.MaxTimestamp(), o.timerKey(win, windowFire))
