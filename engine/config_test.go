@@ -130,7 +130,7 @@ func TestMemoryLimitSetting(t *testing.T) {
 		t.Errorf("a 1 MiB budget: %v, want an error naming the minimum", err)
 	}
 	b, ok := newMemoryBudget(256 << 20)
-	if !ok || b.blockCache+2*b.memTable+int64(b.fetchBytes)+int64(b.producerBytes)+b.queueBytes+b.dirtyBytes+b.stateCache > 256<<20 {
+	if !ok || b.blockCache+2*b.memTable+int64(b.fetchBytes)+int64(b.producerBytes)+b.queueBytes+b.dirtyBytes+b.stateCache+b.opState > 256<<20 {
 		t.Errorf("the shares of a 256 MiB budget add up past it: %+v", b)
 	}
 }

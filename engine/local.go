@@ -96,15 +96,23 @@ func (j *Job) newLocalTask(ctx context.Context, id TaskID, env local.Env) (*loca
 	}
 	r := env.Resume
 	var timerMem *timerMemory
-	switch b, ok := newMemoryBudget(j.cfg.MemoryLimit); {
+	var stateMem int64
+	b, ok := newMemoryBudget(j.cfg.MemoryLimit)
+	switch {
 	case env.TimerMemory > 0:
 		timerMem = newTimerMemory(env.TimerMemory)
 	case env.TimerMemory == 0 && ok:
 		timerMem = newTimerMemory(b.timers)
 	}
+	switch {
+	case env.StateMemory > 0:
+		stateMem = env.StateMemory
+	case env.StateMemory == 0 && ok:
+		stateMem = b.stateMemory(max(1, j.partitions), j.stages)
+	}
 	t, err := newTask(taskEnv{
 		ctx: ctx, log: log, obs: env.Observer, producer: env.Producer, clock: clk, store: env.Store,
-		checkpoint: r.ID, changelogNext: maps.Clone(r.Changelog), eventTime: r.EventTime, timerMem: timerMem,
+		checkpoint: r.ID, changelogNext: maps.Clone(r.Changelog), eventTime: r.EventTime, timerMem: timerMem, stateMem: stateMem,
 	}, id, j)
 	if err != nil {
 		return nil, err

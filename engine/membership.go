@@ -103,7 +103,7 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 		return newTask(taskEnv{
 			ctx: rt.runCtx, log: rt.log, obs: rt.obs, producer: rt.taskOutputs(cl), clock: systemClock{}, store: rt.store,
 			checkpoint: cp.cp, changelogNext: cp.changelog, eventTime: cp.eventTime, provenance: rt.cfg.Provenance,
-			offsets: offsets, failures: rt.failures, timerMem: rt.timerMem,
+			offsets: offsets, failures: rt.failures, timerMem: rt.timerMem, stateMem: rt.stateMemory(),
 			bounded: rt.bounds != nil, finished: &tr.finished,
 		}, id, rt.job)
 	}

@@ -23,7 +23,9 @@ import (
 //	Go heap limit (GOMEMLIMIT, unless set)   limit - Pebble's share at first, then
 //	                                         limit - what is outside Go - 1/16
 //	                                         (tuneGoMemLimit)
-//	state cache (committed state in memory)  1/4 (state.WithCacheSize)
+//	state cache (committed state in memory)  3/16 (state.WithCacheSize)
+//	operators' typed state (window            1/16, split among the job's tasks
+//	accumulators; Task.StateMemory)           (at least 1 MiB each)
 //	Pebble block cache                       1/16: the state cache serves
 //	                                         what is read again
 //	Pebble memtable                          1/16 (two can be alive)
@@ -44,6 +46,9 @@ type memoryBudget struct {
 	queueBytes, dirtyBytes, goMem int64
 	stateCache                    int64
 	timers                        int64
+	// opState is the operators' typed state in memory (Task.StateMemory),
+	// split among the job's tasks.
+	opState int64
 }
 
 // minMemoryLimit is the smallest budget that leaves Pebble its minimum
@@ -57,7 +62,8 @@ func newMemoryBudget(limit int64) (memoryBudget, bool) {
 	b := memoryBudget{
 		limit:      limit,
 		blockCache: limit / 16,
-		stateCache: limit / 4,
+		stateCache: limit/4 - limit/16,
+		opState:    limit / 16,
 		memTable:   max(1<<20, limit/16),
 		fetchBytes: int32(min(limit/16, 1<<30)),
 		// Small: franz-go decodes a fetch whole, and small records take
@@ -79,6 +85,13 @@ func (b memoryBudget) kgoOpts() []kgo.Opt {
 		kgo.FetchMaxPartitionBytes(b.fetchPartition),
 		kgo.MaxBufferedBytes(b.producerBytes),
 	}
+}
+
+// stateMemory is one task's share of the operators' typed state: the
+// share split among every task of the job, as the task queues' is.
+func (b memoryBudget) stateMemory(partitions int32, stages int) int64 {
+	tasks := max(1, int64(partitions)*int64(stages))
+	return max(1<<20, b.opState/tasks)
 }
 
 // stateOpts bounds Pebble's caches.

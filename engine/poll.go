@@ -130,6 +130,15 @@ func (rt *runtime) taskQueueBytes() int64 {
 	return max(1<<20, rt.budget.queueBytes/tasks)
 }
 
+// stateMemory is a task's share of memory for operators' typed state; 0
+// without a budget.
+func (rt *runtime) stateMemory() int64 {
+	if rt.budget == nil {
+		return 0
+	}
+	return rt.budget.stateMemory(rt.job.partitions, rt.job.stages)
+}
+
 // stateCacheFull reports whether the tasks' write-back state caches hold
 // more than the budget gives them.
 func (rt *runtime) stateCacheFull() bool {

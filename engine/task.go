@@ -93,6 +93,9 @@ type Task struct {
 	// timerMem bounds the timers the task's queues keep in memory, with
 	// the other tasks of the replica; nil for no bound.
 	timerMem *timerMemory
+	// stateMem is the task's share of memory for operators' typed state
+	// (StateMemory); 0 for no bound.
+	stateMem int64
 	et       *eventTime
 
 	sources map[string]SourceFunc // by topic
@@ -172,6 +175,9 @@ type taskEnv struct {
 	failures *failureControl
 	// timerMem is the replica's memory for timers; nil for no bound.
 	timerMem *timerMemory
+	// stateMem is the task's share of memory for operators' typed state;
+	// 0 for no bound.
+	stateMem int64
 	// bounded is set in a bounded run; finished is set when the task has
 	// finished its input (see bounded.go).
 	bounded  bool
@@ -185,6 +191,7 @@ func newTask(env taskEnv, id TaskID, j *Job) (*Task, error) {
 		pastRetention: map[string]int{},
 		failures:      env.failures,
 		timerMem:      env.timerMem,
+		stateMem:      env.stateMem,
 		ctx:           env.ctx,
 		log:           env.log.With(zap.Stringer("task", id)),
 		obs:           env.obs,

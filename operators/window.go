@@ -139,7 +139,10 @@ const (
 // event-time trigger), with the window's last millisecond as event time.
 // State holds one accumulator per key and window, never the records.
 // Session windows merge as records bridge them, their accumulators merged
-// with fn.Merge. Window state and timers live in the state store.
+// with fn.Merge. Each task keeps its accumulators in memory, typed, and
+// writes those changed to the state store at each checkpoint, or all of
+// them when they outgrow its share of memory (engine.Task.StateMemory);
+// timers live in the state store.
 func WindowAggregate[K comparable, IN, ACC, OUT any](in engine.KeyedStream[K, IN], name string, assigner windowing.Assigner,
 	fn state.AggregateFunction[IN, ACC, OUT], acc codec.Codec[ACC], opts ...WindowOpt) engine.Stream[Windowed[K, OUT]] {
 	if _, exact := fn.(exactMerge); exact {
@@ -213,11 +216,11 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 		job.TopologyError(fmt.Errorf("%s: an event-time trigger needs watermarks, and the window's input %s has none: give its source connectors.WithWatermarks", out.Name(), in.Name()))
 	}
 	reg := state.NewRegistry(out.Name())
-	cont := newContents(reg)
+	shared := newContents(reg)
 	// Sliced: see SliceWindows.
 	slicing, sliced := windowing.SlicingOf(assigner)
-	slicer, _ := cont.(slicedContents[K, OUT])
-	sliced = sliced && slicer != nil && cfg.slice && cfg.trigger == (windowing.Trigger{})
+	_, canSlice := shared.(slicedContents[K, OUT])
+	sliced = sliced && canSlice && cfg.slice && cfg.trigger == (windowing.Trigger{})
 	counts := state.NewValue(reg, "trigger-count", codec.Key[int64]())
 	fireAt := state.NewValue(reg, "trigger-fire-time", codec.Key[int64]())
 	sessions := state.NewValue(reg, "sessions", codec.Codec[[]session](sessionsCodec{}))
@@ -261,11 +264,15 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 		}
 		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides, timers: timers, guard: t.Guard(opName, engine.ClassError)}
 		elements, _ := assigner.(windowing.ElementAssigner[IN])
+		cont := shared
+		if b, ok := shared.(taskBound[K, IN, OUT]); ok {
+			cont = b.bind(t, c)
+		}
 		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner, elements: elements, procTime: procTime,
 			lateness: lateness, stats: stats, op: opName, trigger: cfg.trigger, counts: counts, fireAt: fireAt,
 			col: &windowCollector[K, OUT]{c: c, down: down, stats: stats}}
 		if sliced {
-			w.slicing, w.slicer = &slicing, slicer
+			w.slicing, w.slicer = &slicing, cont.(slicedContents[K, OUT])
 		}
 		timers.OnFire(w.onTimer)
 		w.timers = timers
@@ -338,9 +345,16 @@ type slicedContents[K comparable, OUT any] interface {
 }
 
 func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], parts []windowing.Window, out Collector[OUT], buf *[]byte) (int, error) {
+	get := func(c *keyedCtx[K]) (ACC, bool, error) { return a.accs.Get(c) }
+	return emitSlicesWith(a.fn, get, c, parts, out, buf)
+}
+
+// emitSlicesWith is emitSlices with the accumulators read by get.
+func emitSlicesWith[K comparable, IN, ACC, OUT any](fn state.AggregateFunction[IN, ACC, OUT], get func(*keyedCtx[K]) (ACC, bool, error),
+	c *keyedCtx[K], parts []windowing.Window, out Collector[OUT], buf *[]byte) (int, error) {
 	ns := c.ns
 	defer func() { c.ns = ns }()
-	acc, ok, err := a.accs.Get(c)
+	acc, ok, err := get(c)
 	if err != nil {
 		return -1, err
 	}
@@ -348,14 +362,14 @@ func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], parts []window
 	for i, p := range parts {
 		*buf = appendWindow((*buf)[:0], p)
 		c.ns = *buf
-		x, had, err := a.accs.Get(c)
+		x, had, err := get(c)
 		switch {
 		case err != nil:
 			return -1, err
 		case !had:
 			continue
 		case ok:
-			acc = a.fn.Merge(acc, x)
+			acc = fn.Merge(acc, x)
 		default:
 			acc, ok = x, true
 		}
@@ -364,7 +378,7 @@ func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], parts []window
 	if !ok {
 		return last, nil
 	}
-	return last, out.Collect(a.fn.Result(acc))
+	return last, out.Collect(fn.Result(acc))
 }
 
 func (a *aggContents[K, IN, ACC, OUT]) clearSlices(c *keyedCtx[K], parts []windowing.Window, buf *[]byte) {

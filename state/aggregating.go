@@ -53,7 +53,8 @@ func (a *Aggregating[IN, ACC, OUT]) Add(s Scope, in IN) error {
 	if !ok {
 		acc = a.f.Zero()
 	}
-	return writeCell(&a.d, a.c, s, "add", a.f.Add(acc, in))
+	_, err = writeCell(&a.d, a.c, s, "add", a.f.Add(acc, in))
+	return err
 }
 
 // Get returns the Result of s's key and namespace's accumulator; ok is

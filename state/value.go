@@ -29,6 +29,13 @@ func (v *Value[T]) Get(s Scope) (value T, ok bool, err error) {
 // Set writes value for s's key and namespace (stamping its expiry if the
 // state has a TTL). An error is an *Error from the codec.
 func (v *Value[T]) Set(s Scope, value T) error {
+	_, err := writeCell(&v.d, v.c, s, "set", value)
+	return err
+}
+
+// SetLen is Set, and returns how many bytes the value takes in the store:
+// for an operator that keeps values in memory and counts what they cost.
+func (v *Value[T]) SetLen(s Scope, value T) (int, error) {
 	return writeCell(&v.d, v.c, s, "set", value)
 }
 
@@ -61,13 +68,14 @@ func readCell[T any](d *descriptor, c codec.Codec[T], s Scope, op string) (value
 	return value, true, nil
 }
 
-// writeCell writes value at d's state key for s.
-func writeCell[T any](d *descriptor, c codec.Codec[T], s Scope, op string, value T) error {
+// writeCell writes value at d's state key for s, and returns the bytes it
+// takes.
+func writeCell[T any](d *descriptor, c codec.Codec[T], s Scope, op string, value T) (int, error) {
 	ts := s.TaskStore()
 	b, err := encodeValue(d, ts, s, c, value)
 	if err != nil {
-		return d.fail(op, err)
+		return 0, d.fail(op, err)
 	}
 	ts.Set(d.stateKey(ts, s), b)
-	return nil
+	return len(b), nil
 }

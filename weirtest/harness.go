@@ -55,6 +55,7 @@ type config struct {
 	partitions  int32
 	start       time.Time
 	timerMemory int64
+	stateMemory int64
 }
 
 // Partitions sets how many partitions every stage has. Default: 1.
@@ -66,6 +67,13 @@ func Partitions(n int32) Opt { return func(c *config) { c.partitions = n } }
 // they come due. TimerMemory(1) keeps about one timer per operator in
 // memory, to test that a job behaves the same when its timers do not fit.
 func TimerMemory(bytes int64) Opt { return func(c *config) { c.timerMemory = bytes } }
+
+// StateMemory bounds the bytes of typed state (window accumulators) each
+// task's operators keep in memory beside the store's caches, as a
+// replica's share of its memory limit does: StateMemory(1) writes every
+// change through to the store at once, as a job far past its budget
+// would.
+func StateMemory(bytes int64) Opt { return func(c *config) { c.stateMemory = bytes } }
 
 // StartTime sets the processing-time clock's start. Default: 2024-01-01
 // 00:00 UTC, so runs repeat exactly.
@@ -79,8 +87,9 @@ type Harness struct {
 	clock *Clock
 	store *state.Store
 	tasks map[engine.TaskID]local.Task
-	// timerMemory is each task's bound on timers in memory (TimerMemory).
-	timerMemory int64
+	// timerMemory is each task's bound on timers in memory (TimerMemory),
+	// stateMemory its bound on typed state (StateMemory).
+	timerMemory, stateMemory int64
 	// ids are the tasks' ids in (stage, partition) order: the order the
 	// harness ticks and checkpoints them in, so runs repeat exactly.
 	ids []engine.TaskID
@@ -145,7 +154,7 @@ func start(job *engine.Job, opts []Opt) (*Harness, error) {
 	}
 	top := local.Prepare(job, cfg.partitions)
 	h := &Harness{
-		tb: panicker{}, job: job, top: top, clock: &Clock{now: cfg.start}, store: store, timerMemory: cfg.timerMemory,
+		tb: panicker{}, job: job, top: top, clock: &Clock{now: cfg.start}, store: store, timerMemory: cfg.timerMemory, stateMemory: cfg.stateMemory,
 		internal: map[string]bool{},
 		offsets:  map[string]map[int32]int64{}, outputs: map[string]*outputLog{},
 		part: engine.Partitioner(), parts: map[string]kgo.TopicPartitioner{},
@@ -191,7 +200,7 @@ func (h *Harness) startTasks(resume map[engine.TaskID]local.Checkpoint) error {
 	h.tasks = make(map[engine.TaskID]local.Task, len(h.ids))
 	for _, id := range h.ids {
 		lt, err := local.NewTask(context.Background(), h.job, id.Stage, id.Partition, local.Env{
-			Producer: h, Clock: h.clock, Store: h.store, Resume: resume[id], TimerMemory: h.timerMemory,
+			Producer: h, Clock: h.clock, Store: h.store, Resume: resume[id], TimerMemory: h.timerMemory, StateMemory: h.stateMemory,
 		})
 		if err != nil {
 			return fmt.Errorf("weirtest: building task %s: %w", id, err)
@@ -500,7 +509,9 @@ func (h *Harness) Watermark(id engine.TaskID) time.Time { return h.tasks[id].Wat
 
 // Scope returns the state scope of key (encoded, as the keyed stream's key
 // codec writes it) in stage: pass it to a state handle to read the key's
-// state as the operator would.
+// state as the operator would. Window aggregates keep their accumulators
+// in memory until a checkpoint writes them to the store: read those after
+// Checkpoint.
 func (h *Harness) Scope(stage int, key []byte) state.Scope {
 	r := &kgo.Record{Key: key}
 	p := int32(0)

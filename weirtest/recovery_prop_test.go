@@ -85,6 +85,24 @@ func TestCrashesChangeNoCommittedOutput(t *testing.T) {
 	}
 }
 
+// Window accumulators kept in memory, in a share so small that they go to
+// the store again and again, commit through crashes what accumulators
+// kept in the store commit.
+func TestCrashesWithWindowAccumulatorsInMemory(t *testing.T) {
+	for _, tc := range recoveryCases() {
+		if tc.sink != "counts" {
+			continue
+		}
+		for seed := uint64(1); seed <= 4; seed++ {
+			t.Run(fmt.Sprintf("%s/seed=%d", tc.name, seed), func(t *testing.T) {
+				crashing := weirtest.New(t, tc.build(), weirtest.Partitions(tc.partitions), weirtest.StateMemory(1200))
+				ref := weirtest.New(t, tc.build(), weirtest.Partitions(tc.partitions), weirtest.StateMemory(1))
+				crashWalk(t, rand.New(rand.NewPCG(seed, 0xacc)), crashing, ref, []string{tc.sink, "windows-counts-late"}, tc.send)
+			})
+		}
+	}
+}
+
 // crashWalk drives crashing and ref through the same 300 random steps
 // (inputs sent by send at event times mostly forward, sometimes out of
 // order or late; watermark and clock moves; checkpoints), crashing

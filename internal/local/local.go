@@ -71,6 +71,12 @@ type Env struct {
 	// limit (Config.MemoryLimit); a negative value sets no bound. A share
 	// of a few bytes reads every timer back from the store.
 	TimerMemory int64
+	// StateMemory is about how many bytes of typed state (window
+	// accumulators) the task's operators keep in memory beside the
+	// store's caches (engine.Task.StateMemory). Zero takes the task's
+	// share of the job's memory limit; a negative value sets no bound. A
+	// share of a few bytes writes every change to the store at once.
+	StateMemory int64
 }
 
 // Task is one task of a job, run in the caller's goroutine.
