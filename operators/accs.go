@@ -17,7 +17,7 @@ package operators
 // checkpoint, as its operators are.
 
 import (
-	"bytes"
+	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -25,19 +25,14 @@ import (
 	"github.com/weirstream/weir/windowing"
 )
 
-// accID names one accumulator: the key, and the window (its namespace).
-type accID[K comparable] struct {
-	key K
-	ns  [windowNsLen]byte
-}
-
 // windowNsLen is the length of a window's namespace (appendWindow).
 const windowNsLen = 16
 
 // accSlot is one window's accumulator in memory.
 type accSlot[ACC any] struct {
-	key []byte // the encoded key, for the store
-	ns  [windowNsLen]byte
+	// id is the slot's key in the cache's map: the encoded key, then the
+	// window's namespace (windowNsLen bytes).
+	id  string
 	acc ACC
 	// has: acc holds what the window holds (false: nothing yet).
 	has bool
@@ -57,9 +52,12 @@ type accSlot[ACC any] struct {
 // in memory.
 type accCache[K comparable, IN, ACC, OUT any] struct {
 	*aggContents[K, IN, ACC, OUT]
-	c     *keyedCtx[K]
-	m     map[accID[K]]*accSlot[ACC]
+	c *keyedCtx[K]
+	// m holds the slots by id: a string key, which Go's maps hash
+	// fastest.
+	m     map[string]*accSlot[ACC]
 	dirty []*accSlot[ACC]
+	idBuf []byte // scratch for lookups
 	// bytes is the slots' sizes summed; limit the task's share (0: no
 	// bound).
 	bytes, limit int64
@@ -68,10 +66,10 @@ type accCache[K comparable, IN, ACC, OUT any] struct {
 // accSpills counts the spills of every task, for tests.
 var accSpills atomic.Int64
 
-// accFixed is about what a slot costs beyond its key and the
+// accFixed is about what a slot costs beyond its id and the
 // accumulator's encoding: the slot, its map entry and the map's overhead.
-func accFixed[K comparable, ACC any]() int64 {
-	return int64(unsafe.Sizeof(accSlot[ACC]{})) + 3*int64(unsafe.Sizeof(accID[K]{}))/2 + 16
+func accFixed[ACC any]() int64 {
+	return int64(unsafe.Sizeof(accSlot[ACC]{})) + 3*int64(unsafe.Sizeof(""))/2 + 16
 }
 
 // bind gives the task its own cache of a's accumulators, written to the
@@ -79,10 +77,10 @@ func accFixed[K comparable, ACC any]() int64 {
 // accumulators leaves them in the store.
 func (a *aggContents[K, IN, ACC, OUT]) bind(t *engine.Task, c *keyedCtx[K]) contents[K, IN, OUT] {
 	limit := t.StateMemory()
-	if limit < 0 || (limit > 0 && limit < 4*accFixed[K, ACC]()) {
+	if limit < 0 || (limit > 0 && limit < 4*accFixed[ACC]()) {
 		return a
 	}
-	ac := &accCache[K, IN, ACC, OUT]{aggContents: a, c: c, m: map[accID[K]]*accSlot[ACC]{}, limit: limit}
+	ac := &accCache[K, IN, ACC, OUT]{aggContents: a, c: c, m: map[string]*accSlot[ACC]{}, limit: limit}
 	t.OnBarrier(ac.flush)
 	return ac
 }
@@ -93,13 +91,25 @@ type taskBound[K comparable, IN, OUT any] interface {
 	bind(t *engine.Task, c *keyedCtx[K]) contents[K, IN, OUT]
 }
 
-// id names the accumulator of c's key and namespace; ok is false for a
-// namespace that is not a window's.
-func (a *accCache[K, IN, ACC, OUT]) id(c *keyedCtx[K]) (accID[K], bool) {
+// id names the accumulator of c's key and namespace, in a.idBuf: valid
+// until the next call, for lookups only. ok is false for a namespace that
+// is not a window's.
+func (a *accCache[K, IN, ACC, OUT]) id(c *keyedCtx[K]) (string, bool) {
 	if len(c.ns) != windowNsLen {
-		return accID[K]{}, false
+		return "", false
 	}
-	return accID[K]{key: c.key, ns: [windowNsLen]byte(c.ns)}, true
+	a.idBuf = append(append(a.idBuf[:0], c.rec.Key...), c.ns...)
+	return unsafe.String(unsafe.SliceData(a.idBuf), len(a.idBuf)), true
+}
+
+// keyOf and nsOf return the encoded key and the namespace of slot id s,
+// sharing its bytes: for the store, which copies them.
+func keyOf(id string) []byte {
+	return unsafe.Slice(unsafe.StringData(id), len(id)-windowNsLen)
+}
+
+func nsOf(id string) []byte {
+	return unsafe.Slice(unsafe.StringData(id[len(id)-windowNsLen:]), windowNsLen)
 }
 
 // slot returns the accumulator of c's key and namespace, from memory or
@@ -119,14 +129,14 @@ func (a *accCache[K, IN, ACC, OUT]) slot(c *keyedCtx[K], create bool) (s *accSlo
 	if err != nil || (!had && !create) {
 		return nil, true, err
 	}
-	size := accFixed[K, ACC]() + int64(len(c.rec.Key))
+	size := accFixed[ACC]() + int64(len(id))
 	if a.limit > 0 && a.bytes+size > a.limit {
 		if err := a.spill(); err != nil {
 			return nil, true, err
 		}
 	}
-	s = &accSlot[ACC]{key: bytes.Clone(c.rec.Key), ns: id.ns, acc: acc, has: had, stored: had, size: size}
-	a.m[id] = s
+	s = &accSlot[ACC]{id: strings.Clone(id), acc: acc, has: had, stored: had, size: size}
+	a.m[s.id] = s
 	a.bytes += size
 	return s, true, nil
 }
@@ -138,10 +148,10 @@ func (a *accCache[K, IN, ACC, OUT]) touch(s *accSlot[ACC]) {
 	}
 }
 
-// drop forgets slot s of id, deleting the store's value if it may have
-// one (c's namespace must be s's).
-func (a *accCache[K, IN, ACC, OUT]) drop(c *keyedCtx[K], id accID[K], s *accSlot[ACC]) {
-	delete(a.m, id)
+// drop forgets slot s, deleting the store's value if it may have one
+// (c's key and namespace must be s's).
+func (a *accCache[K, IN, ACC, OUT]) drop(c *keyedCtx[K], s *accSlot[ACC]) {
+	delete(a.m, s.id)
 	s.gone = true
 	a.bytes -= s.size
 	if s.stored {
@@ -185,7 +195,7 @@ func (a *accCache[K, IN, ACC, OUT]) clear(c *keyedCtx[K]) error {
 		return a.aggContents.clear(c)
 	}
 	if s := a.m[id]; s != nil {
-		a.drop(c, id, s)
+		a.drop(c, s)
 		return nil
 	}
 	a.accs.Clear(c) // the store may have it
@@ -198,7 +208,7 @@ func (a *accCache[K, IN, ACC, OUT]) take(c *keyedCtx[K]) (acc ACC, had bool, err
 	id, ok := a.id(c)
 	if ok {
 		if s := a.m[id]; s != nil {
-			a.drop(c, id, s)
+			a.drop(c, s)
 			return s.acc, s.has, nil
 		}
 	}
@@ -281,7 +291,7 @@ func (a *accCache[K, IN, ACC, OUT]) flush() error {
 		if s.gone || !s.dirty {
 			continue
 		}
-		c.rec.Key, c.ns = s.key, s.ns[:]
+		c.rec.Key, c.ns = keyOf(s.id), nsOf(s.id)
 		n, err := a.accs.SetLen(c, s.acc)
 		if err != nil {
 			// The slots before i are written; the rest stay dirty.
@@ -289,7 +299,7 @@ func (a *accCache[K, IN, ACC, OUT]) flush() error {
 			return err
 		}
 		s.dirty, s.stored = false, true
-		size := accFixed[K, ACC]() + int64(len(s.key)) + int64(n)
+		size := accFixed[ACC]() + int64(len(s.id)) + int64(n)
 		a.bytes += size - s.size
 		s.size = size
 	}
@@ -309,7 +319,7 @@ func (a *accCache[K, IN, ACC, OUT]) spill() error {
 		s.gone = true
 	}
 	// A new map: a cleared one would keep its buckets.
-	a.m = map[accID[K]]*accSlot[ACC]{}
+	a.m = map[string]*accSlot[ACC]{}
 	a.bytes = 0
 	accSpills.Add(1)
 	return nil

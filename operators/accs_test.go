@@ -45,7 +45,7 @@ func TestWindowAccumulatorsInMemoryEmitWhatTheStoreDoes(t *testing.T) {
 			for seed := uint64(1); seed <= 4; seed++ {
 				store := weirtest.New(t, build(), weirtest.Partitions(2), weirtest.StateMemory(1))
 				memory := weirtest.New(t, build(), weirtest.Partitions(2))
-				tight := weirtest.New(t, build(), weirtest.Partitions(2), weirtest.StateMemory(1200))
+				tight := weirtest.New(t, build(), weirtest.Partitions(2), weirtest.StateMemory(600))
 				hs := []*weirtest.Harness{store, memory, tight}
 				spills := operators.AccSpills()
 				rng := rand.New(rand.NewPCG(seed, 7))

@@ -95,7 +95,7 @@ func TestCrashesWithWindowAccumulatorsInMemory(t *testing.T) {
 		}
 		for seed := uint64(1); seed <= 4; seed++ {
 			t.Run(fmt.Sprintf("%s/seed=%d", tc.name, seed), func(t *testing.T) {
-				crashing := weirtest.New(t, tc.build(), weirtest.Partitions(tc.partitions), weirtest.StateMemory(1200))
+				crashing := weirtest.New(t, tc.build(), weirtest.Partitions(tc.partitions), weirtest.StateMemory(600))
 				ref := weirtest.New(t, tc.build(), weirtest.Partitions(tc.partitions), weirtest.StateMemory(1))
 				crashWalk(t, rand.New(rand.NewPCG(seed, 0xacc)), crashing, ref, []string{tc.sink, "windows-counts-late"}, tc.send)
 			})
