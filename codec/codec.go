@@ -31,6 +31,16 @@ type AppendEncoder[T any] interface {
 	AppendEncode(b []byte, v T) ([]byte, error)
 }
 
+// TotalDecoder is implemented by codecs whose Decode accepts any bytes:
+// every byte string is some value (String, Bytes). A keyed operator then
+// decodes a record's key only when something asks for it, and a window
+// aggregate, which never does until a window fires, saves the decode and
+// its allocation on every record.
+type TotalDecoder interface{ DecodesAnyBytes() }
+
+func (bytesCodec) DecodesAnyBytes()  {}
+func (stringCodec) DecodesAnyBytes() {}
+
 // JSON returns a codec that encodes T as encoding/json does, with
 // github.com/goccy/go-json: the same bytes out and the same values in for
 // tagged structs (json tags, omitempty, string, embedded structs, custom

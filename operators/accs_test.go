@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,4 +109,43 @@ func errorsJoin(a, b error) error {
 		return a
 	}
 	return b
+}
+
+// A key that its codec refuses fails its record when it arrives, though
+// a window aggregate decodes keys only when a window fires; a key codec
+// that takes any bytes (a string) is decoded then, and its windows carry
+// the right keys.
+func TestWindowKeysDecodeWhenTheyMust(t *testing.T) {
+	noon := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	job := engine.NewJob("keys")
+	src := connectors.KafkaSource(job, "in", codec.String(), connectors.WithWatermarks(windowing.RecordTimestamps[string](0)))
+	out := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.Key[int64]()), "agg", windowing.Tumbling(time.Second),
+		operators.Count[string]{}, codec.JSON[int64]())
+	connectors.KafkaSink(out, "out", codec.JSON[operators.Windowed[int64, int64]]())
+	h := weirtest.New(t, job)
+	if err := h.SendBytes("in", []byte("abc"), []byte("x"), noon); err == nil || !strings.Contains(err.Error(), "decoding key") {
+		t.Fatalf("a 3-byte int64 key: %v, want the record to fail decoding its key", err)
+	}
+
+	job = engine.NewJob("keys")
+	src = connectors.KafkaSource(job, "in", codec.String(), connectors.WithWatermarks(windowing.RecordTimestamps[string](0)))
+	byStr := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "agg", windowing.Tumbling(time.Second),
+		operators.Count[string]{}, codec.JSON[int64]())
+	connectors.KafkaSink(byStr, "out", codec.JSON[operators.Windowed[string, int64]]())
+	h = weirtest.New(t, job)
+	for i, k := range []string{"a", "bb", "a", "ccc"} {
+		if err := h.SendBytes("in", []byte(k), []byte("x"), noon.Add(time.Duration(i)*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.AdvanceWatermark(noon.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, r := range weirtest.ReadOutputs(h, "out", codec.JSON[operators.Windowed[string, int64]]()) {
+		got[r.Value.Key] = r.Value.Value
+	}
+	if want := map[string]int64{"a": 2, "bb": 1, "ccc": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("windows %v, want %v", got, want)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/windowing"
@@ -80,9 +81,14 @@ type keyedCtx[K comparable] struct {
 	keys   interface{ Decode([]byte) (K, error) }
 	timers *engine.Timers
 	rec    engine.Record[struct{}] // current key and time
-	key    K
-	sides  engine.SideOutputs // side-output emitters by tag
-	ns     []byte             // state namespace, e.g. a window; nil for plain keyed state
+	// key is rec.Key decoded, once keyOK. A key codec that decodes any
+	// bytes (codec.TotalDecoder) is decoded on first need (Key); any
+	// other at once, so that a key it refuses fails its record.
+	key   K
+	keyOK bool
+	lazy  int8               // 0 not known yet, 1 decode on need, -1 at once
+	sides engine.SideOutputs // side-output emitters by tag
+	ns    []byte             // state namespace, e.g. a window; nil for plain keyed state
 	// guard runs the operator's user code (see engine.Guard).
 	guard *engine.Guard
 }
@@ -95,15 +101,32 @@ func (c *keyedCtx[K]) SideOutput(id string) (any, engine.Record[struct{}]) {
 // fails the record: a keyed operator must never see a wrong key.
 func (c *keyedCtx[K]) setKey(key []byte, ts int64) error {
 	c.rec.Key, c.rec.Timestamp = key, time.UnixMilli(ts)
+	if c.lazy == 0 {
+		c.lazy = -1
+		if _, ok := c.keys.(codec.TotalDecoder); ok {
+			c.lazy = 1
+		}
+	}
+	if c.lazy > 0 {
+		c.keyOK = false
+		return nil
+	}
 	k, err := c.keys.Decode(key)
 	if err != nil {
 		return fmt.Errorf("decoding key %q: %w", key, err)
 	}
-	c.key = k
+	c.key, c.keyOK = k, true
 	return nil
 }
 
-func (c *keyedCtx[K]) Key() K { return c.key }
+// Key returns the current key, decoded.
+func (c *keyedCtx[K]) Key() K {
+	if !c.keyOK {
+		c.key, _ = c.keys.Decode(c.rec.Key) // a TotalDecoder: never fails
+		c.keyOK = true
+	}
+	return c.key
+}
 
 func (c *keyedCtx[K]) Timestamp() time.Time        { return c.rec.Timestamp }
 func (c *keyedCtx[K]) Watermark() time.Time        { return watermarkTime(c.task) }

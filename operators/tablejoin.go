@@ -74,7 +74,7 @@ func JoinTable[K comparable, L, R, OUT any](stream engine.KeyedStream[K, L], tab
 			var v OUT
 			if ok, err := c.guard.Do(func() error {
 				var err error
-				v, err = join(c.key, r.Value, right, found)
+				v, err = join(c.Key(), r.Value, right, found)
 				return err
 			}); !ok {
 				return err

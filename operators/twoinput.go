@@ -61,7 +61,7 @@ func (p *pairs[K, L, R, OUT]) emit(l L, r R, ts int64) error {
 	var out OUT
 	if ok, err := p.c.guard.Do(func() error {
 		var err error
-		out, err = p.join(p.c.key, l, r)
+		out, err = p.join(p.c.Key(), l, r)
 		return err
 	}); !ok {
 		return err

@@ -480,7 +480,7 @@ func (l *listContents[K, IN, OUT]) emit(c *keyedCtx[K], win windowing.Window, ou
 	if err != nil || len(vs) == 0 {
 		return false, err
 	}
-	_, err = c.guard.Do(func() error { return l.fn.Process(c.key, win, vs, out) })
+	_, err = c.guard.Do(func() error { return l.fn.Process(c.Key(), win, vs, out) })
 	return true, err
 }
 
@@ -578,7 +578,7 @@ func (w *windowCollector[K, OUT]) Collect(v OUT) error {
 	w.stats.Out++
 	return w.down(engine.Record[Windowed[K, OUT]]{
 		Key:       w.c.rec.Key,
-		Value:     Windowed[K, OUT]{Key: w.c.key, Start: w.win.Start.Time(), End: w.win.End.Time(), Value: v},
+		Value:     Windowed[K, OUT]{Key: w.c.Key(), Start: w.win.Start.Time(), End: w.win.End.Time(), Value: v},
 		Timestamp: w.win.MaxTimestamp().Time(),
 	})
 }

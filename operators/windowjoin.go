@@ -148,7 +148,7 @@ func (wj *windowJoiner[K, L, R, OUT]) onTimer(tk []byte, _ windowing.Millis, _ e
 			var v OUT
 			if ok, err := wj.c.guard.Do(func() error {
 				var err error
-				v, err = wj.join(wj.c.key, win, l, r)
+				v, err = wj.join(wj.c.Key(), win, l, r)
 				return err
 			}); !ok {
 				if err != nil {
