@@ -109,6 +109,7 @@ func (t *Task) barrier() snapshot {
 	t.sendWatermark(true)
 	var cl *changelogAcks
 	if t.store != nil {
+		t.saveTimers()
 		var clErr error
 		cl, clErr = t.writeChangelog(t.store.Flush())
 		fail = errors.Join(fail, clErr)

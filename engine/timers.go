@@ -180,7 +180,7 @@ func (o *Timers) refill(d TimeDomain) error {
 			return false
 		}
 		read++
-		q.push(at, key)
+		q.push(at, key, false)
 		return true
 	})
 	if q.all {
@@ -210,12 +210,38 @@ func (o *Timers) register(d TimeDomain, at int64, key []byte) {
 		o.task.store.Set(o.storeKey(d, at, key), nil) // may be set already
 		return
 	}
-	if q.push(at, key) {
-		// New: the queue holds every stored timer before its ceiling.
-		o.task.store.SetNew(o.storeKey(d, at, key), nil)
-		if q.overLimit() {
-			q.shrink()
+	// New or not, the store hears of it at the next barrier (save), if it
+	// has not fired or gone by then.
+	if q.push(at, key, true) && q.overLimit() {
+		q.shrink(func(e timerEntry) { o.saveTimer(d, e) })
+	}
+}
+
+// saveTimer writes a timer of the queue that the store does not have yet.
+// The queue holds every stored timer before its ceiling, so the store
+// has none of this one.
+func (o *Timers) saveTimer(d TimeDomain, e timerEntry) {
+	o.task.store.SetNew(o.storeKey(d, e.at, e.key), nil)
+}
+
+// save writes to the store the timers registered since the last save
+// that are still set: at each barrier, before the task's state is
+// flushed. A timer set and fired or deleted between two barriers never
+// reaches the store (a session's, replaced as it grows), as timers on
+// Flink's heap never leave it between snapshots.
+func (o *Timers) save() {
+	for d := range o.queues {
+		q := &o.queues[d]
+		for _, u := range q.unsaved {
+			if q.set[u.id] {
+				// u.id, not a scratch id: an assignment keeps the key
+				// it is given.
+				q.set[u.id] = false
+				o.saveTimer(TimeDomain(d), u.timerEntry)
+			}
 		}
+		clear(q.unsaved)
+		q.unsaved = q.unsaved[:0]
 	}
 }
 
@@ -225,7 +251,11 @@ func (o *Timers) delete(d TimeDomain, at int64, key []byte) {
 		return
 	}
 	q := &o.queues[d]
-	if !q.inMemory(at, key) || q.remove(at, key) {
+	if !q.inMemory(at, key) {
+		o.task.store.Delete(o.storeKey(d, at, key))
+		return
+	}
+	if was, unsaved := q.remove(at, key); was && !unsaved {
 		o.task.store.Delete(o.storeKey(d, at, key))
 	}
 }
@@ -246,7 +276,7 @@ func (o *Timers) fireDue(d TimeDomain, upTo int64) error {
 	}
 	q := &o.queues[d]
 	for {
-		at, key, ok, empty := q.popDue(upTo)
+		at, key, unsaved, ok, empty := q.popDue(upTo)
 		if !ok {
 			if !empty || q.all {
 				return nil
@@ -257,7 +287,9 @@ func (o *Timers) fireDue(d TimeDomain, upTo int64) error {
 			}
 			continue
 		}
-		o.task.store.Delete(o.storeKey(d, at, key))
+		if !unsaved {
+			o.task.store.Delete(o.storeKey(d, at, key))
+		}
 		// A timer due after a record's watermark fires while the record
 		// is in hand; a dead letter of the timer must not name the record.
 		cur := o.task.cur
@@ -278,14 +310,21 @@ func (o *Timers) fireDue(d TimeDomain, upTo int64) error {
 // the earliest timers in memory and the rest in RocksDB. Every timer is
 // in the store either way; the queue is what is due next.
 //
-// The invariant: h holds (live) every stored timer before ceil, and only
-// those; with all set, every stored timer. A timer at or after ceil is
+// The invariant: h holds (live) every stored timer before ceil, and the
+// timers registered before ceil since the last barrier, which the store
+// does not have yet (see Timers.save), and only those; with all set,
+// every timer. A timer at or after ceil is
 // registered and deleted in the store alone (a write that may repeat an
 // existing one), and the queue reads the next of them from the store when
 // it runs out (refill).
 type timerQueue struct {
-	h   timerHeap
-	set map[string]struct{} // time|subject of the live timers in h
+	h timerHeap
+	// set holds time|subject of the live timers in h: true for one the
+	// store does not have yet.
+	set map[string]bool
+	// unsaved lists the timers registered since the last save (some
+	// fired, deleted or saved since), sharing h's keys and set's ids.
+	unsaved []unsavedTimer
 	// idBuf is id's scratch buffer.
 	idBuf []byte
 	all   bool
@@ -295,7 +334,7 @@ type timerQueue struct {
 	mem   *timerMemory // nil: no bound
 }
 
-func (q *timerQueue) init(mem *timerMemory) { q.set, q.mem = map[string]struct{}{}, mem }
+func (q *timerQueue) init(mem *timerMemory) { q.set, q.mem = map[string]bool{}, mem }
 
 // timerMemory is the memory the timers a replica's tasks keep in memory
 // may use (memoryBudget.timers). The queues of every task count what they
@@ -368,13 +407,19 @@ func (q *timerQueue) account(n int64) {
 	}
 }
 
-// push adds a timer that belongs in h and reports whether it was new.
-func (q *timerQueue) push(at int64, key []byte) bool {
+// push adds a timer that belongs in h and reports whether it was new;
+// unsaved: the store does not have it.
+func (q *timerQueue) push(at int64, key []byte, unsaved bool) bool {
 	if _, ok := q.set[q.id(at, key)]; ok {
 		return false
 	}
-	q.set[timerID(at, key)] = struct{}{}
-	q.h.push(timerEntry{at: at, key: bytes.Clone(key)})
+	id := timerID(at, key)
+	q.set[id] = unsaved
+	e := timerEntry{at: at, key: bytes.Clone(key)}
+	q.h.push(e)
+	if unsaved {
+		q.unsaved = append(q.unsaved, unsavedTimer{e, id})
+	}
 	q.account(timerCost(key))
 	return true
 }
@@ -387,8 +432,8 @@ func (q *timerQueue) overLimit() bool {
 
 // shrink keeps the earlier half of the timers in h (at least mem.keep)
 // and lets go of the rest, which stay in the store: ceil moves down to the
-// first of them.
-func (q *timerQueue) shrink() {
+// first of them. save writes those the store does not have yet.
+func (q *timerQueue) shrink(save func(timerEntry)) {
 	live := make([]timerEntry, 0, len(q.set))
 	for _, e := range q.h {
 		if _, ok := q.set[timerID(e.at, e.key)]; ok {
@@ -404,7 +449,11 @@ func (q *timerQueue) shrink() {
 	}
 	var freed int64
 	for _, e := range live[keep:] {
-		delete(q.set, timerID(e.at, e.key))
+		id := timerID(e.at, e.key)
+		if q.set[id] {
+			save(e)
+		}
+		delete(q.set, id)
 		freed += timerCost(e.key)
 	}
 	q.account(-freed)
@@ -413,32 +462,36 @@ func (q *timerQueue) shrink() {
 	q.h = live[:keep] // sorted, so a heap
 }
 
-// remove deletes a timer of h and reports whether it was there. The heap
-// entry goes lazily, when it reaches the top.
-func (q *timerQueue) remove(at int64, key []byte) bool {
+// remove deletes a timer of h and reports whether it was there, and
+// whether the store does not have it. The heap entry goes lazily, when it
+// reaches the top.
+func (q *timerQueue) remove(at int64, key []byte) (was, unsaved bool) {
 	id := q.id(at, key)
-	if _, ok := q.set[id]; !ok {
-		return false
+	unsaved, was = q.set[id]
+	if !was {
+		return false, false
 	}
 	delete(q.set, id)
 	q.account(-timerCost(key))
-	return true
+	return true, unsaved
 }
 
 // popDue removes and returns the earliest live timer of h at or before
-// upTo. empty reports that h ran out (so the store may hold the next).
-func (q *timerQueue) popDue(upTo int64) (at int64, key []byte, ok, empty bool) {
+// upTo, and whether the store does not have it. empty reports that h ran
+// out (so the store may hold the next).
+func (q *timerQueue) popDue(upTo int64) (at int64, key []byte, unsaved, ok, empty bool) {
 	for len(q.h) > 0 && q.h[0].at <= upTo {
 		e := q.h.pop()
 		id := q.id(e.at, e.key)
-		if _, live := q.set[id]; !live {
+		unsaved, live := q.set[id]
+		if !live {
 			continue // deleted
 		}
 		delete(q.set, id)
 		q.account(-timerCost(e.key))
-		return e.at, e.key, true, false
+		return e.at, e.key, unsaved, true, false
 	}
-	return 0, nil, false, len(q.h) == 0
+	return 0, nil, false, false, len(q.h) == 0
 }
 
 // release gives back the memory the queue counts: its task is gone.
@@ -447,6 +500,13 @@ func (q *timerQueue) release() { q.account(-q.bytes) }
 type timerEntry struct {
 	at  int64
 	key []byte
+}
+
+// unsavedTimer is a timer the store may not have yet, with its id in the
+// queue's set.
+type unsavedTimer struct {
+	timerEntry
+	id string
 }
 
 // timerHeap is a binary min-heap of timers in (time, subject) order, typed
@@ -494,6 +554,15 @@ func (h *timerHeap) pop() timerEntry {
 	}
 	*h = s
 	return top
+}
+
+// saveTimers writes to the store the timers registered since the last
+// barrier that are still set (Timers.save): the barrier's state includes
+// them.
+func (t *Task) saveTimers() {
+	for _, o := range t.timers {
+		o.save()
+	}
 }
 
 // releaseTimers gives back the memory the task's timers count in the

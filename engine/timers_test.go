@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -151,6 +152,7 @@ func runTimerModel(t *testing.T, limit int64, seed uint64) {
 				t.Fatalf("step %d: watermark %d fired %v, want %v", step, wm, fired, want)
 			}
 		case r < 98:
+			task.saveTimers() // as a barrier does
 			task.store.Flush()
 			if err := task.store.CommitPending(int64(step+1), nil); err != nil {
 				t.Fatal(err)
@@ -194,16 +196,73 @@ func TestTimerQueueShrinkCountsATimerSetTwiceOnce(t *testing.T) {
 	var q timerQueue
 	q.init(mem)
 	for at := range int64(10) {
-		q.push(at, []byte("k"))
+		q.push(at, []byte("k"), false)
 	}
 	q.remove(9, []byte("k"))
-	q.push(9, []byte("k")) // in the heap twice now
-	q.shrink()
+	q.push(9, []byte("k"), false) // in the heap twice now
+	q.shrink(func(timerEntry) { t.Fatal("a shrink saved a timer the store has") })
 	var held int64
 	for id := range q.set {
 		held += timerCost([]byte(id[8:]))
 	}
 	if q.bytes != held || mem.used.Load() != held {
 		t.Fatalf("after the shrink the queue counts %d bytes and the share %d; its %d timers cost %d", q.bytes, mem.used.Load(), len(q.set), held)
+	}
+}
+
+// A timer set and then fired or deleted between two barriers never
+// reaches the store, so its checkpoint writes nothing for it (a session's
+// timer, replaced at each record, cost two writes and two changelog
+// records each time); one still set at a barrier is written then, once.
+func TestTimersBetweenBarriersStayOutOfTheStore(t *testing.T) {
+	store, err := state.Open("", state.InMemory(state.NewMemFS()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	j := NewJob("timers")
+	j.AddStatefulOperator("op", 0)
+	j.resolveInternalTopics("g")
+	task, err := newTask(taskEnv{
+		ctx: context.Background(), log: zap.NewNop(), obs: observe.Nop{}, producer: &offsetProducer{next: map[string]int64{}},
+		clock: systemClock{}, store: store,
+	}, TaskID{}, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timers := task.Timers("op")
+	var fired []string
+	timers.OnFire(func(subject []byte, _ windowing.Millis, _ TimeDomain) error {
+		fired = append(fired, string(subject))
+		return nil
+	})
+	timers.Register(EventTime, 10, []byte("fires"))
+	timers.Register(EventTime, 20, []byte("deleted"))
+	timers.Register(EventTime, 30, []byte("kept"))
+	timers.Delete(EventTime, 20, []byte("deleted"))
+	if err := task.advanceWatermark(15); err != nil {
+		t.Fatal(err)
+	}
+	task.saveTimers()
+	muts := task.store.Flush()
+	if len(muts) != 1 || muts[0].Tombstone || !bytes.HasSuffix(muts[0].Key, []byte("kept")) {
+		t.Fatalf("the barrier wrote %d mutations (%v), want the one timer still set", len(muts), muts)
+	}
+	if err := task.store.CommitPending(1, nil); err != nil {
+		t.Fatal(err)
+	}
+	task.saveTimers()
+	if muts := task.store.Flush(); len(muts) != 0 {
+		t.Fatalf("a second barrier wrote %v, want nothing: the timer is saved", muts)
+	}
+	if err := task.advanceWatermark(40); err != nil {
+		t.Fatal(err)
+	}
+	task.saveTimers()
+	if muts := task.store.Flush(); len(muts) != 1 || !muts[0].Tombstone {
+		t.Fatalf("firing the saved timer wrote %v, want its tombstone", muts)
+	}
+	if !slices.Equal(fired, []string{"fires", "kept"}) {
+		t.Fatalf("fired %v", fired)
 	}
 }
