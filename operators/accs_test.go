@@ -48,7 +48,7 @@ func TestWindowAccumulatorsInMemoryEmitWhatTheStoreDoes(t *testing.T) {
 				memory := weirtest.New(t, build(), weirtest.Partitions(2))
 				tight := weirtest.New(t, build(), weirtest.Partitions(2), weirtest.StateMemory(600))
 				hs := []*weirtest.Harness{store, memory, tight}
-				spills := operators.AccSpills()
+				spills := operators.MemSpills()
 				rng := rand.New(rand.NewPCG(seed, 7))
 				at := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
 				for step := range 600 {
@@ -96,7 +96,7 @@ func TestWindowAccumulatorsInMemoryEmitWhatTheStoreDoes(t *testing.T) {
 						}
 					}
 				}
-				if operators.AccSpills() == spills {
+				if operators.MemSpills() == spills {
 					t.Fatalf("seed %d: the tight share never spilled", seed)
 				}
 			}

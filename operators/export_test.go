@@ -1,5 +1,5 @@
 package operators
 
-// AccSpills is how often a task's window accumulators filled its share of
-// memory and went to the store, in every task so far.
-func AccSpills() int64 { return accSpills.Load() }
+// MemSpills is how often a task's state kept in memory filled its share
+// and went to the store, in every task so far.
+func MemSpills() int64 { return memSpills.Load() }

@@ -265,10 +265,16 @@ func windowOperator[K comparable, IN, OUT any](in engine.KeyedStream[K, IN], nam
 		c := &keyedCtx[K]{task: t, keys: in.Key, sides: sides, timers: timers, guard: t.Guard(opName, engine.ClassError)}
 		elements, _ := assigner.(windowing.ElementAssigner[IN])
 		cont := shared
-		if b, ok := shared.(taskBound[K, IN, OUT]); ok {
-			cont = b.bind(t, c)
+		var sessionsOf valueState[K, []session] = storeValue[K, []session]{sessions}
+		if mem := stateMemory(t); mem != nil {
+			if b, ok := shared.(taskBound[K, IN, OUT]); ok {
+				cont = b.bind(t, c, mem)
+			}
+			if assigner.Merging() {
+				sessionsOf = newMemState(t, c, sessions, 0, mem)
+			}
 		}
-		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessions, assigner: assigner, elements: elements, procTime: procTime,
+		w := &windowOp[K, IN, OUT]{c: c, contents: cont, sessions: sessionsOf, assigner: assigner, elements: elements, procTime: procTime,
 			lateness: lateness, stats: stats, op: opName, trigger: cfg.trigger, counts: counts, fireAt: fireAt,
 			col: &windowCollector[K, OUT]{c: c, down: down, stats: stats}}
 		if sliced {
@@ -516,7 +522,7 @@ type windowOp[K comparable, IN, OUT any] struct {
 	fromNsBuf   []byte
 	c           *keyedCtx[K]
 	contents    contents[K, IN, OUT]
-	sessions    *state.Value[[]session]
+	sessions    valueState[K, []session]
 	assigner    windowing.Assigner
 	// elements is assigner, when it sees each record (dynamic sessions).
 	elements windowing.ElementAssigner[IN]
@@ -906,7 +912,7 @@ func (o *windowOp[K, IN, OUT]) fire(w windowing.Window) error {
 // state window, where its contents already are, and only the other
 // absorbed sessions' contents move into it.
 func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool, err error) {
-	live, _, err := o.sessions.Get(o.c)
+	live, _, err := o.sessions.get(o.c)
 	if err != nil {
 		return false, err
 	}
@@ -1003,7 +1009,7 @@ func (o *windowOp[K, IN, OUT]) addMerging(v IN, nw windowing.Window) (late bool,
 	}
 	o.c.ns = nil
 	rest := slices.DeleteFunc(live, func(s session) bool { return slices.Contains(absorbed, s) })
-	if err := o.sessions.Set(o.c, append(rest, session{W: target, State: sw})); err != nil {
+	if err := o.sessions.set(o.c, append(rest, session{W: target, State: sw})); err != nil {
 		return false, err
 	}
 	return false, o.update(target, sw, v, false)
@@ -1050,7 +1056,7 @@ func (o *windowOp[K, IN, OUT]) stateWindow(win windowing.Window) (windowing.Wind
 	}
 	ns := o.c.ns
 	o.c.ns = nil
-	live, _, err := o.sessions.Get(o.c)
+	live, _, err := o.sessions.get(o.c)
 	o.c.ns = ns
 	for _, s := range live {
 		if s.W == win {
@@ -1146,16 +1152,16 @@ func (o *windowOp[K, IN, OUT]) cleanup(win windowing.Window) error {
 	}
 	if o.assigner.Merging() {
 		o.c.ns = nil
-		live, _, err := o.sessions.Get(o.c)
+		live, _, err := o.sessions.get(o.c)
 		if err != nil {
 			return err
 		}
 		live = slices.DeleteFunc(live, func(s session) bool { return s.W == win })
 		if len(live) == 0 {
-			o.sessions.Clear(o.c)
+			o.sessions.clear(o.c)
 			return nil
 		}
-		return o.sessions.Set(o.c, live)
+		return o.sessions.set(o.c, live)
 	}
 	return nil
 }

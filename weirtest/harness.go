@@ -509,9 +509,9 @@ func (h *Harness) Watermark(id engine.TaskID) time.Time { return h.tasks[id].Wat
 
 // Scope returns the state scope of key (encoded, as the keyed stream's key
 // codec writes it) in stage: pass it to a state handle to read the key's
-// state as the operator would. Window aggregates keep their accumulators
-// in memory until a checkpoint writes them to the store: read those after
-// Checkpoint.
+// state as the operator would. Window operators keep their accumulators
+// and session lists in memory until a checkpoint writes them to the
+// store: read those after Checkpoint.
 func (h *Harness) Scope(stage int, key []byte) state.Scope {
 	r := &kgo.Record{Key: key}
 	p := int32(0)

@@ -1,0 +1,298 @@
+package operators
+
+// This file keeps one task's values of a state in memory, typed, as
+// Flink's heap state backend keeps them on the heap: the window
+// operators' accumulators (accs.go) and session lists. A value is read
+// and written without building a store key, decoding or encoding. The
+// store stays the durable copy: at each barrier the values changed since
+// the last one are written to it (so they reach the changelog and Pebble
+// with the checkpoint, as before), and when the task's share of memory
+// (engine.Task.StateMemory) is full, every value is written to it and
+// dropped from memory, to be read back from the store as records need
+// it. A value made and cleared between two barriers (a window made and
+// fired) never reaches the store at all.
+//
+// The store is never ahead of the memory: a value in memory is the
+// latest, and the store holds an older one or none. A task that fails is
+// built again with nothing in memory, from the store's last checkpoint,
+// as its operators are.
+
+import (
+	"strings"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/state"
+)
+
+// valueState is a value state as an operator of one task uses it: kept
+// in memory (memState) or in the store (storeValue).
+type valueState[K comparable, T any] interface {
+	get(c *keyedCtx[K]) (T, bool, error)
+	set(c *keyedCtx[K], v T) error
+	clear(c *keyedCtx[K])
+}
+
+// storeValue is a value state kept in the store.
+type storeValue[K comparable, T any] struct{ v *state.Value[T] }
+
+func (s storeValue[K, T]) get(c *keyedCtx[K]) (T, bool, error) { return s.v.Get(c) }
+func (s storeValue[K, T]) set(c *keyedCtx[K], v T) error       { return s.v.Set(c, v) }
+func (s storeValue[K, T]) clear(c *keyedCtx[K])                { s.v.Clear(c) }
+
+// memSlot is one value in memory.
+type memSlot[T any] struct {
+	// id is the slot's key in the map: the encoded key, then the
+	// namespace (memState.nsLen bytes).
+	id string
+	v  T
+	// has: v is the value (false: there is none yet).
+	has bool
+	// dirty: v changed since it was last written to the store; listed
+	// in memState.dirty.
+	dirty bool
+	// stored: the store may hold a value (read from it or written to
+	// it), which clearing must delete.
+	stored bool
+	// gone: cleared or spilled, no longer in the map.
+	gone bool
+	// size is what the slot counts for in the task's memory.
+	size int64
+}
+
+// memState is a value state of one task, kept in memory.
+type memState[K comparable, T any] struct {
+	v   *state.Value[T]
+	c   *keyedCtx[K]
+	mem *taskMemory
+	// nsLen is the length of the namespaces kept in memory (a window's,
+	// or none); values of other namespaces stay in the store, so that
+	// ids, the key then the namespace, cannot collide.
+	nsLen int
+	// m holds the slots by id: a string key, which Go's maps hash
+	// fastest.
+	m     map[string]*memSlot[T]
+	dirty []*memSlot[T]
+	bytes int64  // the slots' sizes summed
+	idBuf []byte // scratch for lookups
+}
+
+// taskMemory is one task's share of memory for state kept in memory
+// (engine.Task.StateMemory), shared by its operators' memStates: when it
+// is full, every one of them goes to the store.
+type taskMemory struct {
+	limit, used int64 // limit 0: no bound
+	states      []interface{ spill() error }
+}
+
+// memSpills counts the spills of every task, for tests.
+var memSpills atomic.Int64
+
+// stateMemory returns the task's share of memory for state kept in
+// memory, nil if it is too small to be worth it: the operators leave
+// their state in the store then.
+func stateMemory(t *engine.Task) *taskMemory {
+	limit := t.StateMemory()
+	if limit < 0 || (limit > 0 && limit < minStateMemory) {
+		return nil
+	}
+	return &taskMemory{limit: limit}
+}
+
+// minStateMemory is the smallest share worth keeping state in memory for:
+// a few values.
+const minStateMemory = 320
+
+// reserve takes n bytes of the share, spilling every memState of the task
+// first if they do not fit.
+func (m *taskMemory) reserve(n int64) error {
+	if m.limit > 0 && m.used+n > m.limit {
+		memSpills.Add(1)
+		for _, s := range m.states {
+			if err := s.spill(); err != nil {
+				return err
+			}
+		}
+	}
+	m.used += n
+	return nil
+}
+
+// newMemState keeps v's values of c's task whose namespace is nsLen
+// bytes long in memory, within mem, and writes those changed to the store
+// at each of the task's barriers.
+func newMemState[K comparable, T any](t *engine.Task, c *keyedCtx[K], v *state.Value[T], nsLen int, mem *taskMemory) *memState[K, T] {
+	s := &memState[K, T]{v: v, c: c, mem: mem, nsLen: nsLen, m: map[string]*memSlot[T]{}}
+	mem.states = append(mem.states, s)
+	t.OnBarrier(s.flush)
+	return s
+}
+
+// memFixed is about what a slot costs beyond its id and the value's
+// encoding: the slot, its map entry and the map's overhead.
+func memFixed[T any]() int64 {
+	return int64(unsafe.Sizeof(memSlot[T]{})) + 3*int64(unsafe.Sizeof(""))/2 + 16
+}
+
+// id names the value of c's key and namespace, in idBuf: valid until the
+// next call, for lookups only.
+func (s *memState[K, T]) id(c *keyedCtx[K]) string {
+	s.idBuf = append(append(s.idBuf[:0], c.rec.Key...), c.ns...)
+	return unsafe.String(unsafe.SliceData(s.idBuf), len(s.idBuf))
+}
+
+// slot returns the value of c's key and namespace, from memory or else
+// from the store. With create, a value the store does not have gets an
+// empty slot (has false); without, the result is nil then. The slot is
+// valid until the next call that may spill (slot with create). cached is
+// false for a namespace kept in the store: the caller uses the store.
+func (s *memState[K, T]) slot(c *keyedCtx[K], create bool) (sl *memSlot[T], cached bool, err error) {
+	if len(c.ns) != s.nsLen {
+		return nil, false, nil
+	}
+	id := s.id(c)
+	if sl := s.m[id]; sl != nil {
+		return sl, true, nil
+	}
+	v, had, err := s.v.Get(c)
+	if err != nil || (!had && !create) {
+		return nil, true, err
+	}
+	size := memFixed[T]() + int64(len(id))
+	if err := s.mem.reserve(size); err != nil {
+		return nil, true, err
+	}
+	sl = &memSlot[T]{id: strings.Clone(id), v: v, has: had, stored: had, size: size}
+	s.m[sl.id] = sl
+	s.bytes += size
+	return sl, true, nil
+}
+
+// get returns the value of c's key and namespace.
+func (s *memState[K, T]) get(c *keyedCtx[K]) (v T, ok bool, err error) {
+	sl, cached, err := s.slot(c, false)
+	switch {
+	case !cached:
+		return s.v.Get(c)
+	case err != nil || sl == nil || !sl.has:
+		return v, false, err
+	}
+	return sl.v, true, nil
+}
+
+// set makes v the value of c's key and namespace.
+func (s *memState[K, T]) set(c *keyedCtx[K], v T) error {
+	sl, cached, err := s.slot(c, true)
+	switch {
+	case !cached:
+		return s.v.Set(c, v)
+	case err != nil:
+		return err
+	}
+	sl.v, sl.has = v, true
+	s.touch(sl)
+	return nil
+}
+
+// touch marks sl changed since the last barrier.
+func (s *memState[K, T]) touch(sl *memSlot[T]) {
+	if !sl.dirty {
+		sl.dirty = true
+		s.dirty = append(s.dirty, sl)
+	}
+}
+
+// clear deletes the value of c's key and namespace.
+func (s *memState[K, T]) clear(c *keyedCtx[K]) {
+	if len(c.ns) != s.nsLen {
+		s.v.Clear(c)
+		return
+	}
+	if sl := s.m[s.id(c)]; sl != nil {
+		s.drop(c, sl)
+		return
+	}
+	s.v.Clear(c) // the store may have it
+}
+
+// take removes the value of c's key and namespace, from memory and the
+// store, and returns it.
+func (s *memState[K, T]) take(c *keyedCtx[K]) (v T, had bool, err error) {
+	if len(c.ns) == s.nsLen {
+		if sl := s.m[s.id(c)]; sl != nil {
+			s.drop(c, sl)
+			return sl.v, sl.has, nil
+		}
+	}
+	v, had, err = s.v.Get(c)
+	if err == nil && had {
+		s.v.Clear(c)
+	}
+	return v, had, err
+}
+
+// drop forgets sl, deleting the store's value if it may have one (c's
+// key and namespace must be sl's).
+func (s *memState[K, T]) drop(c *keyedCtx[K], sl *memSlot[T]) {
+	delete(s.m, sl.id)
+	sl.gone = true
+	s.bytes -= sl.size
+	s.mem.used -= sl.size
+	if sl.stored {
+		s.v.Clear(c)
+	}
+}
+
+// bytesOf returns a part of a slot's id as bytes, sharing them: for the
+// store, which copies them.
+func bytesOf(id string) []byte { return unsafe.Slice(unsafe.StringData(id), len(id)) }
+
+// flush writes every value changed since the last flush to the store: at
+// each barrier, so that the checkpoint carries it.
+func (s *memState[K, T]) flush() error {
+	if len(s.dirty) == 0 {
+		return nil
+	}
+	c := s.c
+	key, ns := c.rec.Key, c.ns
+	defer func() { c.rec.Key, c.ns = key, ns }()
+	for i, sl := range s.dirty {
+		if sl.gone || !sl.dirty {
+			continue
+		}
+		k := len(sl.id) - s.nsLen
+		c.rec.Key, c.ns = bytesOf(sl.id[:k]), bytesOf(sl.id[k:])
+		n, err := s.v.SetLen(c, sl.v)
+		if err != nil {
+			// The slots before i are written; the rest stay dirty.
+			s.dirty = append(s.dirty[:0], s.dirty[i:]...)
+			return err
+		}
+		sl.dirty, sl.stored = false, true
+		size := memFixed[T]() + int64(len(sl.id)) + int64(n)
+		s.bytes += size - sl.size
+		s.mem.used += size - sl.size
+		sl.size = size
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	return nil
+}
+
+// spill writes the changed values to the store and drops them all from
+// memory: the share is full. Records read them back as they need them,
+// from the store's caches or Pebble.
+func (s *memState[K, T]) spill() error {
+	if err := s.flush(); err != nil {
+		return err
+	}
+	for _, sl := range s.m {
+		sl.gone = true
+	}
+	// A new map: a cleared one would keep its buckets.
+	s.m = map[string]*memSlot[T]{}
+	s.mem.used -= s.bytes
+	s.bytes = 0
+	return nil
+}
