@@ -36,6 +36,10 @@ type controlKey struct{}
 type eventTime struct {
 	comb       *windowing.Combiner[string]
 	generators map[string]*windowing.Generator // by source topic
+	// lastTopic and lastGen are the last lookup in generators: a batch's
+	// records are all of one topic.
+	lastTopic string
+	lastGen   *windowing.Generator
 	// upstream names the inputs of repartition topics: topic -> task -> id.
 	upstream map[string]map[int32]string
 	// downstream are the repartition topics this task writes, with their
@@ -78,9 +82,14 @@ func (t *Task) AddWatermarkInput(topic string, gen *windowing.Generator) error {
 // tick's to notice (Generator.Observe), and a clock read per record was
 // a twentieth of a window operator's time.
 func (t *Task) ObserveEventTime(topic string, ts time.Time) error {
-	gen, ok := t.et.generators[topic]
-	if !ok {
-		return nil
+	et := t.et
+	gen := et.lastGen
+	if gen == nil || topic != et.lastTopic {
+		gen = et.generators[topic]
+		if gen == nil {
+			return nil
+		}
+		et.lastTopic, et.lastGen = topic, gen
 	}
 	gen.Observe(windowing.MillisOf(ts))
 	wm, moved := t.et.comb.AdvanceWithoutClock()
