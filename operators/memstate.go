@@ -76,6 +76,13 @@ type memState[K comparable, T any] struct {
 	dirty []*memSlot[T]
 	bytes int64  // the slots' sizes summed
 	idBuf []byte // scratch for lookups
+	// loaded: the store's values were loaded (load), when the first
+	// record or timer used the state. complete: every value of the state
+	// (of namespaces of nsLen) is in memory, so one that is not is
+	// absent, and neither a read nor a deletion goes to the store for it
+	// (a window that cannot exist yet, a slice without records). Until a
+	// spill: from then on the store answers for what memory does not hold.
+	loaded, complete bool
 }
 
 // taskMemory is one task's share of memory for state kept in memory
@@ -151,13 +158,25 @@ func (s *memState[K, T]) slot(c *keyedCtx[K], create bool) (sl *memSlot[T], cach
 	if len(c.ns) != s.nsLen {
 		return nil, false, nil
 	}
+	if !s.loaded {
+		if err := s.load(c); err != nil {
+			return nil, true, err
+		}
+	}
 	id := s.id(c)
 	if sl := s.m[id]; sl != nil {
 		return sl, true, nil
 	}
-	v, had, err := s.v.Get(c)
-	if err != nil || (!had && !create) {
-		return nil, true, err
+	var v T
+	had := false
+	if !s.complete {
+		var err error
+		if v, had, err = s.v.Get(c); err != nil {
+			return nil, true, err
+		}
+	}
+	if !had && !create {
+		return nil, true, nil
 	}
 	size := memFixed[T]() + int64(len(id))
 	if err := s.mem.reserve(size); err != nil {
@@ -213,7 +232,9 @@ func (s *memState[K, T]) clear(c *keyedCtx[K]) {
 		s.drop(c, sl)
 		return
 	}
-	s.v.Clear(c) // the store may have it
+	if !s.complete {
+		s.v.Clear(c) // the store may have it
+	}
 }
 
 // take removes the value of c's key and namespace, from memory and the
@@ -223,6 +244,9 @@ func (s *memState[K, T]) take(c *keyedCtx[K]) (v T, had bool, err error) {
 		if sl := s.m[s.id(c)]; sl != nil {
 			s.drop(c, sl)
 			return sl.v, sl.has, nil
+		}
+		if s.complete {
+			return v, false, nil
 		}
 	}
 	v, had, err = s.v.Get(c)
@@ -263,7 +287,8 @@ func (s *memState[K, T]) flush() error {
 		}
 		k := len(sl.id) - s.nsLen
 		c.rec.Key, c.ns = bytesOf(sl.id[:k]), bytesOf(sl.id[k:])
-		n, err := s.v.SetLen(c, sl.v)
+		// A slot never stored is one the store has no value for.
+		n, err := s.v.SetLen(c, sl.v, !sl.stored)
 		if err != nil {
 			// The slots before i are written; the rest stay dirty.
 			s.dirty = append(s.dirty[:0], s.dirty[i:]...)
@@ -294,5 +319,31 @@ func (s *memState[K, T]) spill() error {
 	s.m = map[string]*memSlot[T]{}
 	s.mem.used -= s.bytes
 	s.bytes = 0
+	s.complete = false
 	return nil
+}
+
+// load reads the state's values the store holds for the task (a restored
+// task's) into memory, while they take at most half the share; if all of
+// them do, memory is complete.
+func (s *memState[K, T]) load(c *keyedCtx[K]) error {
+	s.loaded = true
+	complete := true
+	err := s.v.Each(c, func(key, ns []byte, v T) bool {
+		if len(ns) != s.nsLen {
+			return true // kept in the store
+		}
+		id := string(key) + string(ns)
+		size := memFixed[T]() + int64(len(id))
+		if s.mem.limit > 0 && s.mem.used+size > s.mem.limit/2 {
+			complete = false
+			return false
+		}
+		s.mem.used += size
+		s.bytes += size
+		s.m[id] = &memSlot[T]{id: id, v: v, has: true, stored: true, size: size}
+		return true
+	})
+	s.complete = complete && err == nil
+	return err
 }

@@ -185,3 +185,51 @@ func TestHandlesSharedAcrossTasks(t *testing.T) {
 		}
 	}
 }
+
+// Value.Each visits every live value of its state in the task, committed
+// or not, with its key and namespace, and no other state's; expired and
+// deleted values are skipped.
+func TestValueEach(t *testing.T) {
+	s := openMem(t)
+	ts := s.Task(TaskID{})
+	r := NewRegistry("op")
+	v := NewValue(r, "v", codec.String(), WithTTL(time.Minute))
+	other := NewValue(r, "w", codec.String())
+	sc := &scope{ts: ts, now: scriptEpoch}
+	set := func(val *Value[string], key, ns, x string) {
+		sc.key, sc.ns = []byte(key), []byte(ns)
+		if err := val.Set(sc, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(v, "a", "", "a0")
+	set(v, "a", "n1", "a1")
+	set(v, "b", "n1", "b1")
+	set(other, "a", "", "other")
+	ts.Flush()
+	if err := ts.CommitPending(1, nil); err != nil {
+		t.Fatal(err)
+	}
+	set(v, "c", "n2", "c2") // dirty
+	sc.now = scriptEpoch.Add(30 * time.Second)
+	set(v, "d", "", "d0") // expires a minute after b's and the rest
+	sc.key, sc.ns = []byte("b"), []byte("n1")
+	v.Clear(sc)
+	sc.now = scriptEpoch.Add(70 * time.Second) // past the first writes' TTL but d's
+	var got []string
+	err := v.Each(sc, func(key, ns []byte, x string) bool {
+		got = append(got, fmt.Sprintf("%s/%s=%s", key, ns, x))
+		return true
+	})
+	if err != nil || fmt.Sprint(got) != "[d/=d0]" {
+		t.Fatalf("Each after the TTL: %v, %v; want [d/=d0]", got, err)
+	}
+	sc.now = scriptEpoch
+	got = got[:0]
+	if err := v.Each(sc, func(key, ns []byte, x string) bool {
+		got = append(got, fmt.Sprintf("%s/%s=%s", key, ns, x))
+		return true
+	}); err != nil || fmt.Sprint(got) != "[a/=a0 a/n1=a1 c/n2=c2 d/=d0]" {
+		t.Fatalf("Each: %v, %v; want [a/=a0 a/n1=a1 c/n2=c2 d/=d0]", got, err)
+	}
+}

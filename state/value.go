@@ -1,6 +1,10 @@
 package state
 
-import "github.com/weirstream/weir/codec"
+import (
+	"fmt"
+
+	"github.com/weirstream/weir/codec"
+)
 
 // Value is a single value per (key, namespace), like Flink's ValueState.
 // It is a descriptor: declare it once in the operator's Open, use it from
@@ -35,14 +39,65 @@ func (v *Value[T]) Set(s Scope, value T) error {
 
 // SetLen is Set, and returns how many bytes the value takes in the store:
 // for an operator that keeps values in memory and counts what they cost.
-func (v *Value[T]) SetLen(s Scope, value T) (int, error) {
-	return writeCell(&v.d, v.c, s, "set", value)
+// absent tells that the key has no value (Get would report none), as
+// TaskStore.SetNew does: a deletion of it before the store's next local
+// sync then need not reach Pebble.
+func (v *Value[T]) SetLen(s Scope, value T, absent bool) (int, error) {
+	ts := s.TaskStore()
+	b, err := encodeValue(&v.d, ts, s, v.c, value)
+	if err != nil {
+		return 0, v.d.fail("set", err)
+	}
+	if absent {
+		ts.SetNew(v.d.stateKey(ts, s), b)
+	} else {
+		ts.Set(v.d.stateKey(ts, s), b)
+	}
+	return len(b), nil
 }
 
 // Clear deletes the value of s's key and namespace.
 func (v *Value[T]) Clear(s Scope) {
 	ts := s.TaskStore()
 	ts.Delete(v.d.stateKey(ts, s))
+}
+
+// Each calls fn with every value of the state in s's task, in key
+// order: its key and namespace (valid during the call only) and its
+// value. Expired values are skipped. It stops when fn returns false. An
+// operator that keeps a state's values in memory loads them so when its
+// task starts. An error is an *Error: a value that does not decode, or
+// the store's.
+func (v *Value[T]) Each(s Scope, fn func(key, ns []byte, value T) (more bool)) error {
+	ts := s.TaskStore()
+	prefix := v.d.prefix
+	var bad error
+	err := ts.Scan(prefix, prefixEnd(prefix), func(k, raw []byte) bool {
+		key, rest, ok := readPart(k[len(prefix):])
+		ns, rest2, ok2 := readPart(rest)
+		if !ok || !ok2 || len(rest2) != 0 {
+			bad = fmt.Errorf("%w: key %q is not a value's", ErrCorrupt, k)
+			return false
+		}
+		payload, expired, err := openEnvelope(raw, s)
+		if err != nil {
+			bad = err
+			return false
+		}
+		if expired {
+			return true
+		}
+		value, err := v.c.Decode(payload)
+		if err != nil {
+			bad = err
+			return false
+		}
+		return fn(key, ns, value)
+	})
+	if err == nil {
+		err = bad
+	}
+	return v.d.failIf("each", err)
 }
 
 // readCell reads the one value that lives at d's state key for s (Value,
