@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	goruntime "runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -223,5 +224,28 @@ func TestInboxPauseRacingADrainEndsResumed(t *testing.T) {
 	defer mu.Unlock()
 	if paused {
 		t.Fatal("the inbox is empty and its partitions are left paused")
+	}
+}
+
+// A job binary under a memory budget sets the heap's soft limit and the
+// collector's target, unless the user set either with the Go runtime's
+// own variables.
+func TestBudgetSetsGoMemLimitAndGOGC(t *testing.T) {
+	prevLimit, prevGC := debug.SetMemoryLimit(-1), debug.SetGCPercent(100)
+	defer func() { debug.SetMemoryLimit(prevLimit); debug.SetGCPercent(prevGC) }()
+	b, _ := newMemoryBudget(256 << 20)
+	t.Setenv("GOMEMLIMIT", "")
+	t.Setenv("GOGC", "")
+	if !b.setGoMemLimit() || debug.SetMemoryLimit(-1) != b.goMem || debug.SetGCPercent(100) != budgetGCPercent {
+		t.Fatalf("under a budget: limit %d (want %d), GOGC %d (want %d)", debug.SetMemoryLimit(-1), b.goMem, debug.SetGCPercent(100), budgetGCPercent)
+	}
+	t.Setenv("GOGC", "150")
+	debug.SetGCPercent(150)
+	if b.setGoMemLimit(); debug.SetGCPercent(150) != 150 {
+		t.Fatal("a GOGC the user set was overridden")
+	}
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	if b.setGoMemLimit() {
+		t.Fatal("a GOMEMLIMIT the user set was overridden")
 	}
 }
