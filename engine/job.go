@@ -465,6 +465,18 @@ func (j *Job) RegisterFlags(fs *flag.FlagSet) {
 	j.flags = fs
 }
 
+// RunOwningProcess is Run for a program that runs the job and nothing
+// else, as Main does: the job's memory budget also sets the Go runtime's
+// soft memory limit (unless GOMEMLIMIT does) and keeps it tuned, and its
+// collector's target (unless GOGC does). Run, which may share a process,
+// leaves both alone.
+func (j *Job) RunOwningProcess(ctx context.Context) error {
+	if b, ok := newMemoryBudget(j.cfg.MemoryLimit); ok {
+		j.tuneGoMem = b.setGoMemLimit()
+	}
+	return j.Run(ctx)
+}
+
 // Main runs the job as a program: unless the program did (see
 // RegisterFlags), it defines Weir's flags in flag.CommandLine, next to any
 // the program defined there, and parses the command line. It runs until
@@ -484,14 +496,8 @@ func (j *Job) Main() {
 			os.Exit(2)
 		}
 	}
-	// The job owns the process: its memory budget sets the Go heap's soft
-	// limit (unless GOMEMLIMIT does). Run, which may share a process,
-	// leaves it alone.
-	if b, ok := newMemoryBudget(j.cfg.MemoryLimit); ok {
-		j.tuneGoMem = b.setGoMemLimit()
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	err := j.Run(ctx)
+	err := j.RunOwningProcess(ctx)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", j.name, err)

@@ -188,5 +188,7 @@ func runQuery(ctx context.Context, args []string) error {
 	}
 	job := engine.NewJob("nexmark-"+q.Name, engine.FromEnv(), engine.WithKafkaOpts(kopts...))
 	q.Build(job, *in, *out)
-	return job.Run(ctx)
+	// As a job's own binary (Job.Main) runs: its memory budget sets the
+	// Go runtime's limit and collector target.
+	return job.RunOwningProcess(ctx)
 }
