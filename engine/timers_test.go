@@ -60,15 +60,37 @@ func TestTimersSpillPastTheirMemory(t *testing.T) {
 	}
 }
 
-func runTimerModel(t *testing.T, limit int64, seed uint64) {
+// timerJob returns an in-memory store and a job with one stateful
+// operator, "op", for tasks whose timers a test drives.
+func timerJob(t *testing.T) (*state.Store, *Job) {
+	t.Helper()
 	store, err := state.Open("", state.InMemory(state.NewMemFS()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 	j := NewJob("timers")
 	j.AddStatefulOperator("op", 0)
 	j.resolveInternalTopics("g")
+	return store, j
+}
+
+// newTimerTask builds a task of j over store, its timers bounded by mem
+// (nil: no bound).
+func newTimerTask(t *testing.T, store *state.Store, j *Job, mem *timerMemory) *Task {
+	t.Helper()
+	task, err := newTask(taskEnv{
+		ctx: context.Background(), log: zap.NewNop(), obs: observe.Nop{}, producer: &offsetProducer{next: map[string]int64{}},
+		clock: systemClock{}, store: store, timerMem: mem,
+	}, TaskID{}, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+func runTimerModel(t *testing.T, limit int64, seed uint64) {
+	store, j := timerJob(t)
 	var mem *timerMemory
 	if limit > 0 {
 		mem = newTimerMemory(limit)
@@ -94,13 +116,7 @@ func runTimerModel(t *testing.T, limit int64, seed uint64) {
 		if task != nil {
 			task.releaseTimers()
 		}
-		task, err = newTask(taskEnv{
-			ctx: context.Background(), log: zap.NewNop(), obs: observe.Nop{}, producer: &offsetProducer{next: map[string]int64{}},
-			clock: systemClock{}, store: store, timerMem: mem,
-		}, TaskID{}, j)
-		if err != nil {
-			t.Fatal(err)
-		}
+		task = newTimerTask(t, store, j, mem)
 		timers = task.Timers("op")
 		timers.OnFire(func(subject []byte, at windowing.Millis, _ TimeDomain) error {
 			f := firedTimer{int64(at), string(subject)}
@@ -215,21 +231,8 @@ func TestTimerQueueShrinkCountsATimerSetTwiceOnce(t *testing.T) {
 // timer, replaced at each record, cost two writes and two changelog
 // records each time); one still set at a barrier is written then, once.
 func TestTimersBetweenBarriersStayOutOfTheStore(t *testing.T) {
-	store, err := state.Open("", state.InMemory(state.NewMemFS()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	j := NewJob("timers")
-	j.AddStatefulOperator("op", 0)
-	j.resolveInternalTopics("g")
-	task, err := newTask(taskEnv{
-		ctx: context.Background(), log: zap.NewNop(), obs: observe.Nop{}, producer: &offsetProducer{next: map[string]int64{}},
-		clock: systemClock{}, store: store,
-	}, TaskID{}, j)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, j := timerJob(t)
+	task := newTimerTask(t, store, j, nil)
 	timers := task.Timers("op")
 	var fired []string
 	timers.OnFire(func(subject []byte, _ windowing.Millis, _ TimeDomain) error {
