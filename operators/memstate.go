@@ -2,8 +2,9 @@ package operators
 
 // This file keeps one task's values of a state in memory, typed, as
 // Flink's heap state backend keeps them on the heap: the window
-// operators' accumulators (accs.go) and session lists. A value is read
-// and written without building a store key, decoding or encoding. The
+// operators' accumulators (aggContents.bind) and session lists. A value
+// is read and written without building a store key, decoding or
+// encoding. The
 // store stays the durable copy: at each barrier the values changed since
 // the last one are written to it (so they reach the changelog and Pebble
 // with the checkpoint, as before), and when the task's share of memory
@@ -101,7 +102,7 @@ var memSpills atomic.Int64
 // their state in the store then.
 func stateMemory(t *engine.Task) *taskMemory {
 	limit := t.StateMemory()
-	if limit < 0 || (limit > 0 && limit < minStateMemory) {
+	if limit > 0 && limit < minStateMemory {
 		return nil
 	}
 	return &taskMemory{limit: limit}
@@ -235,25 +236,6 @@ func (s *memState[K, T]) clear(c *keyedCtx[K]) {
 	if !s.complete {
 		s.v.Clear(c) // the store may have it
 	}
-}
-
-// take removes the value of c's key and namespace, from memory and the
-// store, and returns it.
-func (s *memState[K, T]) take(c *keyedCtx[K]) (v T, had bool, err error) {
-	if len(c.ns) == s.nsLen {
-		if sl := s.m[s.id(c)]; sl != nil {
-			s.drop(c, sl)
-			return sl.v, sl.has, nil
-		}
-		if s.complete {
-			return v, false, nil
-		}
-	}
-	v, had, err = s.v.Get(c)
-	if err == nil && had {
-		s.v.Clear(c)
-	}
-	return v, had, err
 }
 
 // drop forgets sl, deleting the store's value if it may have one (c's

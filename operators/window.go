@@ -149,7 +149,8 @@ func WindowAggregate[K comparable, IN, ACC, OUT any](in engine.KeyedStream[K, IN
 		opts = append([]WindowOpt{SliceWindows()}, opts...)
 	}
 	return windowOperator(in, name, assigner, opts, func(reg *state.Registry) contents[K, IN, OUT] {
-		return &aggContents[K, IN, ACC, OUT]{fn: fn, accs: state.NewValue(reg, "acc", acc)}
+		accs := state.NewValue(reg, "acc", acc)
+		return &aggContents[K, IN, ACC, OUT]{fn: fn, accs: accs, vals: storeValue[K, ACC]{accs}}
 	})
 }
 
@@ -325,10 +326,16 @@ func lateToTopic[IN any](t *engine.Task, op, topic string, c codec.Codec[IN], re
 	}
 }
 
-// aggContents keeps a window's accumulator, or a slice's (SliceWindows).
+// aggContents keeps a window's accumulator, or a slice's (SliceWindows),
+// in vals: the store (the operator's shared contents) or, once a task
+// binds its own (bind), the task's memory.
 type aggContents[K comparable, IN, ACC, OUT any] struct {
 	fn   state.AggregateFunction[IN, ACC, OUT]
 	accs *state.Value[ACC]
+	vals valueState[K, ACC]
+	// mem is vals when they are in memory, where add folds a record into
+	// its accumulator in place.
+	mem *memState[K, ACC]
 }
 
 // exactMerge marks Weir's aggregate functions whose Merge combines any
@@ -351,16 +358,9 @@ type slicedContents[K comparable, OUT any] interface {
 }
 
 func (a *aggContents[K, IN, ACC, OUT]) emitSlices(c *keyedCtx[K], parts []windowing.Window, out Collector[OUT], buf *[]byte) (int, error) {
-	get := func(c *keyedCtx[K]) (ACC, bool, error) { return a.accs.Get(c) }
-	return emitSlicesWith(a.fn, get, c, parts, out, buf)
-}
-
-// emitSlicesWith is emitSlices with the accumulators read by get.
-func emitSlicesWith[K comparable, IN, ACC, OUT any](fn state.AggregateFunction[IN, ACC, OUT], get func(*keyedCtx[K]) (ACC, bool, error),
-	c *keyedCtx[K], parts []windowing.Window, out Collector[OUT], buf *[]byte) (int, error) {
 	ns := c.ns
 	defer func() { c.ns = ns }()
-	acc, ok, err := get(c)
+	acc, ok, err := a.vals.get(c)
 	if err != nil {
 		return -1, err
 	}
@@ -368,14 +368,14 @@ func emitSlicesWith[K comparable, IN, ACC, OUT any](fn state.AggregateFunction[I
 	for i, p := range parts {
 		*buf = appendWindow((*buf)[:0], p)
 		c.ns = *buf
-		x, had, err := get(c)
+		x, had, err := a.vals.get(c)
 		switch {
 		case err != nil:
 			return -1, err
 		case !had:
 			continue
 		case ok:
-			acc = fn.Merge(acc, x)
+			acc = a.fn.Merge(acc, x)
 		default:
 			acc, ok = x, true
 		}
@@ -384,7 +384,7 @@ func emitSlicesWith[K comparable, IN, ACC, OUT any](fn state.AggregateFunction[I
 	if !ok {
 		return last, nil
 	}
-	return last, out.Collect(fn.Result(acc))
+	return last, out.Collect(a.fn.Result(acc))
 }
 
 func (a *aggContents[K, IN, ACC, OUT]) clearSlices(c *keyedCtx[K], parts []windowing.Window, buf *[]byte) {
@@ -392,25 +392,34 @@ func (a *aggContents[K, IN, ACC, OUT]) clearSlices(c *keyedCtx[K], parts []windo
 	for _, p := range parts {
 		*buf = appendWindow((*buf)[:0], p)
 		c.ns = *buf
-		a.accs.Clear(c)
+		a.vals.clear(c)
 	}
 	c.ns = ns
 }
 
-func (a *aggContents[K, IN, ACC, OUT]) get(c *keyedCtx[K]) (ACC, bool, error) {
-	acc, ok, err := a.accs.Get(c)
-	if err == nil && !ok {
-		acc = a.fn.Zero()
-	}
-	return acc, ok, err
-}
-
 func (a *aggContents[K, IN, ACC, OUT]) add(c *keyedCtx[K], v IN) (bool, error) {
-	acc, existed, err := a.get(c)
+	if a.mem != nil {
+		if sl, cached, err := a.mem.slot(c, true); cached {
+			if err != nil {
+				return false, err
+			}
+			existed := sl.has
+			if !sl.has {
+				sl.v, sl.has = a.fn.Zero(), true
+			}
+			sl.v = a.fn.Add(sl.v, v)
+			a.mem.touch(sl)
+			return existed, nil
+		}
+	}
+	acc, existed, err := a.vals.get(c)
 	if err != nil {
 		return false, err
 	}
-	return existed, a.accs.Set(c, a.fn.Add(acc, v))
+	if !existed {
+		acc = a.fn.Zero()
+	}
+	return existed, a.vals.set(c, a.fn.Add(acc, v))
 }
 
 // absorb merges from's accumulator into the current window's, as Flink's
@@ -419,26 +428,26 @@ func (a *aggContents[K, IN, ACC, OUT]) add(c *keyedCtx[K], v IN) (bool, error) {
 func (a *aggContents[K, IN, ACC, OUT]) absorb(c *keyedCtx[K], from []byte) error {
 	into := c.ns
 	c.ns = from
-	other, ok, err := a.accs.Get(c)
+	other, ok, err := a.vals.get(c)
 	if err == nil && ok {
-		a.accs.Clear(c)
+		a.vals.clear(c)
 	}
 	c.ns = into
 	if err != nil || !ok {
 		return err
 	}
-	acc, had, err := a.accs.Get(c)
+	acc, had, err := a.vals.get(c)
 	if err != nil {
 		return err
 	}
 	if had {
 		other = a.fn.Merge(acc, other)
 	}
-	return a.accs.Set(c, other)
+	return a.vals.set(c, other)
 }
 
 func (a *aggContents[K, IN, ACC, OUT]) emit(c *keyedCtx[K], _ windowing.Window, out Collector[OUT]) (bool, error) {
-	acc, ok, err := a.accs.Get(c)
+	acc, ok, err := a.vals.get(c)
 	if err != nil || !ok {
 		return false, err
 	}
@@ -446,9 +455,25 @@ func (a *aggContents[K, IN, ACC, OUT]) emit(c *keyedCtx[K], _ windowing.Window, 
 }
 
 func (a *aggContents[K, IN, ACC, OUT]) clear(c *keyedCtx[K]) error {
-	a.accs.Clear(c)
+	a.vals.clear(c)
 	return nil
 }
+
+// bind gives the task its own contents, the accumulators in the task's
+// memory (memstate.go), written to the store at each of its barriers.
+func (a *aggContents[K, IN, ACC, OUT]) bind(t *engine.Task, c *keyedCtx[K], mem *taskMemory) contents[K, IN, OUT] {
+	m := newMemState(t, c, a.accs, windowNsLen, mem)
+	return &aggContents[K, IN, ACC, OUT]{fn: a.fn, accs: a.accs, vals: m, mem: m}
+}
+
+// taskBound is contents that keep per-task memory: each task binds its
+// own when it builds the operator, within the task's share.
+type taskBound[K comparable, IN, OUT any] interface {
+	bind(t *engine.Task, c *keyedCtx[K], mem *taskMemory) contents[K, IN, OUT]
+}
+
+// windowNsLen is the length of a window's namespace (appendWindow).
+const windowNsLen = 16
 
 // listContents keeps every record of a window.
 type listContents[K comparable, IN, OUT any] struct {

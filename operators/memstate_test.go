@@ -2,6 +2,7 @@ package operators_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -63,16 +64,16 @@ func TestWindowAccumulatorsInMemoryEmitWhatTheStoreDoes(t *testing.T) {
 						}
 						key, v := fmt.Sprintf("k%d", rng.IntN(12)), fmt.Sprintf("%*s", 1+rng.IntN(4), "")
 						for _, h := range hs {
-							err = errorsJoin(err, weirtest.SendValue(h, "in", codec.String(), key, v, ts))
+							err = errors.Join(err, weirtest.SendValue(h, "in", codec.String(), key, v, ts))
 						}
 					case r < 95:
 						for _, h := range hs {
-							err = errorsJoin(err, h.Checkpoint())
+							err = errors.Join(err, h.Checkpoint())
 						}
 					default:
 						at = at.Add(time.Duration(rng.IntN(2000)) * time.Millisecond)
 						for _, h := range hs {
-							err = errorsJoin(err, h.AdvanceWatermark(at))
+							err = errors.Join(err, h.AdvanceWatermark(at))
 						}
 					}
 					if err != nil {
@@ -102,13 +103,6 @@ func TestWindowAccumulatorsInMemoryEmitWhatTheStoreDoes(t *testing.T) {
 			}
 		})
 	}
-}
-
-func errorsJoin(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // A key that its codec refuses fails its record when it arrives, though
