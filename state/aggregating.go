@@ -53,7 +53,7 @@ func (a *Aggregating[IN, ACC, OUT]) Add(s Scope, in IN) error {
 	if !ok {
 		acc = a.f.Zero()
 	}
-	_, err = writeCell(&a.d, a.c, s, "add", a.f.Add(acc, in))
+	_, err = writeCell(&a.d, a.c, s, "add", a.f.Add(acc, in), false)
 	return err
 }
 

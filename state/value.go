@@ -33,7 +33,7 @@ func (v *Value[T]) Get(s Scope) (value T, ok bool, err error) {
 // Set writes value for s's key and namespace (stamping its expiry if the
 // state has a TTL). An error is an *Error from the codec.
 func (v *Value[T]) Set(s Scope, value T) error {
-	_, err := writeCell(&v.d, v.c, s, "set", value)
+	_, err := writeCell(&v.d, v.c, s, "set", value, false)
 	return err
 }
 
@@ -43,17 +43,7 @@ func (v *Value[T]) Set(s Scope, value T) error {
 // TaskStore.SetNew does: a deletion of it before the store's next local
 // sync then need not reach Pebble.
 func (v *Value[T]) SetLen(s Scope, value T, absent bool) (int, error) {
-	ts := s.TaskStore()
-	b, err := encodeValue(&v.d, ts, s, v.c, value)
-	if err != nil {
-		return 0, v.d.fail("set", err)
-	}
-	if absent {
-		ts.SetNew(v.d.stateKey(ts, s), b)
-	} else {
-		ts.Set(v.d.stateKey(ts, s), b)
-	}
-	return len(b), nil
+	return writeCell(&v.d, v.c, s, "set", value, absent)
 }
 
 // Clear deletes the value of s's key and namespace.
@@ -124,13 +114,17 @@ func readCell[T any](d *descriptor, c codec.Codec[T], s Scope, op string) (value
 }
 
 // writeCell writes value at d's state key for s, and returns the bytes it
-// takes.
-func writeCell[T any](d *descriptor, c codec.Codec[T], s Scope, op string, value T) (int, error) {
+// takes. absent: the key has no value (TaskStore.SetNew).
+func writeCell[T any](d *descriptor, c codec.Codec[T], s Scope, op string, value T, absent bool) (int, error) {
 	ts := s.TaskStore()
 	b, err := encodeValue(d, ts, s, c, value)
 	if err != nil {
 		return 0, d.fail(op, err)
 	}
-	ts.Set(d.stateKey(ts, s), b)
+	if absent {
+		ts.SetNew(d.stateKey(ts, s), b)
+	} else {
+		ts.Set(d.stateKey(ts, s), b)
+	}
 	return len(b), nil
 }
