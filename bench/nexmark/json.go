@@ -3,8 +3,9 @@ package nexmark
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
-	"time"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -45,14 +46,35 @@ func (eventCodec) Encode(e Event) ([]byte, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
-	return AppendEvent(make([]byte, 0, 256), e), nil
+	return AppendEvent(make([]byte, 0, eventSize(&e)), e), nil
+}
+
+// eventSize is room for e's JSON without escapes.
+func eventSize(e *Event) int {
+	n := 64
+	if p := e.Person; p != nil {
+		n += 192 + len(p.Name) + len(p.EmailAddress) + len(p.CreditCard) + len(p.City) + len(p.State) + len(p.Extra)
+	}
+	if a := e.Auction; a != nil {
+		n += 256 + len(a.ItemName) + len(a.Description) + len(a.Extra)
+	}
+	if b := e.Bid; b != nil {
+		n += bidSize(b)
+	}
+	return n
 }
 
 func (eventCodec) Decode(b []byte) (Event, error) { return DecodeEvent(b) }
 
 type bidCodec struct{}
 
-func (bidCodec) Encode(b Bid) ([]byte, error) { return appendBid(make([]byte, 0, 192), &b), nil }
+func (bidCodec) Encode(b Bid) ([]byte, error) {
+	return appendBid(make([]byte, 0, bidSize(&b)), &b), nil
+}
+
+// bidSize is room for b's JSON without escapes: its strings, and 160
+// bytes for the names, numbers and time.
+func bidSize(b *Bid) int { return 160 + len(b.Channel) + len(b.URL) + len(b.Extra) }
 
 func (bidCodec) Decode(b []byte) (Bid, error) {
 	d := decoder{b: b}
@@ -175,11 +197,126 @@ func appendBid(dst []byte, b *Bid) []byte {
 
 func appendDateTime(dst []byte, d DateTime) []byte {
 	dst = append(dst, '"')
-	dst = d.Time().AppendFormat(dst, DateTimeLayout)
+	if d < 0 || d >= maxCivilMillis {
+		dst = d.Time().AppendFormat(dst, DateTimeLayout)
+		return append(dst, '"')
+	}
+	// What time.Format does, for this one layout and years 1970 to 9999,
+	// without its layout parsing (a tenth of query 0's CPU).
+	ms := int64(d)
+	y, m, day := civil(ms / msPerDay)
+	ms %= msPerDay
+	dst = append2(append2(dst, y/100), y%100)
+	dst = append2(append(dst, '-'), m)
+	dst = append2(append(dst, '-'), day)
+	dst = append2(append(dst, ' '), int(ms/3_600_000))
+	dst = append2(append(dst, ':'), int(ms/60_000%60))
+	dst = append2(append(dst, ':'), int(ms/1000%60))
+	frac := int(ms % 1000)
+	dst = append(dst, '.', byte('0'+frac/100))
+	dst = append2(dst, frac%100)
 	return append(dst, '"')
 }
 
+const (
+	msPerDay = 86_400_000
+	// maxCivilMillis is 10000-01-01 in Unix milliseconds: civil and the
+	// four-digit year hold before it.
+	maxCivilMillis = 253_402_300_800_000
+)
+
+// append2 appends v, 0 to 99, as two digits.
+func append2(dst []byte, v int) []byte { return append(dst, byte('0'+v/10), byte('0'+v%10)) }
+
+// civil returns the proleptic Gregorian date of a day counted from
+// 1970-01-01, days >= 0 (Howard Hinnant's civil_from_days).
+func civil(days int64) (year, month, day int) {
+	z := days + 719_468
+	era := z / 146_097
+	doe := z - era*146_097
+	yoe := (doe - doe/1460 + doe/36_524 - doe/146_096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if month > 12 {
+		month -= 12
+	}
+	year = int(yoe + era*400)
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
+}
+
+// daysOf is civil's inverse: the days from 1970-01-01 to a proleptic
+// Gregorian date of a year >= 0 (Hinnant's days_from_civil).
+func daysOf(year, month, day int) int64 {
+	y := int64(year)
+	if month <= 2 {
+		y--
+	}
+	era := y
+	if era < 0 {
+		era -= 399
+	}
+	era /= 400
+	yoe := y - era*400
+	mp := int64(month + 9)
+	if month > 2 {
+		mp = int64(month - 3)
+	}
+	doy := (153*mp+2)/5 + int64(day) - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146_097 + doe - 719_468
+}
+
+// daysIn returns the number of days of a month.
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
 const hexDigits = "0123456789abcdef"
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plain returns the length of b's prefix that a JSON string holds as it
+// is: no quote, backslash, control character or byte of non-ASCII UTF-8.
+// It tests eight bytes at a time: strings are most of an event's bytes.
+func plain[T string | []byte](b T) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
+			uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
+		q := x ^ (ones * '"')
+		bs := x ^ (ones * '\\')
+		// A byte's high bit for: below 0x20, zero after the xor (quote,
+		// backslash), or set. Bytes above the first such one may be
+		// marked falsely, never those below it.
+		m := ((x - ones*0x20) & ^x) | ((q - ones) & ^q) | ((bs - ones) & ^bs) | x
+		if m &= highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			break
+		}
+	}
+	return i
+}
 
 // appendString appends s quoted, escaping what JSON requires (quotes,
 // backslashes, control characters) and U+2028 and U+2029, as encoding/json
@@ -188,12 +325,12 @@ func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		i += plain(s[i:])
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -396,28 +533,33 @@ func (d *decoder) person() (*Person, error) {
 	if err := d.object(); err != nil {
 		return nil, err
 	}
+	var str [6][]byte // as in bid
 	for first := true; ; {
 		name, ok, err := d.member(&first)
-		if err != nil || !ok {
-			return p, err
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			setStrings(str[:], &p.Name, &p.EmailAddress, &p.CreditCard, &p.City, &p.State, &p.Extra)
+			return p, nil
 		}
 		switch string(name) {
 		case "id":
 			p.ID, err = d.int()
 		case "name":
-			p.Name, err = d.string()
+			str[0], err = d.stringBytes()
 		case "emailAddress":
-			p.EmailAddress, err = d.string()
+			str[1], err = d.stringBytes()
 		case "creditCard":
-			p.CreditCard, err = d.string()
+			str[2], err = d.stringBytes()
 		case "city":
-			p.City, err = d.string()
+			str[3], err = d.stringBytes()
 		case "state":
-			p.State, err = d.string()
+			str[4], err = d.stringBytes()
 		case "dateTime":
 			p.DateTime, err = d.dateTime()
 		case "extra":
-			p.Extra, err = d.string()
+			str[5], err = d.stringBytes()
 		default:
 			err = d.skip()
 		}
@@ -432,18 +574,23 @@ func (d *decoder) auction() (*Auction, error) {
 	if err := d.object(); err != nil {
 		return nil, err
 	}
+	var str [3][]byte // as in bid
 	for first := true; ; {
 		name, ok, err := d.member(&first)
-		if err != nil || !ok {
-			return a, err
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			setStrings(str[:], &a.ItemName, &a.Description, &a.Extra)
+			return a, nil
 		}
 		switch string(name) {
 		case "id":
 			a.ID, err = d.int()
 		case "itemName":
-			a.ItemName, err = d.string()
+			str[0], err = d.stringBytes()
 		case "description":
-			a.Description, err = d.string()
+			str[1], err = d.stringBytes()
 		case "initialBid":
 			a.InitialBid, err = d.int()
 		case "reserve":
@@ -457,7 +604,7 @@ func (d *decoder) auction() (*Auction, error) {
 		case "category":
 			a.Category, err = d.int()
 		case "extra":
-			a.Extra, err = d.string()
+			str[2], err = d.stringBytes()
 		default:
 			err = d.skip()
 		}
@@ -472,10 +619,16 @@ func (d *decoder) bid() (*Bid, error) {
 	if err := d.object(); err != nil {
 		return nil, err
 	}
+	// The strings, as read: one allocation holds them all at the end.
+	var str [3][]byte
 	for first := true; ; {
 		name, ok, err := d.member(&first)
-		if err != nil || !ok {
-			return b, err
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			setStrings(str[:], &b.Channel, &b.URL, &b.Extra)
+			return b, nil
 		}
 		switch string(name) {
 		case "auction":
@@ -485,13 +638,13 @@ func (d *decoder) bid() (*Bid, error) {
 		case "price":
 			b.Price, err = d.int()
 		case "channel":
-			b.Channel, err = d.string()
+			str[0], err = d.stringBytes()
 		case "url":
-			b.URL, err = d.string()
+			str[1], err = d.stringBytes()
 		case "dateTime":
 			b.DateTime, err = d.dateTime()
 		case "extra":
-			b.Extra, err = d.string()
+			str[2], err = d.stringBytes()
 		default:
 			err = d.skip()
 		}
@@ -526,6 +679,16 @@ func (d *decoder) int() (int64, error) {
 			return 0, d.errorf("want an integer, found a fraction or exponent")
 		}
 	}
+	if n := d.i - digits; n <= 18 { // cannot overflow
+		var v int64
+		for _, c := range d.b[digits:d.i] {
+			v = v*10 + int64(c-'0')
+		}
+		if digits > start {
+			v = -v
+		}
+		return v, nil
+	}
 	v, err := strconv.ParseInt(string(d.b[start:d.i]), 10, 64)
 	if err != nil {
 		return 0, d.errorf("%v", err)
@@ -533,9 +696,22 @@ func (d *decoder) int() (int64, error) {
 	return v, nil
 }
 
-func (d *decoder) string() (string, error) {
-	b, err := d.stringBytes()
-	return string(b), err
+// setStrings sets each of dst to the string of the same index of src, all
+// of them in one allocation: a bid's three strings cost one, not three.
+func setStrings(src [][]byte, dst ...*string) {
+	n := 0
+	for _, b := range src {
+		n += len(b)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, b := range src {
+		sb.Write(b)
+	}
+	all := sb.String()
+	for i, b := range src {
+		*dst[i], all = all[:len(b)], all[len(b):]
+	}
 }
 
 // stringBytes reads a string. Without escapes or non-ASCII bytes, the
@@ -550,17 +726,15 @@ func (d *decoder) stringBytes() ([]byte, error) {
 	}
 	d.i++
 	start := d.i
-	for d.i < len(d.b) {
-		switch c := d.b[d.i]; {
-		case c == '"':
-			d.i++
-			return d.b[start : d.i-1], nil
-		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
-			return d.stringSlow(start)
-		}
-		d.i++
+	d.i += plain(d.b[d.i:])
+	if d.i >= len(d.b) {
+		return nil, errEOF
 	}
-	return nil, errEOF
+	if d.b[d.i] == '"' {
+		d.i++
+		return d.b[start : d.i-1], nil
+	}
+	return d.stringSlow(start)
 }
 
 // stringSlow reads the rest of a string that has escapes or non-ASCII
@@ -773,9 +947,9 @@ func parseDateTime(b []byte) (DateTime, error) {
 			}
 		}
 	}
-	t := time.Date(y, time.Month(mo), day, h, mi, s, 0, time.UTC)
-	if t.Day() != day { // 31 April, say, which time.Date moves to May
+	if day > daysIn(y, mo) { // 31 April, say
 		return bad()
 	}
-	return DateTime(t.UnixMilli() + int64(ms)), nil
+	secs := daysOf(y, mo, day)*86_400 + int64(h*3600+mi*60+s)
+	return DateTime(secs*1000 + int64(ms)), nil
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEventCodecRoundTrip(t *testing.T) {
@@ -199,4 +200,82 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("%q decoded as %+v, which re-encodes to %+v (%v)", b, e, again, err)
 		}
 	})
+}
+
+// TestDateTimeAgainstTime holds the hand-written date arithmetic to the
+// time package: every day from 1600 to 2499, every seventh from year 0 to
+// 9999, and random instants, across
+// the fast path's bounds, write and read as time.Format and time.Date do.
+func TestDateTimeAgainstTime(t *testing.T) {
+	check := func(d DateTime) {
+		t.Helper()
+		want := `"` + d.Time().Format(DateTimeLayout) + `"`
+		got := string(appendDateTime(nil, d))
+		if got != want {
+			t.Fatalf("%d: wrote %s, want %s", int64(d), got, want)
+		}
+		if d >= maxCivilMillis {
+			return // a five-digit year, which the layout cannot read
+		}
+		back, err := parseDateTime([]byte(got[1 : len(got)-1]))
+		if err != nil || back != d {
+			t.Fatalf("%d: %s read back as %d (%v)", int64(d), got, int64(back), err)
+		}
+	}
+	day := DateTime(24 * time.Hour / time.Millisecond)
+	at := func(year int) DateTime { return DateTimeOf(time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)) }
+	for d := at(0); d < at(10000); {
+		check(d)
+		check(d + day - 1)
+		if d >= at(1600) && d < at(2500) {
+			d += day
+		} else {
+			d += 7 * day
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 100_000 {
+		check(DateTime(r.Int64N(maxCivilMillis+5*int64(day))) - 2*day)
+	}
+	for _, bad := range []string{"2023-02-29 00:00:00.000", "2100-02-29 00:00:00", "2024-04-31 12:00:00", "2024-13-01 00:00:00", "2024-00-10 00:00:00", "2024-01-00 00:00:00"} {
+		if _, err := parseDateTime([]byte(bad)); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	for _, good := range []string{"2024-02-29 23:59:59.999", "2000-02-29 00:00:00", "0000-02-29 00:00:00"} {
+		want, _ := time.Parse(DateTimeLayout, good)
+		if strings.Count(good, ".") == 0 {
+			want, _ = time.Parse("2006-01-02 15:04:05", good)
+		}
+		if got, err := parseDateTime([]byte(good)); err != nil || got != DateTimeOf(want) {
+			t.Errorf("%s: read as %d (%v), want %d", good, int64(got), err, int64(DateTimeOf(want)))
+		}
+	}
+}
+
+// TestPlainAgainstBytes holds plain's eight-bytes-at-a-time test to the
+// byte-at-a-time one, over strings of the bytes at its edges.
+func TestPlainAgainstBytes(t *testing.T) {
+	edge := []byte{'a', 0x00, 0x1f, 0x20, 0x21, '"', 0x23, 0x5b, '\\', 0x5d, 0x7f, 0x80, 0xc3, 0xff}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 200_000 {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			if r.IntN(4) == 0 {
+				b[i] = edge[r.IntN(len(edge))]
+			} else {
+				b[i] = byte(0x20 + r.IntN(0x60))
+			}
+		}
+		want := 0
+		for want < len(b) && b[want] >= 0x20 && b[want] != '"' && b[want] != '\\' && b[want] < 0x80 {
+			want++
+		}
+		if got := plain(b); got != want {
+			t.Fatalf("plain(%q) = %d, want %d", b, got, want)
+		}
+		if got := plain(string(b)); got != want {
+			t.Fatalf("plain(string %q) = %d, want %d", b, got, want)
+		}
+	}
 }
