@@ -44,65 +44,125 @@ func TestWindowAccumulatorsInMemoryEmitWhatTheStoreDoes(t *testing.T) {
 				connectors.KafkaSink(out, "out", codec.JSON[operators.Windowed[string, int64]]())
 				return job
 			}
-			for seed := uint64(1); seed <= 4; seed++ {
-				store := weirtest.New(t, build(), weirtest.Partitions(2), weirtest.StateMemory(1))
-				memory := weirtest.New(t, build(), weirtest.Partitions(2))
-				tight := weirtest.New(t, build(), weirtest.Partitions(2), weirtest.StateMemory(600))
-				hs := []*weirtest.Harness{store, memory, tight}
-				spills := operators.MemSpills()
-				rng := rand.New(rand.NewPCG(seed, 7))
-				at := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
-				for step := range 600 {
-					var err error
-					switch r := rng.IntN(100); {
-					case r < 85:
-						ts := at
-						if rng.IntN(6) == 0 {
-							ts = at.Add(-time.Duration(rng.IntN(3000)) * time.Millisecond)
-						} else {
-							at = at.Add(time.Duration(rng.IntN(200)) * time.Millisecond)
-						}
-						key, v := fmt.Sprintf("k%d", rng.IntN(12)), fmt.Sprintf("%*s", 1+rng.IntN(4), "")
-						for _, h := range hs {
-							err = errors.Join(err, weirtest.SendValue(h, "in", codec.String(), key, v, ts))
-						}
-					case r < 95:
-						for _, h := range hs {
-							err = errors.Join(err, h.Checkpoint())
-						}
-					default:
-						at = at.Add(time.Duration(rng.IntN(2000)) * time.Millisecond)
-						for _, h := range hs {
-							err = errors.Join(err, h.AdvanceWatermark(at))
-						}
-					}
-					if err != nil {
-						t.Fatalf("seed %d, step %d: %v", seed, step, err)
-					}
-				}
-				for _, h := range hs {
-					if err := h.AdvanceWatermark(at.Add(time.Hour)); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want := store.ReadOutput("out")
-				if len(want) < 100 {
-					t.Fatalf("seed %d: a vacuous run: %d windows fired", seed, len(want))
-				}
-				for i, h := range hs[1:] {
-					got := h.ReadOutput("out")
-					for j := range max(len(got), len(want)) {
-						if j >= len(got) || j >= len(want) || !bytes.Equal(got[j].Key, want[j].Key) || !bytes.Equal(got[j].Value, want[j].Value) {
-							t.Fatalf("seed %d, %s: output %d of %d differs from the store's (%d)", seed, []string{"in memory", "spilling"}[i], j, len(got), len(want))
-						}
-					}
-				}
-				if operators.MemSpills() == spills {
-					t.Fatalf("seed %d: the tight share never spilled", seed)
-				}
-			}
+			sameOutputsInMemory(t, build, "agg", "in")
 		})
 	}
+}
+
+// Window joins buffer both sides in memory (memList) and join what the
+// store-only buffers join, with room for all and with a share that spills.
+func TestWindowJoinBuffersInMemoryJoinWhatTheStoreDoes(t *testing.T) {
+	for name, a := range map[string]windowing.Assigner{"tumbling": windowing.Tumbling(2 * time.Second), "sliding": windowing.Sliding(3*time.Second, time.Second)} {
+		t.Run(name, func(t *testing.T) {
+			build := func() *engine.Job {
+				job := engine.NewJob("join")
+				wm := connectors.WithWatermarks(windowing.RecordTimestamps[string](500 * time.Millisecond))
+				l := operators.KeyByRecordKey(connectors.KafkaSource(job, "left", codec.String(), wm), codec.String())
+				r := operators.KeyByRecordKey(connectors.KafkaSource(job, "right", codec.String(), wm), codec.String())
+				out := operators.WindowJoin(l, r, "join", a, func(k string, w windowing.Window, l, r string) (string, error) {
+					return fmt.Sprintf("%s %d %q %q", k, w.Start, l, r), nil
+				})
+				connectors.KafkaSink(out, "out", codec.String())
+				return job
+			}
+			sameOutputsInMemory(t, build, "join", "left", "right")
+		})
+	}
+}
+
+// sameOutputsInMemory runs the job build makes three times, its state
+// kept in the store, in memory with room for all of it, and in a share
+// so small that it spills again and again, through the same random
+// steps (records to the topics, checkpoints, watermarks), and fails
+// unless all three write the same to "out" and, once every window has
+// fired, leave nothing of operator op in the store.
+func sameOutputsInMemory(t *testing.T, build func() *engine.Job, op string, topics ...string) {
+	t.Helper()
+	for seed := uint64(1); seed <= 4; seed++ {
+		store := weirtest.New(t, build(), weirtest.Partitions(2), weirtest.StateMemory(1))
+		memory := weirtest.New(t, build(), weirtest.Partitions(2))
+		tight := weirtest.New(t, build(), weirtest.Partitions(2), weirtest.StateMemory(600))
+		hs := []*weirtest.Harness{store, memory, tight}
+		spills := operators.MemSpills()
+		rng := rand.New(rand.NewPCG(seed, 7))
+		at := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+		for step := range 600 {
+			var err error
+			switch r := rng.IntN(100); {
+			case r < 85:
+				ts := at
+				if rng.IntN(6) == 0 {
+					ts = at.Add(-time.Duration(rng.IntN(3000)) * time.Millisecond)
+				} else {
+					at = at.Add(time.Duration(rng.IntN(200)) * time.Millisecond)
+				}
+				topic := topics[rng.IntN(len(topics))]
+				key, v := fmt.Sprintf("k%d", rng.IntN(12)), fmt.Sprintf("%*s", 1+rng.IntN(4), "")
+				for _, h := range hs {
+					err = errors.Join(err, weirtest.SendValue(h, topic, codec.String(), key, v, ts))
+				}
+			case r < 95:
+				for _, h := range hs {
+					err = errors.Join(err, h.Checkpoint())
+				}
+			default:
+				at = at.Add(time.Duration(rng.IntN(2000)) * time.Millisecond)
+				for _, h := range hs {
+					err = errors.Join(err, h.AdvanceWatermark(at))
+				}
+			}
+			if err != nil {
+				t.Fatalf("seed %d, step %d: %v", seed, step, err)
+			}
+		}
+		for i, h := range hs {
+			if err := errors.Join(h.AdvanceWatermark(at.Add(time.Hour)), h.Checkpoint()); err != nil {
+				t.Fatal(err)
+			}
+			if n := stateKeysOf(t, h, op); n != 0 {
+				t.Errorf("seed %d, %s: %d keys of %s left in the store after every window fired", seed, []string{"store", "in memory", "spilling"}[i], n, op)
+			}
+		}
+		want := store.ReadOutput("out")
+		if len(want) < 100 {
+			t.Fatalf("seed %d: a vacuous run: %d outputs", seed, len(want))
+		}
+		for i, h := range hs[1:] {
+			got := h.ReadOutput("out")
+			for j := range max(len(got), len(want)) {
+				if j >= len(got) || j >= len(want) || !bytes.Equal(got[j].Key, want[j].Key) || !bytes.Equal(got[j].Value, want[j].Value) {
+					t.Fatalf("seed %d, %s: output %d of %d differs from the store's (%d)", seed, []string{"in memory", "spilling"}[i], j, len(got), len(want))
+				}
+			}
+		}
+		if operators.MemSpills() == spills {
+			t.Fatalf("seed %d: the tight share never spilled", seed)
+		}
+	}
+}
+
+// stateKeysOf counts the keys of operator op in the stores of h's tasks
+// of stage 0.
+func stateKeysOf(t *testing.T, h *weirtest.Harness, op string) int {
+	t.Helper()
+	seen := map[*state.TaskStore]bool{}
+	n := 0
+	for i := range 64 { // keys enough to reach every partition
+		ts := h.Scope(0, []byte(fmt.Sprintf("k%d", i))).TaskStore()
+		if seen[ts] {
+			continue
+		}
+		seen[ts] = true
+		if err := ts.Scan(nil, nil, func(k, _ []byte) bool {
+			if o, err := state.OperatorOf(k); err == nil && string(o) == op {
+				n++
+			}
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
 }
 
 // A key that its codec refuses fails its record when it arrives, though

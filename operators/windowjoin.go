@@ -16,8 +16,10 @@ import (
 // windows are counted as the operator's late records and not joined.
 // Session windows are not supported here (use tumbling or sliding).
 //
-// The buffered records are kept encoded as JSON unless JoinCodecs says
-// otherwise.
+// The buffered records are kept in memory, as they came, while they fit
+// the task's share (engine.Task.StateMemory), and in the store, encoded
+// as JSON unless JoinCodecs says otherwise: at each checkpoint those
+// added since the last one, and all of them when the share is full.
 func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], right engine.KeyedStream[K, R], name string,
 	assigner windowing.Assigner, join func(key K, w windowing.Window, l L, r R) (OUT, error), opts ...JoinOpt) engine.Stream[OUT] {
 	job := left.Job()
@@ -57,8 +59,13 @@ func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], righ
 		if err != nil {
 			return nil, err
 		}
-		wj := &windowJoiner[K, L, R, OUT]{c: &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), engine.ClassError)}, lbuf: lbuf, rbuf: rbuf,
+		c := &keyedCtx[K]{task: t, keys: left.Key, timers: timers, guard: t.Guard(out.Name(), engine.ClassError)}
+		wj := &windowJoiner[K, L, R, OUT]{c: c, lbuf: storeList[K, L]{lbuf}, rbuf: storeList[K, R]{rbuf},
 			assigner: assigner, join: join, down: down, stats: t.Stats(out.Name()), op: out.Name()}
+		if mem := stateMemory(t); mem != nil {
+			wj.lbuf = newMemList(t, c, lbuf, windowNsLen, mem)
+			wj.rbuf = newMemList(t, c, rbuf, windowNsLen, mem)
+		}
 		timers.OnFire(wj.onTimer)
 		return wj, nil
 	})
@@ -84,9 +91,11 @@ func WindowJoin[K comparable, L, R, OUT any](left engine.KeyedStream[K, L], righ
 }
 
 type windowJoiner[K comparable, L, R, OUT any] struct {
-	c        *keyedCtx[K]
-	lbuf     *state.List[L]
-	rbuf     *state.List[R]
+	c *keyedCtx[K]
+	// lbuf and rbuf are the sides' records per key and window: in memory
+	// while they fit the task's share (memList), else in the store.
+	lbuf     listState[K, L]
+	rbuf     listState[K, R]
 	assigner windowing.Assigner
 	join     func(K, windowing.Window, L, R) (OUT, error)
 	down     engine.Emit[OUT]
@@ -97,7 +106,7 @@ type windowJoiner[K comparable, L, R, OUT any] struct {
 
 // windowJoinAdd buffers one record of either side in each of its windows
 // that the watermark has not passed.
-func windowJoinAdd[K comparable, L, R, OUT, T any](wj *windowJoiner[K, L, R, OUT], key []byte, ts int64, side *state.List[T], v T) error {
+func windowJoinAdd[K comparable, L, R, OUT, T any](wj *windowJoiner[K, L, R, OUT], key []byte, ts int64, side listState[K, T], v T) error {
 	wj.stats.In++
 	if err := wj.c.setKey(key, ts); err != nil {
 		return &engine.OperatorError{Operator: wj.op, Err: err}
@@ -110,7 +119,7 @@ func windowJoinAdd[K comparable, L, R, OUT, T any](wj *windowJoiner[K, L, R, OUT
 		}
 		late = false
 		wj.c.ns = encodeWindow(w)
-		err := side.Add(wj.c, v)
+		err := side.add(wj.c, v)
 		wj.c.ns = nil
 		if err != nil {
 			return &engine.OperatorError{Operator: wj.op, Err: err}
@@ -135,11 +144,11 @@ func (wj *windowJoiner[K, L, R, OUT]) onTimer(tk []byte, _ windowing.Millis, _ e
 	}
 	wj.c.ns = encodeWindow(win)
 	defer func() { wj.c.ns = nil }()
-	ls, err := wj.lbuf.Get(wj.c)
+	ls, err := wj.lbuf.get(wj.c)
 	if err != nil {
 		return err
 	}
-	rs, err := wj.rbuf.Get(wj.c)
+	rs, err := wj.rbuf.get(wj.c)
 	if err != nil {
 		return err
 	}
@@ -162,8 +171,8 @@ func (wj *windowJoiner[K, L, R, OUT]) onTimer(tk []byte, _ windowing.Millis, _ e
 			}
 		}
 	}
-	if err := wj.lbuf.Clear(wj.c); err != nil {
+	if err := wj.lbuf.clear(wj.c); err != nil {
 		return err
 	}
-	return wj.rbuf.Clear(wj.c)
+	return wj.rbuf.clear(wj.c)
 }

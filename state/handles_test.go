@@ -233,3 +233,73 @@ func TestValueEach(t *testing.T) {
 		t.Fatalf("Each: %v, %v; want [a/=a0 a/n1=a1 c/n2=c2 d/=d0]", got, err)
 	}
 }
+
+// TestListKnownLength checks the list methods that read nothing: AddAt
+// and ClearBelow keep a list as Add and Clear would, given the next
+// element number GetNext and Each report.
+func TestListKnownLength(t *testing.T) {
+	s := openMem(t)
+	ts := s.Task(TaskID{})
+	r := NewRegistry("op")
+	l := NewList(r, "l", codec.String())
+	other := NewList(r, "m", codec.String())
+	sc := &scope{ts: ts, now: scriptEpoch}
+	at := func(key, ns string) *scope { sc.key, sc.ns = []byte(key), []byte(ns); return sc }
+	for _, x := range []string{"a0", "a1"} {
+		if err := l.Add(at("a", "n"), x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.Add(at("a", "n"), "other"); err != nil {
+		t.Fatal(err)
+	}
+	vs, next, err := l.GetNext(at("a", "n"))
+	if err != nil || fmt.Sprint(vs) != "[a0 a1]" || next != 2 {
+		t.Fatalf("GetNext: %v, %d, %v; want [a0 a1], 2", vs, next, err)
+	}
+	if n, err := l.AddAt(at("a", "n"), next, []string{"a2", "a3"}); err != nil || n == 0 {
+		t.Fatalf("AddAt: %d, %v", n, err)
+	}
+	if _, err := l.AddAt(at("b", ""), 0, []string{"b0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(at("a", "n"), "a4"); err != nil { // Add finds AddAt's length
+		t.Fatal(err)
+	}
+	ts.Flush()
+	if err := ts.CommitPending(1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AddAt(at("c", "n2"), 0, []string{"c0"}); err != nil { // dirty
+		t.Fatal(err)
+	}
+	each := func() string {
+		var got []string
+		if err := l.Each(sc, func(key, ns []byte, vs []string, next uint64) bool {
+			got = append(got, fmt.Sprintf("%s/%s=%v@%d", key, ns, vs, next))
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(got)
+	}
+	if got, want := each(), "[a/n=[a0 a1 a2 a3 a4]@5 b/=[b0]@1 c/n2=[c0]@1]"; got != want {
+		t.Fatalf("Each: %s, want %s", got, want)
+	}
+	l.ClearBelow(at("a", "n"), 5)
+	if got, want := each(), "[b/=[b0]@1 c/n2=[c0]@1]"; got != want {
+		t.Fatalf("Each after ClearBelow: %s, want %s", got, want)
+	}
+	if vs, err := other.Get(at("a", "n")); err != nil || fmt.Sprint(vs) != "[other]" {
+		t.Fatalf("the other list: %v, %v", vs, err)
+	}
+	// Nothing of a's list is left, not even its length record.
+	n := 0
+	if err := ts.Scan(nil, nil, func(k, _ []byte) bool { n++; return true }); err != nil || n != 6 {
+		t.Fatalf("%d keys left, want 6 (b's and c's two each, the other list's two): %v", n, err)
+	}
+	stops := 0
+	if err := l.Each(sc, func([]byte, []byte, []string, uint64) bool { stops++; return false }); err != nil || stops != 1 {
+		t.Fatalf("Each went on after false: %d calls, %v", stops, err)
+	}
+}

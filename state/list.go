@@ -142,3 +142,135 @@ func (l *List[T]) Clear(s Scope) error {
 	ts := s.TaskStore()
 	return l.d.failIf("clear", clearRange(ts, l.d.stateKey(ts, s)))
 }
+
+// The methods below serve a caller that keeps lists in memory and the
+// store as their durable copy (the window join's buffers): it reads a
+// list once, with its next element number, then appends and clears with
+// no read of the store.
+
+// GetNext returns s's list as Get does, and its next element number (the
+// length record; 0 for a list that has none).
+func (l *List[T]) GetNext(s Scope) ([]T, uint64, error) {
+	vs, err := l.Get(s)
+	if err != nil {
+		return nil, 0, err
+	}
+	ts := s.TaskStore()
+	next, err := nextSeq(ts, l.d.stateKey(ts, s))
+	if err != nil {
+		return nil, 0, l.d.fail("get", err)
+	}
+	return vs, next, nil
+}
+
+// AddAt appends vs to s's list, numbered from next, which must be the
+// list's next element number (GetNext's, or 0 for a list the store does
+// not have, plus what AddAt added since): it reads nothing. Every element
+// is encoded before anything is written, so a codec error leaves the list
+// as it was. It returns the encoded bytes written.
+func (l *List[T]) AddAt(s Scope, next uint64, vs []T) (int, error) {
+	if len(vs) == 0 {
+		return 0, nil
+	}
+	ts := s.TaskStore()
+	var all []byte
+	ends := make([]int, len(vs))
+	for i, v := range vs {
+		b, err := encodeValue(&l.d, ts, s, l.c, v)
+		if err != nil {
+			return 0, l.d.fail("add", err)
+		}
+		all = append(all, b...)
+		ends[i] = len(all)
+	}
+	key := bytes.Clone(l.d.stateKey(ts, s))
+	start := 0
+	for i, end := range ends {
+		ts.Set(binary.BigEndian.AppendUint64(key, next+uint64(i)), all[start:end])
+		start = end
+	}
+	ts.Set(key, binary.BigEndian.AppendUint64(nil, next+uint64(len(vs))))
+	return len(all), nil
+}
+
+// ClearBelow empties s's list whose next element number is next (see
+// AddAt), deleting its keys without reading the store.
+func (l *List[T]) ClearBelow(s Scope, next uint64) {
+	ts := s.TaskStore()
+	key := bytes.Clone(l.d.stateKey(ts, s))
+	for seq := range next {
+		ts.Delete(binary.BigEndian.AppendUint64(key, seq))
+	}
+	ts.Delete(key)
+}
+
+// Each calls fn with every non-empty list of the task's store, in key
+// order, and its next element number, until fn returns false. Expired
+// elements are left out (and not deleted).
+func (l *List[T]) Each(s Scope, fn func(key, ns []byte, vs []T, next uint64) (more bool)) error {
+	ts := s.TaskStore()
+	prefix := l.d.prefix
+	var (
+		bad     error
+		cur     []byte // the current list's key and namespace, as stored
+		key, ns []byte
+		vs      []T
+		next    uint64
+		stopped bool
+	)
+	emit := func() bool {
+		if cur == nil || len(vs) == 0 {
+			return true
+		}
+		more := fn(key, ns, vs, next)
+		stopped = !more
+		return more
+	}
+	err := ts.Scan(prefix, prefixEnd(prefix), func(k, raw []byte) bool {
+		rest := k[len(prefix):]
+		k1, r1, ok := readPart(rest)
+		ns1, r2, ok2 := readPart(r1)
+		if !ok || !ok2 || (len(r2) != 0 && len(r2) != seqLen) {
+			bad = fmt.Errorf("%w: key %q is not a list's", ErrCorrupt, k)
+			return false
+		}
+		id := rest[:len(rest)-len(r2)]
+		if cur == nil || !bytes.Equal(id, cur) {
+			if !emit() {
+				return false
+			}
+			cur, key, ns = bytes.Clone(id), bytes.Clone(k1), bytes.Clone(ns1)
+			vs, next = nil, 0
+		}
+		if len(r2) == 0 {
+			if len(raw) != seqLen {
+				bad = fmt.Errorf("%w: list length record %x", ErrCorrupt, raw)
+				return false
+			}
+			next = binary.BigEndian.Uint64(raw)
+			return true
+		}
+		payload, expired, err := openEnvelope(raw, s)
+		if err != nil {
+			bad = err
+			return false
+		}
+		if expired {
+			return true
+		}
+		v, err := l.c.Decode(payload)
+		if err != nil {
+			bad = err
+			return false
+		}
+		vs = append(vs, v)
+		return true
+	})
+	if err == nil && bad == nil && !stopped {
+		emit()
+	}
+	if err == nil {
+		err = bad
+	}
+	return l.d.failIf("each", err)
+}

@@ -55,6 +55,23 @@ func recoveryCases() []recoveryCase {
 			return job
 		}
 	}
+	// sides sends an event to one side of windowJoin.
+	sides := func(h *weirtest.Harness, rng *rand.Rand, at time.Time) error {
+		key := fmt.Sprintf("k%d", rng.IntN(5))
+		side := []string{"left", "right"}[rng.IntN(2)]
+		return weirtest.SendValue(h, side, codec.JSON[event](), key, event{Key: key, At: at}, at)
+	}
+	windowJoin := func() *engine.Job {
+		job := engine.NewJob("windows")
+		wm := connectors.WithWatermarks(windowing.BoundedOutOfOrderness(time.Second, func(e event) time.Time { return e.At }))
+		l := operators.KeyByRecordKey(connectors.KafkaSource(job, "left", codec.JSON[event](), wm), codec.String())
+		r := operators.KeyByRecordKey(connectors.KafkaSource(job, "right", codec.JSON[event](), wm), codec.String())
+		joined := operators.WindowJoin(l, r, "joined", windowing.Sliding(4*time.Second, 2*time.Second), func(k string, w windowing.Window, l, r event) (string, error) {
+			return fmt.Sprintf("%s %d %s %s", k, w.Start, l.At.Format("15:04:05.000"), r.At.Format("15:04:05.000")), nil
+		})
+		connectors.KafkaSink(joined, "joined", codec.String())
+		return job
+	}
 	activityJob := func() *engine.Job {
 		job, _ := buildActivity(0)
 		return job
@@ -65,6 +82,7 @@ func recoveryCases() []recoveryCase {
 		{name: "tumbling", partitions: 2, build: windows(windowing.Tumbling(5*time.Second), 2*time.Second), sink: "counts", send: events},
 		{name: "sliding", partitions: 1, build: windows(windowing.Sliding(6*time.Second, 2*time.Second), 0), sink: "counts", send: events},
 		{name: "sessions", partitions: 2, build: windows(windowing.Sessions(3*time.Second), time.Second), sink: "counts", send: events},
+		{name: "window-join", partitions: 2, build: windowJoin, sink: "joined", send: sides},
 	}
 }
 
@@ -85,12 +103,13 @@ func TestCrashesChangeNoCommittedOutput(t *testing.T) {
 	}
 }
 
-// Window accumulators kept in memory, in a share so small that they go to
-// the store again and again, commit through crashes what accumulators
-// kept in the store commit.
-func TestCrashesWithWindowAccumulatorsInMemory(t *testing.T) {
+// Window state kept in memory (accumulators, session lists, a window
+// join's buffers), in a share so small that it goes to the store again
+// and again, commits through crashes what state kept in the store
+// commits.
+func TestCrashesWithWindowStateInMemory(t *testing.T) {
 	for _, tc := range recoveryCases() {
-		if tc.sink != "counts" {
+		if tc.sink == "activity" {
 			continue
 		}
 		for seed := uint64(1); seed <= 4; seed++ {

@@ -1,0 +1,241 @@
+package operators
+
+// memList is memState's counterpart for list state: one task's lists of
+// a state kept in memory, typed, the store their durable copy. The window
+// join buffers both sides in it. A record appends to its list in memory;
+// at each barrier the elements added since the last one are appended to
+// the store's list (state.List.AddAt, which reads nothing); a fired
+// window's lists are read from memory and cleared by deleting the keys
+// memory knows the store has (state.List.ClearBelow), so a window costs
+// no read of the store. The share, the spill, the load at restore and
+// "complete" are memState's.
+
+import (
+	"strings"
+	"unsafe"
+
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/state"
+)
+
+// listState is a list state as an operator of one task uses it: kept in
+// memory (memList) or in the store (storeList).
+type listState[K comparable, T any] interface {
+	add(c *keyedCtx[K], v T) error
+	get(c *keyedCtx[K]) ([]T, error)
+	clear(c *keyedCtx[K]) error
+}
+
+// storeList is a list state kept in the store.
+type storeList[K comparable, T any] struct{ l *state.List[T] }
+
+func (s storeList[K, T]) add(c *keyedCtx[K], v T) error   { return s.l.Add(c, v) }
+func (s storeList[K, T]) get(c *keyedCtx[K]) ([]T, error) { return s.l.Get(c) }
+func (s storeList[K, T]) clear(c *keyedCtx[K]) error      { return s.l.Clear(c) }
+
+// listSlot is one list in memory.
+type listSlot[T any] struct {
+	id string // the encoded key, then the namespace
+	vs []T
+	// stored: vs[:stored] are in the store, numbered below next, the
+	// store's next element number (0: the store has no list).
+	stored int
+	next   uint64
+	dirty  bool // listed in memList.dirty
+	gone   bool // cleared or spilled
+	size   int64
+}
+
+// memList is a list state of one task, kept in memory.
+type memList[K comparable, T any] struct {
+	l     *state.List[T]
+	c     *keyedCtx[K]
+	mem   *taskMemory
+	nsLen int // as memState's
+	m     map[string]*listSlot[T]
+	dirty []*listSlot[T]
+	bytes int64
+	idBuf []byte
+	// loaded, complete: as memState's.
+	loaded, complete bool
+}
+
+// newMemList keeps l's lists of c's task whose namespace is nsLen bytes
+// long in memory, within mem, and appends what was added to the store at
+// each of the task's barriers.
+func newMemList[K comparable, T any](t *engine.Task, c *keyedCtx[K], l *state.List[T], nsLen int, mem *taskMemory) *memList[K, T] {
+	s := &memList[K, T]{l: l, c: c, mem: mem, nsLen: nsLen, m: map[string]*listSlot[T]{}}
+	mem.states = append(mem.states, s)
+	t.OnBarrier(s.flush)
+	return s
+}
+
+// elemSize is about what an element costs in memory before it is encoded.
+func elemSize[T any]() int64 { return int64(unsafe.Sizeof(*new(T))) }
+
+func (s *memList[K, T]) id(c *keyedCtx[K]) string {
+	s.idBuf = append(append(s.idBuf[:0], c.rec.Key...), c.ns...)
+	return unsafe.String(unsafe.SliceData(s.idBuf), len(s.idBuf))
+}
+
+// slot returns the list of c's key and namespace, from memory or else
+// from the store; nil if there is none and not create. c's namespace must
+// be nsLen long.
+func (s *memList[K, T]) slot(c *keyedCtx[K], create bool) (*listSlot[T], error) {
+	if !s.loaded {
+		if err := s.load(c); err != nil {
+			return nil, err
+		}
+	}
+	if sl := s.m[s.id(c)]; sl != nil {
+		return sl, nil
+	}
+	var vs []T
+	var next uint64
+	if !s.complete {
+		var err error
+		if vs, next, err = s.l.GetNext(c); err != nil {
+			return nil, err
+		}
+	}
+	if len(vs) == 0 && next == 0 && !create {
+		return nil, nil
+	}
+	size := memFixed[T]() + int64(len(s.idBuf)) + int64(len(vs))*elemSize[T]()
+	if err := s.mem.reserve(size); err != nil {
+		return nil, err
+	}
+	sl := &listSlot[T]{id: strings.Clone(s.id(c)), vs: vs, stored: len(vs), next: next, size: size}
+	s.m[sl.id] = sl
+	s.bytes += size
+	return sl, nil
+}
+
+// add appends v to the list of c's key and namespace.
+func (s *memList[K, T]) add(c *keyedCtx[K], v T) error {
+	if len(c.ns) != s.nsLen {
+		return s.l.Add(c, v)
+	}
+	n := elemSize[T]()
+	if err := s.mem.reserve(n); err != nil { // before the slot: a spill drops it
+		return err
+	}
+	sl, err := s.slot(c, true)
+	if err != nil {
+		s.mem.used -= n
+		return err
+	}
+	sl.vs = append(sl.vs, v)
+	sl.size += n
+	s.bytes += n
+	if !sl.dirty {
+		sl.dirty = true
+		s.dirty = append(s.dirty, sl)
+	}
+	return nil
+}
+
+// get returns the list of c's key and namespace; the caller must not
+// keep it past the next change of the state.
+func (s *memList[K, T]) get(c *keyedCtx[K]) ([]T, error) {
+	if len(c.ns) != s.nsLen {
+		return s.l.Get(c)
+	}
+	sl, err := s.slot(c, false)
+	if err != nil || sl == nil {
+		return nil, err
+	}
+	return sl.vs, nil
+}
+
+// clear empties the list of c's key and namespace.
+func (s *memList[K, T]) clear(c *keyedCtx[K]) error {
+	if len(c.ns) != s.nsLen {
+		return s.l.Clear(c)
+	}
+	sl := s.m[s.id(c)]
+	if sl == nil {
+		if s.loaded && s.complete {
+			return nil
+		}
+		return s.l.Clear(c) // the store may have it
+	}
+	delete(s.m, sl.id)
+	sl.gone = true
+	s.bytes -= sl.size
+	s.mem.used -= sl.size
+	if sl.next > 0 {
+		s.l.ClearBelow(c, sl.next)
+	}
+	return nil
+}
+
+// flush appends every list's elements added since the last flush to the
+// store: at each barrier, so that the checkpoint carries them.
+func (s *memList[K, T]) flush() error {
+	if len(s.dirty) == 0 {
+		return nil
+	}
+	c := s.c
+	key, ns := c.rec.Key, c.ns
+	defer func() { c.rec.Key, c.ns = key, ns }()
+	for i, sl := range s.dirty {
+		if sl.gone || !sl.dirty {
+			continue
+		}
+		k := len(sl.id) - s.nsLen
+		c.rec.Key, c.ns = bytesOf(sl.id[:k]), bytesOf(sl.id[k:])
+		n, err := s.l.AddAt(c, sl.next, sl.vs[sl.stored:])
+		if err != nil {
+			s.dirty = append(s.dirty[:0], s.dirty[i:]...)
+			return err
+		}
+		sl.next += uint64(len(sl.vs) - sl.stored)
+		sl.stored = len(sl.vs)
+		sl.dirty = false
+		sl.size += int64(n)
+		s.bytes += int64(n)
+		s.mem.used += int64(n)
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	return nil
+}
+
+// spill is memState.spill.
+func (s *memList[K, T]) spill() error {
+	if err := s.flush(); err != nil {
+		return err
+	}
+	for _, sl := range s.m {
+		sl.gone = true
+	}
+	s.m = map[string]*listSlot[T]{}
+	s.mem.used -= s.bytes
+	s.bytes = 0
+	s.complete = false
+	return nil
+}
+
+// load is memState.load.
+func (s *memList[K, T]) load(c *keyedCtx[K]) error {
+	s.loaded = true
+	complete := true
+	err := s.l.Each(c, func(key, ns []byte, vs []T, next uint64) bool {
+		if len(ns) != s.nsLen {
+			return true
+		}
+		id := string(key) + string(ns)
+		size := memFixed[T]() + int64(len(id)) + int64(len(vs))*elemSize[T]()
+		if s.mem.limit > 0 && s.mem.used+size > s.mem.limit/2 {
+			complete = false
+			return false
+		}
+		s.mem.used += size
+		s.bytes += size
+		s.m[id] = &listSlot[T]{id: id, vs: vs, stored: len(vs), next: next, size: size}
+		return true
+	})
+	s.complete = complete && err == nil
+	return err
+}
