@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -168,7 +169,7 @@ func (o *Timers) refill(d TimeDomain) error {
 		room := (q.mem.limit - q.mem.used.Load()) / timerCost16
 		n = int(min(max(room, int64(q.mem.keep)), timerRefill))
 	}
-	lower := o.key(d, q.ceil.at, q.ceil.key)
+	lower := o.key(d, q.ceil.at, q.ceil.key())
 	upper := append(o.domainPrefix(d), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 	read := 0
 	q.all = true
@@ -176,7 +177,7 @@ func (o *Timers) refill(d TimeDomain) error {
 		rest := k[len(o.prefix)+1:] // time | subject
 		at, key := millisAt(rest), rest[8:]
 		if read == n {
-			q.all, q.ceil = false, timerEntry{at: at, key: bytes.Clone(key)}
+			q.all, q.ceil = false, timerEntry{at: at, id: timerID(at, key)}
 			return false
 		}
 		read++
@@ -221,7 +222,7 @@ func (o *Timers) register(d TimeDomain, at int64, key []byte) {
 // The queue holds every stored timer before its ceiling, so the store
 // has none of this one.
 func (o *Timers) saveTimer(d TimeDomain, e timerEntry) {
-	o.task.store.SetNew(o.storeKey(d, e.at, e.key), nil)
+	o.task.store.SetNew(o.storeKey(d, e.at, e.key()), nil)
 }
 
 // save writes to the store the timers registered since the last save
@@ -237,7 +238,7 @@ func (o *Timers) save() {
 				// u.id, not a scratch id: an assignment keeps the key
 				// it is given.
 				q.set[u.id] = false
-				o.saveTimer(TimeDomain(d), u.timerEntry)
+				o.saveTimer(TimeDomain(d), u)
 			}
 		}
 		clear(q.unsaved)
@@ -324,7 +325,7 @@ type timerQueue struct {
 	set map[string]bool
 	// unsaved lists the timers registered since the last save (some
 	// fired, deleted or saved since), sharing h's keys and set's ids.
-	unsaved []unsavedTimer
+	unsaved []timerEntry
 	// idBuf is id's scratch buffer.
 	idBuf []byte
 	all   bool
@@ -354,8 +355,9 @@ func newTimerMemory(limit int64) *timerMemory {
 	return &timerMemory{limit: limit, keep: int(min(timerKeep, max(1, limit/(4*timerCost16))))}
 }
 
-// timerCost is about what a timer in memory costs: its subject twice
-// (the heap's copy and the set's key) and the entries around them.
+// timerCost is about what a timer in memory costs: its subject in the
+// set's id (which the heap's entry shares), the entries around it, and
+// room for a deleted timer's entry left in the heap.
 func timerCost(key []byte) int64 { return int64(2*len(key)) + 96 }
 
 const (
@@ -392,7 +394,7 @@ func compareTimers(at int64, key []byte, e timerEntry) int {
 		}
 		return 1
 	}
-	return bytes.Compare(key, e.key)
+	return bytes.Compare(key, e.key())
 }
 
 // inMemory reports whether the timer (at, key) belongs in h: before ceil.
@@ -413,12 +415,11 @@ func (q *timerQueue) push(at int64, key []byte, unsaved bool) bool {
 	if _, ok := q.set[q.id(at, key)]; ok {
 		return false
 	}
-	id := timerID(at, key)
-	q.set[id] = unsaved
-	e := timerEntry{at: at, key: bytes.Clone(key)}
+	e := timerEntry{at: at, id: timerID(at, key)}
+	q.set[e.id] = unsaved
 	q.h.push(e)
 	if unsaved {
-		q.unsaved = append(q.unsaved, unsavedTimer{e, id})
+		q.unsaved = append(q.unsaved, e)
 	}
 	q.account(timerCost(key))
 	return true
@@ -436,25 +437,24 @@ func (q *timerQueue) overLimit() bool {
 func (q *timerQueue) shrink(save func(timerEntry)) {
 	live := make([]timerEntry, 0, len(q.set))
 	for _, e := range q.h {
-		if _, ok := q.set[timerID(e.at, e.key)]; ok {
+		if _, ok := q.set[e.id]; ok {
 			live = append(live, e)
 		}
 	}
-	slices.SortFunc(live, func(a, b timerEntry) int { return compareTimers(a.at, a.key, b) })
+	slices.SortFunc(live, func(a, b timerEntry) int { return strings.Compare(a.id, b.id) })
 	// A timer deleted and set again is in h twice.
-	live = slices.CompactFunc(live, func(a, b timerEntry) bool { return compareTimers(a.at, a.key, b) == 0 })
+	live = slices.CompactFunc(live, func(a, b timerEntry) bool { return a.id == b.id })
 	keep := max(q.mem.keep, len(live)/2)
 	if keep >= len(live) {
 		return
 	}
 	var freed int64
 	for _, e := range live[keep:] {
-		id := timerID(e.at, e.key)
-		if q.set[id] {
+		if q.set[e.id] {
 			save(e)
 		}
-		delete(q.set, id)
-		freed += timerCost(e.key)
+		delete(q.set, e.id)
+		freed += timerCost(e.key())
 	}
 	q.account(-freed)
 	q.ceil, q.all = live[keep], false
@@ -482,14 +482,14 @@ func (q *timerQueue) remove(at int64, key []byte) (was, unsaved bool) {
 func (q *timerQueue) popDue(upTo int64) (at int64, key []byte, unsaved, ok, empty bool) {
 	for len(q.h) > 0 && q.h[0].at <= upTo {
 		e := q.h.pop()
-		id := q.id(e.at, e.key)
-		unsaved, live := q.set[id]
+		unsaved, live := q.set[e.id]
 		if !live {
 			continue // deleted
 		}
-		delete(q.set, id)
-		q.account(-timerCost(e.key))
-		return e.at, e.key, unsaved, true, false
+		delete(q.set, e.id)
+		key = e.key()
+		q.account(-timerCost(key))
+		return e.at, key, unsaved, true, false
 	}
 	return 0, nil, false, false, len(q.h) == 0
 }
@@ -497,16 +497,22 @@ func (q *timerQueue) popDue(upTo int64) (at int64, key []byte, unsaved, ok, empt
 // release gives back the memory the queue counts: its task is gone.
 func (q *timerQueue) release() { q.account(-q.bytes) }
 
+// timerEntry is a timer in the queue: its time, and its id in the set
+// (timerID: the time, ordered, then the subject), which orders timers as
+// (time, subject) does.
 type timerEntry struct {
-	at  int64
-	key []byte
+	at int64
+	id string
 }
 
-// unsavedTimer is a timer the store may not have yet, with its id in the
-// queue's set.
-type unsavedTimer struct {
-	timerEntry
-	id string
+// key returns the timer's subject, sharing the id's bytes: not to be
+// written to (its capacity is its length, so an append copies).
+func (e timerEntry) key() []byte {
+	if len(e.id) < 8 {
+		return nil
+	}
+	k := e.id[8:]
+	return unsafe.Slice(unsafe.StringData(k), len(k))
 }
 
 // timerHeap is a binary min-heap of timers in (time, subject) order, typed
@@ -514,7 +520,12 @@ type unsavedTimer struct {
 // pushed and popped: an allocation per timer, twice.
 type timerHeap []timerEntry
 
-func (h timerHeap) less(i, j int) bool { return compareTimers(h[i].at, h[i].key, h[j]) < 0 }
+func (h timerHeap) less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].id < h[j].id
+}
 
 func (h *timerHeap) push(e timerEntry) {
 	*h = append(*h, e)
