@@ -129,7 +129,7 @@ func (l *localTask) Process(topic string, records []*kgo.Record) error {
 	if l.t.err != nil {
 		return l.t.err
 	}
-	if _, ok := l.t.sources[topic]; !ok {
+	if l.t.source(topic) == nil {
 		return &RecordError{Topic: topic, Partition: l.t.id.Partition, Offset: -1, Operator: "local", Err: fmt.Errorf("the job has no source for topic %q in stage %d", topic, l.t.id.Stage)}
 	}
 	err := l.t.process(batch{topic: topic, records: records, highWatermark: -1})
@@ -189,7 +189,7 @@ func (l *localTask) EndInput(topics ...string) error {
 	}
 	l.t.bounded = true
 	for _, topic := range topics {
-		if _, ok := l.t.sources[topic]; !ok {
+		if l.t.source(topic) == nil {
 			return fmt.Errorf("task %s reads no topic %q", l.t.id, topic)
 		}
 		l.t.ended[topic] = true

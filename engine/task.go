@@ -99,8 +99,11 @@ type Task struct {
 	et       *eventTime
 
 	sources map[string]SourceFunc // by topic
-	stats   []*OpStats
-	byName  map[string]*OpStats
+	// lastTopic and lastSource cache source's last lookup.
+	lastTopic  string
+	lastSource SourceFunc
+	stats      []*OpStats
+	byName     map[string]*OpStats
 
 	// next is, per input topic, the offset of the next record to process:
 	// what a checkpoint commits.
@@ -143,6 +146,9 @@ type Task struct {
 	// retention (see CheckOutput), until flushStats reports them.
 	pastRetention    map[string]int
 	pastRetentionAll int
+	// pastRetentionSent is pastRetentionAll when flushStats last
+	// reported pastRetention.
+	pastRetentionSent int
 	// bounded is set in a bounded run (Config.Until): ended holds the
 	// source topics whose input ended, finished is set once every input
 	// has (see bounded.go), and finishedFlag tells the runtime.
@@ -310,8 +316,8 @@ func (t *Task) newEpoch(prev *checkpoint.Epoch) {
 // a record at a time in offset order. On the first error it stops: the
 // failing record's offset stays the partition's next offset.
 func (t *Task) process(b batch) error {
-	src := t.sources[b.topic]
-	next := t.next[b.topic]
+	src := t.source(b.topic)
+	var next kgo.EpochOffset // of the last record processed, if any
 	if t.trace != nil {
 		defer t.trace.leave()
 	}
@@ -340,11 +346,24 @@ func (t *Task) process(b batch) error {
 			break
 		}
 	}
-	t.next[b.topic] = next
+	if next == (kgo.EpochOffset{}) { // none: next stays
+		next = t.next[b.topic]
+	} else {
+		t.next[b.topic] = next
+	}
 	if b.highWatermark >= 0 {
 		t.obs.ConsumerLag(b.topic, t.id.Partition, max(0, b.highWatermark-next.Offset))
 	}
 	return nil
+}
+
+// source returns the source function of topic, nil if the task has none:
+// from a one-topic cache, as a task's batches mostly come from one topic.
+func (t *Task) source(topic string) SourceFunc {
+	if topic != t.lastTopic || t.lastSource == nil {
+		t.lastTopic, t.lastSource = topic, t.sources[topic]
+	}
+	return t.lastSource
 }
 
 func (t *Task) recordError(r *kgo.Record, err error) error {
@@ -357,22 +376,37 @@ func (t *Task) recordError(r *kgo.Record, err error) error {
 	return re
 }
 
-// flushStats publishes the counts gathered since the last call.
+// flushStats publishes the counts gathered since the last call. It runs
+// after every batch, which may be one record: only counts that changed
+// cost a call.
 func (t *Task) flushStats() {
+	o := t.obs
 	for _, s := range t.stats {
-		flushCount(s.name, s.In, &s.sentIn, t.obs.RecordsIn)
-		flushCount(s.name, s.Out, &s.sentOut, t.obs.RecordsOut)
-		flushCount(s.name, s.Failed, &s.sentFailed, t.obs.RecordsFailed)
-		flushCount(s.name, s.Late, &s.sentLate, t.obs.RecordsLate)
-		flushCount(s.name, s.DeadLettered, &s.sentDeadLettered, t.obs.RecordsDeadLettered)
-		flushCount(s.name, s.Skipped, &s.sentSkipped, t.obs.RecordsSkipped)
-		flushCount(s.name, s.Retried, &s.sentRetried, t.obs.Retries)
-	}
-	for topic, n := range t.pastRetention {
-		if n > 0 {
-			t.obs.SinkRecordsPastRetention(topic, n)
-			t.pastRetention[topic] = 0
+		if s.In != s.sentIn {
+			o.RecordsIn(s.name, int(s.In-s.sentIn))
+			s.sentIn = s.In
 		}
+		if s.Out != s.sentOut {
+			o.RecordsOut(s.name, int(s.Out-s.sentOut))
+			s.sentOut = s.Out
+		}
+		if s.Failed != s.sentFailed || s.Late != s.sentLate || s.DeadLettered != s.sentDeadLettered ||
+			s.Skipped != s.sentSkipped || s.Retried != s.sentRetried {
+			flushCount(s.name, s.Failed, &s.sentFailed, o.RecordsFailed)
+			flushCount(s.name, s.Late, &s.sentLate, o.RecordsLate)
+			flushCount(s.name, s.DeadLettered, &s.sentDeadLettered, o.RecordsDeadLettered)
+			flushCount(s.name, s.Skipped, &s.sentSkipped, o.RecordsSkipped)
+			flushCount(s.name, s.Retried, &s.sentRetried, o.Retries)
+		}
+	}
+	if t.pastRetentionAll != t.pastRetentionSent {
+		for topic, n := range t.pastRetention {
+			if n > 0 {
+				o.SinkRecordsPastRetention(topic, n)
+				t.pastRetention[topic] = 0
+			}
+		}
+		t.pastRetentionSent = t.pastRetentionAll
 	}
 }
 
