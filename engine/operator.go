@@ -75,8 +75,9 @@ func (t *Task) OnBarrier(fn func() error) { t.onBarrier = append(t.onBarrier, fn
 
 // StateMemory is about how many bytes of state an operator of the task
 // may keep in memory in its own typed form (the window operators'
-// accumulators), beside the store's caches: past it, the operator writes
-// that state to the store and drops it from memory. 0 sets no bound.
+// accumulators and session lists, a window join's buffers), beside the
+// store's caches: past it, the operator writes that state to the store
+// and drops it from memory. 0 sets no bound.
 func (t *Task) StateMemory() int64 { return t.stateMem }
 
 // Context ends when the replica stops: what an operator waits for (an

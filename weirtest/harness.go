@@ -68,11 +68,11 @@ func Partitions(n int32) Opt { return func(c *config) { c.partitions = n } }
 // memory, to test that a job behaves the same when its timers do not fit.
 func TimerMemory(bytes int64) Opt { return func(c *config) { c.timerMemory = bytes } }
 
-// StateMemory bounds the bytes of typed state (window accumulators) each
-// task's operators keep in memory beside the store's caches, as a
-// replica's share of its memory limit does: StateMemory(1) writes every
-// change through to the store at once, as a job far past its budget
-// would.
+// StateMemory bounds the bytes of typed state (window accumulators,
+// session lists, window-join buffers) each task's operators keep in
+// memory beside the store's caches, as a replica's share of its memory
+// limit does: StateMemory(1) writes every change through to the store at
+// once, as a job far past its budget would.
 func StateMemory(bytes int64) Opt { return func(c *config) { c.stateMemory = bytes } }
 
 // StartTime sets the processing-time clock's start. Default: 2024-01-01
