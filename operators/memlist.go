@@ -35,36 +35,25 @@ func (s storeList[K, T]) clear(c *keyedCtx[K]) error      { return s.l.Clear(c) 
 
 // listSlot is one list in memory.
 type listSlot[T any] struct {
-	id string // the encoded key, then the namespace
+	slotHead
 	vs []T
 	// stored: vs[:stored] are in the store, numbered below next, the
 	// store's next element number (0: the store has no list).
 	stored int
 	next   uint64
-	dirty  bool // listed in memList.dirty
-	gone   bool // cleared or spilled
-	size   int64
 }
 
 // memList is a list state of one task, kept in memory.
 type memList[K comparable, T any] struct {
-	l     *state.List[T]
-	c     *keyedCtx[K]
-	mem   *taskMemory
-	nsLen int // as memState's
-	m     map[string]*listSlot[T]
-	dirty []*listSlot[T]
-	bytes int64
-	idBuf []byte
-	// loaded, complete: as memState's.
-	loaded, complete bool
+	memSlots[K, *listSlot[T]]
+	l *state.List[T]
 }
 
 // newMemList keeps l's lists of c's task whose namespace is nsLen bytes
 // long in memory, within mem, and appends what was added to the store at
 // each of the task's barriers.
 func newMemList[K comparable, T any](t *engine.Task, c *keyedCtx[K], l *state.List[T], nsLen int, mem *taskMemory) *memList[K, T] {
-	s := &memList[K, T]{l: l, c: c, mem: mem, nsLen: nsLen, m: map[string]*listSlot[T]{}}
+	s := &memList[K, T]{memSlots: newMemSlots[K, *listSlot[T]](c, nsLen, mem), l: l}
 	mem.states = append(mem.states, s)
 	t.OnBarrier(s.flush)
 	return s
@@ -73,9 +62,9 @@ func newMemList[K comparable, T any](t *engine.Task, c *keyedCtx[K], l *state.Li
 // elemSize is about what an element costs in memory before it is encoded.
 func elemSize[T any]() int64 { return int64(unsafe.Sizeof(*new(T))) }
 
-func (s *memList[K, T]) id(c *keyedCtx[K]) string {
-	s.idBuf = append(append(s.idBuf[:0], c.rec.Key...), c.ns...)
-	return unsafe.String(unsafe.SliceData(s.idBuf), len(s.idBuf))
+// listSize is what a list of n elements read from the store costs.
+func listSize[T any](id string, n int) int64 {
+	return memFixed[T]() + int64(len(id)) + int64(n)*elemSize[T]()
 }
 
 // slot returns the list of c's key and namespace, from memory or else
@@ -87,7 +76,8 @@ func (s *memList[K, T]) slot(c *keyedCtx[K], create bool) (*listSlot[T], error) 
 			return nil, err
 		}
 	}
-	if sl := s.m[s.id(c)]; sl != nil {
+	id := s.id(c)
+	if sl := s.m[id]; sl != nil {
 		return sl, nil
 	}
 	var vs []T
@@ -101,13 +91,12 @@ func (s *memList[K, T]) slot(c *keyedCtx[K], create bool) (*listSlot[T], error) 
 	if len(vs) == 0 && next == 0 && !create {
 		return nil, nil
 	}
-	size := memFixed[T]() + int64(len(s.idBuf)) + int64(len(vs))*elemSize[T]()
+	size := listSize[T](id, len(vs))
 	if err := s.mem.reserve(size); err != nil {
 		return nil, err
 	}
-	sl := &listSlot[T]{id: strings.Clone(s.id(c)), vs: vs, stored: len(vs), next: next, size: size}
-	s.m[sl.id] = sl
-	s.bytes += size
+	sl := &listSlot[T]{slotHead: slotHead{id: strings.Clone(id), size: size}, vs: vs, stored: len(vs), next: next}
+	s.insert(sl)
 	return sl, nil
 }
 
@@ -128,10 +117,7 @@ func (s *memList[K, T]) add(c *keyedCtx[K], v T) error {
 	sl.vs = append(sl.vs, v)
 	sl.size += n
 	s.bytes += n
-	if !sl.dirty {
-		sl.dirty = true
-		s.dirty = append(s.dirty, sl)
-	}
+	s.touch(sl)
 	return nil
 }
 
@@ -160,10 +146,7 @@ func (s *memList[K, T]) clear(c *keyedCtx[K]) error {
 		}
 		return s.l.Clear(c) // the store may have it
 	}
-	delete(s.m, sl.id)
-	sl.gone = true
-	s.bytes -= sl.size
-	s.mem.used -= sl.size
+	s.remove(sl)
 	if sl.next > 0 {
 		s.l.ClearBelow(c, sl.next)
 	}
@@ -173,33 +156,16 @@ func (s *memList[K, T]) clear(c *keyedCtx[K]) error {
 // flush appends every list's elements added since the last flush to the
 // store: at each barrier, so that the checkpoint carries them.
 func (s *memList[K, T]) flush() error {
-	if len(s.dirty) == 0 {
-		return nil
-	}
-	c := s.c
-	key, ns := c.rec.Key, c.ns
-	defer func() { c.rec.Key, c.ns = key, ns }()
-	for i, sl := range s.dirty {
-		if sl.gone || !sl.dirty {
-			continue
-		}
-		k := len(sl.id) - s.nsLen
-		c.rec.Key, c.ns = bytesOf(sl.id[:k]), bytesOf(sl.id[k:])
+	return s.flushWith(func(c *keyedCtx[K], sl *listSlot[T]) error {
 		n, err := s.l.AddAt(c, sl.next, sl.vs[sl.stored:])
 		if err != nil {
-			s.dirty = append(s.dirty[:0], s.dirty[i:]...)
 			return err
 		}
 		sl.next += uint64(len(sl.vs) - sl.stored)
 		sl.stored = len(sl.vs)
-		sl.dirty = false
-		sl.size += int64(n)
-		s.bytes += int64(n)
-		s.mem.used += int64(n)
-	}
-	clear(s.dirty)
-	s.dirty = s.dirty[:0]
-	return nil
+		s.resize(sl, sl.size+int64(n))
+		return nil
+	})
 }
 
 // spill is memState.spill.
@@ -207,13 +173,7 @@ func (s *memList[K, T]) spill() error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	for _, sl := range s.m {
-		sl.gone = true
-	}
-	s.m = map[string]*listSlot[T]{}
-	s.mem.used -= s.bytes
-	s.bytes = 0
-	s.complete = false
+	s.dropAll()
 	return nil
 }
 
@@ -226,15 +186,9 @@ func (s *memList[K, T]) load(c *keyedCtx[K]) error {
 			return true
 		}
 		id := string(key) + string(ns)
-		size := memFixed[T]() + int64(len(id)) + int64(len(vs))*elemSize[T]()
-		if s.mem.limit > 0 && s.mem.used+size > s.mem.limit/2 {
-			complete = false
-			return false
-		}
-		s.mem.used += size
-		s.bytes += size
-		s.m[id] = &listSlot[T]{id: id, vs: vs, stored: len(vs), next: next, size: size}
-		return true
+		sl := &listSlot[T]{slotHead: slotHead{id: id, size: listSize[T](id, len(vs))}, vs: vs, stored: len(vs), next: next}
+		complete = s.loadSlot(sl)
+		return complete
 	})
 	s.complete = complete && err == nil
 	return err

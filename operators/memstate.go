@@ -42,53 +42,165 @@ func (s storeValue[K, T]) get(c *keyedCtx[K]) (T, bool, error) { return s.v.Get(
 func (s storeValue[K, T]) set(c *keyedCtx[K], v T) error       { return s.v.Set(c, v) }
 func (s storeValue[K, T]) clear(c *keyedCtx[K])                { s.v.Clear(c) }
 
-// memSlot is one value in memory.
-type memSlot[T any] struct {
+// slotHead is what every slot in memory has.
+type slotHead struct {
 	// id is the slot's key in the map: the encoded key, then the
-	// namespace (memState.nsLen bytes).
+	// namespace (memSlots.nsLen bytes).
 	id string
-	v  T
-	// has: v is the value (false: there is none yet).
-	has bool
-	// dirty: v changed since it was last written to the store; listed
-	// in memState.dirty.
+	// dirty: changed since it was last written to the store; listed in
+	// memSlots.dirty.
 	dirty bool
-	// stored: the store may hold a value (read from it or written to
-	// it), which clearing must delete.
-	stored bool
 	// gone: cleared or spilled, no longer in the map.
 	gone bool
 	// size is what the slot counts for in the task's memory.
 	size int64
 }
 
-// memState is a value state of one task, kept in memory.
-type memState[K comparable, T any] struct {
-	v   *state.Value[T]
+func (h *slotHead) head() *slotHead { return h }
+
+// memSlots is what memState and memList share: one task's slots of a
+// state by id, those changed since the last barrier, their part of the
+// task's share, and whether memory holds all of them.
+type memSlots[K comparable, S interface{ head() *slotHead }] struct {
 	c   *keyedCtx[K]
 	mem *taskMemory
 	// nsLen is the length of the namespaces kept in memory (a window's,
-	// or none); values of other namespaces stay in the store, so that
+	// or none); state of other namespaces stays in the store, so that
 	// ids, the key then the namespace, cannot collide.
 	nsLen int
 	// m holds the slots by id: a string key, which Go's maps hash
 	// fastest.
-	m     map[string]*memSlot[T]
-	dirty []*memSlot[T]
+	m     map[string]S
+	dirty []S
 	bytes int64  // the slots' sizes summed
 	idBuf []byte // scratch for lookups
-	// loaded: the store's values were loaded (load), when the first
-	// record or timer used the state. complete: every value of the state
-	// (of namespaces of nsLen) is in memory, so one that is not is
-	// absent, and neither a read nor a deletion goes to the store for it
-	// (a window that cannot exist yet, a slice without records). Until a
-	// spill: from then on the store answers for what memory does not hold.
+	// loaded: the store's state was loaded (load), when the first record
+	// or timer used it. complete: all of the state (of namespaces of
+	// nsLen) is in memory, so what is not is absent, and neither a read
+	// nor a deletion goes to the store for it (a window that cannot exist
+	// yet, a slice without records). Until a spill: from then on the
+	// store answers for what memory does not hold.
 	loaded, complete bool
 }
 
+func newMemSlots[K comparable, S interface{ head() *slotHead }](c *keyedCtx[K], nsLen int, mem *taskMemory) memSlots[K, S] {
+	return memSlots[K, S]{c: c, mem: mem, nsLen: nsLen, m: map[string]S{}}
+}
+
+// id names the state of c's key and namespace, in idBuf: valid until the
+// next call, for lookups only.
+func (s *memSlots[K, S]) id(c *keyedCtx[K]) string {
+	s.idBuf = append(append(s.idBuf[:0], c.rec.Key...), c.ns...)
+	return unsafe.String(unsafe.SliceData(s.idBuf), len(s.idBuf))
+}
+
+// insert adds sl, of sl.head().size bytes already reserved, to memory.
+func (s *memSlots[K, S]) insert(sl S) {
+	h := sl.head()
+	s.m[h.id] = sl
+	s.bytes += h.size
+}
+
+// touch marks sl changed since the last barrier.
+func (s *memSlots[K, S]) touch(sl S) {
+	if h := sl.head(); !h.dirty {
+		h.dirty = true
+		s.dirty = append(s.dirty, sl)
+	}
+}
+
+// remove forgets sl.
+func (s *memSlots[K, S]) remove(sl S) {
+	h := sl.head()
+	delete(s.m, h.id)
+	h.gone = true
+	s.bytes -= h.size
+	s.mem.used -= h.size
+}
+
+// resize makes sl count for size bytes.
+func (s *memSlots[K, S]) resize(sl S, size int64) {
+	h := sl.head()
+	s.bytes += size - h.size
+	s.mem.used += size - h.size
+	h.size = size
+}
+
+// flushWith calls write for each slot changed since the last flush, with
+// c set to its key and namespace, and marks it unchanged: at each
+// barrier, so that the checkpoint carries it. On an error the slots not
+// written stay changed.
+func (s *memSlots[K, S]) flushWith(write func(c *keyedCtx[K], sl S) error) error {
+	if len(s.dirty) == 0 {
+		return nil
+	}
+	c := s.c
+	key, ns := c.rec.Key, c.ns
+	defer func() { c.rec.Key, c.ns = key, ns }()
+	for i, sl := range s.dirty {
+		h := sl.head()
+		if h.gone || !h.dirty {
+			continue
+		}
+		k := len(h.id) - s.nsLen
+		c.rec.Key, c.ns = bytesOf(h.id[:k]), bytesOf(h.id[k:])
+		if err := write(c, sl); err != nil {
+			s.dirty = append(s.dirty[:0], s.dirty[i:]...)
+			return err
+		}
+		h.dirty = false
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	return nil
+}
+
+// dropAll forgets every slot, all written: the spill after the flush.
+// Records read the state back from the store's caches or Pebble as they
+// need it.
+func (s *memSlots[K, S]) dropAll() {
+	for _, sl := range s.m {
+		sl.head().gone = true
+	}
+	// A new map: a cleared one would keep its buckets.
+	s.m = map[string]S{}
+	s.mem.used -= s.bytes
+	s.bytes = 0
+	s.complete = false
+}
+
+// loadSlot adds sl, read from the store at load, if it fits half the
+// share, and reports whether it did.
+func (s *memSlots[K, S]) loadSlot(sl S) bool {
+	size := sl.head().size
+	if s.mem.limit > 0 && s.mem.used+size > s.mem.limit/2 {
+		return false
+	}
+	s.mem.used += size
+	s.insert(sl)
+	return true
+}
+
+// memSlot is one value in memory.
+type memSlot[T any] struct {
+	slotHead
+	v T
+	// has: v is the value (false: there is none yet).
+	has bool
+	// stored: the store may hold a value (read from it or written to
+	// it), which clearing must delete.
+	stored bool
+}
+
+// memState is a value state of one task, kept in memory.
+type memState[K comparable, T any] struct {
+	memSlots[K, *memSlot[T]]
+	v *state.Value[T]
+}
+
 // taskMemory is one task's share of memory for state kept in memory
-// (engine.Task.StateMemory), shared by its operators' memStates: when it
-// is full, every one of them goes to the store.
+// (engine.Task.StateMemory), shared by its operators' memStates and
+// memLists: when it is full, every one of them goes to the store.
 type taskMemory struct {
 	limit, used int64 // limit 0: no bound
 	states      []interface{ spill() error }
@@ -131,7 +243,7 @@ func (m *taskMemory) reserve(n int64) error {
 // bytes long in memory, within mem, and writes those changed to the store
 // at each of the task's barriers.
 func newMemState[K comparable, T any](t *engine.Task, c *keyedCtx[K], v *state.Value[T], nsLen int, mem *taskMemory) *memState[K, T] {
-	s := &memState[K, T]{v: v, c: c, mem: mem, nsLen: nsLen, m: map[string]*memSlot[T]{}}
+	s := &memState[K, T]{memSlots: newMemSlots[K, *memSlot[T]](c, nsLen, mem), v: v}
 	mem.states = append(mem.states, s)
 	t.OnBarrier(s.flush)
 	return s
@@ -141,13 +253,6 @@ func newMemState[K comparable, T any](t *engine.Task, c *keyedCtx[K], v *state.V
 // encoding: the slot, its map entry and the map's overhead.
 func memFixed[T any]() int64 {
 	return int64(unsafe.Sizeof(memSlot[T]{})) + 3*int64(unsafe.Sizeof(""))/2 + 16
-}
-
-// id names the value of c's key and namespace, in idBuf: valid until the
-// next call, for lookups only.
-func (s *memState[K, T]) id(c *keyedCtx[K]) string {
-	s.idBuf = append(append(s.idBuf[:0], c.rec.Key...), c.ns...)
-	return unsafe.String(unsafe.SliceData(s.idBuf), len(s.idBuf))
 }
 
 // slot returns the value of c's key and namespace, from memory or else
@@ -183,9 +288,8 @@ func (s *memState[K, T]) slot(c *keyedCtx[K], create bool) (sl *memSlot[T], cach
 	if err := s.mem.reserve(size); err != nil {
 		return nil, true, err
 	}
-	sl = &memSlot[T]{id: strings.Clone(id), v: v, has: had, stored: had, size: size}
-	s.m[sl.id] = sl
-	s.bytes += size
+	sl = &memSlot[T]{slotHead: slotHead{id: strings.Clone(id), size: size}, v: v, has: had, stored: had}
+	s.insert(sl)
 	return sl, true, nil
 }
 
@@ -215,14 +319,6 @@ func (s *memState[K, T]) set(c *keyedCtx[K], v T) error {
 	return nil
 }
 
-// touch marks sl changed since the last barrier.
-func (s *memState[K, T]) touch(sl *memSlot[T]) {
-	if !sl.dirty {
-		sl.dirty = true
-		s.dirty = append(s.dirty, sl)
-	}
-}
-
 // clear deletes the value of c's key and namespace.
 func (s *memState[K, T]) clear(c *keyedCtx[K]) {
 	if len(c.ns) != s.nsLen {
@@ -241,10 +337,7 @@ func (s *memState[K, T]) clear(c *keyedCtx[K]) {
 // drop forgets sl, deleting the store's value if it may have one (c's
 // key and namespace must be sl's).
 func (s *memState[K, T]) drop(c *keyedCtx[K], sl *memSlot[T]) {
-	delete(s.m, sl.id)
-	sl.gone = true
-	s.bytes -= sl.size
-	s.mem.used -= sl.size
+	s.remove(sl)
 	if sl.stored {
 		s.v.Clear(c)
 	}
@@ -257,51 +350,25 @@ func bytesOf(id string) []byte { return unsafe.Slice(unsafe.StringData(id), len(
 // flush writes every value changed since the last flush to the store: at
 // each barrier, so that the checkpoint carries it.
 func (s *memState[K, T]) flush() error {
-	if len(s.dirty) == 0 {
-		return nil
-	}
-	c := s.c
-	key, ns := c.rec.Key, c.ns
-	defer func() { c.rec.Key, c.ns = key, ns }()
-	for i, sl := range s.dirty {
-		if sl.gone || !sl.dirty {
-			continue
-		}
-		k := len(sl.id) - s.nsLen
-		c.rec.Key, c.ns = bytesOf(sl.id[:k]), bytesOf(sl.id[k:])
+	return s.flushWith(func(c *keyedCtx[K], sl *memSlot[T]) error {
 		// A slot never stored is one the store has no value for.
 		n, err := s.v.SetLen(c, sl.v, !sl.stored)
 		if err != nil {
-			// The slots before i are written; the rest stay dirty.
-			s.dirty = append(s.dirty[:0], s.dirty[i:]...)
 			return err
 		}
-		sl.dirty, sl.stored = false, true
-		size := memFixed[T]() + int64(len(sl.id)) + int64(n)
-		s.bytes += size - sl.size
-		s.mem.used += size - sl.size
-		sl.size = size
-	}
-	clear(s.dirty)
-	s.dirty = s.dirty[:0]
-	return nil
+		sl.stored = true
+		s.resize(sl, memFixed[T]()+int64(len(sl.id))+int64(n))
+		return nil
+	})
 }
 
 // spill writes the changed values to the store and drops them all from
-// memory: the share is full. Records read them back as they need them,
-// from the store's caches or Pebble.
+// memory: the share is full.
 func (s *memState[K, T]) spill() error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	for _, sl := range s.m {
-		sl.gone = true
-	}
-	// A new map: a cleared one would keep its buckets.
-	s.m = map[string]*memSlot[T]{}
-	s.mem.used -= s.bytes
-	s.bytes = 0
-	s.complete = false
+	s.dropAll()
 	return nil
 }
 
@@ -316,15 +383,9 @@ func (s *memState[K, T]) load(c *keyedCtx[K]) error {
 			return true // kept in the store
 		}
 		id := string(key) + string(ns)
-		size := memFixed[T]() + int64(len(id))
-		if s.mem.limit > 0 && s.mem.used+size > s.mem.limit/2 {
-			complete = false
-			return false
-		}
-		s.mem.used += size
-		s.bytes += size
-		s.m[id] = &memSlot[T]{id: id, v: v, has: true, stored: true, size: size}
-		return true
+		sl := &memSlot[T]{slotHead: slotHead{id: id, size: memFixed[T]() + int64(len(id))}, v: v, has: true, stored: true}
+		complete = s.loadSlot(sl)
+		return complete
 	})
 	s.complete = complete && err == nil
 	return err
