@@ -250,20 +250,14 @@ func (l *List[T]) Each(s Scope, fn func(key, ns []byte, vs []T, next uint64) (mo
 			next = binary.BigEndian.Uint64(raw)
 			return true
 		}
-		payload, expired, err := openEnvelope(raw, s)
-		if err != nil {
+		v, expired, err := decodeStored(l.c, raw, s)
+		switch {
+		case err != nil:
 			bad = err
 			return false
+		case !expired:
+			vs = append(vs, v)
 		}
-		if expired {
-			return true
-		}
-		v, err := l.c.Decode(payload)
-		if err != nil {
-			bad = err
-			return false
-		}
-		vs = append(vs, v)
 		return true
 	})
 	if err == nil && bad == nil && !stopped {

@@ -55,6 +55,17 @@ func encodeValue[T any](d *descriptor, ts *TaskStore, s Scope, c codec.Codec[T],
 	return ts.valueBuf, nil
 }
 
+// decodeStored opens a stored value's envelope and decodes its payload
+// with c; expired reports a value past its TTL, not decoded.
+func decodeStored[T any](c codec.Codec[T], raw []byte, s Scope) (v T, expired bool, err error) {
+	payload, expired, err := openEnvelope(raw, s)
+	if err != nil || expired {
+		return v, expired, err
+	}
+	v, err = c.Decode(payload)
+	return v, false, err
+}
+
 // openEnvelope returns the encoded value inside raw, and whether it has
 // expired in scope s. It returns ErrCorrupt for bytes that are not an
 // envelope.

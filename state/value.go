@@ -69,18 +69,13 @@ func (v *Value[T]) Each(s Scope, fn func(key, ns []byte, value T) (more bool)) e
 			bad = fmt.Errorf("%w: key %q is not a value's", ErrCorrupt, k)
 			return false
 		}
-		payload, expired, err := openEnvelope(raw, s)
-		if err != nil {
+		value, expired, err := decodeStored(v.c, raw, s)
+		switch {
+		case err != nil:
 			bad = err
 			return false
-		}
-		if expired {
+		case expired:
 			return true
-		}
-		value, err := v.c.Decode(payload)
-		if err != nil {
-			bad = err
-			return false
 		}
 		return fn(key, ns, value)
 	})
