@@ -77,7 +77,7 @@ func (s *memList[K, T]) slot(c *keyedCtx[K], create bool) (*listSlot[T], error) 
 		}
 	}
 	id := s.id(c)
-	if sl := s.m[id]; sl != nil {
+	if sl := s.lookup(id); sl != nil {
 		return sl, nil
 	}
 	var vs []T
@@ -139,7 +139,7 @@ func (s *memList[K, T]) clear(c *keyedCtx[K]) error {
 	if len(c.ns) != s.nsLen {
 		return s.l.Clear(c)
 	}
-	sl := s.m[s.id(c)]
+	sl := s.lookup(s.id(c))
 	if sl == nil {
 		if s.loaded && s.complete {
 			return nil

@@ -61,6 +61,11 @@ func (h *slotHead) head() *slotHead { return h }
 // memSlots is what memState and memList share: one task's slots of a
 // state by id, those changed since the last barrier, their part of the
 // task's share, and whether memory holds all of them.
+//
+// The slots are grouped by key: a key's slots of every namespace (a
+// window's slices and windows) are found with one lookup of the key, and
+// the lookups of one key in a row (a sliced window's firing reads its
+// five slices, then clears one) with none.
 type memSlots[K comparable, S interface{ head() *slotHead }] struct {
 	c   *keyedCtx[K]
 	mem *taskMemory
@@ -68,9 +73,12 @@ type memSlots[K comparable, S interface{ head() *slotHead }] struct {
 	// or none); state of other namespaces stays in the store, so that
 	// ids, the key then the namespace, cannot collide.
 	nsLen int
-	// m holds the slots by id: a string key, which Go's maps hash
-	// fastest.
-	m     map[string]S
+	// m holds each key's slots, by the key's part of their ids: a string,
+	// which Go's maps hash fastest.
+	m map[string]*slotGroup[S]
+	// last is the group the last lookup found or insert made, nil if it
+	// was removed: a key's slots are looked up in a row.
+	last  *slotGroup[S]
 	dirty []S
 	bytes int64  // the slots' sizes summed
 	idBuf []byte // scratch for lookups
@@ -83,8 +91,23 @@ type memSlots[K comparable, S interface{ head() *slotHead }] struct {
 	loaded, complete bool
 }
 
+// slotGroup is one key's slots in memory, one per namespace: few (the
+// live windows or slices of a key), so a scan finds one. The namespaces
+// are kept side by side, the i-th slot's at nss[i*nsLen:], so that the
+// scan reads them from one place rather than from each slot.
+type slotGroup[S interface{ head() *slotHead }] struct {
+	key   string // the key's part of the slots' ids
+	slots []S
+	nss   []byte
+}
+
+// groupFixed is about what a slot costs in its group, beyond memFixed:
+// its place in the group's slots, and its share of the group and its map
+// entry when the key has few slots.
+const groupFixed = 32
+
 func newMemSlots[K comparable, S interface{ head() *slotHead }](c *keyedCtx[K], nsLen int, mem *taskMemory) memSlots[K, S] {
-	return memSlots[K, S]{c: c, mem: mem, nsLen: nsLen, m: map[string]S{}}
+	return memSlots[K, S]{c: c, mem: mem, nsLen: nsLen, m: map[string]*slotGroup[S]{}}
 }
 
 // id names the state of c's key and namespace, in idBuf: valid until the
@@ -94,10 +117,57 @@ func (s *memSlots[K, S]) id(c *keyedCtx[K]) string {
 	return unsafe.String(unsafe.SliceData(s.idBuf), len(s.idBuf))
 }
 
-// insert adds sl, of sl.head().size bytes already reserved, to memory.
+// group returns the group of the key of id, nil if memory has no slot of
+// it.
+func (s *memSlots[K, S]) group(id string) *slotGroup[S] {
+	key := id[:len(id)-s.nsLen]
+	if g := s.last; g != nil && g.key == key {
+		return g
+	}
+	g := s.m[key]
+	if g != nil {
+		s.last = g
+	}
+	return g
+}
+
+// lookup returns the slot of id, the zero S if memory has none.
+func (s *memSlots[K, S]) lookup(id string) (sl S) {
+	if g := s.group(id); g != nil {
+		if i := g.index(id[len(g.key):], s.nsLen); i >= 0 {
+			return g.slots[i]
+		}
+	}
+	return sl
+}
+
+// index returns the index of the slot of namespace ns, -1 if there is
+// none.
+func (g *slotGroup[S]) index(ns string, nsLen int) int {
+	if nsLen == 0 && len(g.slots) > 0 {
+		return 0 // the one slot
+	}
+	for i, at := 0, 0; i < len(g.slots); i, at = i+1, at+nsLen {
+		if string(g.nss[at:at+nsLen]) == ns {
+			return i
+		}
+	}
+	return -1
+}
+
+// insert adds sl, of sl.head().size bytes already reserved, to memory;
+// memory must not have a slot of its id.
 func (s *memSlots[K, S]) insert(sl S) {
 	h := sl.head()
-	s.m[h.id] = sl
+	g := s.group(h.id)
+	k := len(h.id) - s.nsLen
+	if g == nil {
+		g = &slotGroup[S]{key: h.id[:k], slots: make([]S, 0, 1)}
+		s.m[g.key] = g
+		s.last = g
+	}
+	g.slots = append(g.slots, sl)
+	g.nss = append(g.nss, h.id[k:]...)
 	s.bytes += h.size
 }
 
@@ -112,7 +182,21 @@ func (s *memSlots[K, S]) touch(sl S) {
 // remove forgets sl.
 func (s *memSlots[K, S]) remove(sl S) {
 	h := sl.head()
-	delete(s.m, h.id)
+	if g := s.group(h.id); g != nil {
+		if i := g.index(h.id[len(g.key):], s.nsLen); i >= 0 && g.slots[i].head() == h {
+			last, n := len(g.slots)-1, s.nsLen
+			g.slots[i] = g.slots[last]
+			var zero S
+			g.slots[last] = zero
+			g.slots = g.slots[:last]
+			copy(g.nss[i*n:], g.nss[last*n:])
+			g.nss = g.nss[:last*n]
+		}
+		if len(g.slots) == 0 {
+			delete(s.m, g.key)
+			s.last = nil
+		}
+	}
 	h.gone = true
 	s.bytes -= h.size
 	s.mem.used -= h.size
@@ -159,11 +243,14 @@ func (s *memSlots[K, S]) flushWith(write func(c *keyedCtx[K], sl S) error) error
 // Records read the state back from the store's caches or Pebble as they
 // need it.
 func (s *memSlots[K, S]) dropAll() {
-	for _, sl := range s.m {
-		sl.head().gone = true
+	for _, g := range s.m {
+		for _, sl := range g.slots {
+			sl.head().gone = true
+		}
 	}
 	// A new map: a cleared one would keep its buckets.
-	s.m = map[string]S{}
+	s.m = map[string]*slotGroup[S]{}
+	s.last = nil
 	s.mem.used -= s.bytes
 	s.bytes = 0
 	s.complete = false
@@ -250,9 +337,10 @@ func newMemState[K comparable, T any](t *engine.Task, c *keyedCtx[K], v *state.V
 }
 
 // memFixed is about what a slot costs beyond its id and the value's
-// encoding: the slot, its map entry and the map's overhead.
+// encoding: the slot, its place in its key's group, and the group's map
+// entry and the map's overhead.
 func memFixed[T any]() int64 {
-	return int64(unsafe.Sizeof(memSlot[T]{})) + 3*int64(unsafe.Sizeof(""))/2 + 16
+	return int64(unsafe.Sizeof(memSlot[T]{})) + 3*int64(unsafe.Sizeof(""))/2 + 16 + groupFixed
 }
 
 // slot returns the value of c's key and namespace, from memory or else
@@ -270,7 +358,7 @@ func (s *memState[K, T]) slot(c *keyedCtx[K], create bool) (sl *memSlot[T], cach
 		}
 	}
 	id := s.id(c)
-	if sl := s.m[id]; sl != nil {
+	if sl := s.lookup(id); sl != nil {
 		return sl, true, nil
 	}
 	var v T
@@ -325,7 +413,7 @@ func (s *memState[K, T]) clear(c *keyedCtx[K]) {
 		s.v.Clear(c)
 		return
 	}
-	if sl := s.m[s.id(c)]; sl != nil {
+	if sl := s.lookup(s.id(c)); sl != nil {
 		s.drop(c, sl)
 		return
 	}
