@@ -282,6 +282,57 @@ func SendValue[T any](h *Harness, topic string, c codec.Codec[T], key string, v 
 	return h.SendBytes(topic, k, b, ts)
 }
 
+// SendBatch pushes records into a source topic as one fetch brings them:
+// each partition's records (the partition SendBytes would pick for each)
+// go through its task in one batch, in order, and only then do the tasks
+// tick. Operators that hold records between ticks (operators.Combine,
+// TwoPhaseWindowAggregate's first phase) see them together, and the
+// watermark moves record by record within the batch, as in a running job.
+// The records are copied.
+func (h *Harness) SendBatch(topic string, recs ...*kgo.Record) error {
+	if _, ok := h.top.StageOf(topic); !ok {
+		return fmt.Errorf("weirtest: the job reads no topic %q", topic)
+	}
+	batch := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		c := *r
+		c.Topic, c.Key, c.Value = topic, bytes.Clone(r.Key), bytes.Clone(r.Value)
+		c.Partition = h.partitionOf(&c)
+		batch[i] = &c
+	}
+	h.recovery.log(event{batch: batch})
+	return h.deliverBatch(cloneRecords(batch))
+}
+
+// deliverBatch runs a batch of one topic's records through the tasks of
+// their partitions, then settles.
+func (h *Harness) deliverBatch(batch []*kgo.Record) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	topic := batch[0].Topic
+	stage, _ := h.top.StageOf(topic)
+	if h.offsets[topic] == nil {
+		h.offsets[topic] = map[int32]int64{}
+	}
+	byPart := map[int32][]*kgo.Record{}
+	var parts []int32
+	for _, r := range batch {
+		if byPart[r.Partition] == nil {
+			parts = append(parts, r.Partition)
+		}
+		r.Offset = h.offsets[topic][r.Partition]
+		h.offsets[topic][r.Partition]++
+		byPart[r.Partition] = append(byPart[r.Partition], r)
+	}
+	for _, p := range parts {
+		if err := h.tasks[engine.TaskID{Stage: stage, Partition: p}].Process(topic, byPart[p]); err != nil {
+			return err
+		}
+	}
+	return h.settle()
+}
+
 func (h *Harness) deliver(r *kgo.Record) error {
 	stage, ok := h.top.StageOf(r.Topic)
 	if !ok {

@@ -38,7 +38,7 @@ import (
 // (timers included: they are state), resumes the checkpoint's event
 // time, and reads its inputs from the committed offsets again, which
 // here means replaying, in the order they first came, the records sent
-// (SendBytes, SendBytesTo, SendValue) and the watermarks moved
+// (SendBytes, SendBytesTo, SendValue, SendBatch) and the watermarks moved
 // (AdvanceWatermark, AdvanceInputWatermark, MarkInputIdle)
 // since the checkpoint.
 //
@@ -57,7 +57,9 @@ import (
 // event is an input sent since the last checkpoint: a record, or else a
 // watermark move.
 type event struct {
-	record    *kgo.Record // as sent, with its partition
+	record *kgo.Record // as sent, with its partition
+	// batch, when not nil, is records sent together (SendBatch).
+	batch     []*kgo.Record
 	watermark time.Time
 	// input, with watermark or idle, is a single input's move.
 	input string
@@ -170,6 +172,8 @@ func (h *Harness) Crash() error {
 		if e.record != nil {
 			r := *e.record
 			err = h.deliver(&r)
+		} else if e.batch != nil {
+			err = h.deliverBatch(cloneRecords(e.batch))
 		} else if e.end {
 			err = h.endInput()
 		} else if e.input != "" {

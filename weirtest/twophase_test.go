@@ -1,12 +1,15 @@
 package weirtest_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
@@ -38,12 +41,12 @@ func windowCounts(a windowing.Assigner, lateness time.Duration, twoPhase bool) *
 
 // A two-phase window aggregation commits what the one-phase one does,
 // record for record, on random inputs (out of order, late, within and
-// past the allowed lateness), watermark and clock moves and checkpoints,
-// though it crashes at random points and the other does not.
+// past the allowed lateness) sent in batches, watermark and clock moves
+// and checkpoints, though it crashes at random points and the other does
+// not.
 func TestTwoPhaseWindowAggregateCommitsWhatOnePhaseDoes(t *testing.T) {
 	events := func(h *weirtest.Harness, rng *rand.Rand, at time.Time) error {
-		key := fmt.Sprintf("k%d", rng.IntN(4))
-		return weirtest.SendValue(h, "events", codec.JSON[event](), key, event{Key: key, At: at}, at)
+		return sendBatch(h, rng, "events", at, func(key string, at time.Time) any { return event{Key: key, At: at} })
 	}
 	for _, tc := range []struct {
 		name     string
@@ -86,4 +89,25 @@ func TestTwoPhaseWindowAggregateRefusesWhatItCannotSplit(t *testing.T) {
 			t.Errorf("%v: Start = %v, want ErrTopology naming %q", tc.a, err, tc.want)
 		}
 	}
+}
+
+// sendBatch sends one to six records under keys k0-k3 in one batch
+// (Harness.SendBatch), the first at at and the others before or after it
+// (up to 3 s before: some late, or past a window's end), each made by mk
+// from its key and event time and encoded as JSON.
+func sendBatch(h *weirtest.Harness, rng *rand.Rand, topic string, at time.Time, mk func(key string, at time.Time) any) error {
+	recs := make([]*kgo.Record, 1+rng.IntN(6))
+	for i := range recs {
+		ts := at
+		if i > 0 {
+			ts = at.Add(time.Duration(rng.IntN(3500)-3000) * time.Millisecond)
+		}
+		key := fmt.Sprintf("k%d", rng.IntN(4))
+		b, err := json.Marshal(mk(key, ts))
+		if err != nil {
+			return err
+		}
+		recs[i] = &kgo.Record{Key: []byte(key), Value: b, Timestamp: ts}
+	}
+	return h.SendBatch(topic, recs...)
 }
