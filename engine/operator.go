@@ -51,6 +51,12 @@ import (
 // known.
 func (t *Task) Watermark() windowing.Millis { return windowing.Millis(t.watermark) }
 
+// FiringEventTimer reports whether the task is firing an event-time timer
+// (an operator's OnTimer, a window's end): what it emits is made at the
+// watermark, not late, and what operators hold of it (InFlight) is
+// flushed before the watermark's move is done.
+func (t *Task) FiringEventTimer() bool { return t.curTimer.set && t.curTimer.domain == EventTime }
+
 // Checkpoint is the id of the checkpoint that the records the task
 // processes now belong to: it commits them, or a restart replays them.
 func (t *Task) Checkpoint() int64 { return t.cp }
