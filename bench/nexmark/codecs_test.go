@@ -42,16 +42,45 @@ func TestQueryCodecs(t *testing.T) {
 			t.Error("q7 acc: trailing byte decoded")
 		}
 	}
-	c := q5Count{Auction: 1234, Num: 56, End: DateTimeOf(BaseTime).Time().UnixMilli()}
-	b, err := q5CountCodec{}.Encode(c)
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []q5Count{
+		{Auction: 1234, Num: 56, End: DateTimeOf(BaseTime).Time().UnixMilli()},
+		{Auction: 1234, Num: 56, End: DateTimeOf(BaseTime).Time().UnixMilli(), Ties: []int64{7, 1 << 40}},
+	} {
+		b, err := q5CountCodec{}.Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := (q5CountCodec{}).Decode(b); err != nil || !reflect.DeepEqual(got, c) {
+			t.Errorf("q5 count %+v: decoded %+v, %v", c, got, err)
+		}
+		for _, bad := range [][]byte{b[1:], b[:23], append(b, 0)} {
+			if got, err := (q5CountCodec{}).Decode(bad); err == nil {
+				t.Errorf("q5 count: %d bytes decoded as %+v", len(bad), got)
+			}
+		}
 	}
-	if got, err := (q5CountCodec{}).Decode(b); err != nil || got != c {
-		t.Errorf("q5 count %+v: decoded %+v, %v", c, got, err)
-	}
-	if _, err := (q5CountCodec{}).Decode(b[1:]); err == nil {
-		t.Error("q5 count: 23 bytes decoded")
+}
+
+// TestQ5MergeTop covers the local top of q5's counts: the higher count
+// wins, and ties keep every auction, in the order they came.
+func TestQ5MergeTop(t *testing.T) {
+	c := func(a, n int64, ties ...int64) q5Count { return q5Count{Auction: a, Num: n, End: 10, Ties: ties} }
+	for _, tc := range []struct {
+		in   []q5Count
+		want q5Count
+	}{
+		{[]q5Count{c(1, 5), c(2, 7)}, c(2, 7)},
+		{[]q5Count{c(1, 7), c(2, 5)}, c(1, 7)},
+		{[]q5Count{c(1, 7), c(2, 7), c(3, 2), c(4, 7, 5, 6)}, c(1, 7, 2, 4, 5, 6)},
+		{[]q5Count{c(1, 7, 2), c(3, 8)}, c(3, 8)},
+	} {
+		got := tc.in[0]
+		for _, x := range tc.in[1:] {
+			got = mergeTop(got, x)
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("merging %+v: %+v, want %+v", tc.in, got, tc.want)
+		}
 	}
 }
 
