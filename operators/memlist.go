@@ -173,7 +173,7 @@ func (s *memList[K, T]) spill() error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	s.dropAll()
+	s.dropAll(nil) // lists do not count what is away
 	return nil
 }
 
@@ -191,5 +191,8 @@ func (s *memList[K, T]) load(c *keyedCtx[K]) error {
 		return complete
 	})
 	s.complete = complete && err == nil
+	if !s.complete {
+		s.away = -1
+	}
 	return err
 }

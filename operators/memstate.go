@@ -86,9 +86,18 @@ type memSlots[K comparable, S interface{ head() *slotHead }] struct {
 	// or timer used it. complete: all of the state (of namespaces of
 	// nsLen) is in memory, so what is not is absent, and neither a read
 	// nor a deletion goes to the store for it (a window that cannot exist
-	// yet, a slice without records). Until a spill: from then on the
-	// store answers for what memory does not hold.
+	// yet, a slice without records). Not after a spill: the store then
+	// answers for what memory does not hold, until every value the spill
+	// left in the store alone is read back or deleted (away).
 	loaded, complete bool
+	// away counts the values the store holds (of namespaces of nsLen)
+	// that memory does not, while memory is not complete: those a spill
+	// dropped, less those read back or deleted since. Memory is complete
+	// again when it is back to 0, as it is once the windows a spill cut
+	// fired: a spill under a burst does not send every record after it
+	// to the store for good. -1: not known (a load that did not fit, a
+	// state that does not count).
+	away int
 }
 
 // slotGroup is one key's slots in memory, one per namespace: few (the
@@ -241,11 +250,18 @@ func (s *memSlots[K, S]) flushWith(write func(c *keyedCtx[K], sl S) error) error
 
 // dropAll forgets every slot, all written: the spill after the flush.
 // Records read the state back from the store's caches or Pebble as they
-// need it.
-func (s *memSlots[K, S]) dropAll() {
+// need it. stored tells whether the store holds a slot's value, for away;
+// nil: away is not kept.
+func (s *memSlots[K, S]) dropAll(stored func(S) bool) {
 	for _, g := range s.m {
 		for _, sl := range g.slots {
 			sl.head().gone = true
+			switch {
+			case stored == nil:
+				s.away = -1
+			case s.away >= 0 && stored(sl):
+				s.away++
+			}
 		}
 	}
 	// A new map: a cleared one would keep its buckets.
@@ -253,7 +269,16 @@ func (s *memSlots[K, S]) dropAll() {
 	s.last = nil
 	s.mem.used -= s.bytes
 	s.bytes = 0
-	s.complete = false
+	s.complete = s.away == 0
+}
+
+// back notes that a value the store alone held (away) is in memory again
+// or deleted.
+func (s *memSlots[K, S]) back() {
+	if s.away > 0 {
+		s.away--
+		s.complete = s.away == 0
+	}
 }
 
 // loadSlot adds sl, read from the store at load, if it fits half the
@@ -293,8 +318,9 @@ type taskMemory struct {
 	states      []interface{ spill() error }
 }
 
-// memSpills counts the spills of every task, for tests.
-var memSpills atomic.Int64
+// memSpills counts the spills of every task, for tests; memStoreReads
+// the reads of a value memory did not hold.
+var memSpills, memStoreReads atomic.Int64
 
 // stateMemory returns the task's share of memory for state kept in
 // memory, nil if it is too small to be worth it: the operators leave
@@ -364,6 +390,7 @@ func (s *memState[K, T]) slot(c *keyedCtx[K], create bool) (sl *memSlot[T], cach
 	var v T
 	had := false
 	if !s.complete {
+		memStoreReads.Add(1)
 		var err error
 		if v, had, err = s.v.Get(c); err != nil {
 			return nil, true, err
@@ -378,6 +405,9 @@ func (s *memState[K, T]) slot(c *keyedCtx[K], create bool) (sl *memSlot[T], cach
 	}
 	sl = &memSlot[T]{slotHead: slotHead{id: strings.Clone(id), size: size}, v: v, has: had, stored: had}
 	s.insert(sl)
+	if had {
+		s.back()
+	}
 	return sl, true, nil
 }
 
@@ -417,7 +447,18 @@ func (s *memState[K, T]) clear(c *keyedCtx[K]) {
 		s.drop(c, sl)
 		return
 	}
-	if !s.complete {
+	switch {
+	case s.complete:
+	case s.away > 0:
+		// Counted: is it one of the values away?
+		if _, had, err := s.v.Get(c); err != nil {
+			s.away = -1
+			s.v.Clear(c)
+		} else if had {
+			s.v.Clear(c)
+			s.back()
+		}
+	default:
 		s.v.Clear(c) // the store may have it
 	}
 }
@@ -456,7 +497,7 @@ func (s *memState[K, T]) spill() error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	s.dropAll()
+	s.dropAll(func(sl *memSlot[T]) bool { return sl.stored })
 	return nil
 }
 
@@ -476,5 +517,8 @@ func (s *memState[K, T]) load(c *keyedCtx[K]) error {
 		return complete
 	})
 	s.complete = complete && err == nil
+	if !s.complete {
+		s.away = -1
+	}
 	return err
 }
