@@ -63,12 +63,7 @@ func (c *combiner[K, T]) add(r engine.Record[T]) error {
 		return err
 	}
 	ts := r.Timestamp.UnixMilli()
-	if ts <= int64(c.task.Watermark()) && !c.task.FiringEventTimer() {
-		// Late here: on at once, to be judged downstream as it would be
-		// alone; held, it could reach the operator downstream after
-		// another task's watermark passed it there. What a timer emits
-		// at the watermark (a window's result) is held, and goes before
-		// the watermark moves on.
+	if lateInTask(c.task, ts) {
 		c.stats.Out++
 		return c.down(r)
 	}

@@ -1,6 +1,9 @@
 package operators
 
-import "github.com/weirstream/weir/windowing"
+import (
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/windowing"
+)
 
 // maxHeld bounds the keys an operator holds between flushes (held): past
 // it, they all go downstream at once.
@@ -54,4 +57,17 @@ func (h *held[K, V]) flush(emit func(*V) error) error {
 		}
 	}
 	return nil
+}
+
+// lateInTask reports whether a record of event time ts (Unix ms) that an
+// operator which holds records (held) is handed must go on at once: its
+// task's watermark passed it. Held, it could reach the operator
+// downstream after another task's watermark passed it there, and be
+// judged late where it would not be alone; on at once, it is judged as it
+// would be without the operator (Flink's local window aggregate forwards
+// such a record). What an event-time timer emits at the watermark (a
+// window's results) is not late: it is held, and goes before the
+// watermark moves on.
+func lateInTask(t *engine.Task, ts int64) bool {
+	return ts <= int64(t.Watermark()) && !t.FiringEventTimer()
 }

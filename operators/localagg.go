@@ -136,11 +136,7 @@ func (p *localAgg[K, IN, ACC, OUT]) add(r engine.Record[IN]) error {
 		}
 	}
 	pk := partialKey[K]{key: p.key(r.Value), slice: slice}
-	if slice.MaxTimestamp() <= p.task.Watermark() {
-		// Late here, as Flink's local window aggregate judges it: on at
-		// once, to be judged downstream as it would be alone; held, it
-		// could reach the window downstream after another task's
-		// watermark fired it there.
+	if lateInTask(p.task, int64(slice.MaxTimestamp())) {
 		p.stats.Out++
 		return p.down(engine.Record[Partial[K, ACC]]{
 			Value: Partial[K, ACC]{Key: pk.key, Acc: p.fn.Add(p.fn.Zero(), r.Value)}, Timestamp: slice.MaxTimestamp().Time(),

@@ -253,13 +253,13 @@ func (s *memSlots[K, S]) flushWith(write func(c *keyedCtx[K], sl S) error) error
 // need it. stored tells whether the store holds a slot's value, for away;
 // nil: away is not kept.
 func (s *memSlots[K, S]) dropAll(stored func(S) bool) {
+	if stored == nil && len(s.m) > 0 {
+		s.away = -1
+	}
 	for _, g := range s.m {
 		for _, sl := range g.slots {
 			sl.head().gone = true
-			switch {
-			case stored == nil:
-				s.away = -1
-			case s.away >= 0 && stored(sl):
+			if s.away >= 0 && stored(sl) {
 				s.away++
 			}
 		}

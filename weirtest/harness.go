@@ -300,54 +300,48 @@ func (h *Harness) SendBatch(topic string, recs ...*kgo.Record) error {
 		c.Partition = h.partitionOf(&c)
 		batch[i] = &c
 	}
-	h.recovery.log(event{batch: batch})
+	h.recovery.log(event{records: batch})
 	return h.deliverBatch(cloneRecords(batch))
 }
 
 // deliverBatch runs a batch of one topic's records through the tasks of
-// their partitions, then settles.
+// their partitions, each partition's in one Process call, then settles.
 func (h *Harness) deliverBatch(batch []*kgo.Record) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	topic := batch[0].Topic
-	stage, _ := h.top.StageOf(topic)
+	stage, ok := h.top.StageOf(topic)
+	if !ok {
+		return fmt.Errorf("weirtest: the job reads no topic %q", topic)
+	}
 	if h.offsets[topic] == nil {
 		h.offsets[topic] = map[int32]int64{}
 	}
-	byPart := map[int32][]*kgo.Record{}
-	var parts []int32
 	for _, r := range batch {
-		if byPart[r.Partition] == nil {
-			parts = append(parts, r.Partition)
-		}
 		r.Offset = h.offsets[topic][r.Partition]
 		h.offsets[topic][r.Partition]++
-		byPart[r.Partition] = append(byPart[r.Partition], r)
 	}
-	for _, p := range parts {
-		if err := h.tasks[engine.TaskID{Stage: stage, Partition: p}].Process(topic, byPart[p]); err != nil {
+	for len(batch) > 0 {
+		// The first record's partition, then the rest, in order.
+		p := batch[0].Partition
+		var mine, rest []*kgo.Record
+		for _, r := range batch {
+			if r.Partition == p {
+				mine = append(mine, r)
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		if err := h.tasks[engine.TaskID{Stage: stage, Partition: p}].Process(topic, mine); err != nil {
 			return err
 		}
+		batch = rest
 	}
 	return h.settle()
 }
 
-func (h *Harness) deliver(r *kgo.Record) error {
-	stage, ok := h.top.StageOf(r.Topic)
-	if !ok {
-		return fmt.Errorf("weirtest: the job reads no topic %q", r.Topic)
-	}
-	if h.offsets[r.Topic] == nil {
-		h.offsets[r.Topic] = map[int32]int64{}
-	}
-	r.Offset = h.offsets[r.Topic][r.Partition]
-	h.offsets[r.Topic][r.Partition]++
-	if err := h.tasks[engine.TaskID{Stage: stage, Partition: r.Partition}].Process(r.Topic, []*kgo.Record{r}); err != nil {
-		return err
-	}
-	return h.settle()
-}
+func (h *Harness) deliver(r *kgo.Record) error { return h.deliverBatch([]*kgo.Record{r}) }
 
 // settle delivers queued repartition records and lets every task tell
 // the stages downstream where its watermark is, until nothing moves.
@@ -599,7 +593,7 @@ func (h *Harness) send(r *kgo.Record) error {
 	// outputs (a sink's key) would share.
 	c := *r
 	c.Key, c.Value = bytes.Clone(r.Key), bytes.Clone(r.Value)
-	h.recovery.log(event{record: &c})
+	h.recovery.log(event{records: []*kgo.Record{&c}})
 	d := c
 	return h.deliver(&d)
 }

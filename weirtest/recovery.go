@@ -57,9 +57,9 @@ import (
 // event is an input sent since the last checkpoint: a record, or else a
 // watermark move.
 type event struct {
-	record *kgo.Record // as sent, with its partition
-	// batch, when not nil, is records sent together (SendBatch).
-	batch     []*kgo.Record
+	// records, when not nil, are sent together (one by SendBytes, a
+	// batch by SendBatch), as sent, with their partitions.
+	records   []*kgo.Record
 	watermark time.Time
 	// input, with watermark or idle, is a single input's move.
 	input string
@@ -169,11 +169,8 @@ func (h *Harness) Crash() error {
 		return err
 	}
 	for _, e := range rc.events {
-		if e.record != nil {
-			r := *e.record
-			err = h.deliver(&r)
-		} else if e.batch != nil {
-			err = h.deliverBatch(cloneRecords(e.batch))
+		if e.records != nil {
+			err = h.deliverBatch(cloneRecords(e.records))
 		} else if e.end {
 			err = h.endInput()
 		} else if e.input != "" {
