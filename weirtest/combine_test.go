@@ -2,9 +2,13 @@ package weirtest_test
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
@@ -111,5 +115,69 @@ func TestCombineMergesAWindowsResults(t *testing.T) {
 	got := seen.Take()
 	if len(got) != 1 || got[0].Value.N != want {
 		t.Fatalf("the window's 40 counts went on as %d records, want one of total %d", len(got), want)
+	}
+}
+
+// A panic in Combine's key or merge function meets the job's error policy
+// for the record in hand, as a panic in Map's function does: with dead
+// letters, the record goes to the dead-letter topic, what the combiner
+// held before it goes on unchanged, and the task keeps running.
+func TestCombineDeadLettersWhatItsFunctionsPanicOn(t *testing.T) {
+	job := engine.NewJob("combined", engine.WithErrorPolicy(engine.DeadLetter))
+	src := connectors.KafkaSource(job, "amounts", codec.JSON[amount]())
+	combined := operators.Combine(src, "per-key", func(a amount) string {
+		if a.N < 0 {
+			panic("negative amount")
+		}
+		return a.Key
+	}, func(a, b amount) amount {
+		if b.N == 13 {
+			panic("unlucky amount")
+		}
+		a.N += b.N
+		return a
+	})
+	connectors.KafkaSink(combined, "totals", codec.JSON[amount]())
+	h := weirtest.New(t, job, weirtest.Partitions(1))
+
+	at := parseClock(t, "10:00:00")
+	var recs []*kgo.Record
+	for _, a := range []amount{{"a", at, 1}, {"a", at, -5}, {"b", at, 2}, {"a", at, 13}, {"a", at, 4}, {"b", at, 13}} {
+		v, err := codec.JSON[amount]().Encode(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: "amounts", Key: []byte(a.Key), Value: v, Timestamp: at})
+	}
+	// One batch, so the combiner holds a's and b's records when the bad
+	// ones come.
+	if err := h.SendBatch("amounts", recs...); err != nil {
+		t.Fatalf("a panicking function stopped the task: %v", err)
+	}
+	if err := h.EndInput(); err != nil {
+		t.Fatal(err)
+	}
+	totals := map[string]int64{}
+	for _, r := range h.ReadOutput("totals") {
+		a, err := codec.JSON[amount]().Decode(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		totals[a.Key] += a.N
+	}
+	if want := map[string]int64{"a": 5, "b": 2}; !maps.Equal(totals, want) {
+		t.Errorf("totals %v, want %v: the good records, and nothing of the bad", totals, want)
+	}
+	var dead []int64
+	for _, r := range h.ReadOutput("combined-dlq") {
+		a, err := codec.JSON[amount]().Decode(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead = append(dead, a.N)
+	}
+	slices.Sort(dead)
+	if want := []int64{-5, 13, 13}; !slices.Equal(dead, want) {
+		t.Errorf("dead letters %v, want the three records key or merge panicked on, %v", dead, want)
 	}
 }
