@@ -83,6 +83,7 @@ func (s *memList[K, T]) slot(c *keyedCtx[K], create bool) (*listSlot[T], error) 
 	var vs []T
 	var next uint64
 	if !s.complete {
+		memStoreReads.Add(1)
 		var err error
 		if vs, next, err = s.l.GetNext(c); err != nil {
 			return nil, err
@@ -97,6 +98,9 @@ func (s *memList[K, T]) slot(c *keyedCtx[K], create bool) (*listSlot[T], error) 
 	}
 	sl := &listSlot[T]{slotHead: slotHead{id: strings.Clone(id), size: size}, vs: vs, stored: len(vs), next: next}
 	s.insert(sl)
+	if next > 0 {
+		s.back()
+	}
 	return sl, nil
 }
 
@@ -140,10 +144,23 @@ func (s *memList[K, T]) clear(c *keyedCtx[K]) error {
 		return s.l.Clear(c)
 	}
 	sl := s.lookup(s.id(c))
-	if sl == nil {
-		if s.loaded && s.complete {
-			return nil
+	switch {
+	case sl != nil:
+	case s.loaded && s.complete:
+		return nil
+	case s.away > 0:
+		// Counted: is it one of the lists away?
+		_, next, err := s.l.GetNext(c)
+		if err != nil {
+			s.away = -1
+			return s.l.Clear(c)
 		}
+		if next > 0 {
+			s.l.ClearBelow(c, next)
+			s.back()
+		}
+		return nil
+	default:
 		return s.l.Clear(c) // the store may have it
 	}
 	s.remove(sl)
@@ -173,7 +190,8 @@ func (s *memList[K, T]) spill() error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	s.dropAll(nil) // lists do not count what is away
+	// Flushed: every list with elements is in the store, numbered.
+	s.dropAll(func(sl *listSlot[T]) bool { return sl.next > 0 })
 	return nil
 }
 

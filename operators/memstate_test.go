@@ -70,45 +70,71 @@ func TestWindowJoinBuffersInMemoryJoinWhatTheStoreDoes(t *testing.T) {
 	}
 }
 
-// A burst that fills a task's share spills its window accumulators to
-// the store; once the windows the burst made have fired, memory holds all
-// of the state again, and the records of later windows read nothing from
-// the store, as before the burst.
+// A burst that fills a task's share spills its window state (a window
+// aggregate's accumulators, a window join's buffers) to the store; once
+// the windows the burst made have fired, memory holds all of the state
+// again, and the records of later windows read nothing from the store, as
+// before the burst.
 func TestStateMemoryIsCompleteAgainOnceASpillsWindowsFired(t *testing.T) {
-	job := engine.NewJob("burst")
-	src := connectors.KafkaSource(job, "in", codec.String(), connectors.WithWatermarks(windowing.RecordTimestamps[string](0)))
-	out := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "agg", windowing.Tumbling(time.Second),
-		operators.Count[string]{}, codec.JSON[int64]())
-	connectors.KafkaSink(out, "out", codec.JSON[operators.Windowed[string, int64]]())
-	h := weirtest.New(t, job, weirtest.Partitions(1), weirtest.StateMemory(16<<10))
 	at := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
-	send := func(keys int, at time.Time) {
-		t.Helper()
-		for k := range keys {
-			key := fmt.Sprintf("k%d", k)
-			if err := weirtest.SendValue(h, "in", codec.String(), key, key, at); err != nil {
-				t.Fatal(err)
+	for _, c := range []struct {
+		name   string
+		build  func() *engine.Job
+		topics []string
+	}{
+		{"aggregate", func() *engine.Job {
+			job := engine.NewJob("burst")
+			src := connectors.KafkaSource(job, "in", codec.String(), connectors.WithWatermarks(windowing.RecordTimestamps[string](0)))
+			out := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "agg", windowing.Tumbling(time.Second),
+				operators.Count[string]{}, codec.JSON[int64]())
+			connectors.KafkaSink(out, "out", codec.JSON[operators.Windowed[string, int64]]())
+			return job
+		}, []string{"in"}},
+		{"join", func() *engine.Job {
+			job := engine.NewJob("burst-join")
+			wm := connectors.WithWatermarks(windowing.RecordTimestamps[string](0))
+			l := operators.KeyByRecordKey(connectors.KafkaSource(job, "left", codec.String(), wm), codec.String())
+			r := operators.KeyByRecordKey(connectors.KafkaSource(job, "right", codec.String(), wm), codec.String())
+			out := operators.WindowJoin(l, r, "join", windowing.Tumbling(time.Second), func(k string, w windowing.Window, l, r string) (string, error) {
+				return fmt.Sprintf("%s %d", k, w.Start), nil
+			})
+			connectors.KafkaSink(out, "out", codec.String())
+			return job
+		}, []string{"left", "right"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := weirtest.New(t, c.build(), weirtest.Partitions(1), weirtest.StateMemory(16<<10))
+			send := func(keys int, at time.Time) {
+				t.Helper()
+				for k := range keys {
+					key := fmt.Sprintf("k%d", k)
+					for _, topic := range c.topics {
+						if err := weirtest.SendValue(h, topic, codec.String(), key, key, at); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if err := h.Checkpoint(); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		if err := h.Checkpoint(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	spills := operators.MemSpills()
-	send(1000, at) // the burst: a thousand windows
-	if operators.MemSpills() == spills {
-		t.Fatal("the burst did not spill: the test checks nothing")
-	}
-	send(5, at.Add(time.Second)) // its windows fire
-	reads := operators.MemStoreReads()
-	for i := 2; i < 12; i++ {
-		send(5, at.Add(time.Duration(i)*time.Second))
-	}
-	if n := operators.MemStoreReads() - reads; n != 0 {
-		t.Errorf("after the burst's windows fired, 50 records of new windows read the store %d times, want none", n)
-	}
-	if got := len(h.ReadOutput("out")); got != 1000+5*10 {
-		t.Errorf("%d windows fired, want %d", got, 1000+5*10)
+			spills := operators.MemSpills()
+			send(1000, at) // the burst: a thousand windows
+			if operators.MemSpills() == spills {
+				t.Fatal("the burst did not spill: the test checks nothing")
+			}
+			send(5, at.Add(time.Second)) // its windows fire
+			reads := operators.MemStoreReads()
+			for i := 2; i < 12; i++ {
+				send(5, at.Add(time.Duration(i)*time.Second))
+			}
+			if n := operators.MemStoreReads() - reads; n != 0 {
+				t.Errorf("after the burst's windows fired, 50 keys' records of new windows read the store %d times, want none", n)
+			}
+			if got := len(h.ReadOutput("out")); got != 1000+5*10 {
+				t.Errorf("%d windows fired, want %d", got, 1000+5*10)
+			}
+		})
 	}
 }
 
