@@ -54,6 +54,7 @@ type Prometheus struct {
 	archiveLatency                                              *prometheus.HistogramVec
 	breaker                                                     prometheus.Gauge
 	pastRetention                                               *prometheus.CounterVec
+	spills                                                      *prometheus.CounterVec
 }
 
 var _ observe.Observer = (*Prometheus)(nil)
@@ -185,7 +186,10 @@ func New(job string) *Prometheus {
 	p.pastRetention = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "weir_sink_records_past_retention_total", Help: "Outputs stamped older than their topic's retention.ms, which the broker may delete soon after writing.", ConstLabels: labels,
 	}, []string{"topic"})
-	for _, c := range []prometheus.Collector{p.deadLettered, p.skipped, p.retries, p.breaker, p.pastRetention,
+	p.spills = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_state_memory_spills_total", Help: "Times a task's state kept in memory outgrew its share of the memory budget and went to the store.", ConstLabels: labels,
+	}, []string{"task"})
+	for _, c := range []prometheus.Collector{p.deadLettered, p.skipped, p.retries, p.breaker, p.pastRetention, p.spills,
 		p.asyncCalls, p.asyncLatency, p.asyncFallback, p.asyncInFlight,
 		p.archiveFiles, p.archiveRecords, p.archiveBytes, p.archiveFailures, p.archiveLatency} {
 		f(c)
@@ -329,6 +333,8 @@ func (p *Prometheus) TaskStopped(task string) {
 	p.idle.DeleteLabelValues(task)
 	p.restoreLeft.DeleteLabelValues(task)
 }
+
+func (p *Prometheus) StateSpilled(task string, _ int64) { p.spills.WithLabelValues(task).Inc() }
 
 func (p *Prometheus) TasksAssigned(n int) { p.tasks.Set(float64(n)) }
 

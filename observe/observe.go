@@ -97,6 +97,12 @@ type Observer interface {
 	// RateLimited counts time the replica paused fetching a topic ("*":
 	// all of them) to keep under its cap.
 	RateLimited(topic string, paused time.Duration)
+	// StateSpilled reports that the state a task keeps in memory (window
+	// accumulators, session lists, join lists) outgrew the task's share of
+	// the memory budget and went to the store: bytes is what memory held.
+	// The state stays correct, read back from the store as needed; a
+	// task that spills often wants a larger budget.
+	StateSpilled(task string, bytes int64)
 }
 
 // Nop is an Observer that discards everything.
@@ -131,4 +137,5 @@ func (Nop) TasksAssigned(int)                                  {}
 func (Nop) RateLimit(string, float64)                          {}
 func (Nop) RateLimited(string, time.Duration)                  {}
 func (Nop) Ready(bool)                                         {}
+func (Nop) StateSpilled(string, int64)                         {}
 func (Nop) ArchiveFile(string, int, int, time.Duration, error) {}

@@ -24,6 +24,7 @@ import (
 	"unsafe"
 
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/observe"
 	"github.com/weirstream/weir/state"
 )
 
@@ -316,6 +317,9 @@ type memState[K comparable, T any] struct {
 type taskMemory struct {
 	limit, used int64 // limit 0: no bound
 	states      []interface{ spill() error }
+	// task and obs report each spill (observe.Observer.StateSpilled).
+	task string
+	obs  observe.Observer
 }
 
 // memSpills counts the spills of every task, for tests; memStoreReads
@@ -330,7 +334,7 @@ func stateMemory(t *engine.Task) *taskMemory {
 	if limit > 0 && limit < minStateMemory {
 		return nil
 	}
-	return &taskMemory{limit: limit}
+	return &taskMemory{limit: limit, task: t.ID().String(), obs: t.Observer()}
 }
 
 // minStateMemory is the smallest share worth keeping state in memory for:
@@ -342,6 +346,7 @@ const minStateMemory = 320
 func (m *taskMemory) reserve(n int64) error {
 	if m.limit > 0 && m.used+n > m.limit {
 		memSpills.Add(1)
+		m.obs.StateSpilled(m.task, m.used)
 		for _, s := range m.states {
 			if err := s.spill(); err != nil {
 				return err

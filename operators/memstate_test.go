@@ -2,16 +2,22 @@ package operators_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirstream/weir/codec"
 	"github.com/weirstream/weir/connectors"
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/local"
+	"github.com/weirstream/weir/observe"
 	"github.com/weirstream/weir/operators"
 	"github.com/weirstream/weir/state"
 	"github.com/weirstream/weir/weirtest"
@@ -133,6 +139,71 @@ func TestStateMemoryIsCompleteAgainOnceASpillsWindowsFired(t *testing.T) {
 			}
 			if got := len(h.ReadOutput("out")); got != 1000+5*10 {
 				t.Errorf("%d windows fired, want %d", got, 1000+5*10)
+			}
+		})
+	}
+}
+
+// spillRecorder records the spills a task reports.
+type spillRecorder struct {
+	observe.Nop
+	mu     sync.Mutex
+	spills map[string][]int64 // task -> bytes of each spill
+}
+
+func (r *spillRecorder) StateSpilled(task string, bytes int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.spills[task] = append(r.spills[task], bytes)
+}
+
+// A spill is reported to the job's observer (and so counted in
+// weir_state_memory_spills_total) with the task and the bytes memory held,
+// which fill the task's share; state that fits reports none.
+func TestStateSpillsAreReported(t *testing.T) {
+	const share = 16 << 10
+	for _, c := range []struct {
+		name      string
+		share     int64
+		keys      int
+		wantSpill bool
+	}{{"fits", share, 10, false}, {"burst", share, 1000, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			job := engine.NewJob("spills")
+			src := connectors.KafkaSource(job, "in", codec.String(), connectors.WithWatermarks(windowing.RecordTimestamps[string](0)))
+			out := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "agg", windowing.Tumbling(time.Second),
+				operators.Count[string]{}, codec.JSON[int64]())
+			connectors.KafkaSink(out, "out", codec.JSON[operators.Windowed[string, int64]]())
+			obs := &spillRecorder{spills: map[string][]int64{}}
+			task, err := local.NewTask(context.Background(), job, 0, 0, local.Env{Producer: &recorder{}, Observer: obs, StateMemory: c.share})
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+			var recs []*kgo.Record
+			for k := range c.keys {
+				key := []byte(fmt.Sprintf("k%d", k))
+				recs = append(recs, &kgo.Record{Topic: "in", Offset: int64(k), Key: key, Value: key, Timestamp: at})
+			}
+			if err := task.Process("in", recs); err != nil {
+				t.Fatal(err)
+			}
+			obs.mu.Lock()
+			defer obs.mu.Unlock()
+			if !c.wantSpill {
+				if len(obs.spills) != 0 {
+					t.Fatalf("spills reported %v, want none: the state fits", obs.spills)
+				}
+				return
+			}
+			got := obs.spills["0_0"]
+			if len(got) == 0 || len(obs.spills) != 1 {
+				t.Fatalf("spills reported %v, want some of task 0_0", obs.spills)
+			}
+			for _, b := range got {
+				if b <= 0 || b > c.share {
+					t.Errorf("a spill reported %d bytes held, want (0, %d]", b, c.share)
+				}
 			}
 		})
 	}
