@@ -149,7 +149,7 @@ func (rt *runtime) abortAndRestartLocked(ctx context.Context) {
 			rt.mu.tasks[id] = rt.startTaskLocked(rt.cl, id)
 		}
 	}
-	rt.obs.TasksAssigned(len(rt.mu.tasks))
+	rt.tasksChangedLocked()
 	rt.updateReadyLocked()
 	rt.mu.Unlock()
 	rt.log.Warn("transaction aborted; tasks restart from their last checkpoint", zap.Stringers("tasks", ids))

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirstream/weir/observe"
 )
 
 func TestConfigPrecedenceCodeEnvFlags(t *testing.T) {
@@ -247,5 +249,45 @@ func TestBudgetSetsGoMemLimitAndGOGC(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "1GiB")
 	if b.setGoMemLimit() {
 		t.Fatal("a GOMEMLIMIT the user set was overridden")
+	}
+}
+
+// Each task's share of the memory for operators' typed state is the
+// budget's split among the tasks the replica runs, not among all of the
+// job's: a replica running 2 of a job's 8 tasks gives each half of it,
+// and a task reads its share again at each use, so that one started
+// before more tasks came gets the smaller share after.
+func TestStateShareFollowsTheReplicasTasks(t *testing.T) {
+	b, _ := newMemoryBudget(1 << 30)
+	job := NewJob("share")
+	job.partitions, job.stages = 4, 2
+	rt := &runtime{job: job, budget: &b, obs: observe.Nop{}}
+	rt.mu.tasks = map[TaskID]*taskRunner{}
+	rt.stateShare.Store(b.stateMemory(job.partitions, job.stages))
+	share := rt.stateMemory // what a task of the replica reads (taskEnv.stateMem)
+	if got, want := share(), b.opState/8; got != want {
+		t.Fatalf("before any task: share %d, want the job's split, %d", got, want)
+	}
+	run := func(n int) {
+		clear(rt.mu.tasks)
+		for i := range n {
+			rt.mu.tasks[TaskID{Stage: i % 2, Partition: int32(i / 2)}] = nil
+		}
+		rt.tasksChangedLocked()
+	}
+	for _, c := range []struct {
+		tasks int
+		want  int64
+	}{{2, b.opState / 2}, {8, b.opState / 8}, {1, b.opState}, {4, b.opState / 4}} {
+		run(c.tasks)
+		if got := share(); got != c.want {
+			t.Errorf("running %d tasks: share %d, want %d", c.tasks, got, c.want)
+		}
+	}
+	small, _ := newMemoryBudget(64 << 20)
+	rt.budget = &small
+	run(8)
+	if got := share(); got != 1<<20 {
+		t.Errorf("a share below 1 MiB: %d, want 1 MiB", got)
 	}
 }

@@ -112,7 +112,7 @@ func (j *Job) newLocalTask(ctx context.Context, id TaskID, env local.Env) (*loca
 	}
 	t, err := newTask(taskEnv{
 		ctx: ctx, log: log, obs: env.Observer, producer: env.Producer, clock: clk, store: env.Store,
-		checkpoint: r.ID, changelogNext: maps.Clone(r.Changelog), eventTime: r.EventTime, timerMem: timerMem, stateMem: stateMem,
+		checkpoint: r.ID, changelogNext: maps.Clone(r.Changelog), eventTime: r.EventTime, timerMem: timerMem, stateMem: func() int64 { return stateMem },
 	}, id, j)
 	if err != nil {
 		return nil, err

@@ -59,7 +59,7 @@ func (rt *runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 			rt.mu.tasks[id] = rt.startTaskLocked(cl, id)
 		}
 	}
-	rt.obs.TasksAssigned(len(rt.mu.tasks))
+	rt.tasksChangedLocked()
 	rt.log.Info("partitions assigned", zap.Stringers("tasks", ids), zap.Int("running", len(rt.mu.tasks)))
 	rt.updateReadyLocked()
 }
@@ -103,7 +103,7 @@ func (rt *runtime) startTaskLocked(cl *kgo.Client, id TaskID) *taskRunner {
 		return newTask(taskEnv{
 			ctx: rt.runCtx, log: rt.log, obs: rt.obs, producer: rt.taskOutputs(cl), clock: systemClock{}, store: rt.store,
 			checkpoint: cp.cp, changelogNext: cp.changelog, eventTime: cp.eventTime, provenance: rt.cfg.Provenance,
-			offsets: offsets, failures: rt.failures, timerMem: rt.timerMem, stateMem: rt.stateMemory(),
+			offsets: offsets, failures: rt.failures, timerMem: rt.timerMem, stateMem: rt.stateMemory,
 			bounded: rt.bounds != nil, finished: &tr.finished,
 		}, id, rt.job)
 	}
@@ -284,7 +284,7 @@ func (rt *runtime) stopTasks(ps []TaskID) []*taskRunner {
 			tr.halt()
 		}
 	}
-	rt.obs.TasksAssigned(len(rt.mu.tasks))
+	rt.tasksChangedLocked()
 	rt.mu.Unlock()
 	for _, tr := range trs {
 		<-tr.done

@@ -24,8 +24,8 @@ import (
 //	                                         limit - what is outside Go - 1/16
 //	                                         (tuneGoMemLimit)
 //	state cache (committed state in memory)  3/16 (state.WithCacheSize)
-//	operators' typed state (window            1/16, split among the job's tasks
-//	accumulators; Task.StateMemory)           (at least 1 MiB each)
+//	operators' typed state (window            1/16, split among the tasks the
+//	accumulators; Task.StateMemory)           replica runs (at least 1 MiB each)
 //	Pebble block cache                       1/16: the state cache serves
 //	                                         what is read again
 //	Pebble memtable                          1/16 (two can be alive)
@@ -87,11 +87,17 @@ func (b memoryBudget) kgoOpts() []kgo.Opt {
 	}
 }
 
-// stateMemory is one task's share of the operators' typed state: the
-// share split among every task of the job, as the task queues' is.
+// stateMemory is one task's share of the operators' typed state when
+// the replica runs every task of the job: the smallest it gets (a local
+// task's, and a replica's before it is assigned any).
 func (b memoryBudget) stateMemory(partitions int32, stages int) int64 {
-	tasks := max(1, int64(partitions)*int64(stages))
-	return max(1<<20, b.opState/tasks)
+	return b.stateShare(int64(partitions) * int64(stages))
+}
+
+// stateShare is each task's share of the operators' typed state when the
+// replica runs tasks of them (runtime.tasksChangedLocked).
+func (b memoryBudget) stateShare(tasks int64) int64 {
+	return max(1<<20, b.opState/max(1, tasks))
 }
 
 // stateOpts bounds Pebble's caches.

@@ -83,8 +83,15 @@ func (t *Task) OnBarrier(fn func() error) { t.onBarrier = append(t.onBarrier, fn
 // may keep in memory in its own typed form (the window operators'
 // accumulators and session lists, a window join's buffers), beside the
 // store's caches: past it, the operator writes that state to the store
-// and drops it from memory. 0 sets no bound.
-func (t *Task) StateMemory() int64 { return t.stateMem }
+// and drops it from memory. 0 sets no bound. The share is the memory
+// budget's for typed state split among the tasks the replica runs, so it
+// changes as tasks come and go: read it again before each use.
+func (t *Task) StateMemory() int64 {
+	if t.stateMem == nil {
+		return 0
+	}
+	return t.stateMem()
+}
 
 // Context ends when the replica stops: what an operator waits for (an
 // upload, a call) should give up then.

@@ -130,13 +130,22 @@ func (rt *runtime) taskQueueBytes() int64 {
 	return max(1<<20, rt.budget.queueBytes/tasks)
 }
 
-// stateMemory is a task's share of memory for operators' typed state; 0
-// without a budget.
-func (rt *runtime) stateMemory() int64 {
-	if rt.budget == nil {
-		return 0
+// stateMemory is a task's share of memory for operators' typed state
+// (Task.StateMemory); 0 without a budget. Tasks read it again at every
+// reservation, so that it follows the tasks the replica runs.
+func (rt *runtime) stateMemory() int64 { return rt.stateShare.Load() }
+
+// tasksChangedLocked tells the observer how many tasks the replica runs,
+// and splits the budget's typed-state memory among them: a replica
+// running half of the job's tasks gives each twice the share. A task past
+// its new share, as more tasks come, spills its state at its next
+// reservation. rt.mu must be held.
+func (rt *runtime) tasksChangedLocked() {
+	n := len(rt.mu.tasks)
+	rt.obs.TasksAssigned(n)
+	if rt.budget != nil {
+		rt.stateShare.Store(rt.budget.stateShare(int64(n)))
 	}
-	return rt.budget.stateMemory(rt.job.partitions, rt.job.stages)
 }
 
 // stateCacheFull reports whether the tasks' write-back state caches hold

@@ -61,6 +61,9 @@ type runtime struct {
 	// timerMem is the budget's share for timers in memory, shared by the
 	// replica's tasks; nil when there is no budget.
 	timerMem *timerMemory
+	// stateShare is each running task's share of memory for operators'
+	// typed state (stateMemory); 0 when there is no budget.
+	stateShare atomic.Int64
 	// bounds is where a bounded run ends (Config.Until); nil when not.
 	bounds *bounds
 
@@ -195,6 +198,7 @@ func (rt *runtime) run(ctx context.Context) error {
 	if b, ok := newMemoryBudget(rt.cfg.MemoryLimit); ok {
 		rt.budget = &b
 		rt.timerMem = newTimerMemory(b.timers)
+		rt.stateShare.Store(b.stateMemory(rt.job.partitions, rt.job.stages))
 		stateOpts = b.stateOpts()
 		heap := "none"
 		if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {

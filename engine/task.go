@@ -93,9 +93,9 @@ type Task struct {
 	// timerMem bounds the timers the task's queues keep in memory, with
 	// the other tasks of the replica; nil for no bound.
 	timerMem *timerMemory
-	// stateMem is the task's share of memory for operators' typed state
-	// (StateMemory); 0 for no bound.
-	stateMem int64
+	// stateMem returns the task's share of memory for operators' typed
+	// state (StateMemory); nil or 0 for no bound.
+	stateMem func() int64
 	et       *eventTime
 
 	sources map[string]SourceFunc // by topic
@@ -181,9 +181,10 @@ type taskEnv struct {
 	failures *failureControl
 	// timerMem is the replica's memory for timers; nil for no bound.
 	timerMem *timerMemory
-	// stateMem is the task's share of memory for operators' typed state;
-	// 0 for no bound.
-	stateMem int64
+	// stateMem returns the task's share of memory for operators' typed
+	// state, which may change as the replica's tasks come and go; nil for
+	// no bound.
+	stateMem func() int64
 	// bounded is set in a bounded run; finished is set when the task has
 	// finished its input (see bounded.go).
 	bounded  bool

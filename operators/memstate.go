@@ -286,7 +286,7 @@ func (s *memSlots[K, S]) back() {
 // share, and reports whether it did.
 func (s *memSlots[K, S]) loadSlot(sl S) bool {
 	size := sl.head().size
-	if s.mem.limit > 0 && s.mem.used+size > s.mem.limit/2 {
+	if limit := s.mem.limit(); limit > 0 && s.mem.used+size > limit/2 {
 		return false
 	}
 	s.mem.used += size
@@ -315,8 +315,11 @@ type memState[K comparable, T any] struct {
 // (engine.Task.StateMemory), shared by its operators' memStates and
 // memLists: when it is full, every one of them goes to the store.
 type taskMemory struct {
-	limit, used int64 // limit 0: no bound
-	states      []interface{ spill() error }
+	// limit returns the task's share (0: no bound), read at every
+	// reservation: it changes as the replica's tasks come and go.
+	limit  func() int64
+	used   int64
+	states []interface{ spill() error }
 	// task and obs report each spill (observe.Observer.StateSpilled).
 	task string
 	obs  observe.Observer
@@ -334,7 +337,7 @@ func stateMemory(t *engine.Task) *taskMemory {
 	if limit > 0 && limit < minStateMemory {
 		return nil
 	}
-	return &taskMemory{limit: limit, task: t.ID().String(), obs: t.Observer()}
+	return &taskMemory{limit: t.StateMemory, task: t.ID().String(), obs: t.Observer()}
 }
 
 // minStateMemory is the smallest share worth keeping state in memory for:
@@ -344,7 +347,7 @@ const minStateMemory = 320
 // reserve takes n bytes of the share, spilling every memState of the task
 // first if they do not fit.
 func (m *taskMemory) reserve(n int64) error {
-	if m.limit > 0 && m.used+n > m.limit {
+	if limit := m.limit(); limit > 0 && m.used+n > limit {
 		memSpills.Add(1)
 		m.obs.StateSpilled(m.task, m.used)
 		for _, s := range m.states {
