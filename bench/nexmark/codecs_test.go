@@ -59,6 +59,20 @@ func TestQueryCodecs(t *testing.T) {
 			}
 		}
 	}
+	for _, c := range []q11Bids{{Bidder: 1001, At: DateTimeOf(BaseTime).Time().UnixMilli(), N: 7}, {Bidder: -1, At: -5, N: 1 << 40}} {
+		b, err := q11BidsCodec{}.Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := (q11BidsCodec{}).Decode(b); err != nil || got != c {
+			t.Errorf("q11 bids %+v: decoded %+v, %v", c, got, err)
+		}
+		for _, bad := range [][]byte{b[1:], append(b, 0), nil} {
+			if got, err := (q11BidsCodec{}).Decode(bad); err == nil {
+				t.Errorf("q11 bids: %d bytes decoded as %+v", len(bad), got)
+			}
+		}
+	}
 }
 
 // TestQ5MergeTop covers the local top of q5's counts: the higher count

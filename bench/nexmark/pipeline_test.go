@@ -235,3 +235,36 @@ func TestPipelineMatchesReference(t *testing.T) {
 		})
 	}
 }
+
+// q11 merges a bidder's bids of one instant in each task before keying
+// them by bidder: at 5,000 events per second of event time the hot bidder
+// bids several times in a millisecond, so merges happen in every batch,
+// and the sessions and counts are still the reference's, bid by bid.
+func TestQ11MergesABiddersBidsOfAnInstant(t *testing.T) {
+	evs := generate(Config{Seed: 7, EventsPerSecond: 5000}, 40_000)
+	q, err := QueryByName("q11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newPipeline(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values [][]byte
+	p.keep = func(v []byte) { values = append(values, v) }
+	now, err := p.run(records(evs, batchSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.finish(); err != nil {
+		t.Fatal(err)
+	}
+	got := canonical(t, decodeOutputs(t, q.Name, values))
+	want := canonical(t, references[q.Name](evs, now))
+	if len(want) < 10 {
+		t.Fatalf("the reference has %d sessions: the test checks little", len(want))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatal(diff(got, want))
+	}
+}
