@@ -214,21 +214,7 @@ func TestPipelineMatchesReference(t *testing.T) {
 	evs := generate(testConfig, testEvents)
 	for _, q := range Queries {
 		t.Run(q.Name, func(t *testing.T) {
-			p, err := newPipeline(q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var values [][]byte
-			p.keep = func(v []byte) { values = append(values, v) }
-			now, err := p.run(records(evs, 100))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := p.finish(); err != nil {
-				t.Fatal(err)
-			}
-			got := canonical(t, decodeOutputs(t, q.Name, values))
-			want := canonical(t, references[q.Name](evs, now))
+			got, want := pipelineAndReference(t, q, evs, 100)
 			if !slices.Equal(got, want) {
 				t.Fatal(diff(got, want))
 			}
@@ -241,30 +227,35 @@ func TestPipelineMatchesReference(t *testing.T) {
 // bids several times in a millisecond, so merges happen in every batch,
 // and the sessions and counts are still the reference's, bid by bid.
 func TestQ11MergesABiddersBidsOfAnInstant(t *testing.T) {
-	evs := generate(Config{Seed: 7, EventsPerSecond: 5000}, 40_000)
 	q, err := QueryByName("q11")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newPipeline(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var values [][]byte
-	p.keep = func(v []byte) { values = append(values, v) }
-	now, err := p.run(records(evs, batchSize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.finish(); err != nil {
-		t.Fatal(err)
-	}
-	got := canonical(t, decodeOutputs(t, q.Name, values))
-	want := canonical(t, references[q.Name](evs, now))
+	got, want := pipelineAndReference(t, q, generate(Config{Seed: 7, EventsPerSecond: 5000}, 40_000), batchSize)
 	if len(want) < 10 {
 		t.Fatalf("the reference has %d sessions: the test checks little", len(want))
 	}
 	if !slices.Equal(got, want) {
 		t.Fatal(diff(got, want))
 	}
+}
+
+// pipelineAndReference runs evs through q's pipeline in batches of batch
+// records, and returns its outputs and its reference's, canonical.
+func pipelineAndReference(t *testing.T, q Query, evs []Event, batch int) (got, want []string) {
+	t.Helper()
+	p, err := newPipeline(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values [][]byte
+	p.keep = func(v []byte) { values = append(values, v) }
+	now, err := p.run(records(evs, batch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.finish(); err != nil {
+		t.Fatal(err)
+	}
+	return canonical(t, decodeOutputs(t, q.Name, values)), canonical(t, references[q.Name](evs, now))
 }
