@@ -198,7 +198,11 @@ func TestRunResizesShortWindowsAndRepeats(t *testing.T) {
 		Brokers: fakeBroker(t), Engines: []Engine{testEngineCmd("bare", "bare")},
 		Passes: []Pass{{Guarantee: "exactly-once", Interval: 50 * time.Millisecond}},
 		Events: 5_000, Parallelism: 2, WorkDir: t.TempDir(), Timeout: 30 * time.Second, Log: &log,
-		Reps: 2, MinWindow: time.Second, Warmup: 100 * time.Millisecond, MaxEvents: 2_000_000, BrokerPID: -1,
+		// Windows of 2 s at least: a repetition counts with MinCommits
+		// moves of the offsets seen by the PollInterval samples, and on a
+		// loaded machine (CI with the race detector) a 1 s window of both
+		// repetitions fell short of them.
+		Reps: 2, MinWindow: 2 * time.Second, Warmup: 100 * time.Millisecond, MaxEvents: 2_000_000, BrokerPID: -1,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
