@@ -149,8 +149,9 @@ func (s *memList[K, T]) clear(c *keyedCtx[K]) error {
 	case s.loaded && s.complete:
 		return nil
 	case s.away > 0:
-		// Counted: is it one of the lists away?
-		_, next, err := s.l.GetNext(c)
+		// Counted: is it one of the lists away? Its length record
+		// tells; its elements need not be read to clear it.
+		next, err := s.l.Next(c)
 		if err != nil {
 			s.away = -1
 			return s.l.Clear(c)

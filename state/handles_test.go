@@ -236,7 +236,7 @@ func TestValueEach(t *testing.T) {
 
 // TestListKnownLength checks the list methods that read nothing: AddAt
 // and ClearBelow keep a list as Add and Clear would, given the next
-// element number GetNext and Each report.
+// element number GetNext, Next and Each report.
 func TestListKnownLength(t *testing.T) {
 	s := openMem(t)
 	ts := s.Task(TaskID{})
@@ -286,7 +286,18 @@ func TestListKnownLength(t *testing.T) {
 	if got, want := each(), "[a/n=[a0 a1 a2 a3 a4]@5 b/=[b0]@1 c/n2=[c0]@1]"; got != want {
 		t.Fatalf("Each: %s, want %s", got, want)
 	}
+	for _, c := range []struct {
+		key, ns string
+		want    uint64
+	}{{"a", "n", 5}, {"b", "", 1}, {"c", "n2", 1}, {"d", "n", 0}} {
+		if next, err := l.Next(at(c.key, c.ns)); err != nil || next != c.want {
+			t.Fatalf("Next of %s/%s: %d, %v; want %d", c.key, c.ns, next, err, c.want)
+		}
+	}
 	l.ClearBelow(at("a", "n"), 5)
+	if next, err := l.Next(at("a", "n")); err != nil || next != 0 {
+		t.Fatalf("Next after ClearBelow: %d, %v; want 0", next, err)
+	}
 	if got, want := each(), "[b/=[b0]@1 c/n2=[c0]@1]"; got != want {
 		t.Fatalf("Each after ClearBelow: %s, want %s", got, want)
 	}

@@ -163,6 +163,18 @@ func (l *List[T]) GetNext(s Scope) ([]T, uint64, error) {
 	return vs, next, nil
 }
 
+// Next returns s's next element number alone (the length record; 0 for
+// a list that has none), reading none of its elements: enough to clear a
+// list with ClearBelow.
+func (l *List[T]) Next(s Scope) (uint64, error) {
+	ts := s.TaskStore()
+	next, err := nextSeq(ts, l.d.stateKey(ts, s))
+	if err != nil {
+		return 0, l.d.fail("get", err)
+	}
+	return next, nil
+}
+
 // AddAt appends vs to s's list, numbered from next, which must be the
 // list's next element number (GetNext's, or 0 for a list the store does
 // not have, plus what AddAt added since): it reads nothing. Every element
