@@ -110,9 +110,13 @@ func (j *Job) newLocalTask(ctx context.Context, id TaskID, env local.Env) (*loca
 	case env.StateMemory == 0 && ok:
 		stateMem = b.stateMemory(max(1, j.partitions), j.stages)
 	}
+	share := func() int64 { return stateMem }
+	if env.StateShare != nil {
+		share = env.StateShare
+	}
 	t, err := newTask(taskEnv{
 		ctx: ctx, log: log, obs: env.Observer, producer: env.Producer, clock: clk, store: env.Store,
-		checkpoint: r.ID, changelogNext: maps.Clone(r.Changelog), eventTime: r.EventTime, timerMem: timerMem, stateMem: func() int64 { return stateMem },
+		checkpoint: r.ID, changelogNext: maps.Clone(r.Changelog), eventTime: r.EventTime, timerMem: timerMem, stateMem: share,
 	}, id, j)
 	if err != nil {
 		return nil, err

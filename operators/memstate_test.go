@@ -3,11 +3,14 @@ package operators_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,6 +209,101 @@ func TestStateSpillsAreReported(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A task reads its share at every reservation: when the replica takes
+// more tasks and the share shrinks, the task's window state spills at its
+// next new window rather than holding more than its share, and the
+// windows it spilled still fire with every record counted.
+func TestStateSpillsWhenTheShareShrinks(t *testing.T) {
+	var share atomic.Int64
+	share.Store(1 << 20)
+	job := engine.NewJob("shrink")
+	src := connectors.KafkaSource(job, "in", codec.String(), connectors.WithWatermarks(windowing.RecordTimestamps[string](0)))
+	out := operators.WindowAggregate(operators.KeyByRecordKey(src, codec.String()), "agg", windowing.Tumbling(time.Second),
+		operators.Count[string]{}, codec.JSON[int64]())
+	connectors.KafkaSink(out, "out", codec.JSON[operators.Windowed[string, int64]]())
+	obs := &spillRecorder{spills: map[string][]int64{}}
+	rec := &recorder{}
+	task, err := local.NewTask(context.Background(), job, 0, 0, local.Env{Producer: rec, Observer: obs, StateShare: share.Load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	offset := int64(0)
+	process := func(keys []int, ts time.Time) {
+		t.Helper()
+		var recs []*kgo.Record
+		for _, k := range keys {
+			key := []byte(fmt.Sprintf("k%d", k))
+			recs = append(recs, &kgo.Record{Topic: "in", Offset: offset, Key: key, Value: key, Timestamp: ts})
+			offset++
+		}
+		if err := task.Process("in", recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spills := func() []int64 {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return slices.Clone(obs.spills["0_0"])
+	}
+	first := make([]int, 300)
+	for i := range first {
+		first[i] = i
+	}
+	process(first, at)
+	if got := spills(); len(got) != 0 {
+		t.Fatalf("spills %v under a 1 MiB share, want none: 300 windows fit", got)
+	}
+	const small = 4 << 10
+	share.Store(small)
+	// The first 300 keys again, then 300 new ones: new windows reserve.
+	second := make([]int, 600)
+	for i := range second {
+		second[i] = i
+	}
+	process(second, at.Add(time.Millisecond))
+	got := spills()
+	if len(got) == 0 {
+		t.Fatalf("no spill after the share shrank to %d bytes", small)
+	}
+	// The first spill gives back what the old share held; the later
+	// ones hold no more than the new share.
+	if len(got) < 2 {
+		t.Fatalf("spills %v, want several: 300 new windows do not fit %d bytes", got, small)
+	}
+	for _, b := range got[1:] {
+		if b <= 0 || b > small {
+			t.Errorf("a spill after the first reported %d bytes held, want (0, %d]", b, small)
+		}
+	}
+	rec.take() // the changelog of the spills, if any
+	// A record a second later fires the window of every key.
+	process([]int{0}, at.Add(time.Second+time.Millisecond))
+	counts := map[string]int64{}
+	for _, r := range rec.take() {
+		if r.Topic != "out" {
+			continue
+		}
+		var w operators.Windowed[string, int64]
+		if err := json.Unmarshal(r.Value, &w); err != nil {
+			t.Fatal(err)
+		}
+		counts[w.Key] += w.Value
+	}
+	if len(counts) != 600 {
+		t.Fatalf("%d windows fired, want 600", len(counts))
+	}
+	for i := range 600 {
+		k, want := fmt.Sprintf("k%d", i), int64(1)
+		if i < 300 {
+			want = 2
+		}
+		if counts[k] != want {
+			t.Fatalf("window of %s counted %d, want %d", k, counts[k], want)
+		}
 	}
 }
 

@@ -77,6 +77,11 @@ type Env struct {
 	// share of the job's memory limit; a negative value sets no bound. A
 	// share of a few bytes writes every change to the store at once.
 	StateMemory int64
+	// StateShare, when set, is the task's share of typed state instead of
+	// StateMemory, read at every reservation: a replica's share changes as
+	// its tasks come and go, and a task whose share shrinks spills to the
+	// store. 0 sets no bound.
+	StateShare func() int64
 }
 
 // Task is one task of a job, run in the caller's goroutine.
