@@ -374,7 +374,9 @@ const (
 	timerCost16 = 2*16 + 96
 )
 
-func timerID(at int64, key []byte) string { return string(appendTimerID(nil, at, key)) }
+func timerID(at int64, key []byte) string {
+	return string(appendTimerID(make([]byte, 0, 8+len(key)), at, key))
+}
 
 func appendTimerID(b []byte, at int64, key []byte) []byte {
 	return append(appendOrderedMillis(b, at), key...)
@@ -412,10 +414,12 @@ func (q *timerQueue) account(n int64) {
 // push adds a timer that belongs in h and reports whether it was new;
 // unsaved: the store does not have it.
 func (q *timerQueue) push(at int64, key []byte, unsaved bool) bool {
-	if _, ok := q.set[q.id(at, key)]; ok {
+	id := q.id(at, key)
+	if _, ok := q.set[id]; ok {
 		return false
 	}
-	e := timerEntry{at: at, id: timerID(at, key)}
+	// One allocation: the id built for the lookup, copied once.
+	e := timerEntry{at: at, id: strings.Clone(id)}
 	q.set[e.id] = unsaved
 	q.h.push(e)
 	if unsaved {

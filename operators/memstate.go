@@ -109,6 +109,12 @@ type slotGroup[S interface{ head() *slotHead }] struct {
 	key   string // the key's part of the slots' ids
 	slots []S
 	nss   []byte
+	// one and ns0 hold the first slot and its namespace (a window's 16
+	// bytes), so that a group of one slot, a key's only window, is one
+	// allocation rather than three: a group goes when its key's last
+	// window fires, and comes again with the key's next.
+	one [1]S
+	ns0 [16]byte
 }
 
 // groupFixed is about what a slot costs in its group, beyond memFixed:
@@ -172,7 +178,11 @@ func (s *memSlots[K, S]) insert(sl S) {
 	g := s.group(h.id)
 	k := len(h.id) - s.nsLen
 	if g == nil {
-		g = &slotGroup[S]{key: h.id[:k], slots: make([]S, 0, 1)}
+		g = &slotGroup[S]{key: h.id[:k]}
+		g.slots = g.one[:0]
+		if s.nsLen <= len(g.ns0) {
+			g.nss = g.ns0[:0]
+		}
 		s.m[g.key] = g
 		s.last = g
 	}

@@ -102,12 +102,16 @@ func (d *dirtySet) put(key, value []byte, tombstone, created bool) {
 		d.m = make(map[string]*entry)
 	}
 	d.seq++
-	e := &entry{key: bytes.Clone(key), tombstone: tombstone, seq: d.seq, created: created}
-	if e.key == nil {
-		e.key = []byte{}
-	}
+	e := &entry{tombstone: tombstone, seq: d.seq, created: created}
+	// The key and the value in one allocation: each slice's capacity ends
+	// where it does, so a later write of the value in place (above) never
+	// reaches the key, and one that grows it copies.
+	buf := make([]byte, len(key)+len(value))
+	copy(buf, key)
+	e.key = buf[:len(key):len(key)]
 	if !tombstone {
-		e.value = append(make([]byte, 0, len(value)), value...)
+		copy(buf[len(key):], value)
+		e.value = buf[len(key):]
 	}
 	d.m[keyString(e.key)] = e
 	d.last = e
