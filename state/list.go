@@ -155,10 +155,9 @@ func (l *List[T]) GetNext(s Scope) ([]T, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	ts := s.TaskStore()
-	next, err := nextSeq(ts, l.d.stateKey(ts, s))
+	next, err := l.Next(s)
 	if err != nil {
-		return nil, 0, l.d.fail("get", err)
+		return nil, 0, err
 	}
 	return vs, next, nil
 }
