@@ -215,17 +215,29 @@ func TestRunResizesShortWindowsAndRepeats(t *testing.T) {
 	for _, m := range ms {
 		s.add(m)
 	}
-	// Sizing runs, then the two repetitions on one larger input.
-	ok := len(ms) >= 3 && ms[0].Events == cfg.Events
+	// Sizing runs from cfg.Events on, each followed by a larger run of
+	// its repetition, and one counted run per repetition, 1 then 2. A
+	// repetition whose window falls short on a loaded machine sizes
+	// again, as the first did, so the second may run a larger input.
+	ok := len(ms) >= 3 && ms[0].Events == cfg.Events && ms[0].Sizing && !ms[len(ms)-1].Sizing
+	rep := 1
 	for i, m := range ms {
-		last2 := i >= len(ms)-2
-		ok = ok && m.Sizing != last2 && m.Rep == map[bool]int{false: 1, true: i - len(ms) + 3}[last2]
+		ok = ok && m.Rep == rep
+		if i > 0 {
+			ok = ok && m.Events >= ms[i-1].Events
+			if ms[i-1].Sizing {
+				ok = ok && m.Events > ms[i-1].Events
+			}
+		}
+		if !m.Sizing {
+			rep++
+		}
 	}
-	if !ok || ms[len(ms)-1].Events != ms[len(ms)-2].Events || ms[len(ms)-1].Events <= cfg.Events {
+	if !ok || rep != 3 || ms[len(ms)-1].Events <= cfg.Events {
 		for _, m := range ms {
 			t.Logf("%+v", *m)
 		}
-		t.Fatalf("%d runs; want sizing runs from %d events on, then two repetitions on one larger input", len(ms), cfg.Events)
+		t.Fatalf("%d runs; want sizing runs from %d events on, then repetitions 1 and 2 on larger inputs", len(ms), cfg.Events)
 	}
 	// A repetition counts only with five commits in its window; on a
 	// loaded machine (CI, with the race detector) the engine's rate moves
