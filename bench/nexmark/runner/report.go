@@ -40,6 +40,9 @@ func WriteTables(w io.Writer, cfg Config, ms []*Measurement) {
 		} else {
 			fmt.Fprintf(w, ", %d events per run", cfg.Events)
 		}
+		if cfg.CeilingBeside {
+			fmt.Fprint(w, ", the bare copy run beside each query (÷ ceiling: the median of each repetition's ratio to its copy, and the CPU ratios' range)")
+		}
 		if p.Live {
 			fmt.Fprintf(w, ", latency at %d events/s for %v (window queries %v) in the first repetition", cfg.LiveRate, cfg.LiveFor, cfg.LiveForWindows)
 		}
@@ -68,7 +71,9 @@ func WriteTables(w io.Writer, cfg Config, ms []*Measurement) {
 					continue
 				}
 				ratio := ""
-				if c := ceiling(s.Counted[0]); c != nil && c != s {
+				if cfg.CeilingBeside && q != CopyQuery {
+					ratio = pairedRatios(s, ms)
+				} else if c := ceiling(s.Counted[0]); c != nil && c != s {
 					ratio = fmt.Sprintf("%.2f / %.2f", s.Median(cpuRate)/c.Median(cpuRate), s.Median(wallRate)/c.Median(wallRate))
 				}
 				lat, first := "-", "-"
@@ -140,6 +145,44 @@ func WriteTables(w io.Writer, cfg Config, ms []*Measurement) {
 	}
 }
 
+// pairedRatios is the ÷ ceiling column under Config.CeilingBeside: each
+// counted run's rates over those of the copy run beside its query in the
+// same repetition, the median of those ratios (CPU / wall), and the CPU
+// ratios' range when there are several.
+func pairedRatios(s *Summary, ms []*Measurement) string {
+	var cpu, wall []float64
+	for _, m := range s.Counted {
+		var c *Measurement
+		for _, b := range ms {
+			if b.Engine == "bare" && b.Beside == m.Query && b.Rep == m.Rep && b.Guarantee == m.Guarantee &&
+				b.Interval == m.Interval && !b.Failed() && !b.Sizing && b.Commits >= MinCommits {
+				c = b
+			}
+		}
+		if c == nil || c.CPURate <= 0 || c.WallRate <= 0 {
+			continue
+		}
+		cpu = append(cpu, m.CPURate/c.CPURate)
+		wall = append(wall, m.WallRate/c.WallRate)
+	}
+	if len(cpu) == 0 {
+		return ""
+	}
+	out := fmt.Sprintf("%.2f / %.2f", median(cpu), median(wall))
+	if len(cpu) > 1 {
+		out += fmt.Sprintf(" (CPU %.2f-%.2f)", slices.Min(cpu), slices.Max(cpu))
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	v = slices.Sorted(slices.Values(v))
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
 // Summary gathers the runs of one engine, query, guarantee and interval.
 type Summary struct {
 	// Counted are the runs whose rates count: not failed, not sizing
@@ -190,10 +233,7 @@ func (s *Summary) Median(f figure) float64 {
 	if len(v) == 0 {
 		return 0
 	}
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	return median(v)
 }
 
 func (s *Summary) values(f figure) []float64 {

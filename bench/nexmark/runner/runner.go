@@ -114,6 +114,13 @@ type Config struct {
 	MinWindow time.Duration
 	// MaxEvents caps the input of a resized run; 0 is 20 million.
 	MaxEvents int
+	// CeilingBeside runs the bare copy beside every query instead of once
+	// before them all: in each repetition of a query, just before the
+	// engines, on an input of its own size. Each engine's ÷ ceiling is
+	// then the median of its runs' ratios to the copy run of the same
+	// repetition, minutes apart rather than the whole grid apart, so drift
+	// in the machine's speed over a long grid stays out of the ratios.
+	CeilingBeside bool
 	// BrokerPID is the local broker's process, whose CPU time over each
 	// measured window goes beside the engine's; 0 finds the process
 	// running kafka.Kafka, if there is one; -1 measures none.
@@ -153,6 +160,9 @@ type Measurement struct {
 	Events    int
 	// Rep is the repetition this run belongs to, from 1.
 	Rep int
+	// Beside is the query a copy run (Config.CeilingBeside) is the
+	// ceiling of; empty otherwise.
+	Beside string `json:",omitempty"`
 	// Sizing marks a run whose window was shorter than Config.MinWindow:
 	// it only sized the next run's input, and its rates do not count.
 	Sizing bool `json:",omitempty"`
@@ -223,31 +233,38 @@ func Run(ctx context.Context, cfg Config) ([]*Measurement, []string, error) {
 	r := &run{cfg: cfg, cl: cl, adm: kadm.NewClient(cl), id: time.Now().UTC().Format("150405")}
 	var all []*Measurement
 	var problems []string
+	// The ceiling engines' input sizes, once sized: with CeilingBeside
+	// they copy beside every query, and size once.
+	ceilingSize := map[string]int{}
 	for _, p := range cfg.Passes {
 		queries := p.Queries
 		if queries == nil {
 			queries = cfg.Queries
 		}
-		for _, q := range append([]string{CopyQuery}, queries...) {
+		if !cfg.CeilingBeside {
+			queries = append([]string{CopyQuery}, queries...)
+		}
+		for _, q := range queries {
 			// The first repetition's runs, for the cross-check.
 			byEngine := map[string]*Measurement{}
 			// Each engine's input size, once a run has sized it.
 			size := map[string]int{}
 			for rep := 1; rep <= cfg.Reps; rep++ {
-				for _, e := range cfg.Engines {
-					if !e.Runs(q) {
-						continue
-					}
+				for _, e := range r.order(q) {
 					if err := ctx.Err(); err != nil {
 						return all, problems, err
 					}
+					eq, beside, sizes := q, "", size
+					if !e.Runs(q) { // a ceiling beside q (order)
+						eq, beside, sizes = CopyQuery, q, ceilingSize
+					}
 					events := cfg.Events
-					if n, ok := size[e.Name]; ok {
+					if n, ok := sizes[e.Name]; ok {
 						events = n
 					}
-					m := r.measure(ctx, e, q, p, events, rep)
+					m := r.measure(ctx, e, eq, beside, p, events, rep)
 					all = append(all, m)
-					if rep == 1 {
+					if rep == 1 && beside == "" {
 						byEngine[e.Name] = m
 					}
 					for range maxResizes {
@@ -257,14 +274,14 @@ func Run(ctx context.Context, cfg Config) ([]*Measurement, []string, error) {
 						}
 						m.Sizing = true
 						r.logf("%s %s: a %v window is shorter than %v: the run only sizes the input, %d events from now on",
-							e.Name, q, m.Window.Round(time.Millisecond), cfg.MinWindow, n)
+							e.Name, eq, m.Window.Round(time.Millisecond), cfg.MinWindow, n)
 						events = n
-						m = r.measure(ctx, e, q, Pass{Guarantee: p.Guarantee, Interval: p.Interval}, events, rep)
+						m = r.measure(ctx, e, eq, beside, Pass{Guarantee: p.Guarantee, Interval: p.Interval}, events, rep)
 						all = append(all, m)
 					}
-					size[e.Name] = events
+					sizes[e.Name] = events
 					if m.Failed() {
-						problems = append(problems, fmt.Sprintf("%s %s (%s): %s", e.Name, q, p, m.Err))
+						problems = append(problems, fmt.Sprintf("%s %s (%s): %s", e.Name, eq, p, m.Err))
 					}
 				}
 			}
@@ -279,12 +296,30 @@ func Run(ctx context.Context, cfg Config) ([]*Measurement, []string, error) {
 	return all, nil, nil
 }
 
+// order returns the engines that run q, in the configured order; with
+// CeilingBeside, the ceiling engines (those that only copy) come first, to
+// run the copy beside q.
+func (r *run) order(q string) []Engine {
+	var ceiling, rest []Engine
+	for _, e := range r.cfg.Engines {
+		switch {
+		case e.Runs(q):
+			rest = append(rest, e)
+		case r.cfg.CeilingBeside && q != CopyQuery && e.Runs(CopyQuery):
+			ceiling = append(ceiling, e)
+		}
+	}
+	return append(ceiling, rest...)
+}
+
 type run struct {
 	cfg Config
 	cl  *kgo.Client
 	adm *kadm.Client
 	id  string
 	n   int
+	// copiedLive: a copy run beside a query has run the live phase.
+	copiedLive bool
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -321,19 +356,30 @@ func (r *run) crossCheck(q string, p Pass, byEngine map[string]*Measurement) []s
 
 // measure runs q on e and measures it. Errors go into the measurement.
 // Only the first repetition runs the live phase and cross-checks.
-func (r *run) measure(ctx context.Context, e Engine, q string, p Pass, events, rep int) *Measurement {
+// A copy run beside a query (Config.CeilingBeside) names it in beside.
+func (r *run) measure(ctx context.Context, e Engine, q, beside string, p Pass, events, rep int) *Measurement {
 	r.n++
 	if rep > 1 {
 		p.Live, p.CrossCheck = false, false
 	}
-	m := &Measurement{Engine: e.Name, Query: q, Guarantee: p.Guarantee, Interval: p.Interval, Events: events, Rep: rep}
+	if beside != "" {
+		// A copy has nothing to cross-check, and one live phase of it
+		// gives its latency.
+		p.Live, p.CrossCheck = p.Live && !r.copiedLive, false
+		r.copiedLive = r.copiedLive || p.Live
+	}
+	m := &Measurement{Engine: e.Name, Query: q, Beside: beside, Guarantee: p.Guarantee, Interval: p.Interval, Events: events, Rep: rep}
 	name := fmt.Sprintf("nx%s-%02d-%s-%s", r.id, r.n, e.Name, q)
 	spec := Spec{
 		Brokers: r.cfg.Brokers, Query: q, Input: name + "-in", Output: name + "-out", Group: name,
 		Guarantee: p.Guarantee, Interval: p.Interval, Parallelism: r.cfg.Parallelism,
 		StateDir: filepath.Join(r.cfg.WorkDir, "state", name), Producer: r.cfg.Producer,
 	}
-	r.logf("%s %s (%s, repetition %d, %d events): starting", e.Name, q, p, rep, events)
+	what := q
+	if beside != "" {
+		what += " beside " + beside
+	}
+	r.logf("%s %s (%s, repetition %d, %d events): starting", e.Name, what, p, rep, events)
 	if err := r.do(ctx, e, spec, p, m); err != nil {
 		m.Err = err.Error()
 		r.logf("%s %s: FAILED: %v", e.Name, q, err)

@@ -2,9 +2,11 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -285,4 +287,81 @@ func fakeBroker(t *testing.T) []string {
 	}
 	t.Cleanup(c.Close)
 	return c.ListenAddrs()
+}
+
+// TestRunCeilingBeside runs the copy beside each query: in every
+// repetition of a query, before its engine, and never on its own; each
+// ratio comes from the copy run of the same repetition.
+func TestRunCeilingBeside(t *testing.T) {
+	var log strings.Builder
+	cfg := Config{
+		Brokers: fakeBroker(t), Engines: []Engine{testEngineCmd("weir", "weir"), testEngineCmd("bare", "bare")},
+		Queries: []string{"q0", "q1"},
+		Passes:  []Pass{{Guarantee: "exactly-once", Interval: 50 * time.Millisecond}},
+		Events:  5_000, Parallelism: 2, WorkDir: t.TempDir(), Timeout: 30 * time.Second, Log: &log,
+		// Windows long enough for MinCommits: the first run of each
+		// engine sizes its input (the copy's once, for both queries).
+		Reps: 2, MinWindow: time.Second, Warmup: 100 * time.Millisecond, MaxEvents: 2_000_000,
+		BrokerPID: -1, CeilingBeside: true,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ms, problems, err := Run(ctx, cfg)
+	t.Logf("runner log:\n%s", log.String())
+	if err != nil {
+		t.Fatalf("Run: %v (%q)", err, problems)
+	}
+	var got []string
+	for _, m := range ms {
+		if !m.Sizing {
+			got = append(got, fmt.Sprintf("%s %s/%s %d", m.Engine, m.Query, m.Beside, m.Rep))
+		}
+	}
+	want := []string{
+		"bare copy/q0 1", "weir q0/ 1", "bare copy/q0 2", "weir q0/ 2",
+		"bare copy/q1 1", "weir q1/ 1", "bare copy/q1 2", "weir q1/ 2",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("runs %q, want %q", got, want)
+	}
+	var tables strings.Builder
+	WriteTables(&tables, cfg, ms)
+	t.Logf("tables:\n%s", tables.String())
+	for _, q := range []string{"q0", "q1"} {
+		var s Summary
+		for _, m := range ms {
+			if m.Engine == "weir" && m.Query == q {
+				s.add(m)
+			}
+		}
+		if len(s.Counted) == 0 {
+			t.Logf("%s: no run counted (too few commits on a loaded machine)", q)
+			continue
+		}
+		if !strings.Contains(tables.String(), "| "+q+" | weir | ") || pairedRatios(&s, ms) == "" {
+			t.Errorf("%s: no ratio to the copy beside it", q)
+		}
+	}
+}
+
+// TestPairedRatios pairs each run with the copy of its repetition.
+func TestPairedRatios(t *testing.T) {
+	run := func(engine, q, beside string, rep int, cpu float64) *Measurement {
+		return &Measurement{Engine: engine, Query: q, Beside: beside, Rep: rep, CPURate: cpu, WallRate: cpu / 2, Commits: MinCommits}
+	}
+	ms := []*Measurement{
+		run("bare", CopyQuery, "q1", 1, 400), run("weir", "q1", "", 1, 300),
+		run("bare", CopyQuery, "q1", 2, 200), run("weir", "q1", "", 2, 170),
+		run("bare", CopyQuery, "q2", 3, 100), run("weir", "q1", "", 3, 50), // no copy beside q1 in rep 3
+	}
+	var s Summary
+	for _, m := range ms {
+		if m.Engine == "weir" {
+			s.add(m)
+		}
+	}
+	// Ratios 0.75 and 0.85, each run over its own copy; rep 3 has none.
+	if got, want := pairedRatios(&s, ms), "0.80 / 0.80 (CPU 0.75-0.85)"; got != want {
+		t.Errorf("pairedRatios = %q, want %q", got, want)
+	}
 }

@@ -131,6 +131,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	warmup := fs.Duration("warmup", 30*time.Second, "left out of each measured window after the engine's first commit (long enough for the JVM engines' compilers to settle)")
 	minWindow := fs.Duration("min-window", 10*time.Second, "shortest measured window that counts: an engine that finishes sooner runs again on a larger input (0: any)")
 	maxEvents := fs.Int("max-events", 20_000_000, "largest input a resized run gets")
+	ceilingBeside := fs.Bool("ceiling-beside", false, "run the bare copy beside every query, just before its engines in each repetition, and take each engine's ÷ ceiling from the copy run of the same repetition (longer; keeps drift over the grid out of the ratios)")
 	brokerPID := fs.Int("broker-pid", 0, "the broker's process, whose CPU time goes beside each engine's (0: the local process running kafka.Kafka; -1: none)")
 	profileDir := fs.String("profile", "", "write a CPU profile of every Weir run into this directory (go tool pprof bin/nexmark FILE)")
 	producer := producerFlags(fs)
@@ -150,6 +151,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 		Parallelism: *parallelism, WorkDir: *workDir, Timeout: *timeout, Log: out,
 		Reference: "weir", Strict: []string{"flink"}, Producer: p,
 		Reps: *reps, Warmup: *warmup, MinWindow: *minWindow, MaxEvents: *maxEvents, BrokerPID: *brokerPID,
+		CeilingBeside: *ceilingBeside,
 	}
 	more := map[string]string{}
 	for _, kv := range list(*scripts) {
