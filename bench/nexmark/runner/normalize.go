@@ -119,9 +119,15 @@ func Diff(aName string, a Multiset, bName string, b Multiset, limit int) string 
 // ReadResults reads the committed results of topic whose record timestamp
 // is before before (all if before is zero), normalised.
 func ReadResults(ctx context.Context, brokers []string, topic string, before time.Time) (Multiset, error) {
+	return readResults(ctx, brokers, topic, before, func() {})
+}
+
+// readResults is ReadResults, calling read after every record read.
+func readResults(ctx context.Context, brokers []string, topic string, before time.Time, read func()) (Multiset, error) {
 	m := Multiset{}
 	var bad error
 	err := verify.ReadCommitted(ctx, []string{topic}, func(r *kgo.Record) {
+		read()
 		if !before.IsZero() && !r.Timestamp.Before(before) {
 			return
 		}

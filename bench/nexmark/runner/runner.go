@@ -37,6 +37,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -544,11 +545,18 @@ func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measuremen
 		return err
 	}
 	if p.CrossCheck && !liveStart.IsZero() {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		// However long the output, the read fails only when it stalls: a
+		// fixed deadline failed a 12M-event q1 whose read was well on its
+		// way.
+		rctx, read, cancel := stallContext(ctx, r.cfg.Timeout)
 		defer cancel()
 		r.waitSettled(rctx, spec.Output)
-		res, err := ReadResults(rctx, r.cfg.Brokers, spec.Output, liveStart)
+		read()
+		res, err := readResults(rctx, r.cfg.Brokers, spec.Output, liveStart, read)
 		if err != nil {
+			if cause := context.Cause(rctx); cause != nil && ctx.Err() == nil {
+				err = cause
+			}
 			return fmt.Errorf("reading the results: %w", err)
 		}
 		m.Results = res
@@ -557,6 +565,32 @@ func (r *run) do(ctx context.Context, e Engine, spec Spec, p Pass, m *Measuremen
 }
 
 var errExited = errors.New("engine exited")
+
+// stallContext returns a context that ends stall after the last call of
+// progress (or of stallContext), with an error saying so as its cause, and
+// its cancel function.
+func stallContext(ctx context.Context, stall time.Duration) (_ context.Context, progress func(), cancel func()) {
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	var last atomic.Int64
+	progress = func() { last.Store(time.Now().UnixNano()) }
+	progress()
+	go func() {
+		t := time.NewTicker(min(stall/4, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if idle := now.Sub(time.Unix(0, last.Load())); idle > stall {
+					cancelCause(fmt.Errorf("no progress for %v", idle.Round(time.Millisecond)))
+					return
+				}
+			}
+		}
+	}()
+	return ctx, progress, func() { cancelCause(nil) }
+}
 
 // live writes events at LiveRate for LiveFor, stamped with the present,
 // and measures the latency of the results stamped from its start on.

@@ -365,3 +365,26 @@ func TestPairedRatios(t *testing.T) {
 		t.Errorf("pairedRatios = %q, want %q", got, want)
 	}
 }
+
+// TestStallContext ends the context only once progress stops.
+func TestStallContext(t *testing.T) {
+	ctx, progress, cancel := stallContext(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	// Five stalls' worth of steady progress, a reader's records.
+	reads := time.NewTicker(20 * time.Millisecond)
+	defer reads.Stop()
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); <-reads.C {
+		if ctx.Err() != nil {
+			t.Fatalf("ended while progressing: %v", context.Cause(ctx))
+		}
+		progress()
+	}
+	select {
+	case <-ctx.Done():
+		if cause := context.Cause(ctx); cause == nil || !strings.Contains(cause.Error(), "no progress for") {
+			t.Fatalf("cause %v", cause)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still alive 5 s after progress stopped")
+	}
+}
