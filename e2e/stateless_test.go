@@ -198,8 +198,13 @@ func TestPoisonRecordStopsTheProcess(t *testing.T) {
 		recs = append(recs, &kgo.Record{Topic: in, Value: []byte(v)})
 	}
 	kafkatest.ProduceSync(t, kafkatest.Client(t, brokers), recs...)
+	// Both lives on one state directory, as a restarted container: the
+	// same replica, so the second rejoins the group as the first's static
+	// member at once. (A replica stopped by an error does not leave the
+	// group; another would wait out the session timeout for its tasks.)
+	stateDir := t.TempDir()
 	p := startJob(t, "JOB_INPUT="+in, "JOB_OUTPUT="+out, "WEIR_BROKERS="+strings.Join(brokers, ","),
-		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR=")
+		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR=", "WEIR_STATE_DIR="+stateDir)
 	if code := p.wait(t, time.Minute); code != 1 {
 		t.Fatalf("exit code %d, want 1", code)
 	}
@@ -214,7 +219,7 @@ func TestPoisonRecordStopsTheProcess(t *testing.T) {
 	}
 	// Restarting does not skip it: the job stops at the same record again.
 	again := startJob(t, "JOB_INPUT="+in, "JOB_OUTPUT="+out, "WEIR_BROKERS="+strings.Join(brokers, ","),
-		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR=")
+		"WEIR_GROUP="+group, "WEIR_METRICS_ADDR=", "WEIR_STATE_DIR="+stateDir)
 	if code := again.wait(t, time.Minute); code != 1 || !strings.Contains(again.output.String(), "@42") {
 		t.Fatalf("restart: exit %d, output:\n%s", code, again.output.String())
 	}
