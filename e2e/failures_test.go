@@ -179,7 +179,7 @@ func TestDeadLettersExactlyOnceThroughCrashes(t *testing.T) {
 		}
 		return good
 	})
-	produced := produceInSlices(t, brokers, input, 2000, 20*time.Millisecond)
+	produced := produceInSlices(t, brokers, input, 1000, 20*time.Millisecond) // about 20 s of input
 	outs := collect(t, brokers, out)
 	env := []string{"JOB_INPUT=" + in, "JOB_OUTPUT=" + out, "WEIR_BROKERS=" + strings.Join(brokers, ","),
 		"WEIR_GROUP=" + group, "WEIR_METRICS_ADDR=", "WEIR_CHECKPOINT_INTERVAL=100ms", "WEIR_SESSION_TIMEOUT=6s",
