@@ -383,7 +383,7 @@ func (r *run) measure(ctx context.Context, e Engine, q, beside string, p Pass, e
 	r.logf("%s %s (%s, repetition %d, %d events): starting", e.Name, what, p, rep, events)
 	if err := r.do(ctx, e, spec, p, m); err != nil {
 		m.Err = err.Error()
-		r.logf("%s %s: FAILED: %v", e.Name, q, err)
+		r.logf("%s %s: FAILED: %v", e.Name, what, err)
 	} else {
 		r.logf("%s %s: %.0f events/s, %.0f events/CPU-s over %v (broker %v CPU), first output %v, peak RSS %d MiB, latency %s",
 			e.Name, q, m.WallRate, m.CPURate, m.Window.Round(time.Millisecond), m.BrokerCPU.Round(10*time.Millisecond),

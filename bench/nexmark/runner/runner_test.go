@@ -206,13 +206,7 @@ func TestRunResizesShortWindowsAndRepeats(t *testing.T) {
 		// repetitions fell short of them.
 		Reps: 2, MinWindow: 2 * time.Second, Warmup: 100 * time.Millisecond, MaxEvents: 2_000_000, BrokerPID: -1,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	ms, problems, err := Run(ctx, cfg)
-	t.Logf("runner log:\n%s", log.String())
-	if err != nil {
-		t.Fatalf("Run: %v (%q)", err, problems)
-	}
+	ms := runClean(t, cfg, &log)
 	var s Summary
 	for _, m := range ms {
 		s.add(m)
@@ -289,6 +283,20 @@ func fakeBroker(t *testing.T) []string {
 	return c.ListenAddrs()
 }
 
+// runClean runs cfg, logs the runner's log, and fails the test on any
+// problem.
+func runClean(t *testing.T, cfg Config, log *strings.Builder) []*Measurement {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ms, problems, err := Run(ctx, cfg)
+	t.Logf("runner log:\n%s", log.String())
+	if err != nil {
+		t.Fatalf("Run: %v (%q)", err, problems)
+	}
+	return ms
+}
+
 // TestRunCeilingBeside runs the copy beside each query: in every
 // repetition of a query, before its engine, and never on its own; each
 // ratio comes from the copy run of the same repetition.
@@ -304,13 +312,7 @@ func TestRunCeilingBeside(t *testing.T) {
 		Reps: 2, MinWindow: time.Second, Warmup: 100 * time.Millisecond, MaxEvents: 2_000_000,
 		BrokerPID: -1, CeilingBeside: true,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	ms, problems, err := Run(ctx, cfg)
-	t.Logf("runner log:\n%s", log.String())
-	if err != nil {
-		t.Fatalf("Run: %v (%q)", err, problems)
-	}
+	ms := runClean(t, cfg, &log)
 	var got []string
 	for _, m := range ms {
 		if !m.Sizing {
